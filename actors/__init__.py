@@ -1,0 +1,1 @@
+"""The actor runtime (mailboxes, ask/tell, supervision) and the agent's actors."""

@@ -1,0 +1,1 @@
+"""The agent process: configuration, transports, RPC, the libvirt layer, client and CLI."""

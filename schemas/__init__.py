@@ -1,0 +1,1 @@
+"""Versioned objects: fields, registry, change tracking, back-levelling and the msgpack codec."""

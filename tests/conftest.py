@@ -1,0 +1,69 @@
+"""Fixtures that find the real components the test tiers use.
+
+A test that needs a component asks for its fixture. When the component is missing the test
+skips on a laptop, but under CI=true it FAILS with a message naming the component and how to
+start it: CI must prove the real paths, never skip them.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from typing import NoReturn
+from urllib.parse import urlparse
+
+import pytest
+
+IN_CI = os.environ.get("CI") == "true"
+AMQP_URL = os.environ.get("VIRTACTOR_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+QEMU_URI = os.environ.get("VIRTACTOR_TEST_QEMU_URI", "qemu:///system")
+
+
+def missing_component(component: str, how_to_start: str) -> NoReturn:
+    """Fail under CI, skip elsewhere, with one message naming the component and the fix."""
+    message = f"{component} is not available; start it with: {how_to_start}"
+    if IN_CI:
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_url() -> str:
+    """The AMQP URL of a real, reachable RabbitMQ broker."""
+    parsed = urlparse(AMQP_URL)
+    host, port = parsed.hostname or "127.0.0.1", parsed.port or 5672
+    try:
+        with socket.create_connection((host, port), timeout=3):
+            pass
+    except OSError as exc:
+        missing_component(
+            f"RabbitMQ at {host}:{port} ({exc})", "deploy/local/services.sh start (or make test)"
+        )
+    return AMQP_URL
+
+
+@pytest.fixture(scope="session")
+def qemu_uri() -> Iterator[str]:
+    """The URI of a real libvirtd whose QEMU driver can run `type='qemu'` (TCG) domains."""
+    try:
+        import libvirt
+    except ImportError as exc:
+        missing_component(f"libvirt-python ({exc})", "make test (installs the package)")
+    try:
+        conn = libvirt.open(QEMU_URI)
+    except libvirt.libvirtError as exc:
+        missing_component(
+            f"libvirtd at {QEMU_URI} ({exc.get_error_message()})",
+            "deploy/local/services.sh start (or make test)",
+        )
+    try:
+        caps = conn.getCapabilities()
+    finally:
+        conn.close()
+    if "<domain type='qemu'" not in caps:
+        missing_component(
+            f"the QEMU driver behind {QEMU_URI} (no type='qemu' domain in its capabilities)",
+            "apt-get install qemu-system-x86 libvirt-daemon-driver-qemu, then restart libvirtd",
+        )
+    yield QEMU_URI
