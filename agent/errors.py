@@ -1,0 +1,92 @@
+"""The agent's errors, and the one place that names the whole tree.
+
+    VirtactorError                          schemas.errors
+    ├── SchemaError ...                     schemas.errors (fields, decoding, versions)
+    ├── ActorError ...                      actors.errors (mailboxes, asks, supervision)
+    ├── TransportError                      the bus could not carry a message
+    │   ├── Unroutable                      no agent queue for that host
+    │   ├── CallTimeout (TimeoutError)      no reply before the deadline
+    │   ├── TransportClosed                 used after aclose()
+    │   └── InvalidRoutingKey               a host or pattern word that is not one routing word
+    ├── HypervisorUnavailable               libvirt is unreachable (retryable)
+    ├── AgentInitializing                   the host is still adopting guests (retryable)
+    ├── InstanceNotFound / InstanceInvalidState
+    ├── ClaimFailed, NotSupported
+    └── RemoteError                         a remote failure with no local class of that name
+
+Errors keep "we closed it" (TransportClosed, ActorStopped) apart from "it broke".
+"""
+
+from __future__ import annotations
+
+from schemas.errors import SchemaError, VirtactorError
+
+
+class TransportError(VirtactorError):
+    msg_fmt = "transport error: {reason}"
+
+
+class Unroutable(TransportError):
+    msg_fmt = "no agent is serving host {host!r}: the request could not be routed"
+    retryable = True
+
+
+class CallTimeout(TransportError, TimeoutError):
+    msg_fmt = "no reply to {method!r} from host {host!r} within {timeout:.3f}s"
+    retryable = True
+
+
+class TransportClosed(TransportError):
+    msg_fmt = "the transport is closed"
+
+
+class InvalidRoutingKey(TransportError):
+    msg_fmt = "{key!r} is not a valid routing-key word (letters, digits, '_', '-', ':')"
+
+
+class HypervisorUnavailable(VirtactorError):
+    msg_fmt = "the hypervisor at {uri!r} is unavailable: {reason}"
+    retryable = True
+
+
+class AgentInitializing(VirtactorError):
+    msg_fmt = "host {host!r} is still adopting its guests; retry shortly"
+    retryable = True
+
+
+class InstanceNotFound(VirtactorError):
+    msg_fmt = "instance {uuid} could not be found"
+
+
+class InstanceInvalidState(VirtactorError):
+    msg_fmt = "cannot {action} instance {uuid} while {attr} is {state!r}"
+
+
+class ClaimFailed(VirtactorError):
+    msg_fmt = "claim for instance {uuid} failed: {reason}"
+
+
+class NotSupported(VirtactorError):
+    msg_fmt = "{operation} is not supported: {reason}"
+
+
+class RemoteError(VirtactorError):
+    msg_fmt = "remote {exc_type}: {exc_message}"
+
+
+__all__ = [
+    "AgentInitializing",
+    "CallTimeout",
+    "ClaimFailed",
+    "HypervisorUnavailable",
+    "InstanceInvalidState",
+    "InstanceNotFound",
+    "InvalidRoutingKey",
+    "NotSupported",
+    "RemoteError",
+    "SchemaError",
+    "TransportClosed",
+    "TransportError",
+    "Unroutable",
+    "VirtactorError",
+]

@@ -1,0 +1,408 @@
+"""The AMQP transport: RabbitMQ through aio-pika.
+
+Topology, under a configurable prefix (see `topics.Names`):
+- `<p>.commands`   durable topic exchange; `compute.<host>` routes to the host's queue.
+- `<p>.broadcast`  durable fanout exchange bound to every host queue.
+- `<p>.compute.<host>` durable quorum queue (classic where asked), dead-lettering to
+  `<p>.dead-letter` -> `<p>.dead-letters`, with a delivery limit so a message that keeps
+  crashing its consumer ends there instead of looping.
+- `<p>.events`     durable topic exchange; each subscription is an exclusive queue bound to it.
+Replies use RabbitMQ direct reply-to (`amq.rabbitmq.reply-to`): no reply queue to declare.
+
+Delivery rules: every publish is `mandatory` on a confirming channel, so an unroutable request
+fails at once. A call does not wait for its confirm before waiting for the reply (both run at
+once; the reply is the real confirmation); casts, fanouts and events return once confirmed.
+Requests are acknowledged after the handler finished and the reply was published. Across a
+broker reconnect, publishes are retried with the same message id and pending calls are re-sent:
+the receiving side de-duplicates by id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import aio_pika
+import aiormq
+from aio_pika.abc import (
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustChannel,
+    AbstractRobustConnection,
+    ExchangeType,
+)
+
+from agent.errors import CallTimeout, TransportClosed, TransportError, Unroutable
+from agent.transport.base import Delivery, Outcome, RequestHandler, Subscription, Transport
+from agent.transport.topics import Names, host_routing_key
+
+log = logging.getLogger(__name__)
+
+DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
+REASON_HEADER = "x-virtactor-reason"
+# Errors that mean "the connection or channel went away": retry once it is back.
+_CONNECTION_ERRORS = (
+    aiormq.exceptions.AMQPConnectionError,
+    aiormq.exceptions.ChannelInvalidStateError,
+    ConnectionError,
+    RuntimeError,  # aio-pika raises RuntimeError when the underlay channel is closing
+)
+
+
+@dataclass(slots=True, frozen=True)
+class AmqpSettings:
+    """How to reach and shape the broker side. `url` may carry `?heartbeat=N`."""
+
+    url: str
+    prefix: str = "virtactor"
+    prefetch: int = 64
+    quorum: bool = True
+    delivery_limit: int = 5
+    publish_timeout: float = 30.0
+    reconnect_interval: float = 1.0
+
+
+@dataclass(slots=True)
+class _PendingCall:
+    reply: asyncio.Future[bytes]
+    message: aio_pika.Message
+    routing_key: str
+
+
+class _AmqpSubscription(Subscription):
+    def __init__(self, queue: AbstractQueue) -> None:
+        self._queue = queue
+        self._items: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._tag: str | None = None
+
+    async def start(self) -> None:
+        self._tag = await self._queue.consume(self._on_message, no_ack=True)
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        self._items.put_nowait(message.body)
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        while (body := await self._items.get()) is not None:
+            yield body
+
+    async def aclose(self) -> None:
+        self._items.put_nowait(None)
+        with contextlib.suppress(*_CONNECTION_ERRORS):
+            if self._tag is not None:
+                await self._queue.cancel(self._tag)
+            await self._queue.delete(if_unused=False, if_empty=False)
+
+
+class AmqpTransport(Transport):
+    """A `Transport` over RabbitMQ. One robust connection; see the module docstring."""
+
+    def __init__(self, settings: AmqpSettings) -> None:
+        self.settings = settings
+        self.names = Names(settings.prefix)
+        self._connection: AbstractRobustConnection | None = None
+        self._calls: AbstractRobustChannel | None = None  # calls and their direct replies
+        self._confirmed: AbstractRobustChannel | None = None  # casts, events, declarations
+        self._commands_fast: AbstractExchange | None = None
+        self._commands: AbstractExchange | None = None
+        self._broadcast: AbstractExchange | None = None
+        self._events: AbstractExchange | None = None
+        self._dead_letter: AbstractExchange | None = None
+        self._pending: dict[str, _PendingCall] = {}
+        self._consumers: list[tuple[AbstractQueue, str, AbstractRobustChannel]] = []
+        self._in_flight: set[asyncio.Task[Any]] = set()
+        self._subscriptions: set[_AmqpSubscription] = set()
+        self._closed = False
+
+    async def start(self) -> None:
+        if self._connection is not None:
+            return
+        self._connection = await aio_pika.connect_robust(
+            self.settings.url,
+            reconnect_interval=self.settings.reconnect_interval,
+            client_properties={"connection_name": f"virtactor:{self.settings.prefix}"},
+        )
+        # aiormq reports a returned (unroutable) message only on a confirming channel.
+        self._calls = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
+        self._confirmed = await self._connection.channel(
+            publisher_confirms=True, on_return_raises=True
+        )
+        assert self._calls is not None and self._confirmed is not None
+        names = self.names
+        self._commands = await self._confirmed.declare_exchange(
+            names.commands, ExchangeType.TOPIC, durable=True
+        )
+        self._broadcast = await self._confirmed.declare_exchange(
+            names.broadcast, ExchangeType.FANOUT, durable=True
+        )
+        self._events = await self._confirmed.declare_exchange(
+            names.events, ExchangeType.TOPIC, durable=True
+        )
+        self._dead_letter = await self._confirmed.declare_exchange(
+            names.dead_letter_exchange, ExchangeType.FANOUT, durable=True
+        )
+        dead_letters = await self._confirmed.declare_queue(names.dead_letter_queue, durable=True)
+        await dead_letters.bind(self._dead_letter)
+        self._commands_fast = await self._calls.get_exchange(names.commands)
+        replies = await self._calls.declare_queue(DIRECT_REPLY_TO, passive=True)
+        await replies.consume(self._on_reply, no_ack=True)
+        self._connection.reconnect_callbacks.add(self._on_reconnected)
+
+    async def aclose(self, timeout: float = 10.0) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for queue, tag, _channel in self._consumers:
+            with contextlib.suppress(*_CONNECTION_ERRORS):
+                await queue.cancel(tag)
+        if self._in_flight:
+            _done, pending = await asyncio.wait(set(self._in_flight), timeout=timeout)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        for call in self._pending.values():
+            if not call.reply.done():
+                call.reply.set_exception(TransportClosed())
+        for sub in list(self._subscriptions):
+            await sub.aclose()
+        if self._connection is not None:
+            await self._connection.close()
+
+    async def declare_host(self, host: str) -> AbstractQueue:
+        """Declare `host`'s durable request queue and its bindings (serving does it too)."""
+        channel = self._channel(self._confirmed)
+        arguments: dict[str, Any] = {"x-dead-letter-exchange": self.names.dead_letter_exchange}
+        if self.settings.quorum:
+            arguments["x-queue-type"] = "quorum"
+            arguments["x-delivery-limit"] = self.settings.delivery_limit
+        queue = await channel.declare_queue(
+            self.names.host_queue(host), durable=True, arguments=arguments
+        )
+        await queue.bind(self._exchange(self._commands), routing_key=host_routing_key(host))
+        await queue.bind(self._exchange(self._broadcast))
+        return queue
+
+    async def delete_host(self, host: str) -> None:
+        """Remove `host`'s queue and whatever is in it (operators retiring a host; tests)."""
+        channel = self._channel(self._confirmed)
+        await channel.queue_delete(self.names.host_queue(host))
+
+    async def serve(self, host: str, handler: RequestHandler) -> None:
+        assert self._connection is not None, "start() the transport first"
+        await self.declare_host(host)
+        channel: AbstractRobustChannel = await self._connection.channel(publisher_confirms=False)
+        await channel.set_qos(prefetch_count=self.settings.prefetch)
+        queue = await channel.get_queue(self.names.host_queue(host))
+
+        async def on_request(message: AbstractIncomingMessage) -> None:
+            task = asyncio.current_task()
+            assert task is not None
+            self._in_flight.add(task)
+            try:
+                await self._handle(message, handler, channel.default_exchange)
+            finally:
+                self._in_flight.discard(task)
+
+        tag = await queue.consume(on_request)
+        self._consumers.append((queue, tag, channel))
+
+    async def call(self, host: str, body: bytes, *, message_id: str, timeout: float) -> bytes:
+        self._check_open()
+        routing_key = host_routing_key(host)
+        message = aio_pika.Message(
+            body,
+            message_id=message_id,
+            correlation_id=message_id,
+            reply_to=DIRECT_REPLY_TO,
+            expiration=max(timeout, 0.001),
+        )
+        reply: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._pending[message_id] = _PendingCall(reply, message, routing_key)
+        publish = asyncio.create_task(self._publish_call(message, routing_key, reply, host))
+        try:
+            async with asyncio.timeout(timeout):
+                return await reply
+        except TimeoutError:
+            raise CallTimeout(host=host, method=message_id, timeout=timeout) from None
+        finally:
+            self._pending.pop(message_id, None)
+            if not publish.done():
+                publish.cancel()
+            await asyncio.gather(publish, return_exceptions=True)
+
+    async def _publish_call(
+        self, message: aio_pika.Message, key: str, reply: asyncio.Future[bytes], host: str
+    ) -> None:
+        try:
+            await self._publish_retrying(self._commands_fast, message, key)
+        except aio_pika.exceptions.DeliveryError:
+            if not reply.done():
+                reply.set_exception(Unroutable(host=host))
+        except TransportClosed as exc:
+            if not reply.done():
+                reply.set_exception(exc)
+
+    async def cast(self, host: str, body: bytes, *, message_id: str, ttl: float | None) -> None:
+        self._check_open()
+        message = _persistent(body, message_id, ttl)
+        await self._confirmed_publish(self._commands, message, host_routing_key(host), host)
+
+    async def fanout(self, body: bytes, *, message_id: str, ttl: float | None) -> None:
+        self._check_open()
+        message = _persistent(body, message_id, ttl)
+        await self._confirmed_publish(self._broadcast, message, "", "*")
+
+    async def publish_event(self, routing_key: str, body: bytes) -> None:
+        self._check_open()
+        message = aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
+        async with asyncio.timeout(self.settings.publish_timeout):
+            await self._publish_retrying(self._events, message, routing_key, mandatory=False)
+
+    async def subscribe(self, pattern: str) -> Subscription:
+        self._check_open()
+        channel = self._channel(self._calls)
+        queue = await channel.declare_queue(
+            f"{self.settings.prefix}.events.{time.monotonic_ns():x}.{id(self):x}",
+            exclusive=True,
+            auto_delete=True,
+        )
+        await queue.bind(self._exchange(self._events), routing_key=pattern)
+        subscription = _AmqpSubscription(queue)
+        await subscription.start()
+        self._subscriptions.add(subscription)
+        return subscription
+
+    async def dead_letters(self) -> list[tuple[bytes, str]]:
+        channel = self._channel(self._confirmed)
+        queue = await channel.get_queue(self.names.dead_letter_queue)
+        drained: list[tuple[bytes, str]] = []
+        while (message := await queue.get(fail=False, no_ack=True)) is not None:
+            drained.append((message.body, _dead_letter_reason(message)))
+        return drained
+
+    async def _handle(
+        self, message: AbstractIncomingMessage, handler: RequestHandler, replies: AbstractExchange
+    ) -> None:
+        delivery = Delivery(
+            body=message.body,
+            message_id=message.message_id or "",
+            reply_expected=message.reply_to is not None,
+            redelivered=bool(message.redelivered),
+        )
+        try:
+            outcome = await handler(delivery)
+        except Exception:
+            # The handler turns request errors into outcomes; reaching here is a bug in it.
+            log.exception("request handler failed; dead-lettering %s", delivery.message_id)
+            outcome = Outcome(dead_letter="handler-crashed")
+        try:
+            if outcome.dead_letter is not None:
+                await self._to_dead_letter(message, outcome.dead_letter)
+            elif message.reply_to and outcome.reply is not None:
+                # mandatory=False: with direct reply-to, a mandatory reply is both delivered and
+                # returned on RabbitMQ 3.10.
+                await replies.publish(
+                    aio_pika.Message(outcome.reply, correlation_id=message.message_id),
+                    routing_key=message.reply_to,
+                    mandatory=False,
+                )
+            await message.ack()
+        except _CONNECTION_ERRORS as exc:
+            # Unacked, so the broker redelivers it after reconnecting; receivers de-duplicate.
+            log.warning("could not settle %s (%s): redelivery follows", delivery.message_id, exc)
+
+    async def _to_dead_letter(self, message: AbstractIncomingMessage, reason: str) -> None:
+        copy = aio_pika.Message(
+            message.body,
+            message_id=message.message_id,
+            headers={REASON_HEADER: reason, "x-original-routing-key": message.routing_key or ""},
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        )
+        await self._exchange(self._dead_letter).publish(copy, routing_key="", mandatory=False)
+
+    async def _confirmed_publish(
+        self, exchange: AbstractExchange | None, message: aio_pika.Message, key: str, host: str
+    ) -> None:
+        try:
+            async with asyncio.timeout(self.settings.publish_timeout):
+                await self._publish_retrying(exchange, message, key)
+        except aio_pika.exceptions.DeliveryError as exc:
+            raise Unroutable(host=host) from exc
+        except TimeoutError:
+            raise TransportError(
+                reason=f"no publisher confirm within {self.settings.publish_timeout}s"
+            ) from None
+
+    async def _publish_retrying(
+        self,
+        exchange: AbstractExchange | None,
+        message: aio_pika.Message,
+        key: str,
+        mandatory: bool = True,
+    ) -> None:
+        """Publish, waiting out a broker reconnect; the caller's timeout bounds the retries."""
+        target = self._exchange(exchange)
+        while True:
+            self._check_open()
+            try:
+                await target.publish(message, routing_key=key, mandatory=mandatory)
+                return
+            except _CONNECTION_ERRORS as exc:
+                log.info("publish of %s interrupted (%s); retrying", message.message_id, exc)
+                await asyncio.sleep(self.settings.reconnect_interval)
+
+    async def _on_reply(self, message: AbstractIncomingMessage) -> None:
+        call = self._pending.get(message.correlation_id or "")
+        if call is not None and not call.reply.done():
+            call.reply.set_result(message.body)
+
+    async def _on_reconnected(self, *_args: Any) -> None:
+        # A reply sent to the old direct reply-to address is gone: re-send the pending calls
+        # with their ids; the agent answers a duplicate from its reply cache.
+        for call in list(self._pending.values()):
+            if not call.reply.done():
+                with contextlib.suppress(*_CONNECTION_ERRORS):
+                    await self._exchange(self._commands_fast).publish(
+                        call.message, routing_key=call.routing_key, mandatory=True
+                    )
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise TransportClosed()
+
+    @staticmethod
+    def _channel(channel: AbstractRobustChannel | None) -> AbstractRobustChannel:
+        if channel is None:
+            raise RuntimeError("start() the transport first")
+        return channel
+
+    @staticmethod
+    def _exchange(exchange: AbstractExchange | None) -> AbstractExchange:
+        if exchange is None:
+            raise RuntimeError("start() the transport first")
+        return exchange
+
+
+def _persistent(body: bytes, message_id: str, ttl: float | None) -> aio_pika.Message:
+    return aio_pika.Message(
+        body,
+        message_id=message_id,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        expiration=None if ttl is None else max(ttl, 0.001),
+    )
+
+
+def _dead_letter_reason(message: AbstractIncomingMessage) -> str:
+    headers = message.headers or {}
+    reason = headers.get(REASON_HEADER)
+    if isinstance(reason, str):
+        return reason
+    deaths = headers.get("x-death")
+    if isinstance(deaths, list) and deaths and isinstance(deaths[0], dict):
+        return str(deaths[0].get("reason", "unknown"))
+    return "unknown"
