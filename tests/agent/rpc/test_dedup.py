@@ -1,0 +1,84 @@
+"""A redelivered message id runs its work once and gets the first reply."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from agent.rpc.dedup import ReplyCache
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_a_duplicate_after_completion_gets_the_cached_reply_without_running() -> None:
+    cache = ReplyCache()
+    runs: list[str] = []
+
+    async def work() -> bytes:
+        runs.append("ran")
+        return b"reply"
+
+    assert await cache.run_once("m1", work) == (b"reply", False)
+    assert await cache.run_once("m1", work) == (b"reply", True)
+    assert runs == ["ran"]
+    assert cache.duplicates == 1
+
+
+async def test_a_duplicate_during_the_first_run_waits_for_the_same_reply() -> None:
+    cache = ReplyCache()
+    release = asyncio.Event()
+    runs = 0
+
+    async def work() -> bytes:
+        nonlocal runs
+        runs += 1
+        await release.wait()
+        return b"done"
+
+    first = asyncio.create_task(cache.run_once("m1", work))
+    await asyncio.sleep(0)
+    second = asyncio.create_task(cache.run_once("m1", work))
+    await asyncio.sleep(0)
+    release.set()
+    assert await first == (b"done", False)
+    assert await second == (b"done", True)
+    assert runs == 1
+
+
+async def test_a_failed_run_is_forgotten_so_a_redelivery_runs_again() -> None:
+    cache = ReplyCache()
+    attempts = 0
+
+    async def flaky() -> bytes:
+        nonlocal attempts
+        attempts += 1
+        if attempts == 1:
+            raise OSError("first try fails")
+        return b"ok"
+
+    with pytest.raises(OSError, match="first try fails"):
+        await cache.run_once("m1", flaky)
+    assert await cache.run_once("m1", flaky) == (b"ok", False)
+
+
+async def test_entries_expire_after_ttl_and_capacity_evicts_the_oldest() -> None:
+    clock = Clock()
+    cache = ReplyCache(capacity=2, ttl=10, clock=clock)
+
+    async def reply(body: bytes) -> bytes:
+        return body
+
+    await cache.run_once("a", lambda: reply(b"a"))
+    await cache.run_once("b", lambda: reply(b"b"))
+    await cache.run_once("c", lambda: reply(b"c"))
+    assert len(cache) == 2
+    assert await cache.run_once("a", lambda: reply(b"a-again")) == (b"a-again", False)
+    clock.now = 100
+    assert await cache.run_once("c", lambda: reply(b"c-again")) == (b"c-again", False)
