@@ -1,0 +1,127 @@
+"""Agent configuration: read once, at the edge, and passed down as values.
+
+Sources, later ones winning: built-in defaults, a TOML file (`--config`, sections `[agent]`,
+`[libvirt]`, `[amqp]`, `[rpc]`), then `VIRTACTOR_<SECTION>_<KEY>` environment variables (for
+example `VIRTACTOR_AMQP_URL`). Inner layers never read files or the environment themselves.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from schemas.errors import VirtactorError
+
+
+class ConfigError(VirtactorError):
+    msg_fmt = "configuration {where}: {reason}"
+
+
+@dataclass(slots=True, frozen=True)
+class AgentSection:
+    host: str = field(default_factory=socket.gethostname)
+    instances_path: str = "/var/lib/virtactor/instances"
+    blocking_workers: int = 16
+    heartbeat_interval: float = 10.0
+    resync_interval: float = 300.0
+    reboot_flap_delay: float = 2.0
+
+
+@dataclass(slots=True, frozen=True)
+class LibvirtSection:
+    uri: str = "test:///default"
+    liveness_interval: float = 5.0
+
+
+@dataclass(slots=True, frozen=True)
+class AmqpSection:
+    # Empty means the embedded in-process bus: nothing else needs to run.
+    url: str = ""
+    prefix: str = "virtactor"
+    prefetch: int = 64
+    quorum: bool = True
+
+
+@dataclass(slots=True, frozen=True)
+class RpcSection:
+    call_timeout: float = 60.0
+    max_message_bytes: int = 4 * 1024 * 1024
+    # Pin every object sent to at most these versions during a rolling upgrade, e.g.
+    # version_cap = { Instance = "1.0", ComputeNode = "1.0" }.
+    version_cap: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True, frozen=True)
+class AgentConfig:
+    agent: AgentSection = field(default_factory=AgentSection)
+    libvirt: LibvirtSection = field(default_factory=LibvirtSection)
+    amqp: AmqpSection = field(default_factory=AmqpSection)
+    rpc: RpcSection = field(default_factory=RpcSection)
+
+
+_SECTIONS: dict[str, type[Any]] = {
+    "agent": AgentSection,
+    "libvirt": LibvirtSection,
+    "amqp": AmqpSection,
+    "rpc": RpcSection,
+}
+
+
+def load_config(path: Path | None = None, environ: Mapping[str, str] | None = None) -> AgentConfig:
+    """Build the configuration from defaults, the TOML file at `path`, then `environ`."""
+    raw: dict[str, dict[str, Any]] = {name: {} for name in _SECTIONS}
+    if path is not None:
+        try:
+            document = tomllib.loads(path.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(where=str(path), reason=str(exc)) from exc
+        for section, values in document.items():
+            if section not in _SECTIONS or not isinstance(values, dict):
+                raise ConfigError(where=f"{path} [{section}]", reason="unknown section")
+            raw[section].update(values)
+    for key, value in (os.environ if environ is None else environ).items():
+        parts = key.split("_", 2)
+        if len(parts) == 3 and parts[0] == "VIRTACTOR" and parts[1].lower() in _SECTIONS:
+            raw[parts[1].lower()][parts[2].lower()] = value
+    sections = {name: _build(cls, name, raw[name]) for name, cls in _SECTIONS.items()}
+    return AgentConfig(**sections)
+
+
+def _build(cls: type[Any], section: str, values: Mapping[str, Any]) -> Any:
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in known:
+            raise ConfigError(where=f"[{section}] {key}", reason="unknown setting")
+        default = getattr(cls(), key)
+        kwargs[key] = _coerce(value, default, f"[{section}] {key}")
+    return cls(**kwargs)
+
+
+def _coerce(value: Any, default: Any, where: str) -> Any:
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "0", "false", "no"):
+            return value.lower() in ("1", "true", "yes")
+    elif isinstance(default, int | float):
+        try:
+            return type(default)(value)
+        except (TypeError, ValueError):
+            pass
+    elif isinstance(default, str):
+        if isinstance(value, str):
+            return value
+    elif (
+        isinstance(default, Mapping)
+        and isinstance(value, Mapping)
+        and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+    ):
+        return dict(value)
+    raise ConfigError(where=where, reason=f"{value!r} is not a valid {type(default).__name__}")
