@@ -1,0 +1,123 @@
+"""Plain counters of the runtime, shaped for a Prometheus exporter to read.
+
+Nothing here knows about an exporter: an exporter reads these objects on each scrape
+(`virtactor_actor_messages_total`, `virtactor_actor_handler_seconds`, ...).
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from actors.mailbox import Mailbox
+
+# Seconds. From a sub-millisecond bookkeeping message up to a live migration's handler.
+DEFAULT_LATENCY_BOUNDS: tuple[float, ...] = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    300.0,
+)
+
+
+@dataclass(slots=True)
+class LatencyHistogram:
+    """Handler durations in buckets with Prometheus `le` semantics (value <= bound)."""
+
+    bounds: tuple[float, ...] = DEFAULT_LATENCY_BOUNDS
+    counts: list[int] = field(default_factory=list)  # one per bound, then the +Inf bucket
+    sum: float = 0.0
+    count: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.counts:
+            self.counts = [0] * (len(self.bounds) + 1)
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect_left(self.bounds, seconds)] += 1
+        self.sum += seconds
+        self.count += 1
+
+    def cumulative(self) -> list[tuple[float, int]]:
+        """(upper bound, observations <= bound) pairs ending with +Inf, as Prometheus wants."""
+        running = 0
+        buckets: list[tuple[float, int]] = []
+        for bound, count in zip((*self.bounds, float("inf")), self.counts, strict=True):
+            running += count
+            buckets.append((bound, running))
+        return buckets
+
+
+@dataclass(slots=True)
+class ActorStats:
+    """The live counters of one actor (read them, don't write them).
+
+    `handled` counts messages whose handler ran (whatever its outcome), `failed` those whose
+    handler raised, `expired` those skipped because their deadline passed first, `restarts`
+    the times the supervisor restarted the actor.
+    """
+
+    mailbox: Mailbox
+    handled: int = 0
+    failed: int = 0
+    expired: int = 0
+    restarts: int = 0
+    # Created on the first handled message: most of the many instance actors sit idle.
+    _latency: LatencyHistogram | None = None
+
+    @property
+    def mailbox_depth(self) -> int:
+        return len(self.mailbox)
+
+    @property
+    def mailbox_capacity(self) -> int:
+        return self.mailbox.capacity
+
+    @property
+    def latency(self) -> LatencyHistogram:
+        """Handler latency; an empty histogram when nothing was handled yet."""
+        return self._latency if self._latency is not None else LatencyHistogram()
+
+    def observe(self, seconds: float) -> None:
+        self.handled += 1
+        if self._latency is None:
+            self._latency = LatencyHistogram()
+        self._latency.observe(seconds)
+
+
+@dataclass(slots=True)
+class SystemStats:
+    """Counters of a whole actor system: actors that came and went."""
+
+    spawned: int = 0
+    stopped: int = 0
+    gave_up: int = 0
+
+
+def merge_histograms(histograms: Iterable[LatencyHistogram]) -> LatencyHistogram:
+    """One histogram summing `histograms`, e.g. all actors of one kind for one metric series."""
+    total = LatencyHistogram()
+    for histogram in histograms:
+        if histogram.bounds != total.bounds:
+            raise ValueError(f"histogram bounds differ: {histogram.bounds} != {total.bounds}")
+        for index, count in enumerate(histogram.counts):
+            total.counts[index] += count
+        total.sum += histogram.sum
+        total.count += histogram.count
+    return total
