@@ -230,6 +230,7 @@ class ActorSystem:
 
     def _stop_task_of(self, cell: ActorCell, timeout: float) -> asyncio.Task[None]:
         if cell.stop_task is None:
+            cell.mailbox.close()  # refuse new messages now, not when the task first runs
             cell.stop_task = self._start_task(cell.stop(timeout), f"stop:{cell.address}")
         return cell.stop_task
 
