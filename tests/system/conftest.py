@@ -113,11 +113,10 @@ def scan_console(path: Path, marker: Marker, start: int = 0) -> tuple[ConsoleLin
     except FileNotFoundError:
         return None, start
     offset = start
-    for raw in data.splitlines(keepends=True):
-        if not raw.endswith(b"\n"):
-            break  # the guest is still printing this line
-        offset += len(raw)
-        line = raw.decode(errors="replace").rstrip("\r\n")
+    # The last piece has no newline yet: the guest is still printing it.
+    for raw in data.split(b"\n")[:-1]:
+        offset += len(raw) + 1
+        line = raw.decode(errors="replace").rstrip("\r")
         if _matches(line, marker):
             return ConsoleLine(text=line, end=offset), offset
     return None, offset
@@ -128,7 +127,7 @@ def _timeout_error(path: Path, marker: Marker, timeout: float) -> ConsoleMarkerT
         tail = path.read_bytes().decode(errors="replace").splitlines()[-5:]
     except FileNotFoundError:
         tail = ["<no console file>"]
-    shown = marker if isinstance(marker, str) else marker.pattern
+    shown = str(marker) if isinstance(marker, str) else marker.pattern
     return ConsoleMarkerTimeout(path=path, marker=shown, timeout=timeout, tail=tail)
 
 
@@ -175,6 +174,27 @@ def wait_for_domain_state(dom: libvirt.virDomain, state: int, timeout: float) ->
         time.sleep(CONSOLE_POLL_SECONDS)
         current = dom.state()
     return (current[0], current[1])
+
+
+# --- migration ---------------------------------------------------------------------------
+
+LIVE_MIGRATION_FLAGS = (
+    libvirt.VIR_MIGRATE_LIVE
+    | libvirt.VIR_MIGRATE_PEER2PEER
+    | libvirt.VIR_MIGRATE_PERSIST_DEST
+    | libvirt.VIR_MIGRATE_UNDEFINE_SOURCE
+)
+# libvirt refuses loopback in qemu.conf's migration_host/migration_address, so the data
+# connection is pinned to loopback per call: the target QEMU listens on 127.0.0.1 only.
+LOOPBACK_MIGRATION_PARAMS = {
+    libvirt.VIR_MIGRATE_PARAM_URI: "tcp://127.0.0.1",
+    libvirt.VIR_MIGRATE_PARAM_LISTEN_ADDRESS: "127.0.0.1",
+}
+
+
+def live_migrate(dom: libvirt.virDomain, target: LocalHost) -> None:
+    """Live-migrate `dom` to `target` over loopback; blocks until libvirt reports the outcome."""
+    dom.migrateToURI3(target.uri, LOOPBACK_MIGRATION_PARAMS, LIVE_MIGRATION_FLAGS)
 
 
 # --- hosts ---------------------------------------------------------------------------------

@@ -51,7 +51,8 @@ class GuestMarker(StrEnum):
     SHUTDOWN_REQUESTED = f"{MARKER_PREFIX} shutdown requested"
 
 
-HEARTBEAT_RE = re.compile(re.escape(GuestMarker.HEARTBEAT) + r" (\d+)")
+# The marker has no regex metacharacters, so it reads the same inside the pattern.
+HEARTBEAT_RE = re.compile(GuestMarker.HEARTBEAT.value + r" (\d+)")
 DIRTY_CMDLINE_FLAG = "virtactor.dirty"
 
 # Loaded in this order after their modules.dep dependencies; any may be built in instead.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import shutil
 import subprocess
@@ -12,9 +13,12 @@ import libvirt
 import pytest
 
 from tests.system.conftest import (
+    ConsoleLine,
+    ConsoleMarkerTimeout,
     DomainJanitor,
     LocalHost,
     wait_for_console,
+    wait_for_console_async,
     wait_for_domain_state,
 )
 from tests.system.domains import disk_xml, guest_domain_xml
@@ -132,6 +136,55 @@ def test_initramfs_holds_init_busybox_a_console_and_the_modules_in_load_order(
     loaded = extracted.split()
     assert [m for m in loaded if m in wanted] == wanted
     assert all(f"lib/modules/{m}" in entries for m in loaded)
+
+
+# --- reading the console ------------------------------------------------------------------
+
+
+def test_wait_for_console_ignores_a_line_the_guest_is_still_printing(tmp_path: Path) -> None:
+    console = tmp_path / "console.log"
+    console.write_bytes(b"VIRTACTOR-GUEST: disks vda\r\nVIRTACTOR-GUEST: booted")
+    with pytest.raises(ConsoleMarkerTimeout) as caught:
+        wait_for_console(console, GuestMarker.BOOTED, 0.3)
+    assert str(caught.value) == (
+        f"no console line matching 'VIRTACTOR-GUEST: booted' in {console} within 0.3s; "
+        "last lines: ['VIRTACTOR-GUEST: disks vda', 'VIRTACTOR-GUEST: booted']"
+    )
+
+
+def test_wait_for_console_matches_whole_lines_from_the_given_offset(tmp_path: Path) -> None:
+    console = tmp_path / "console.log"
+    console.write_bytes(b"VIRTACTOR-GUEST: disks vda vdb\r\nVIRTACTOR-GUEST: disks vda\r\n")
+    first = wait_for_console(console, disks_line(["vda"]), 1.0)
+    assert first == ConsoleLine(text="VIRTACTOR-GUEST: disks vda", end=console.stat().st_size)
+    with pytest.raises(ConsoleMarkerTimeout):
+        wait_for_console(console, disks_line(["vda", "vdb"]), 0.3, start=first.end)
+
+
+async def test_wait_for_console_async_sees_a_line_written_while_it_waits(tmp_path: Path) -> None:
+    console = tmp_path / "console.log"
+    console.write_bytes(b"VIRTACTOR-GUEST: heartbeat 1\n")
+
+    async def guest_prints() -> None:
+        await asyncio.sleep(0.3)
+        with console.open("ab") as out:
+            out.write(b"VIRTACTOR-GUEST: heartbeat 2\n")
+
+    async with asyncio.TaskGroup() as tasks:
+        tasks.create_task(guest_prints())
+        line = await wait_for_console_async(console, HEARTBEAT_RE, 10.0, start=29)
+    assert line == ConsoleLine(text="VIRTACTOR-GUEST: heartbeat 2", end=58)
+
+
+async def test_wait_for_console_async_times_out_with_the_console_tail(tmp_path: Path) -> None:
+    console = tmp_path / "missing.log"
+    with pytest.raises(ConsoleMarkerTimeout) as caught:
+        await wait_for_console_async(console, HEARTBEAT_RE, 0.3)
+    assert str(caught.value) == (
+        # The pattern shows as its repr, backslash doubled.
+        rf"no console line matching 'VIRTACTOR-GUEST: heartbeat (\\d+)' in {console} "
+        "within 0.3s; last lines: ['<no console file>']"
+    )
 
 
 # --- booting -------------------------------------------------------------------------------
