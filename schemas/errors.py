@@ -6,8 +6,19 @@ from (class name, fields) and a log line names the thing and the value that was 
 
     VirtactorError
     ├── SchemaError                  (schemas/)  an object or value does not fit its schema
-    │   ├── ...                      field validation, unknown objects, version mismatches
-    │   └── DecodeError              bytes that are not a valid message
+    │   ├── ObjectFieldError         a value does not fit Object.field
+    │   ├── UnknownFieldError        no such field
+    │   ├── UnsetFieldError          read of an unset field without default (AttributeError)
+    │   ├── ReadOnlyFieldError       second assignment of a read-only field
+    │   ├── UnknownObjectError       no such object name in the registry
+    │   ├── IncompatibleObjectVersion  a newer minor version; carries our manifest (retryable)
+    │   ├── ObjectVersionError       another major version, or an impossible back-level target
+    │   ├── EncodeError              a value the wire cannot carry
+    │   ├── DecodeError              bytes that are not a valid message (any decode failure
+    │   │                            except IncompatibleObjectVersion, which is not a subclass)
+    │   ├── NotRemotable             a remote call to a method that is not remotable
+    │   ├── NoObjectStore            a local remotable body with no store in use
+    │   └── ObjectNotFound           the store has no such object
     ├── ActorError                   (actors/)   mailboxes, asks, supervision
     └── ...                          (agent/)    hypervisor, instances, RPC
 
@@ -55,3 +66,119 @@ class SchemaError(VirtactorError):
     """An object, field or value does not fit its declared schema."""
 
     msg_fmt = "schema error"
+
+
+class ObjectFieldError(SchemaError):
+    """A value does not fit a field: names `Object.field`, the expected type and the value."""
+
+    objname: str
+    field: str
+    expected: str
+    value: Any
+    msg_fmt = "{objname}.{field}: expected {expected}, got {value!r}"
+
+
+class UnknownFieldError(SchemaError):
+    """A name that is not a field of the object (constructor keyword, wire data, lookup)."""
+
+    objname: str
+    field: str
+    msg_fmt = "{objname} has no field {field!r}"
+
+
+class UnsetFieldError(SchemaError, AttributeError):
+    """Reading a field that was never set and has no default.
+
+    Also an `AttributeError`, so `getattr(obj, name, fallback)` and `hasattr` behave.
+    """
+
+    objname: str
+    field: str
+    msg_fmt = "{objname}.{field} is not set and has no default"
+
+
+class ReadOnlyFieldError(SchemaError):
+    """Changing a read-only field that already holds a value."""
+
+    objname: str
+    field: str
+    current: Any
+    msg_fmt = "{objname}.{field} is read-only and already set to {current!r}"
+
+
+class UnknownObjectError(SchemaError):
+    """An object name the registry does not know."""
+
+    objname: str
+    msg_fmt = "unknown object type {objname!r}"
+
+
+class IncompatibleObjectVersion(SchemaError):
+    """A peer sent an object of a version this side cannot read.
+
+    Raised for a newer minor version of a known object. It carries the receiver's whole
+    `manifest` ({object name: newest version}), so the sender can encode again back-levelled
+    to it; hence `retryable`. Not a `DecodeError`: callers catch it on its own.
+    """
+
+    objname: str
+    objver: str
+    supported: str
+    manifest: dict[str, str]
+    msg_fmt = "{objname} version {objver} is newer than the supported {supported}"
+    retryable = True
+
+
+class ObjectVersionError(SchemaError):
+    """A version that cannot be bridged: another major version, or a back-level target newer
+    than the sender's own. Not retryable: no manifest makes the two sides agree."""
+
+    objname: str
+    version: str
+    supported: str
+    reason: str
+    msg_fmt = "{objname} version {version} is not supported (this side has {supported}): {reason}"
+
+
+class EncodeError(SchemaError):
+    """A value that the codec cannot put on the wire."""
+
+    reason: str
+    msg_fmt = "cannot encode: {reason}"
+
+
+class DecodeError(SchemaError):
+    """Bytes that are not a valid message: garbage, over a limit, or objects that do not validate.
+
+    `reason` says what was wrong; the underlying error, if any, is the `__cause__`.
+    """
+
+    reason: str
+    msg_fmt = "cannot decode: {reason}"
+
+
+class NotRemotable(SchemaError):
+    """A remote call named a method that is not a remotable method of the object."""
+
+    objname: str
+    method: str
+    msg_fmt = "{objname}.{method} is not a remotable method"
+
+
+class NoObjectStore(SchemaError):
+    """A remotable method ran locally but no object store is in use."""
+
+    objname: str
+    method: str
+    msg_fmt = (
+        "{objname}.{method} needs an object store or an indirection API; "
+        "wrap the call in use_object_store(...) or use_indirection(...)"
+    )
+
+
+class ObjectNotFound(SchemaError):
+    """The object store holds no object of that name and key."""
+
+    objname: str
+    key: str
+    msg_fmt = "{objname} {key!r} could not be found"

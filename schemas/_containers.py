@@ -1,0 +1,167 @@
+"""Container field types: dict (string keys), list and set of one element field type."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from schemas._field import UNSET, Field
+from schemas.errors import ObjectFieldError
+
+_STR_ONLY = frozenset({str})
+
+
+class _ContainerField(Field):
+    """Shared element handling: element errors name the element (`metadata['k']`, `dns[2]`)."""
+
+    __slots__ = ("_elem_types", "_elem_values", "element")
+    mutable = True
+
+    def __init__(
+        self,
+        element: Field,
+        *,
+        nullable: bool = False,
+        default: Any = UNSET,
+        read_only: bool = False,
+    ) -> None:
+        if not isinstance(element, Field):
+            raise TypeError(f"a container field needs an element field, got {element!r}")
+        self.element = element
+        etype, evalues = element.fast_check()
+        # Exact element types the decoder can accept in bulk, without a call per element.
+        self._elem_types: frozenset[type] | None = None
+        if etype is not None:
+            self._elem_types = frozenset({etype, type(None)} if element.nullable else {etype})
+        self._elem_values = evalues
+        super().__init__(nullable=nullable, default=default, read_only=read_only)
+
+    def expected_text(self) -> str:
+        text = f"{self.expected} of {self.element.expected_text()}"
+        return f"{text} or None" if self.nullable else text
+
+    def _describe_extra(self) -> str:
+        return self.element.describe()
+
+    def needs_wire_conversion(self) -> bool:
+        return self.converts_on_wire or self.element.needs_wire_conversion()
+
+    def snapshot(self, value: Any) -> Any:
+        if self.element.mutable:
+            if isinstance(value, dict):
+                return {k: self.element.snapshot(v) for k, v in value.items()}
+            return type(value)(self.element.snapshot(v) for v in value)
+        return super().snapshot(value)
+
+    def _elements_fit(self, values: Iterable[Any]) -> bool:
+        """True when every element is already a valid wire value (checked in bulk, in C)."""
+        types = self._elem_types
+        if types is None:
+            return False
+        items = values if isinstance(values, list) else list(values)
+        if not set(map(type, items)) <= types:
+            return False
+        allowed = self._elem_values
+        return allowed is None or set(items) - {None} <= allowed
+
+    def _each(self, objname: str, key: Any, value: Any, convert: Callable[[str, Any], Any]) -> Any:
+        try:
+            return convert(objname, value)
+        except ObjectFieldError as exc:
+            raise self.element.error(objname, value, field=f"{self.name}[{key!r}]") from exc
+
+    def _element_to_wire(self, value: Any) -> Any:
+        return None if value is None else self.element.to_wire(value)
+
+
+class DictField(_ContainerField):
+    """A dict from strings to values of one field type."""
+
+    __slots__ = ()
+    expected = "a dict"
+
+    def expected_text(self) -> str:
+        text = f"a dict of str to {self.element.expected_text()}"
+        return f"{text} or None" if self.nullable else text
+
+    def _check_keys(self, objname: str, value: dict[Any, Any]) -> None:
+        if not set(map(type, value)) <= _STR_ONLY:
+            bad = next(k for k in value if type(k) is not str)
+            raise ObjectFieldError(
+                objname=objname, field=f"{self.name} key", expected="a string", value=bad
+            )
+
+    def _coerce(self, objname: str, value: Any) -> Any:
+        if not isinstance(value, Mapping):
+            raise TypeError(type(value).__name__)
+        out = {str(k) if isinstance(k, str) else k: v for k, v in value.items()}
+        self._check_keys(objname, out)
+        coerce = self.element.coerce
+        return {k: self._each(objname, k, v, coerce) for k, v in out.items()}
+
+    def _from_wire(self, objname: str, value: Any) -> Any:
+        if type(value) is not dict:
+            raise TypeError(type(value).__name__)
+        self._check_keys(objname, value)
+        if self._elements_fit(value.values()):
+            return value
+        from_wire = self.element.from_wire
+        return {k: self._each(objname, k, v, from_wire) for k, v in value.items()}
+
+    def to_wire(self, value: Any) -> Any:
+        if not self.element.needs_wire_conversion():
+            return value
+        return {k: self._element_to_wire(v) for k, v in value.items()}
+
+
+class ListField(_ContainerField):
+    """A list of values of one field type (a tuple is accepted and becomes a list)."""
+
+    __slots__ = ()
+    expected = "a list"
+
+    def _coerce(self, objname: str, value: Any) -> Any:
+        if not isinstance(value, list | tuple):
+            raise TypeError(type(value).__name__)
+        coerce = self.element.coerce
+        return [self._each(objname, i, v, coerce) for i, v in enumerate(value)]
+
+    def _from_wire(self, objname: str, value: Any) -> Any:
+        if type(value) is not list:
+            raise TypeError(type(value).__name__)
+        if self._elements_fit(value):
+            return value
+        from_wire = self.element.from_wire
+        return [self._each(objname, i, v, from_wire) for i, v in enumerate(value)]
+
+    def to_wire(self, value: Any) -> Any:
+        if not self.element.needs_wire_conversion():
+            return value
+        return [self._element_to_wire(v) for v in value]
+
+
+class SetField(_ContainerField):
+    """A set of values of one (hashable) field type; a list on the wire."""
+
+    __slots__ = ()
+    expected = "a set"
+    converts_on_wire = True
+
+    def _coerce(self, objname: str, value: Any) -> Any:
+        if not isinstance(value, set | frozenset | list | tuple):
+            raise TypeError(type(value).__name__)
+        coerce = self.element.coerce
+        return {self._each(objname, v, v, coerce) for v in value}
+
+    def _from_wire(self, objname: str, value: Any) -> Any:
+        if type(value) is not list:
+            raise TypeError(type(value).__name__)
+        if self._elements_fit(value):
+            return set(value)
+        from_wire = self.element.from_wire
+        return {self._each(objname, v, v, from_wire) for v in value}
+
+    def to_wire(self, value: Any) -> Any:
+        if not self.element.needs_wire_conversion():
+            return list(value)
+        return [self._element_to_wire(v) for v in value]

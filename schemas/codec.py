@@ -1,0 +1,199 @@
+"""The msgpack codec: `encode(value) -> bytes` and a strict, bounded `decode(bytes) -> value`.
+
+Values are msgpack data (None, bool, int, float, str, bytes, lists, dicts with str keys),
+tz-aware datetimes (msgpack Timestamp; they decode in UTC), UUIDs and versioned objects,
+nested in any way. Tuples decode as lists.
+
+Speed comes from letting msgpack's C code do the walking: the encoder's `default` hook turns
+an object into `[header, field dict]` and msgpack packs the rest; the decoder's `ext_hook`
+resolves headers to classes and its `list_hook`, called bottom-up as arrays complete, turns
+`[header, field dict]` into the object after validating each field against a per-class table.
+There is no Python walk over the data except a depth check of the containers around objects.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack  # type: ignore[import-untyped]
+
+from schemas._wire import OBJECT_EXT, UUID_EXT, object_header
+from schemas.base import VersionedObject
+from schemas.compat import ObjectPrimitive
+from schemas.errors import DecodeError, EncodeError, IncompatibleObjectVersion, SchemaError
+from schemas.registry import ObjectHeader, ObjectRegistry, default_registry
+
+
+@dataclass(frozen=True, slots=True)
+class DecodeLimits:
+    """Bounds on what `decode` accepts; anything over them is a DecodeError before allocation.
+
+    `max_depth` bounds the nesting of lists and dicts around objects; inside an object the
+    declared field types bound it (and msgpack's parser stops at 1024 levels regardless).
+    """
+
+    max_size: int = 4 * 1024 * 1024
+    max_depth: int = 32
+    max_str_len: int = 1024 * 1024
+    max_bin_len: int = 1024 * 1024
+    max_array_len: int = 100_000
+    max_map_len: int = 100_000
+    # Object headers, UUIDs and timestamps are all short.
+    max_ext_len: int = 256
+
+
+DEFAULT_LIMITS = DecodeLimits()
+
+
+def encode(value: Any, manifest: Mapping[str, str] | None = None) -> bytes:
+    """Pack `value`; with a peer's `manifest`, every object in it is back-levelled to it.
+
+    Raises EncodeError for a value the wire cannot carry (a naive datetime, a set, an int
+    beyond 64 bits, ...) and ObjectVersionError when an object cannot be back-levelled.
+    """
+    hook = _default if manifest is None else _BackLevel(manifest).default
+    try:
+        return msgpack.packb(value, default=hook, use_bin_type=True, datetime=True)
+    except SchemaError:
+        raise
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise EncodeError(reason=str(exc)) from exc
+
+
+def decode(
+    data: bytes,
+    *,
+    registry: ObjectRegistry = default_registry,
+    limits: DecodeLimits = DEFAULT_LIMITS,
+) -> Any:
+    """Unpack and validate `data` completely.
+
+    Raises IncompatibleObjectVersion when an object is of a newer minor version than
+    `registry` knows (it carries our manifest, so the sender can back-level and retry), and
+    DecodeError for everything else: garbage, limits, unknown objects or fields, bad values.
+    """
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise DecodeError(reason=f"expected bytes, got {type(data).__name__}")
+    if len(data) > limits.max_size:
+        raise DecodeError(
+            reason=f"message of {len(data)} bytes is over the limit of {limits.max_size}"
+        )
+    hooks = _Hooks(registry)
+    try:
+        value = msgpack.unpackb(
+            data,
+            ext_hook=hooks.ext_hook,
+            list_hook=hooks.list_hook,
+            timestamp=3,
+            strict_map_key=True,
+            max_str_len=limits.max_str_len,
+            max_bin_len=limits.max_bin_len,
+            max_array_len=limits.max_array_len,
+            max_map_len=limits.max_map_len,
+            max_ext_len=limits.max_ext_len,
+        )
+    except (DecodeError, IncompatibleObjectVersion):
+        raise
+    except SchemaError as exc:
+        raise DecodeError(reason=exc.message) from exc
+    except (msgpack.UnpackException, ValueError, TypeError, OverflowError) as exc:
+        raise DecodeError(reason=f"malformed msgpack: {exc}") from exc
+    _check_containers(value, limits.max_depth)
+    return value
+
+
+class _Hooks:
+    __slots__ = ("registry",)
+
+    def __init__(self, registry: ObjectRegistry) -> None:
+        self.registry = registry
+
+    def ext_hook(self, code: int, payload: bytes) -> Any:
+        if code == OBJECT_EXT:
+            return self.registry.header(payload)
+        if code == UUID_EXT:
+            if len(payload) != 16:
+                raise DecodeError(reason=f"a UUID needs 16 bytes, got {len(payload)}")
+            return uuid.UUID(bytes=payload)
+        raise DecodeError(reason=f"unknown msgpack extension type {code}")
+
+    def list_hook(self, items: list[Any]) -> Any:
+        if not items or type(items[0]) is not ObjectHeader:
+            return items
+        cls = items[0].cls
+        size = len(items)
+        if size == 2:
+            data, changes = items[1], None
+        elif size == 3:
+            data, changes = items[1], items[2]
+        else:
+            raise DecodeError(reason=f"{cls.OBJ_NAME}: an object is [header, fields(, changes)]")
+        if type(data) is not dict:
+            raise DecodeError(reason=f"{cls.OBJ_NAME}: fields must be a map")
+        return cls._obj_from_wire(data, changes)
+
+
+def _check_containers(value: Any, depth_left: int) -> None:
+    kind = type(value)
+    if kind is dict or kind is list:
+        if depth_left <= 0:
+            raise DecodeError(reason="containers nested deeper than the depth limit")
+        for item in value.values() if kind is dict else value:
+            _check_containers(item, depth_left - 1)
+    elif kind is ObjectHeader:
+        raise DecodeError(reason="an object header outside an object")
+
+
+def _object_wire(obj: VersionedObject) -> list[Any]:
+    cls = type(obj)
+    data = obj._values
+    if cls._obj_converting:
+        data = dict(data)
+        for field in cls._obj_converting:
+            value = data.get(field.name)
+            if value is not None:
+                data[field.name] = field.to_wire(value)
+    changes = obj._changed if obj._orig is None else obj._obj_own_changes()
+    if changes:
+        return [cls._obj_wire_header, data, sorted(changes)]
+    return [cls._obj_wire_header, data]
+
+
+def _primitive_wire(primitive: ObjectPrimitive) -> list[Any]:
+    header = msgpack.ExtType(OBJECT_EXT, object_header(primitive.name, primitive.version))
+    if primitive.changes:
+        return [header, primitive.data, sorted(primitive.changes)]
+    return [header, primitive.data]
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, VersionedObject):
+        return _object_wire(value)
+    if isinstance(value, ObjectPrimitive):
+        return _primitive_wire(value)
+    if isinstance(value, uuid.UUID):
+        return msgpack.ExtType(UUID_EXT, value.bytes)
+    raise EncodeError(reason=f"{type(value).__name__} values cannot be encoded: {value!r:.80}")
+
+
+class _BackLevel:
+    """The `default` hook of one encode call that back-levels objects to a peer's manifest."""
+
+    __slots__ = ("manifest",)
+
+    def __init__(self, manifest: Mapping[str, str]) -> None:
+        self.manifest = manifest
+
+    def default(self, value: Any) -> Any:
+        if isinstance(value, VersionedObject):
+            wanted = self.manifest.get(value.OBJ_NAME)
+            # Same version as ours: its children are at versions the peer knows too, because
+            # a parent's version pins its children's (OBJ_RELATIONSHIPS); the hook still
+            # checks each child against the manifest as msgpack reaches it.
+            if wanted is None or wanted == value.VERSION:
+                return _object_wire(value)
+            return _primitive_wire(value.to_primitive(manifest=self.manifest))
+        return _default(value)

@@ -1,0 +1,61 @@
+"""The objects virtactor exchanges, registered into `schemas.default_registry` on import."""
+
+from __future__ import annotations
+
+from schemas.objects import enums
+from schemas.objects.block_device import BlockDeviceMapping, BlockDeviceMappingList
+from schemas.objects.compute_node import ComputeNode
+from schemas.objects.context import RequestContext
+from schemas.objects.flavor import Flavor
+from schemas.objects.image import ImageMeta, ImageMetaProps
+from schemas.objects.instance import Instance
+from schemas.objects.migrate_data import LiveMigrateBDMInfo, LiveMigrateData
+from schemas.objects.migration import Migration
+from schemas.objects.network import VIF, Network, NetworkInfo, Subnet
+from schemas.objects.pci import PciDevice, PciDevicePool, PciDevicePoolList
+from schemas.objects.service import Service
+from schemas.objects.virt import (
+    ConsoleInfo,
+    CpuDiagnostics,
+    Diagnostics,
+    DiskDiagnostics,
+    InstanceInfo,
+    LifecycleEvent,
+    MemoryDiagnostics,
+    NicDiagnostics,
+)
+from schemas.objects.volume import VolumeConnection, VolumeConnectionData, VolumeConnector
+
+__all__ = [
+    "VIF",
+    "BlockDeviceMapping",
+    "BlockDeviceMappingList",
+    "ComputeNode",
+    "ConsoleInfo",
+    "CpuDiagnostics",
+    "Diagnostics",
+    "DiskDiagnostics",
+    "Flavor",
+    "ImageMeta",
+    "ImageMetaProps",
+    "Instance",
+    "InstanceInfo",
+    "LifecycleEvent",
+    "LiveMigrateBDMInfo",
+    "LiveMigrateData",
+    "MemoryDiagnostics",
+    "Migration",
+    "Network",
+    "NetworkInfo",
+    "NicDiagnostics",
+    "PciDevice",
+    "PciDevicePool",
+    "PciDevicePoolList",
+    "RequestContext",
+    "Service",
+    "Subnet",
+    "VolumeConnection",
+    "VolumeConnectionData",
+    "VolumeConnector",
+    "enums",
+]

@@ -1,0 +1,76 @@
+"""`LiveMigrateData` (the libvirt flavour): what the two hosts of a live migration agree on.
+
+The destination fills it in `check_can_live_migrate_destination` and `pre_live_migration`
+(listen addresses, what storage is shared); the source reads it to build the migration.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import ClassVar
+
+from schemas import fields
+from schemas.base import Relationships, VersionedObject
+from schemas.objects.migration import Migration
+from schemas.objects.volume import VolumeConnection
+from schemas.registry import default_registry
+
+
+@default_registry.register
+class LiveMigrateBDMInfo(VersionedObject):
+    """One volume as the destination will attach it (its own connection info)."""
+
+    # 1.0: Initial version
+    VERSION = "1.0"
+    __slots__ = ()
+    OBJ_RELATIONSHIPS: ClassVar[Relationships] = {"connection_info": [("1.0", "1.0")]}
+
+    serial: str = fields.String()  # the volume id
+    bus: str = fields.String()
+    dev: str = fields.String()  # target device name, "vdb"
+    type: str = fields.String()  # "disk", "cdrom", ...
+    format: str | None = fields.String(nullable=True, default=None)
+    boot_index: int | None = fields.Integer(nullable=True, default=None)
+    connection_info: VolumeConnection | None = fields.Object(
+        "VolumeConnection", nullable=True, default=None
+    )
+    encryption_secret_uuid: str | None = fields.UUID(nullable=True, default=None)
+
+
+@default_registry.register
+class LiveMigrateData(VersionedObject):
+    """Live-migration parameters exchanged by source and destination (libvirt driver)."""
+
+    # 1.0: Initial version
+    VERSION = "1.0"
+    __slots__ = ()
+    OBJ_RELATIONSHIPS: ClassVar[Relationships] = {
+        "migration": [("1.0", "1.0")],
+        "bdms": [("1.0", "1.0")],
+    }
+
+    migration: Migration | None = fields.Object("Migration", nullable=True, default=None)
+    is_volume_backed: bool = fields.Boolean(default=False)
+    block_migration: bool = fields.Boolean(default=False)
+    disk_over_commit: bool | None = fields.Boolean(nullable=True, default=None)
+    disk_available_mb: int | None = fields.Integer(nullable=True, default=None)
+    filename: str | None = fields.String(nullable=True, default=None)  # shared-storage probe
+    image_type: str | None = fields.String(nullable=True, default=None)
+    is_shared_instance_path: bool = fields.Boolean(default=False)
+    is_shared_block_storage: bool = fields.Boolean(default=False)
+    instance_relative_path: str | None = fields.String(nullable=True, default=None)
+    graphics_listen_addr_vnc: ipaddress.IPv4Address | ipaddress.IPv6Address | None = (
+        fields.IPAddress(nullable=True, default=None)
+    )
+    graphics_listen_addr_spice: ipaddress.IPv4Address | ipaddress.IPv6Address | None = (
+        fields.IPAddress(nullable=True, default=None)
+    )
+    serial_listen_addr: str | None = fields.String(nullable=True, default=None)
+    serial_listen_ports: list[int] = fields.List(fields.Integer(), default=[])
+    target_connect_addr: str | None = fields.String(nullable=True, default=None)
+    supported_perf_events: list[str] = fields.List(fields.String(), default=[])
+    bdms: list[LiveMigrateBDMInfo] = fields.ListOfObjects("LiveMigrateBDMInfo", default=[])
+    old_vol_attachment_ids: dict[str, str] = fields.Dict(fields.String(), default={})
+    wait_for_vif_plugged: bool = fields.Boolean(default=False)
+    dst_wants_file_backed_memory: bool = fields.Boolean(default=False)
+    file_backed_memory_discard: bool = fields.Boolean(default=False)
