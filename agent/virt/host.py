@@ -1,0 +1,441 @@
+"""The Host: the agent's one libvirt connection, its events, its reconnects and host facts.
+
+Nothing else in the agent opens a libvirt connection or reads host capabilities: callers run
+their blocking libvirt work through `Host.run(fn, ...)`, which hands `fn` the live connection
+inside the blocking executor. The Host holds no policy: back-off and error classification
+come from `agent.virt.reconnect`, what to do about events is the listener's business.
+
+Connection life: `start(listener)` binds libvirt's events to the running loop (see
+`agent.virt.eventloop`) and starts a supervisor task that connects, retrying with back-off.
+While connected it watches the connection three ways: libvirt's close callback (EOF,
+keepalive timeout), calls that fail with a connection error, and a periodic liveness probe.
+When the connection is lost every call fails at once with `HypervisorUnavailable`, the
+listener hears `connection_lost`, and the supervisor reconnects, registers every event
+callback again and tells the listener `connection_restored`. `aclose()` stops all of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
+
+import libvirt
+
+from agent.errors import HypervisorUnavailable, InstanceNotFound
+from agent.virt.domains import DomainRecord, read_domain_record, read_domain_records
+from agent.virt.eventloop import bind_libvirt_events
+from agent.virt.events import DomainEvent, domain_event_callbacks
+from agent.virt.host_facts import HostFacts, read_host_facts, read_uptime
+from agent.virt.reconnect import Backoff, describe, is_connection_lost
+from schemas.errors import VirtactorError
+
+log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+Version = tuple[int, int, int]
+
+_CLOSE_REASONS = {
+    libvirt.VIR_CONNECT_CLOSE_REASON_ERROR: "a socket error",
+    libvirt.VIR_CONNECT_CLOSE_REASON_EOF: "end of file from libvirtd",
+    libvirt.VIR_CONNECT_CLOSE_REASON_KEEPALIVE: "a keepalive timeout",
+    libvirt.VIR_CONNECT_CLOSE_REASON_CLIENT: "a client request",
+}
+
+
+class HostClosed(VirtactorError):
+    """The Host was closed on purpose (`aclose`); it will not reconnect."""
+
+    msg_fmt = "the libvirt host for {uri!r} is closed"
+
+
+class HostAlreadyStarted(VirtactorError):
+    msg_fmt = "the libvirt host for {uri!r} was already started"
+
+
+class Executor(Protocol):
+    """The blocking-call helper the Host runs every libvirt call in (`BlockingExecutor`)."""
+
+    async def run(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T: ...
+
+
+class HostListener(Protocol):
+    """Who the Host tells about events and connection changes; called on the event loop.
+
+    The calls must not block: they hand the news on (to an actor's mailbox) and return.
+    """
+
+    def domain_event(self, event: DomainEvent) -> None: ...
+
+    def connection_lost(self, reason: str) -> None: ...
+
+    def connection_restored(self) -> None: ...
+
+
+@dataclass(slots=True, frozen=True)
+class _Opened:
+    conn: libvirt.virConnect
+    callback_ids: tuple[int, ...]
+    libvirt_version: int
+    hypervisor_version: int
+    hypervisor_type: str
+
+
+def pack_version(version: Version) -> int:
+    """(major, minor, micro) in libvirt's packing, major * 1,000,000 + minor * 1,000 + micro."""
+    major, minor, micro = version
+    return major * 1_000_000 + minor * 1_000 + micro
+
+
+class Host:
+    """One libvirt connection to `uri` and everything read through it.
+
+    `executor` runs every blocking call. `instances_path` is where local instance disks live
+    (for the disk facts). `liveness_interval` is how often an idle connection is probed,
+    `probe_timeout` how long a probe may take before the connection counts as lost, and
+    `keepalive` libvirt's (interval seconds, missed replies) before it closes a silent
+    connection itself. `backoff` spaces the reconnect attempts.
+    """
+
+    def __init__(
+        self,
+        uri: str,
+        executor: Executor,
+        *,
+        instances_path: str,
+        liveness_interval: float = 5.0,
+        probe_timeout: float = 10.0,
+        keepalive: tuple[int, int] = (5, 3),
+        close_timeout: float = 10.0,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self.uri = uri
+        self.instances_path = instances_path
+        self._executor = executor
+        self._liveness_interval = liveness_interval
+        self._probe_timeout = probe_timeout
+        self._keepalive = keepalive
+        self._close_timeout = close_timeout
+        self._backoff = backoff if backoff is not None else Backoff()
+        self._opened: _Opened | None = None  # the live connection, None while disconnected
+        self._last: _Opened | None = None  # the most recent connection, for its versions
+        self._generation = 0  # numbers connections; events of an older one are dropped
+        self._down_reason = "not connected yet"
+        self._lost = asyncio.Event()
+        self._connected = asyncio.Event()
+        self._listener: HostListener | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+        self._closed = False
+        self._sequence = itertools.count(1)
+        self.connects = 0  # successful connections so far (the first one included)
+        self.connect_failures = 0  # failed attempts so far
+
+    # --- life cycle ------------------------------------------------------------------------
+
+    async def start(self, listener: HostListener) -> None:
+        """Bind libvirt's events to the running loop and start connecting in the background.
+
+        Returns at once; `wait_connected()` waits for the connection. Raises
+        `EventLoopMismatch` if libvirt's events are bound to another loop in this process,
+        `HostAlreadyStarted` on a second call, `HostClosed` after `aclose()`.
+        """
+        if self._closed:
+            raise HostClosed(uri=self.uri)
+        if self._supervisor is not None:
+            raise HostAlreadyStarted(uri=self.uri)
+        self._loop = asyncio.get_running_loop()
+        bind_libvirt_events(self._loop)
+        self._listener = listener
+        self._supervisor = asyncio.create_task(self._supervise(), name=f"libvirt-host {self.uri}")
+        self._supervisor.add_done_callback(self._supervisor_done)
+
+    async def wait_connected(self) -> None:
+        """Wait until the Host is connected (the caller bounds the wait with its deadline)."""
+        if self._closed:
+            raise HostClosed(uri=self.uri)
+        await self._connected.wait()
+
+    async def aclose(self) -> None:
+        """Stop supervising and close the connection; calls then raise `HostClosed`.
+
+        Idempotent. A connection attempt in progress is waited for and closed too. The close
+        itself is bounded by `close_timeout`: a libvirtd that does not answer is abandoned.
+        """
+        self._closed = True
+        supervisor, self._supervisor = self._supervisor, None
+        if supervisor is not None:
+            supervisor.cancel()
+            await asyncio.wait([supervisor])
+        opened, self._opened = self._opened, None
+        self._connected.clear()
+        if opened is not None:
+            await self._close(opened)
+
+    async def __aenter__(self) -> Host:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    @property
+    def connected(self) -> bool:
+        return self._opened is not None
+
+    # --- calls -----------------------------------------------------------------------------
+
+    async def run(
+        self,
+        fn: Callable[Concatenate[libvirt.virConnect, P], T],
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """`fn(conn, *args, **kwargs)` in the blocking executor, with the live connection.
+
+        Raises `HypervisorUnavailable` at once while disconnected, and when `fn` fails
+        because the connection broke (which also starts the reconnect). Other libvirt errors
+        propagate unchanged. Never keep `conn` or objects from it past the call: after a
+        reconnect they belong to a dead connection.
+        """
+        opened, generation = self._require(), self._generation
+        try:
+            return await self._executor.run(fn, opened.conn, *args, **kwargs)
+        except libvirt.libvirtError as exc:
+            if not is_connection_lost(exc.get_error_code(), exc.get_error_domain()):
+                raise
+            reason = describe(exc)
+            self._mark_lost(generation, reason)
+            raise HypervisorUnavailable(uri=self.uri, reason=reason) from exc
+
+    def has_min_version(self, libvirt: Version | None = None, qemu: Version | None = None) -> bool:
+        """Whether libvirt is at least `libvirt` and the hypervisor is QEMU at least `qemu`.
+
+        Uses the versions read when the current (or last) connection opened; raises
+        `HypervisorUnavailable` if the Host never connected.
+        """
+        opened = self._last
+        if opened is None:
+            raise HypervisorUnavailable(uri=self.uri, reason=self._down_reason)
+        if libvirt is not None and opened.libvirt_version < pack_version(libvirt):
+            return False
+        if qemu is not None:
+            if opened.hypervisor_type != "QEMU":
+                return False
+            return opened.hypervisor_version >= pack_version(qemu)
+        return True
+
+    async def list_domains(self) -> dict[str, DomainRecord]:
+        """Every domain, running or only defined, by uuid, with its state."""
+        return await self.run(read_domain_records)
+
+    async def domain_record(self, uuid: str) -> DomainRecord:
+        """The domain `uuid` and its current state; `InstanceNotFound` if libvirt has none."""
+        return await self.run(read_domain_record, uuid)
+
+    async def get_domain(self, uuid: str) -> libvirt.virDomain:
+        """The libvirt domain `uuid`; `InstanceNotFound` if libvirt has none.
+
+        Use the result only in calls made through `run`, never after a reconnect.
+        """
+        return await self.run(_lookup, uuid)
+
+    async def get_host_facts(self) -> HostFacts:
+        return await self.run(read_host_facts, self.instances_path)
+
+    async def get_uptime(self) -> float:
+        """Seconds since the hypervisor host booted (the agent runs on that host)."""
+        self._require()
+        return await self._executor.run(read_uptime)
+
+    # --- connection supervision ------------------------------------------------------------
+
+    def _require(self) -> _Opened:
+        if self._closed:
+            raise HostClosed(uri=self.uri)
+        if self._opened is None:
+            raise HypervisorUnavailable(uri=self.uri, reason=self._down_reason)
+        return self._opened
+
+    async def _supervise(self) -> None:
+        failures = 0
+        while True:
+            try:
+                await self._connect()
+            except libvirt.libvirtError as exc:
+                self.connect_failures += 1
+                self._down_reason = f"cannot connect: {describe(exc)}"
+                delay = self._backoff.delay(failures)
+                failures += 1
+                log.warning("libvirt %s: %s; retrying in %.1fs", self.uri, self._down_reason, delay)
+                await asyncio.sleep(delay)
+                continue
+            failures = 0
+            await self._watch()
+
+    def _supervisor_done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            # A bug, not an outage: the Host stays disconnected; say so loudly.
+            self._down_reason = f"the connection supervisor failed: {task.exception()!r}"
+            log.error("libvirt %s: %s", self.uri, self._down_reason, exc_info=task.exception())
+
+    async def _connect(self) -> None:
+        generation = self._generation + 1
+        job = asyncio.ensure_future(self._executor.run(self._open, generation))
+        try:
+            opened = await asyncio.shield(job)
+        except asyncio.CancelledError:
+            # The open cannot be interrupted: let it finish, then close what it opened.
+            with contextlib.suppress(libvirt.libvirtError):
+                await self._close(await job)
+            raise
+        self._generation = generation
+        self._opened = self._last = opened
+        self.connects += 1
+        self._lost.clear()
+        self._connected.set()
+        log.info("libvirt %s: connected (connection %d)", self.uri, generation)
+        if generation > 1 and self._listener is not None:
+            self._listener.connection_restored()
+
+    async def _watch(self) -> None:
+        """Return once the connection is lost, after closing it; probe it while idle."""
+        current = self._opened
+        while not self._lost.is_set():
+            try:
+                async with asyncio.timeout(self._liveness_interval):
+                    await self._lost.wait()
+            except TimeoutError:
+                await self._probe()
+        self._opened = None
+        if current is not None:
+            await self._close(current)
+
+    async def _probe(self) -> None:
+        opened, generation = self._opened, self._generation
+        if opened is None:
+            return
+        try:
+            async with asyncio.timeout(self._probe_timeout):
+                await self._executor.run(opened.conn.getLibVersion)
+        except TimeoutError:
+            reason = f"liveness probe got no answer within {self._probe_timeout}s"
+            self._mark_lost(generation, reason)
+        except libvirt.libvirtError as exc:
+            if is_connection_lost(exc.get_error_code(), exc.get_error_domain()):
+                self._mark_lost(generation, describe(exc))
+            else:
+                log.warning("libvirt %s: liveness probe failed: %s", self.uri, describe(exc))
+
+    def _mark_lost(self, generation: int, reason: str) -> None:
+        """Connection `generation` is gone: fail calls from now on and wake the supervisor."""
+        if generation != self._generation or self._lost.is_set() or self._closed:
+            return
+        self._down_reason = reason
+        self._connected.clear()
+        self._lost.set()
+        if self._opened is not None:
+            # Calls fail fast from here on; the supervisor closes the connection itself.
+            self._opened = None
+            log.warning("libvirt %s: connection lost: %s", self.uri, reason)
+            if self._listener is not None:
+                self._listener.connection_lost(reason)
+
+    def _open(self, generation: int) -> _Opened:
+        """Blocking: open the connection and register the close and event callbacks."""
+        conn = libvirt.open(self.uri)
+        callback_ids: list[int] = []
+        try:
+            try:
+                conn.setKeepAlive(*self._keepalive)
+            except libvirt.libvirtError as exc:
+                # Local drivers (test:///) have no socket to keep alive.
+                if exc.get_error_code() != libvirt.VIR_ERR_NO_SUPPORT:
+                    raise
+            conn.registerCloseCallback(self._on_close, generation)
+            deliver = partial(self._deliver_threadsafe, generation)
+            for event_id, callback in domain_event_callbacks(deliver):
+                callback_ids.append(conn.domainEventRegisterAny(None, event_id, callback, None))
+            return _Opened(
+                conn=conn,
+                callback_ids=tuple(callback_ids),
+                libvirt_version=conn.getLibVersion(),
+                hypervisor_version=conn.getVersion(),
+                hypervisor_type=conn.getType(),
+            )
+        except BaseException:
+            _close_blocking(conn, callback_ids)
+            raise
+
+    async def _close(self, opened: _Opened) -> None:
+        job = self._executor.run(_close_blocking, opened.conn, opened.callback_ids)
+        try:
+            async with asyncio.timeout(self._close_timeout):
+                await job
+        except TimeoutError:
+            log.warning("libvirt %s: close abandoned after %.1fs", self.uri, self._close_timeout)
+
+    # --- callbacks from libvirt (any thread) -----------------------------------------------
+
+    def _on_close(self, _conn: libvirt.virConnect, reason: int, generation: int) -> None:
+        cause = _CLOSE_REASONS.get(reason, f"reason {reason}")
+        self._call_on_loop(self._mark_lost, generation, f"libvirt closed the connection: {cause}")
+
+    def _deliver_threadsafe(self, generation: int, event: DomainEvent) -> None:
+        # Always through the loop's queue, whatever thread this is: one FIFO keeps the order.
+        self._call_on_loop(self._deliver, generation, event)
+
+    def _deliver(self, generation: int, event: DomainEvent) -> None:
+        if generation != self._generation or self._listener is None or self._closed:
+            return
+        numbered = event.numbered(next(self._sequence))
+        try:
+            self._listener.domain_event(numbered)
+        except Exception:
+            # A libvirt callback has nobody to raise to; the listener's bug must not stop
+            # the delivery of later events.
+            log.exception("libvirt %s: listener failed on %s", self.uri, numbered)
+
+    def _call_on_loop(self, fn: Callable[..., None], *args: Any) -> None:
+        if self._loop is None:
+            return
+        try:
+            self._loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError:
+            log.debug("libvirt %s: callback after the event loop closed", self.uri)
+
+
+def _lookup(conn: libvirt.virConnect, uuid: str) -> libvirt.virDomain:
+    try:
+        return conn.lookupByUUIDString(uuid)
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+            raise InstanceNotFound(uuid=uuid) from exc
+        raise
+
+
+def _close_blocking(conn: libvirt.virConnect, callback_ids: list[int] | tuple[int, ...]) -> None:
+    """Deregister what was registered, then close; on a dead connection each step fails fast.
+
+    Deregistering first matters: a registered event callback keeps the connection alive.
+    """
+    for callback_id in callback_ids:
+        try:
+            conn.domainEventDeregisterAny(callback_id)
+        except libvirt.libvirtError as exc:
+            log.debug("deregistering event callback %d: %s", callback_id, describe(exc))
+    try:
+        conn.unregisterCloseCallback()
+    except libvirt.libvirtError as exc:
+        log.debug("unregistering the close callback: %s", describe(exc))
+    try:
+        conn.close()
+    except libvirt.libvirtError as exc:
+        log.debug("closing the connection: %s", describe(exc))
