@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
+from bisect import bisect_left
 from collections.abc import Callable
+from contextvars import ContextVar
+from time import monotonic, perf_counter
 from typing import TYPE_CHECKING, Any
 
 from actors.actor import Actor
@@ -29,6 +31,8 @@ if TYPE_CHECKING:
 _log = logging.getLogger(__name__)
 
 CHILD_FAILED = "__child_failed__"
+
+running_cell: ContextVar[ActorCell | None] = ContextVar("virtactor_running_cell", default=None)
 
 
 async def _child_failed(actor: Actor, failure: ActorFailure) -> None:
@@ -98,11 +102,11 @@ class ActorCell:
 
     def deliver(self, message: Message) -> bool:
         """Enqueue now if there is room; False when full. The caller checks `closed` first."""
-        if not self.mailbox.put_nowait(message):
-            return False
-        if self.task is None:
-            self._start_task()
-        return True
+        if self.mailbox.put_nowait(message):
+            if self.task is None:
+                self._start_task()
+            return True
+        return False
 
     async def deliver_waiting(self, message: Message) -> bool:
         """Wait for room and enqueue; False when the actor stopped meanwhile."""
@@ -120,7 +124,7 @@ class ActorCell:
 
     def in_own_task(self) -> bool:
         """True when called from this actor's own handler (its drain task)."""
-        return self.task is not None and self.task is asyncio.current_task()
+        return running_cell.get() is self and self.task is asyncio.current_task()
 
     def dead_letter(self, message: Message, reason: DeadLetterReason) -> None:
         self.system.dead_letters.record(self.address, message, reason)
@@ -131,62 +135,81 @@ class ActorCell:
     # -- the drain task -----------------------------------------------------------------
 
     async def _drain(self) -> None:
-        mailbox = self.mailbox
+        running_cell.set(self)  # this task's context is its own (see ActorSystem)
         try:
-            if not self._started and not await self._start():
-                return
-            lingered = False
-            while True:
-                message = mailbox.pop()
-                if message is None:
-                    if lingered or mailbox.closed:
-                        return
-                    # A sender just answered usually sends again within this turn of the
-                    # loop: yielding once and reusing this task beats starting a new one.
-                    lingered = True
-                    await asyncio.sleep(0)
-                    continue
-                lingered = False
-                crash = await self._handle(message)
-                if crash is not None and not await self._restart(crash):
-                    return
+            if self._started or await self._start():
+                await self._handle_queued()
         finally:
             self.task = None
-            mailbox.release_if_empty()
+            self.mailbox.release_if_empty()
 
-    async def _handle(self, message: Message) -> BaseException | None:
-        """Run one message's handler and answer its asker; returns a fatal exception."""
-        deadline = message.deadline
-        if deadline is not None and time.monotonic() >= deadline:
-            self._expire(message)
-            return None
-        function = self.handlers.get(message.method) or _RUNTIME_HANDLERS.get(message.method)
-        if function is None:
-            self._unknown(message)
-            return None
-        token = _current_message.set(message)
-        started = time.perf_counter()
-        try:
-            result = await function(self.actor, **message.args)
-        except asyncio.CancelledError as exc:
-            task = self.task
-            if task is not None and task.cancelling():
-                # The actor itself is being cancelled (stop timed out): propagate.
-                self._answer_error(message, ActorStopped(address=self.address))
-                raise
-            # Raised by something the handler awaited, not aimed at the actor: that
-            # handler's failure, like any other exception.
-            return self._failed(message, exc)
-        except Exception as exc:
-            return self._failed(message, exc)
-        else:
-            reply = message.reply
-            if reply is not None and not reply.done():
-                reply.set_result(result)
-            return None
-        finally:
-            _current_message.reset(token)
-            self.stats.observe(time.perf_counter() - started)
+    async def _handle_queued(self) -> None:
+        """Handle messages until the mailbox is empty (or the actor gave up restarting)."""
+        # The hot path of every message: handling is inlined here rather than split into
+        # helper coroutines (a coroutine object per message), and what the loop touches per
+        # message is held in locals (refreshed when a restart swaps the actor).
+        mailbox = self.mailbox
+        set_message, reset_message = _current_message.set, _current_message.reset
+        actor, handlers = self.actor, self.handlers
+        latency = self.stats.latency_or_new()
+        bounds, counts = latency.bounds, latency.counts
+        lingered = False
+        while True:
+            message = mailbox.pop()
+            if message is None:
+                if lingered or mailbox.closed:
+                    return
+                # A sender just answered usually sends again within this turn of the
+                # loop: yielding once and reusing this task beats starting a new one.
+                lingered = True
+                await asyncio.sleep(0)
+                continue
+            lingered = False
+            deadline = message.deadline
+            if deadline is not None and monotonic() >= deadline:
+                self._expire(message)
+                continue
+            function = handlers.get(message.method)
+            if function is None:
+                function = _RUNTIME_HANDLERS.get(message.method)
+                if function is None:
+                    self._unknown(message)
+                    continue
+            token = set_message(message)
+            started = perf_counter()
+            try:
+                result = await function(actor, **message.args)
+            except asyncio.CancelledError as exc:
+                crash = self._cancelled(message, exc)
+            except Exception as exc:
+                crash = self._failed(message, exc)
+            else:
+                crash = None
+                reply = message.reply
+                if reply is not None and not reply.done():
+                    reply.set_result(result)
+            finally:
+                reset_message(token)
+                elapsed = perf_counter() - started
+                # ActorStats.observe, inlined.
+                counts[bisect_left(bounds, elapsed)] += 1
+                latency.sum += elapsed
+                latency.count += 1
+                self.stats.handled += 1
+            if crash is not None:
+                if not await self._restart(crash):
+                    return
+                actor, handlers = self.actor, self.handlers
+
+    def _cancelled(self, message: Message, exc: asyncio.CancelledError) -> BaseException | None:
+        task = self.task
+        if task is not None and task.cancelling():
+            # The actor itself is being cancelled (stop timed out): propagate.
+            self._answer_error(message, ActorStopped(address=self.address))
+            raise exc
+        # Raised by something the handler awaited, not aimed at the actor: that handler's
+        # failure, like any other exception.
+        return self._failed(message, exc)
 
     def _answer_error(self, message: Message, error: BaseException) -> None:
         reply = message.reply
@@ -254,7 +277,7 @@ class ActorCell:
         while True:
             if self.mailbox.closed:
                 return False  # stopping: a new incarnation would only be stopped again
-            now = time.monotonic()
+            now = monotonic()
             window = self.strategy.window
             recent = [when for when in self._restart_times or () if now - when < window]
             delay = restart_delay(self.strategy, recent, now)

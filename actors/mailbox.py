@@ -38,9 +38,15 @@ class Mailbox:
 
     def put_nowait(self, message: Message) -> bool:
         """Enqueue if there is room now; False when full. The caller checks `closed` first."""
-        if not self.has_room():
+        # has_room() and _append() inlined: this runs for every message sent.
+        queue = self._queue
+        if queue is None:
+            if self._putters or self._reserved >= self.capacity:
+                return False
+            self._queue = queue = deque()
+        elif self._putters or len(queue) + self._reserved >= self.capacity:
             return False
-        self._append(message)
+        queue.append(message)
         return True
 
     def push(self, message: Message) -> None:

@@ -7,7 +7,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from actors.cell import ActorCell
+from actors.cell import ActorCell, running_cell
 from actors.deadletters import DeadLetterReason
 from actors.errors import (
     ActorStopped,
@@ -17,7 +17,7 @@ from actors.errors import (
     ReentrantAsk,
     UnknownMessage,
 )
-from actors.message import NO_ARGS, Message, current_context
+from actors.message import NO_ARGS, Message, _current_message, current_context
 
 
 class ActorRef:
@@ -119,20 +119,17 @@ class ActorRef:
         cell = self._cell
         if method not in cell.handlers:
             raise UnknownMessage(address=cell.address, method=method)
-        if cell.in_own_task():
+        if running_cell.get() is cell and cell.in_own_task():
             raise ReentrantAsk(address=cell.address, method=method)
         if timeout is not None:
             limit = time.monotonic() + timeout
             if deadline is None or limit < deadline:
                 deadline = limit
-        reply: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        message = Message(
-            method,
-            NO_ARGS if args is None else args,
-            deadline,
-            current_context() if context is None else context,
-            reply,
-        )
+        if context is None:
+            current = _current_message.get()
+            context = None if current is None else current.context
+        reply: asyncio.Future[Any] = asyncio.Future(loop=asyncio.get_running_loop())
+        message = Message(method, NO_ARGS if args is None else args, deadline, context, reply)
         if cell.mailbox.closed:
             cell.dead_letter(message, DeadLetterReason.STOPPED)
             raise ActorStopped(address=cell.address)
