@@ -22,7 +22,8 @@
 # libvirtd (qemu:///system) and its domains are never touched. Needs root; no systemd.
 set -euo pipefail
 
-hosts_dir="${VIRTACTOR_HOSTS_DIR:-/var/tmp/virtactor-hosts}"
+# Absolute: the path is used again inside the new mount namespace.
+hosts_dir=$(realpath -m "${VIRTACTOR_HOSTS_DIR:-/var/tmp/virtactor-hosts}")
 port_base="${VIRTACTOR_HOSTS_PORT_BASE:-16600}"
 start_timeout="${VIRTACTOR_HOSTS_START_TIMEOUT:-60}"
 # The directories a libvirtd keeps state in; each host gets private copies of all of them.
@@ -65,8 +66,8 @@ libvirtd_pid() {
     pid=$(cat "$pidfile" 2>/dev/null) || return 1
     [[ "$pid" =~ ^[0-9]+$ ]] || return 1
     [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "libvirtd" ] || return 1
-    # A dead daemon nobody reaped yet still shows its name; its state letter is Z.
-    [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != "Z" ] || return 1
+    # A dead daemon nobody reaped yet still shows its name.
+    alive "$pid" || return 1
     echo "$pid"
 }
 
@@ -156,17 +157,29 @@ wait_until_answers() {
     return 1
 }
 
-# Pids of every process in the mount namespace of process $1 (its libvirtd and QEMUs).
+# Pids of every process in mount namespace $1 (a host's libvirtd and its QEMUs).
 namespace_pids() {
-    local ns own p
-    ns=$(readlink "/proc/$1/ns/mnt" 2>/dev/null) || return 0
-    own=$(readlink /proc/$$/ns/mnt)
-    # Never the namespace this script runs in: that is the whole machine's.
-    [ "$ns" != "$own" ] || die "libvirtd pid $1 shares this shell's mount namespace; refusing to kill it"
+    local p
     for p in /proc/[0-9]*; do
-        [ "$(readlink "$p/ns/mnt" 2>/dev/null)" = "$ns" ] && echo "${p#/proc/}"
+        [ "$(readlink "$p/ns/mnt" 2>/dev/null)" = "$1" ] && echo "${p#/proc/}"
     done
     return 0
+}
+
+# True while pid $1 exists and is not a zombie waiting to be reaped.
+alive() {
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    stat="${stat##*) }"  # the state letter follows "(comm) ", and comm may hold spaces
+    [ -n "$stat" ] && [ "${stat%% *}" != "Z" ]
+}
+
+any_alive() {
+    local p
+    for p in "$@"; do
+        alive "$p" && return 0
+    done
+    return 1
 }
 
 # QEMUs libvirt recorded in the host's private run directory, if still alive.
@@ -181,21 +194,18 @@ qemu_pids() {
     return 0
 }
 
+# SIGTERM the pids, SIGKILL what is left after 10 s; return once all are gone.
 kill_and_wait() {
-    local pids=("$@") p deadline
-    [ "${#pids[@]}" -gt 0 ] || return 0
-    kill -TERM "${pids[@]}" 2>/dev/null || true
-    deadline=$((SECONDS + 10))
-    while [ "$SECONDS" -lt "$deadline" ]; do
-        local alive=()
-        for p in "${pids[@]}"; do
-            [ -d "/proc/$p" ] && alive+=("$p")
+    local signal
+    [ "$#" -gt 0 ] || return 0
+    for signal in TERM KILL; do
+        kill "-$signal" "$@" 2>/dev/null || true
+        for _ in $(seq 50); do
+            any_alive "$@" || return 0
+            sleep 0.2
         done
-        [ "${#alive[@]}" -eq 0 ] && return 0
-        sleep 0.2
     done
-    kill -KILL "${pids[@]}" 2>/dev/null || true
-    sleep 0.2
+    die "pids $* still alive after SIGKILL"
 }
 
 kill_stray_qemus() {
@@ -222,14 +232,18 @@ stop_host() {
                 || echo "libvirt-host: $name: could not destroy domain $dom; killing its QEMU" >&2
         done
     fi
-    local members
-    mapfile -t members < <(namespace_pids "$pid")
+    local ns members
+    ns=$(readlink "/proc/$pid/ns/mnt")
+    # Never the namespace this script runs in: that is the whole machine's.
+    [ "$ns" != "$(readlink /proc/$$/ns/mnt)" ] \
+        || die "libvirtd pid $pid shares this shell's mount namespace; refusing to stop it"
+    mapfile -t members < <(namespace_pids "$ns")
     kill_and_wait "$pid"
     # Anything still alive in the namespace (a QEMU libvirtd could not destroy) goes too;
     # once the namespace is empty the kernel drops it and with it the host's bind mounts.
     local left=() p
     for p in "${members[@]}"; do
-        [ -d "/proc/$p" ] && left+=("$p")
+        alive "$p" && left+=("$p")
     done
     kill_and_wait "${left[@]}"
     kill_stray_qemus

@@ -116,7 +116,8 @@ def build_guest_image(
     modules = module_load_order(modules_dir, GUEST_MODULES)
     init = init_script()
     digest = hashlib.sha256()
-    for part in (init, "\n".join(modules), str(busybox.stat().st_size), str(kernel.stat().st_size)):
+    identity = (busybox.stat().st_size, kernel.stat().st_size)
+    for part in (init, power_button_script(), "\n".join(modules), repr(identity)):
         digest.update(part.encode())
     final = cache_dir / f"{version}-v{BUILDER_VERSION}-{digest.hexdigest()[:12]}"
     image = GuestImage(
@@ -371,23 +372,3 @@ class _Cpio:
 
 def _pad(length: int) -> bytes:
     return b"\0" * (-length % 4)
-
-
-__all__ = [
-    "BASE_CMDLINE",
-    "BUILDER_VERSION",
-    "DIRTY_CMDLINE_FLAG",
-    "GUEST_MODULES",
-    "HEARTBEAT_RE",
-    "MARKER_PREFIX",
-    "GuestImage",
-    "GuestImageError",
-    "GuestMarker",
-    "build_guest_image",
-    "dirty_cmdline_arg",
-    "disks_line",
-    "init_script",
-    "module_load_order",
-    "newest_kernel_version",
-    "nics_line",
-]

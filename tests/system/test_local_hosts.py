@@ -134,7 +134,7 @@ def _processes_mounting(state: Path) -> list[str]:
         try:
             if f"{state}/" in mountinfo.read_text():
                 holders.append(mountinfo.parent.name)
-        except (FileNotFoundError, ProcessLookupError, PermissionError):
+        except OSError:  # gone, or a zombie whose mount table is already torn down
             continue
     return holders
 
