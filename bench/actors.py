@@ -56,11 +56,11 @@ def rss_bytes() -> int:
 async def memory_of_actors(count: int) -> float:
     executor = BlockingExecutor(1, "bench")
     system = ActorSystem(executor=executor)
-    addresses = [instance_address(uuid.uuid4()) for _ in range(count)]
+    uuids = [uuid.uuid4() for _ in range(count)]
     gc.collect()
     before = rss_bytes()
-    for address in addresses:
-        system.spawn(address, Idle)
+    for instance in uuids:
+        system.spawn(instance_address(instance), Idle)
     await asyncio.sleep(0)
     gc.collect()
     grown = rss_bytes() - before
@@ -77,10 +77,13 @@ async def memory_of_tasks(count: int) -> float:
         while True:
             await queue.get()
 
-    addresses = [instance_address(uuid.uuid4()) for _ in range(count)]
+    uuids = [uuid.uuid4() for _ in range(count)]
     gc.collect()
     before = rss_bytes()
-    tasks = {address: asyncio.create_task(serve(asyncio.Queue())) for address in addresses}
+    tasks = {
+        instance_address(instance): asyncio.create_task(serve(asyncio.Queue()))
+        for instance in uuids
+    }
     await asyncio.sleep(0)
     gc.collect()
     grown = rss_bytes() - before

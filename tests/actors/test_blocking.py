@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from actors import BlockingExecutor, ExecutorShutdown
+from actors import Actor, ActorSystem, BlockingExecutor, ExecutorShutdown, handler
 from actors.testing import LoopBlockingDetector, watch_loop_blocking
 
 from .actors_for_tests import eventually
@@ -136,3 +136,30 @@ async def test_watching_puts_the_loop_in_debug_mode_and_restores_it_after() -> N
         assert loop.slow_callback_duration == 0.05
         assert detector.threshold == 0.05
     assert (loop.get_debug(), loop.slow_callback_duration) == outer
+
+
+async def test_an_actor_offloads_a_blocking_call_and_other_actors_keep_answering(
+    system: ActorSystem, loop_blocking: LoopBlockingDetector
+) -> None:
+    release = threading.Event()
+
+    class Host(Actor):
+        @handler
+        async def slow_libvirt_call(self) -> str:
+            await self.system.executor.run(release.wait, 5)
+            return "done"
+
+    class Tracker(Actor):
+        @handler
+        async def ping(self) -> str:
+            return "pong"
+
+    host = system.spawn("host", Host)
+    tracker = system.spawn("tracker", Tracker)
+    slow = asyncio.create_task(host.ask("slow_libvirt_call"))
+    await eventually(lambda: system.executor.running == 1)
+    assert await tracker.ask("ping", timeout=5) == "pong"
+    assert not slow.done()
+    release.set()
+    assert await slow == "done"
+    assert loop_blocking.reports == []
