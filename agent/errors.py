@@ -12,6 +12,7 @@
     ├── AgentInitializing                   the host is still adopting guests (retryable)
     ├── InstanceNotFound / InstanceInvalidState
     ├── ClaimFailed, NotSupported
+    ├── UnknownMethod, InvalidArguments, RequestExpired   refused before any effect
     └── RemoteError                         a remote failure with no local class of that name
 
 Errors keep "we closed it" (TransportClosed, ActorStopped) apart from "it broke".
@@ -81,12 +82,27 @@ __all__ = [
     "HypervisorUnavailable",
     "InstanceInvalidState",
     "InstanceNotFound",
+    "InvalidArguments",
     "InvalidRoutingKey",
     "NotSupported",
     "RemoteError",
+    "RequestExpired",
     "SchemaError",
     "TransportClosed",
     "TransportError",
+    "UnknownMethod",
     "Unroutable",
     "VirtactorError",
 ]
+
+
+class UnknownMethod(VirtactorError):
+    msg_fmt = "unknown method {method!r}"
+
+
+class InvalidArguments(VirtactorError):
+    msg_fmt = "invalid arguments for {method!r}: {reason}"
+
+
+class RequestExpired(VirtactorError):
+    msg_fmt = "request {message_id} for {method!r} expired before it was started"

@@ -1,4 +1,4 @@
-"""Both transports behind one fixture, so every semantic test runs on each."""
+"""Both transports behind one fixture, so every semantic test runs on each of them."""
 
 from __future__ import annotations
 

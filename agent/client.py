@@ -1,0 +1,197 @@
+"""`ComputeClient`: how a control plane (or a test) talks to agents.
+
+One client serves many hosts. It remembers the object manifest each host advertised (in its
+replies, its `Service` heartbeat events, or on request) and back-levels arguments to it, never
+above the deployment-wide `version_cap`. If an agent still refuses an object as too new, the
+client learns the manifest from the refusal and retries once, back-levelled.
+
+Errors raised on the agent come back as the same exception class (`InstanceNotFound`,
+`InstanceInvalidState`, ...), or `RemoteError` for a class this client does not know.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from agent.errors import RemoteError
+from agent.rpc.envelope import Event, Kind, Reply, Request, pack, unpack
+from agent.rpc.remote_errors import ErrorRegistry
+from agent.rpc.server import GET_OBJECT_MANIFEST
+from agent.transport import Transport
+from schemas import (
+    DecodeError,
+    DecodeLimits,
+    IncompatibleObjectVersion,
+    ObjectRegistry,
+    RequestContext,
+    default_registry,
+    obj_manifest,
+)
+
+
+def _older(a: str, b: str) -> str:
+    major_a, minor_a = (int(x) for x in a.split("."))
+    major_b, minor_b = (int(x) for x in b.split("."))
+    return a if (major_a, minor_a) <= (major_b, minor_b) else b
+
+
+class ComputeClient:
+    """The typed client for the agents on one transport. See the module docstring."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        *,
+        registry: ObjectRegistry | None = None,
+        version_cap: Mapping[str, str] | None = None,
+        default_timeout: float = 60.0,
+        limits: DecodeLimits | None = None,
+        user_id: str | None = None,
+        project_id: str | None = None,
+    ) -> None:
+        self.transport = transport
+        self.registry = registry or default_registry
+        self.manifest = obj_manifest(self.registry)
+        self.version_cap = dict(version_cap or {})
+        self.default_timeout = default_timeout
+        self.limits = limits or DecodeLimits()
+        self.user_id = user_id
+        self.project_id = project_id
+        self.host_manifests: dict[str, dict[str, str]] = {}
+        self.errors = ErrorRegistry()
+
+    def target_manifest(self, host: str) -> dict[str, str]:
+        """The versions to send `host`: ours, lowered to what it advertised and to the cap."""
+        target = dict(self.manifest)
+        for limit in (self.host_manifests.get(host, {}), self.version_cap):
+            for name, version in limit.items():
+                if name in target:
+                    target[name] = _older(target[name], version)
+        return target
+
+    def learn_manifest(self, host: str, manifest: Mapping[str, str]) -> None:
+        if manifest:
+            self.host_manifests[host] = dict(manifest)
+
+    def new_context(self, timeout: float) -> RequestContext:
+        return RequestContext(
+            request_id=f"req-{uuid.uuid4()}",
+            user_id=self.user_id,
+            project_id=self.project_id,
+            deadline=time.time() + timeout,
+        )
+
+    async def call(
+        self,
+        host: str,
+        method: str,
+        args: Mapping[str, Any] | None = None,
+        *,
+        instance: str | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        """Ask `host` to run `method` and return its result; raise its error, typed."""
+        timeout = self.default_timeout if timeout is None else timeout
+        try:
+            return await self._call_once(host, method, args, instance, timeout)
+        except IncompatibleObjectVersion as exc:
+            # The agent told us what it understands: send once more, back-levelled.
+            self.learn_manifest(host, exc.manifest)
+            return await self._call_once(host, method, args, instance, timeout)
+
+    async def cast(
+        self,
+        host: str,
+        method: str,
+        args: Mapping[str, Any] | None = None,
+        *,
+        instance: str | None = None,
+        ttl: float | None = None,
+    ) -> None:
+        """Queue `method` for `host` without waiting for it; returns once safely queued."""
+        ttl = self.default_timeout if ttl is None else ttl
+        request = self._request(Kind.CAST, host, method, args, instance, ttl)
+        body = pack(request, target=self.target_manifest(host))
+        await self.transport.cast(host, body, message_id=request.message_id, ttl=ttl)
+
+    async def fanout(
+        self, method: str, args: Mapping[str, Any] | None = None, *, ttl: float | None = None
+    ) -> None:
+        """Queue a host-scoped `method` for every agent, at the oldest level any advertised."""
+        ttl = self.default_timeout if ttl is None else ttl
+        target = dict(self.manifest)
+        for host in self.host_manifests:
+            for name, version in self.target_manifest(host).items():
+                target[name] = _older(target[name], version)
+        request = self._request(Kind.CAST, "*", method, args, None, ttl)
+        await self.transport.fanout(pack(request, target), message_id=request.message_id, ttl=ttl)
+
+    async def get_object_manifest(self, host: str, timeout: float | None = None) -> dict[str, str]:
+        """Ask `host` which object versions it understands, and remember the answer."""
+        manifest = await self.call(host, GET_OBJECT_MANIFEST, timeout=timeout)
+        self.learn_manifest(host, manifest)
+        return dict(manifest)
+
+    async def events(self, pattern: str) -> AsyncIterator[Event]:
+        """Events whose topic matches `pattern` (`instance.*.power_state`, `host.#`, ...).
+
+        The subscription is live before the first `__anext__` returns, and closed when the
+        iteration stops. A `Service` heartbeat teaches the client its sender's manifest.
+        """
+        subscription = await self.transport.subscribe(pattern)
+        try:
+            async for body in subscription:
+                try:
+                    event = unpack(body, self.registry, self.limits)
+                except DecodeError:
+                    continue  # an event from a newer agent that we cannot read; not ours to fail
+                if isinstance(event, Event):
+                    self.learn_manifest(event.sender_host, event.manifest)
+                    yield event
+        finally:
+            await subscription.aclose()
+
+    async def _call_once(
+        self,
+        host: str,
+        method: str,
+        args: Mapping[str, Any] | None,
+        instance: str | None,
+        timeout: float,
+    ) -> Any:
+        request = self._request(Kind.CALL, host, method, args, instance, timeout)
+        body = pack(request, target=self.target_manifest(host))
+        raw = await self.transport.call(host, body, message_id=request.message_id, timeout=timeout)
+        return self._raise_or_result(host, raw)
+
+    def _raise_or_result(self, host: str, raw: bytes) -> Any:
+        reply = unpack(raw, self.registry, self.limits)
+        if not isinstance(reply, Reply):
+            raise RemoteError(exc_type="DecodeError", exc_message="the reply was not a reply")
+        self.learn_manifest(host, reply.manifest)
+        if reply.error is not None:
+            raise self.errors.rebuild(reply.error)
+        return reply.result
+
+    def _request(
+        self,
+        kind: Kind,
+        host: str,
+        method: str,
+        args: Mapping[str, Any] | None,
+        instance: str | None,
+        timeout: float,
+    ) -> Request:
+        return Request(
+            message_id=str(uuid.uuid4()),
+            kind=kind,
+            method=method,
+            host=host,
+            instance=instance,
+            context=self.new_context(timeout),
+            args=dict(args or {}),
+            manifest=self.manifest,
+        )

@@ -1,0 +1,176 @@
+"""The RPC envelope: what every message on the bus looks like, and its strict decoding.
+
+On the wire an envelope is one msgpack array encoded by `schemas.encode`, so versioned
+objects inside it (arguments, results, the request context) keep their name and version:
+
+    request  [1, kind, message_id, method, host, instance, context, args, manifest, rpc_version]
+    reply    [1, REPLY, message_id, result, error, manifest]
+    event    [1, EVENT, topic, sender_host, payload, manifest]
+
+`manifest` is the sender's object manifest ({object name: newest version it knows}); the
+receiver back-levels what it sends back to it. The leading 1 is the envelope layout version.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent.rpc.remote_errors import WireError
+from schemas import DecodeError, DecodeLimits, ObjectRegistry, decode, encode
+
+ENVELOPE_VERSION = 1
+RPC_API_VERSION = "1.0"
+
+
+class Kind(enum.IntEnum):
+    CALL = 1
+    CAST = 2
+    REPLY = 3
+    EVENT = 4
+
+
+@dataclass(slots=True)
+class Request:
+    message_id: str
+    kind: Kind
+    method: str
+    host: str
+    instance: str | None
+    context: Any
+    args: dict[str, Any]
+    manifest: dict[str, str] = field(default_factory=dict)
+    rpc_version: str = RPC_API_VERSION
+
+
+@dataclass(slots=True)
+class Reply:
+    message_id: str
+    result: Any = None
+    error: WireError | None = None
+    manifest: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Event:
+    topic: str
+    sender_host: str
+    payload: Any
+    manifest: dict[str, str] = field(default_factory=dict)
+
+
+Envelope = Request | Reply | Event
+
+
+def pack(envelope: Envelope, target: Mapping[str, str] | None = None) -> bytes:
+    """Encode `envelope`, back-levelling every object in it to the `target` manifest."""
+    if isinstance(envelope, Request):
+        body: list[Any] = [
+            ENVELOPE_VERSION,
+            int(envelope.kind),
+            envelope.message_id,
+            envelope.method,
+            envelope.host,
+            envelope.instance,
+            envelope.context,
+            envelope.args,
+            envelope.manifest,
+            envelope.rpc_version,
+        ]
+    elif isinstance(envelope, Reply):
+        error = None if envelope.error is None else envelope.error.to_primitive()
+        body = [
+            ENVELOPE_VERSION,
+            int(Kind.REPLY),
+            envelope.message_id,
+            envelope.result,
+            error,
+            envelope.manifest,
+        ]
+    else:
+        body = [
+            ENVELOPE_VERSION,
+            int(Kind.EVENT),
+            envelope.topic,
+            envelope.sender_host,
+            envelope.payload,
+            envelope.manifest,
+        ]
+    return encode(body, manifest=dict(target) if target else None)
+
+
+def unpack(data: bytes, registry: ObjectRegistry, limits: DecodeLimits) -> Envelope:
+    """Decode and check the envelope's shape. Raises `DecodeError` (or its version subclass)."""
+    body = decode(data, registry=registry, limits=limits)
+    if not isinstance(body, list) or len(body) < 2:
+        raise DecodeError(reason=f"an envelope is an array, not {type(body).__name__}")
+    if body[0] != ENVELOPE_VERSION:
+        raise DecodeError(reason=f"unknown envelope layout version {body[0]!r}")
+    try:
+        kind = Kind(body[1])
+    except ValueError:
+        raise DecodeError(reason=f"unknown envelope kind {body[1]!r}") from None
+    if kind in (Kind.CALL, Kind.CAST):
+        return _request(kind, body)
+    if kind is Kind.REPLY:
+        return _reply(body)
+    return _event(body)
+
+
+def _request(kind: Kind, body: list[Any]) -> Request:
+    _arity(body, 10, kind)
+    _, _, message_id, method, host, instance, context, args, manifest, rpc_version = body
+    _expect(message_id, str, "message_id")
+    _expect(method, str, "method")
+    _expect(host, str, "host")
+    if instance is not None:
+        _expect(instance, str, "instance")
+    _expect(args, dict, "args")
+    if not all(isinstance(name, str) for name in args):
+        raise DecodeError(reason="argument names must be strings")
+    _check_manifest(manifest)
+    _expect(rpc_version, str, "rpc_version")
+    return Request(message_id, kind, method, host, instance, context, args, manifest, rpc_version)
+
+
+def _reply(body: list[Any]) -> Reply:
+    _arity(body, 6, Kind.REPLY)
+    _, _, message_id, result, error, manifest = body
+    _expect(message_id, str, "message_id")
+    _check_manifest(manifest)
+    try:
+        wire_error = None if error is None else WireError.from_primitive(error)
+    except ValueError as exc:
+        raise DecodeError(reason=str(exc)) from None
+    return Reply(message_id, result, wire_error, manifest)
+
+
+def _event(body: list[Any]) -> Event:
+    _arity(body, 6, Kind.EVENT)
+    _, _, topic, sender_host, payload, manifest = body
+    _expect(topic, str, "topic")
+    _expect(sender_host, str, "sender_host")
+    _check_manifest(manifest)
+    return Event(topic, sender_host, payload, manifest)
+
+
+def _arity(body: list[Any], size: int, kind: Kind) -> None:
+    if len(body) != size:
+        raise DecodeError(
+            reason=f"a {kind.name.lower()} envelope has {size} items, not {len(body)}"
+        )
+
+
+def _expect(value: Any, expected: type, name: str) -> None:
+    if not isinstance(value, expected):
+        raise DecodeError(
+            reason=f"envelope {name} must be {expected.__name__}, not {type(value).__name__}"
+        )
+
+
+def _check_manifest(manifest: Any) -> None:
+    _expect(manifest, dict, "manifest")
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in manifest.items()):
+        raise DecodeError(reason="envelope manifest must map object names to version strings")

@@ -1,0 +1,159 @@
+"""The serving side of RPC: one delivery in, one effect and (for calls) one reply out.
+
+For each delivery the `Dispatcher`:
+1. decodes the envelope strictly (size, depth and length limits; unknown objects and wrong
+   field types are decode errors). An object newer than this agent knows is answered with
+   `IncompatibleObjectVersion` carrying our manifest, so the caller can back-level and retry;
+2. runs the rest once per message id (`ReplyCache`): a redelivered request gets the first
+   reply and never a second execution;
+3. refuses, with a typed error and no effect, a request past its deadline, an unknown method,
+   bad arguments, or an instance command before the host finished adopting its guests;
+4. asks the owning actor (instance methods: that instance's actor, got or spawned; host
+   methods: the host actor; claims: the tracker) with the request's deadline;
+5. encodes the reply with every object back-levelled to the caller's manifest.
+
+A request that cannot be answered (a cast that fails to decode) is dead-lettered; a cast whose
+handler fails is logged and acknowledged, as its effect was attempted once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from actors import HOST_ADDRESS, TRACKER_ADDRESS, Actor, ActorSystem, instance_address
+from agent.errors import AgentInitializing, InvalidArguments, RequestExpired
+from agent.rpc.dedup import ReplyCache
+from agent.rpc.envelope import Kind, Reply, Request, pack, unpack
+from agent.rpc.methods import MethodTable, Scope
+from agent.rpc.remote_errors import error_to_wire
+from agent.transport import Delivery, Outcome
+from schemas import DecodeError, DecodeLimits, IncompatibleObjectVersion, ObjectRegistry
+from schemas.errors import VirtactorError
+
+log = logging.getLogger(__name__)
+
+# Answered by the dispatcher itself: how a client asks for this agent's object manifest.
+GET_OBJECT_MANIFEST = "get_object_manifest"
+
+
+@dataclass(slots=True)
+class ServerStats:
+    requests: int = 0
+    duplicates: int = 0
+    errors: int = 0
+    dead_lettered: int = 0
+
+
+class Dispatcher:
+    """Turns deliveries for one host into actor asks. See the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        system: ActorSystem,
+        methods: MethodTable,
+        instance_factory: Callable[[str], Actor],
+        registry: ObjectRegistry,
+        manifest: dict[str, str],
+        limits: DecodeLimits,
+        is_ready: Callable[[], bool] = lambda: True,
+        cache: ReplyCache | None = None,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.host = host
+        self.system = system
+        self.methods = methods
+        self.instance_factory = instance_factory
+        self.registry = registry
+        self.manifest = manifest
+        self.limits = limits
+        self.is_ready = is_ready
+        self.cache = cache or ReplyCache()
+        self.wall_clock = wall_clock
+        self.stats = ServerStats()
+
+    async def handle(self, delivery: Delivery) -> Outcome:
+        self.stats.requests += 1
+        try:
+            envelope = unpack(delivery.body, self.registry, self.limits)
+            if not isinstance(envelope, Request):
+                raise DecodeError(reason=f"expected a call or cast, got {type(envelope).__name__}")
+        except IncompatibleObjectVersion as exc:
+            # It carries our manifest, so the caller can back-level and send again.
+            log.info("refused message %s: %s", delivery.message_id, exc)
+            return self._refuse(delivery, exc, "incompatible")
+        except DecodeError as exc:
+            log.warning("refused message %s: %s", delivery.message_id, exc)
+            return self._refuse(delivery, exc, "undecodable")
+        message_id = delivery.message_id or envelope.message_id
+        reply, duplicate = await self.cache.run_once(message_id, lambda: self._execute(envelope))
+        if duplicate:
+            self.stats.duplicates += 1
+            log.info("duplicate delivery of %s answered from the reply cache", message_id)
+        return Outcome(reply=reply if delivery.reply_expected else None)
+
+    def _refuse(self, delivery: Delivery, exc: VirtactorError, reason: str) -> Outcome:
+        self.stats.errors += 1
+        if not delivery.reply_expected:
+            self.stats.dead_lettered += 1
+            return Outcome(dead_letter=reason)
+        reply = Reply(delivery.message_id, error=error_to_wire(exc), manifest=self.manifest)
+        return Outcome(reply=pack(reply))
+
+    async def _execute(self, request: Request) -> bytes | None:
+        try:
+            result = await self._deliver(request)
+        except VirtactorError as exc:
+            self.stats.errors += 1
+            if request.kind is Kind.CAST:
+                log.warning("cast %s %s failed: %s", request.message_id, request.method, exc)
+                return None
+            reply = Reply(request.message_id, error=error_to_wire(exc), manifest=self.manifest)
+        else:
+            if request.kind is Kind.CAST:
+                return None
+            reply = Reply(request.message_id, result=result, manifest=self.manifest)
+        return pack(reply, target=request.manifest)
+
+    async def _deliver(self, request: Request) -> Any:
+        deadline = getattr(request.context, "deadline", None) if request.context else None
+        remaining = None if deadline is None else deadline - self.wall_clock()
+        if remaining is not None and remaining <= 0:
+            raise RequestExpired(message_id=request.message_id, method=request.method)
+        if request.method == GET_OBJECT_MANIFEST:
+            return dict(self.manifest)
+        route = self.methods.route(request.method)
+        target = self._target(request, route.scope)
+        route.check_arguments(request.args)
+        if route.scope is Scope.INSTANCE:
+            if not self.is_ready():
+                raise AgentInitializing(host=self.host)
+            uuid = target.partition(":")[2]
+            ref = self.system.get_or_spawn(target, lambda: self.instance_factory(uuid))
+        else:
+            ref = self.system.lookup(target)
+        monotonic_deadline = None if remaining is None else time.monotonic() + remaining
+        return await ref.ask(
+            request.method, request.args, deadline=monotonic_deadline, context=request.context
+        )
+
+    @staticmethod
+    def _target(request: Request, scope: Scope) -> str:
+        if scope is Scope.HOST:
+            return HOST_ADDRESS
+        if scope is Scope.TRACKER:
+            return TRACKER_ADDRESS
+        if request.instance is None:
+            raise InvalidArguments(method=request.method, reason="no target instance given")
+        try:
+            request.instance = str(UUID(request.instance))
+        except ValueError:
+            reason = f"instance {request.instance!r} is not a UUID"
+            raise InvalidArguments(method=request.method, reason=reason) from None
+        return instance_address(request.instance)
