@@ -20,7 +20,7 @@ from agent.errors import RemoteError
 from agent.rpc.envelope import Event, Kind, Reply, Request, pack, unpack
 from agent.rpc.remote_errors import ErrorRegistry
 from agent.rpc.server import GET_OBJECT_MANIFEST
-from agent.transport import Transport
+from agent.transport import Subscription, Transport
 from schemas import (
     DecodeError,
     DecodeLimits,
@@ -135,24 +135,20 @@ class ComputeClient:
         self.learn_manifest(host, manifest)
         return dict(manifest)
 
-    async def events(self, pattern: str) -> AsyncIterator[Event]:
+    async def subscribe(self, pattern: str) -> EventStream:
         """Events whose topic matches `pattern` (`instance.*.power_state`, `host.#`, ...).
 
-        The subscription is live before the first `__anext__` returns, and closed when the
-        iteration stops. A `Service` heartbeat teaches the client its sender's manifest.
+        The subscription is live when this returns; iterate the stream, then `aclose()` it (or
+        use it as an async context manager). A `Service` heartbeat teaches the client its
+        sender's manifest.
         """
-        subscription = await self.transport.subscribe(pattern)
-        try:
-            async for body in subscription:
-                try:
-                    event = unpack(body, self.registry, self.limits)
-                except DecodeError:
-                    continue  # an event from a newer agent that we cannot read; not ours to fail
-                if isinstance(event, Event):
-                    self.learn_manifest(event.sender_host, event.manifest)
-                    yield event
-        finally:
-            await subscription.aclose()
+        return EventStream(self, await self.transport.subscribe(pattern))
+
+    async def events(self, pattern: str) -> AsyncIterator[Event]:
+        """`subscribe(pattern)` as a plain async iterator, closed when the iteration stops."""
+        async with await self.subscribe(pattern) as stream:
+            async for event in stream:
+                yield event
 
     async def _call_once(
         self,
@@ -195,3 +191,30 @@ class ComputeClient:
             args=dict(args or {}),
             manifest=self.manifest,
         )
+
+
+class EventStream:
+    """A live event subscription yielding decoded `Event`s; see `ComputeClient.subscribe`."""
+
+    def __init__(self, client: ComputeClient, subscription: Subscription) -> None:
+        self._client = client
+        self._subscription = subscription
+
+    async def __aiter__(self) -> AsyncIterator[Event]:
+        async for body in self._subscription:
+            try:
+                event = unpack(body, self._client.registry, self._client.limits)
+            except DecodeError:
+                continue  # an event from a newer agent that this client cannot read
+            if isinstance(event, Event):
+                self._client.learn_manifest(event.sender_host, event.manifest)
+                yield event
+
+    async def aclose(self) -> None:
+        await self._subscription.aclose()
+
+    async def __aenter__(self) -> EventStream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()

@@ -1,0 +1,152 @@
+"""Events reach subscribers as objects; mixed releases understand each other."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import pytest
+
+from actors import HOST_ADDRESS, Actor, ActorSystem, BlockingExecutor, handler
+from agent.client import ComputeClient
+from agent.rpc.events import EventPublisher
+from agent.rpc.methods import MethodTable, Scope
+from agent.rpc.server import Dispatcher
+from agent.transport import Transport
+from schemas import (
+    DecodeLimits,
+    IncompatibleObjectVersion,
+    ObjectRegistry,
+    RequestContext,
+    VersionedObject,
+    default_registry,
+    fields,
+)
+from schemas.objects import InstanceInfo
+from schemas.versions import Version
+
+from .conftest import Stack
+
+# Two releases of one object, each in the registry of its own release.
+OLD_RELEASE = ObjectRegistry()
+NEW_RELEASE = ObjectRegistry()
+for registry in (OLD_RELEASE, NEW_RELEASE):
+    registry.register(RequestContext)
+
+
+@OLD_RELEASE.register
+class WidgetOld(VersionedObject):
+    OBJ_NAME = "Widget"
+    # 1.0: Initial version
+    VERSION = "1.0"
+    __slots__ = ()
+
+    name: str = fields.String()
+
+
+@NEW_RELEASE.register
+class WidgetNew(VersionedObject):
+    OBJ_NAME = "Widget"
+    # 1.0: Initial version
+    # 1.1: Added colour
+    VERSION = "1.1"
+    __slots__ = ()
+
+    name: str = fields.String()
+    colour: str = fields.String(default="plain")
+
+    def make_compatible(self, primitive: dict[str, Any], target_version: Version) -> None:
+        if target_version < (1, 1):
+            primitive.pop("colour", None)
+
+
+class OldReleaseHost(Actor):
+    """The host actor of an agent that only knows Widget 1.0."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    @handler
+    async def describe(self, widget: WidgetOld) -> str:
+        self.seen.append(widget.name)
+        return f"{widget.name} ({widget.VERSION})"
+
+
+async def serve_old_release(transport: Transport, host: str) -> tuple[ActorSystem, OldReleaseHost]:
+    system = ActorSystem(executor=BlockingExecutor(max_workers=1, name="old-release"))
+    actor = OldReleaseHost()
+    system.spawn(HOST_ADDRESS, lambda: actor)
+    dispatcher = Dispatcher(
+        host=host,
+        system=system,
+        methods=MethodTable({Scope.HOST: OldReleaseHost}),
+        instance_factory=lambda uuid: OldReleaseHost(),
+        registry=OLD_RELEASE,
+        manifest=OLD_RELEASE.manifest(),
+        limits=DecodeLimits(),
+    )
+    await transport.serve(host, dispatcher.handle)
+    return system, actor
+
+
+async def test_published_events_reach_matching_subscribers_as_objects(stack: Stack) -> None:
+    publisher = EventPublisher(stack.transport, "h1", default_registry.manifest())
+    instance_uuid = str(uuid.uuid4())
+    stream = await stack.client.subscribe(f"instance.{instance_uuid}.*")
+    info = InstanceInfo(state="paused")
+    await publisher.publish(f"instance.{uuid.uuid4()}.power_state", InstanceInfo(state="running"))
+    await publisher.publish(f"instance.{instance_uuid}.power_state", info)
+    event = await asyncio.wait_for(anext(aiter(stream)), 10)
+    assert (event.topic, event.sender_host, event.payload) == (
+        f"instance.{instance_uuid}.power_state",
+        "h1",
+        info,
+    )
+    assert stack.client.host_manifests["h1"] == default_registry.manifest()
+    await stream.aclose()
+
+
+async def test_a_newer_client_back_levels_arguments_once_it_knows_the_agents_manifest(
+    transport: Transport,
+) -> None:
+    system, actor = await serve_old_release(transport, "h1")
+    try:
+        client = ComputeClient(transport, registry=NEW_RELEASE, default_timeout=10)
+        # The first call is refused as too new; the client learns the manifest and retries.
+        reply = await client.call("h1", "describe", {"widget": WidgetNew(name="w1", colour="red")})
+        assert reply == "w1 (1.0)"
+        assert client.host_manifests["h1"]["Widget"] == "1.0"
+        # From now on it back-levels before sending: no refusal round trip.
+        assert await client.call("h1", "describe", {"widget": WidgetNew(name="w2")}) == "w2 (1.0)"
+        assert actor.seen == ["w1", "w2"]
+    finally:
+        await system.aclose(timeout=5)
+
+
+async def test_version_cap_sends_objects_at_the_capped_version(transport: Transport) -> None:
+    system, actor = await serve_old_release(transport, "h1")
+    try:
+        client = ComputeClient(
+            transport, registry=NEW_RELEASE, version_cap={"Widget": "1.0"}, default_timeout=10
+        )
+        assert client.target_manifest("h1")["Widget"] == "1.0"
+        assert await client.call("h1", "describe", {"widget": WidgetNew(name="capped")}) == (
+            "capped (1.0)"
+        )
+        assert actor.seen == ["capped"]
+    finally:
+        await system.aclose(timeout=5)
+
+
+async def test_an_agent_refuses_a_too_new_object_with_its_manifest(transport: Transport) -> None:
+    system, _ = await serve_old_release(transport, "h1")
+    try:
+        client = ComputeClient(transport, registry=NEW_RELEASE, default_timeout=10)
+        with pytest.raises(IncompatibleObjectVersion) as refused:
+            await client._call_once(
+                "h1", "describe", {"widget": WidgetNew(name="too-new")}, None, 10
+            )
+        assert refused.value.manifest == OLD_RELEASE.manifest()
+    finally:
+        await system.aclose(timeout=5)
