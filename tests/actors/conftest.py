@@ -1,7 +1,7 @@
 """Fixtures of the actor runtime's tests.
 
 Every async test here runs with the loop in debug mode and fails if any callback held the
-loop for 0.1 s or more (`loop_blocking`). The `system` fixture closes its actor system after
+loop for 0.25 s or more (`loop_blocking`). The `system` fixture closes its actor system after
 the test and fails it when any task is left behind.
 """
 
@@ -15,7 +15,8 @@ import pytest
 from actors import ActorSystem, BlockingExecutor
 from actors.testing import LoopBlockingDetector, watch_loop_blocking
 
-BLOCKING_THRESHOLD = 0.1
+# Generous enough for a loaded 2-core CI machine; a blocking libvirt call takes longer.
+BLOCKING_THRESHOLD = 0.25
 
 
 @pytest.fixture(autouse=True)

@@ -177,12 +177,18 @@ async def test_cancelling_an_asker_propagates_and_the_actor_carries_on(
 
 
 async def test_an_actor_in_restart_back_off_stops_at_once(system: ActorSystem) -> None:
+    attempts: list[int] = []
+
     class NeverStarts(Actor):
         async def on_start(self) -> None:
+            attempts.append(1)
             raise OSError("no hypervisor")
 
     strategy = RestartStrategy(max_restarts=10, min_backoff=30, max_backoff=30)
     system.spawn("host", NeverStarts, restart_strategy=strategy)
     await eventually(lambda: system.stats_of("host").restarts > 0)
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert len(attempts) == 1  # the restart waits out its 30 s back-off
     await asyncio.wait_for(system.stop("host", timeout=10), timeout=5)
     assert "host" not in system
