@@ -200,13 +200,13 @@ class AmqpTransport(Transport):
         queue = await channel.get_queue(self.names.host_queue(host))
 
         async def on_request(message: AbstractIncomingMessage) -> None:
-            task = asyncio.current_task()
-            assert task is not None
+            # aio-pika cancels its consumer tasks when the channel drops; the handler must
+            # still finish (its effect is done or under way, and the reply cache must learn
+            # of it) so the redelivery is answered, not executed again. Our own task, shielded.
+            task = asyncio.create_task(self._handle(message, handler, channel.default_exchange))
             self._in_flight.add(task)
-            try:
-                await self._handle(message, handler, channel.default_exchange)
-            finally:
-                self._in_flight.discard(task)
+            task.add_done_callback(self._in_flight.discard)
+            await asyncio.shield(task)
 
         tag = await queue.consume(on_request)
         self._consumers.append((queue, tag, channel))
