@@ -18,6 +18,7 @@ from agent.transport import AmqpSettings, AmqpTransport
 from schemas import DecodeLimits, default_registry
 
 from ..conftest import delete_amqp_topology
+from .test_rpc_roundtrips import wait_until
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -88,15 +89,12 @@ async def test_connections_cut_with_200_casts_and_200_calls_in_flight(rabbitmq_u
             asyncio.ensure_future(client.cast("h1", "record", {"token": f"cast-{i}"}))
             for i in range(200)
         ]
-        while len(executed) < 40:
-            await asyncio.sleep(0.01)
+        await wait_until(lambda: len(executed) >= 40)
         assert await close_broker_connections(prefix) >= 2
         call_results = await asyncio.gather(*calls, return_exceptions=True)
         cast_results = await asyncio.gather(*casts, return_exceptions=True)
         assert [r for r in cast_results if r is not None] == []
-        async with asyncio.timeout(60):
-            while sum(1 for t in executed if t.startswith("cast-")) < 200:
-                await asyncio.sleep(0.05)
+        await wait_until(lambda: sum(1 for t in executed if t.startswith("cast-")) == 200, 60)
         await asyncio.sleep(0.5)  # a duplicate still queued would be executed by now
 
         returned = [r for r in call_results if isinstance(r, str)]
