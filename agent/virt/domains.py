@@ -93,3 +93,125 @@ def read_domain_record(conn: libvirt.virConnect, uuid: str) -> DomainRecord:
     if record is None:
         raise InstanceNotFound(uuid=uuid)
     return record
+
+
+@dataclass(slots=True, frozen=True)
+class DomainInfo:
+    """`virDomainGetInfo` of one domain: state, memory in KiB, vCPUs, CPU time in ns.
+
+    `domain_id` is libvirt's run-time id, None for a domain that is not running.
+    """
+
+    uuid: str
+    state: int
+    max_mem_kb: int
+    mem_kb: int
+    vcpus: int
+    cpu_time_ns: int
+    domain_id: int | None
+
+
+def _info(dom: libvirt.virDomain) -> DomainInfo:
+    state, max_mem, mem, vcpus, cpu_time = dom.info()
+    domain_id = dom.ID()
+    return DomainInfo(
+        dom.UUIDString(),
+        state,
+        max_mem,
+        mem,
+        vcpus,
+        cpu_time,
+        domain_id if domain_id >= 0 else None,
+    )
+
+
+def read_domain_info(conn: libvirt.virConnect, uuid: str) -> DomainInfo:
+    """`DomainInfo` of domain `uuid` (blocking); `InstanceNotFound` if absent."""
+    try:
+        return _info(conn.lookupByUUIDString(uuid))
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+            raise InstanceNotFound(uuid=uuid) from exc
+        raise
+
+
+def read_domain_infos(conn: libvirt.virConnect) -> dict[str, DomainInfo]:
+    """`DomainInfo` of every domain, by uuid (blocking); domains that vanish are skipped."""
+    infos: dict[str, DomainInfo] = {}
+    for dom in conn.listAllDomains(0):
+        try:
+            info = _info(dom)
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                continue
+            raise
+        infos[info.uuid] = info
+    return infos
+
+
+@dataclass(slots=True, frozen=True)
+class InterfaceCounters:
+    uuid: str
+    interface: str  # the host-side device name (tap)
+    rx_bytes: int
+    tx_bytes: int
+
+
+@dataclass(slots=True, frozen=True)
+class BlockCounters:
+    uuid: str
+    device: str  # the guest's target name (vda)
+    path: str
+    rd_req: int
+    rd_bytes: int
+    wr_req: int
+    wr_bytes: int
+
+
+def _numbered(stats: dict[str, object], prefix: str) -> list[dict[str, object]]:
+    """`<prefix>.count` and `<prefix>.<i>.<key>` entries of a domain's bulk stats as dicts."""
+    count = stats.get(f"{prefix}.count", 0)
+    entries = []
+    for index in range(count if isinstance(count, int) else 0):
+        head = f"{prefix}.{index}."
+        entries.append({k[len(head) :]: v for k, v in stats.items() if k.startswith(head)})
+    return entries
+
+
+def _int(value: object) -> int:
+    return value if isinstance(value, int) else 0
+
+
+def read_interface_counters(conn: libvirt.virConnect) -> list[InterfaceCounters]:
+    """Traffic counters of every running domain's interfaces (blocking)."""
+    counters = []
+    for dom, stats in conn.getAllDomainStats(libvirt.VIR_DOMAIN_STATS_INTERFACE):
+        for net in _numbered(stats, "net"):
+            counters.append(
+                InterfaceCounters(
+                    dom.UUIDString(),
+                    str(net.get("name", "")),
+                    _int(net.get("rx.bytes")),
+                    _int(net.get("tx.bytes")),
+                )
+            )
+    return counters
+
+
+def read_block_counters(conn: libvirt.virConnect) -> list[BlockCounters]:
+    """I/O counters of every running domain's disks (blocking)."""
+    counters = []
+    for dom, stats in conn.getAllDomainStats(libvirt.VIR_DOMAIN_STATS_BLOCK):
+        for block in _numbered(stats, "block"):
+            counters.append(
+                BlockCounters(
+                    dom.UUIDString(),
+                    str(block.get("name", "")),
+                    str(block.get("path", "")),
+                    _int(block.get("rd.reqs")),
+                    _int(block.get("rd.bytes")),
+                    _int(block.get("wr.reqs")),
+                    _int(block.get("wr.bytes")),
+                )
+            )
+    return counters

@@ -85,12 +85,17 @@ class DiskUsage:
 
 @dataclass(slots=True, frozen=True)
 class HostFacts:
+    """What the host has and uses. `host_uuid` is libvirt's host uuid (None if unreported);
+    `running_vms` counts active domains and `vcpus_used` their vCPUs."""
+
+    host_uuid: str | None
     hostname: str
     hypervisor_type: str
     hypervisor_version: int  # libvirt's packing: major * 1,000,000 + minor * 1,000 + micro
     libvirt_version: int
     vcpus: int
     vcpus_used: int
+    running_vms: int
     memory_mb: int
     memory_mb_used: int
     disk: DiskUsage
@@ -111,6 +116,12 @@ def _int(text: str | None, default: int = 0) -> int:
         return int(text, 0) if text is not None else default
     except ValueError:
         return default
+
+
+def parse_host_uuid(capabilities_xml: str) -> str | None:
+    """libvirt's host uuid (`/capabilities/host/uuid`), None when the driver reports none."""
+    text = _parse(capabilities_xml, "capabilities").findtext("host/uuid")
+    return text.strip() if text and text.strip() else None
 
 
 def parse_cpu_info(capabilities_xml: str, fallback_topology: tuple[int, int, int]) -> CpuInfo:
@@ -244,15 +255,18 @@ def _disk_over_commit(conn: libvirt.virConnect, instances_path: str) -> int:
     return total
 
 
-def _vcpus_used(conn: libvirt.virConnect) -> int:
-    used = 0
+def _active_domains(conn: libvirt.virConnect) -> tuple[int, int]:
+    """(running domains, their vCPUs)."""
+    running = vcpus = 0
     for dom in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE):
         try:
-            used += dom.info()[3]
+            vcpus += dom.info()[3]
         except libvirt.libvirtError as exc:
             if not _domain_gone(exc):
                 raise
-    return used
+            continue
+        running += 1
+    return running, vcpus
 
 
 def read_pci_devices(conn: libvirt.virConnect) -> tuple[PciDevice, ...]:
@@ -271,17 +285,21 @@ def read_host_facts(conn: libvirt.virConnect, instances_path: str) -> HostFacts:
     _arch, memory_mb, cpus, _mhz, _nodes, sockets, cores, threads = conn.getInfo()
     free_mb = conn.getFreeMemory() // MIB
     pci_devices = read_pci_devices(conn)
+    capabilities = conn.getCapabilities()
+    running, vcpus_used = _active_domains(conn)
     return HostFacts(
+        host_uuid=parse_host_uuid(capabilities),
         hostname=conn.getHostname(),
         hypervisor_type=conn.getType(),
         hypervisor_version=conn.getVersion(),
         libvirt_version=conn.getLibVersion(),
         vcpus=cpus,
-        vcpus_used=_vcpus_used(conn),
+        vcpus_used=vcpus_used,
+        running_vms=running,
         memory_mb=memory_mb,
         memory_mb_used=max(0, memory_mb - free_mb),
         disk=measure_disk(instances_path, _disk_over_commit(conn, instances_path)),
-        cpu=parse_cpu_info(conn.getCapabilities(), (sockets, cores, threads)),
+        cpu=parse_cpu_info(capabilities, (sockets, cores, threads)),
         pci_devices=pci_devices,
         pci_pools=group_pci_pools(pci_devices),
     )

@@ -17,6 +17,7 @@ from agent.virt.events import DomainEventKind
 from agent.virt.host import Host, HostAlreadyStarted, HostClosed
 from agent.virt.reconnect import Backoff
 from tests.agent.virt.conftest import TEST_URI, RecordingListener, domain_xml
+from tests.agent.virt.helpers import wait_for
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -145,10 +146,7 @@ async def test_calls_before_any_connection_fail_fast_with_hypervisor_unavailable
     )
     await host.start(listener)
     try:
-        async with asyncio.timeout(10):
-            # A counter, not an event, is what the Host exposes about failed attempts.
-            while host.connect_failures < 3:  # noqa: ASYNC110
-                await asyncio.sleep(0.01)
+        await wait_for(lambda: host.connect_failures >= 3)
 
         with pytest.raises(HypervisorUnavailable) as caught:
             await host.list_domains()

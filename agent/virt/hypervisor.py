@@ -1,0 +1,95 @@
+"""`LibvirtHypervisor`: the host and instance actors' view of the hypervisor, over the Host.
+
+It implements `actors.host.HostHypervisor` with the Host's calls and turns what libvirt
+says into the objects the actors deal in (`ComputeNode`, `InstanceInfo`, power states).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import libvirt
+
+from actors.host import DomainSummary
+from agent.errors import HypervisorUnavailable, InstanceNotFound
+from agent.virt import reports
+from agent.virt.domains import (
+    read_block_counters,
+    read_domain_info,
+    read_domain_infos,
+    read_interface_counters,
+)
+from agent.virt.host import Host
+from agent.virt.power_state import power_state_of
+from agent.virt.reconnect import describe
+from schemas.objects.compute_node import ComputeNode
+from schemas.objects.enums import PowerState
+from schemas.objects.virt import InstanceInfo
+
+log = logging.getLogger(__name__)
+
+
+class LibvirtHypervisor:
+    """The hypervisor behind `host`, for the service named `service_host` at `host_ip`."""
+
+    def __init__(self, host: Host, *, service_host: str, host_ip: str | None = None) -> None:
+        self.host = host
+        self.service_host = service_host
+        self.host_ip = host_ip
+
+    async def wait_connected(self) -> None:
+        await self.host.wait_connected()
+
+    async def list_domains(self) -> list[DomainSummary]:
+        records = await self.host.list_domains()
+        return [
+            DomainSummary(r.uuid, r.name, power_state_of(r.state))
+            for r in sorted(records.values(), key=lambda r: r.uuid)
+        ]
+
+    async def read_power_state(self, uuid: str) -> PowerState | None:
+        """The power state now: PENDING (no state) for a domain that does not exist, None
+        when it cannot be read (libvirt unreachable or failing on this domain)."""
+        try:
+            record = await self.host.domain_record(uuid)
+        except InstanceNotFound:
+            return PowerState.PENDING
+        except HypervisorUnavailable as exc:
+            log.info("power state of %s unknown: %s", uuid, exc, extra={"instance_uuid": uuid})
+            return None
+        except libvirt.libvirtError as exc:
+            reason = describe(exc)
+            log.warning(
+                "power state of %s unknown: %s", uuid, reason, extra={"instance_uuid": uuid}
+            )
+            return None
+        return power_state_of(record.state)
+
+    async def get_info(self, uuid: str) -> InstanceInfo:
+        return reports.instance_info(await self.host.run(read_domain_info, uuid))
+
+    async def get_available_resource(self, nodename: str) -> ComputeNode:
+        # One hypervisor node per host: like nova's libvirt driver, the name is not checked.
+        facts = await self.host.get_host_facts()
+        return reports.compute_node(facts, host=self.service_host, host_ip=self.host_ip)
+
+    async def get_available_nodes(self) -> list[str]:
+        return [await self.host.run(lambda conn: conn.getHostname())]
+
+    async def get_host_uptime(self) -> float:
+        return await self.host.get_uptime()
+
+    async def get_per_instance_usage(self) -> dict[str, InstanceInfo]:
+        infos = await self.host.run(read_domain_infos)
+        return {uuid: reports.instance_info(info) for uuid, info in sorted(infos.items())}
+
+    async def get_all_bw_counters(self, instance_uuids: list[str] | None) -> list[dict[str, Any]]:
+        counters = await self.host.run(read_interface_counters)
+        wanted = None if instance_uuids is None else set(instance_uuids)
+        return reports.bw_counters([c for c in counters if wanted is None or c.uuid in wanted])
+
+    async def get_all_volume_usage(self, instance_uuids: list[str] | None) -> list[dict[str, Any]]:
+        counters = await self.host.run(read_block_counters)
+        wanted = None if instance_uuids is None else set(instance_uuids)
+        return reports.volume_usage([c for c in counters if wanted is None or c.uuid in wanted])

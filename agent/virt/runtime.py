@@ -1,0 +1,115 @@
+"""`HostRuntime`: the libvirt Host, its event bridge and the host actor, wired together.
+
+    libvirt ──events──> Host ──HostListener──> HostEventBridge ──tell──> HostActor
+                         ▲                      (reboot flaps held)       │ route / adopt
+                         └──── LibvirtHypervisor <───────────────────── InstanceActor(s)
+
+The agent starts one per process: `start()` spawns the host actor at `HOST_ADDRESS` and
+starts connecting; `aclose()` stops all three. `readiness` and `instance_factory` are what
+the RPC dispatcher needs (`is_ready`, and the factory it spawns instance actors with).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from actors import HOST_ADDRESS, Actor, ActorRef, ActorSystem
+from actors.host import HostActor, HostActorSettings, Readiness
+from actors.instance import EventSink, InstanceActor, InstanceHypervisor
+from agent.virt.bridge import HostEventBridge
+from agent.virt.host import Host
+from agent.virt.hypervisor import LibvirtHypervisor
+from agent.virt.reconnect import Backoff
+
+InstanceFactory = Callable[[str, InstanceHypervisor, EventSink], Actor]
+
+
+@dataclass(slots=True, frozen=True)
+class HostRuntimeSettings:
+    """Values from the agent's configuration (`[agent]` and `[libvirt]`), in seconds."""
+
+    uri: str
+    host: str
+    instances_path: str
+    host_ip: str | None = None
+    liveness_interval: float = 5.0
+    resync_interval: float = 300.0
+    heartbeat_interval: float = 10.0
+    reboot_flap_delay: float = 2.0
+    connect_timeout: float = 60.0
+    keepalive: tuple[int, int] = (5, 3)
+    backoff: Backoff = field(default_factory=Backoff)
+
+
+class HostRuntime:
+    """See the module docstring. `instance_factory(uuid, hypervisor, sink)` makes instance
+    actors (default: `InstanceActor`)."""
+
+    def __init__(
+        self,
+        system: ActorSystem,
+        sink: EventSink,
+        settings: HostRuntimeSettings,
+        *,
+        instance_factory: InstanceFactory = InstanceActor,
+    ) -> None:
+        self.system = system
+        self.sink = sink
+        self.settings = settings
+        self.readiness = Readiness()
+        self.host = Host(
+            settings.uri,
+            system.executor,
+            instances_path=settings.instances_path,
+            liveness_interval=settings.liveness_interval,
+            keepalive=settings.keepalive,
+            backoff=settings.backoff,
+        )
+        self.hypervisor = LibvirtHypervisor(
+            self.host, service_host=settings.host, host_ip=settings.host_ip
+        )
+        self._make_instance = instance_factory
+        self.bridge: HostEventBridge | None = None
+        self.ref: ActorRef | None = None
+
+    def instance_factory(self, uuid: str) -> Actor:
+        """The actor of instance `uuid`, for `ActorSystem.get_or_spawn`."""
+        return self._make_instance(uuid, self.hypervisor, self.sink)
+
+    async def start(self) -> ActorRef:
+        """Spawn the host actor and start connecting; returns the host actor's ref.
+
+        Call `init_host` on it next (it waits for the connection).
+        """
+        actor_settings = HostActorSettings(
+            host=self.settings.host,
+            host_ip=self.settings.host_ip,
+            resync_interval=self.settings.resync_interval,
+            heartbeat_interval=self.settings.heartbeat_interval,
+            connect_timeout=self.settings.connect_timeout,
+        )
+        ref = self.system.spawn(
+            HOST_ADDRESS,
+            lambda: HostActor(
+                actor_settings,
+                self.hypervisor,
+                self.sink,
+                self.instance_factory,
+                readiness=self.readiness,
+            ),
+        )
+        self.ref = ref
+        self.bridge = HostEventBridge(ref.tell, flap_delay=self.settings.reboot_flap_delay)
+        self.bridge.start()
+        await self.host.start(self.bridge)
+        return ref
+
+    async def aclose(self) -> None:
+        """Close the connection, stop the bridge, stop the host actor (instance actors stay
+        with the actor system, which stops them when it closes)."""
+        await self.host.aclose()
+        if self.bridge is not None:
+            await self.bridge.aclose()
+        if self.ref is not None and HOST_ADDRESS in self.system:
+            await self.system.stop(HOST_ADDRESS)
