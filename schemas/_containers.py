@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from schemas._field import UNSET, Field
@@ -14,7 +14,7 @@ _STR_ONLY = frozenset({str})
 class _ContainerField(Field):
     """Shared element handling: element errors name the element (`metadata['k']`, `dns[2]`)."""
 
-    __slots__ = ("_elem_types", "_elem_values", "element")
+    __slots__ = ("_elem_check", "_elem_types", "element")
     mutable = True
 
     def __init__(
@@ -28,12 +28,12 @@ class _ContainerField(Field):
         if not isinstance(element, Field):
             raise TypeError(f"a container field needs an element field, got {element!r}")
         self.element = element
-        etype, evalues = element.fast_check()
+        etype, echeck = element.fast_check()
         # Exact element types the decoder can accept in bulk, without a call per element.
         self._elem_types: frozenset[type] | None = None
-        if etype is not None:
+        if etype is not None and not (echeck is not None and element.nullable):
             self._elem_types = frozenset({etype, type(None)} if element.nullable else {etype})
-        self._elem_values = evalues
+        self._elem_check = echeck
         super().__init__(nullable=nullable, default=default, read_only=read_only)
 
     def expected_text(self) -> str:
@@ -53,16 +53,13 @@ class _ContainerField(Field):
             return type(value)(self.element.snapshot(v) for v in value)
         return super().snapshot(value)
 
-    def _elements_fit(self, values: Iterable[Any]) -> bool:
+    def _elements_fit(self, values: Collection[Any]) -> bool:
         """True when every element is already a valid wire value (checked in bulk, in C)."""
         types = self._elem_types
-        if types is None:
+        if types is None or not types.issuperset(map(type, values)):
             return False
-        items = values if isinstance(values, list) else list(values)
-        if not set(map(type, items)) <= types:
-            return False
-        allowed = self._elem_values
-        return allowed is None or set(items) - {None} <= allowed
+        check = self._elem_check
+        return check is None or all(map(check, values))
 
     def _each(self, objname: str, key: Any, value: Any, convert: Callable[[str, Any], Any]) -> Any:
         try:
@@ -85,7 +82,7 @@ class DictField(_ContainerField):
         return f"{text} or None" if self.nullable else text
 
     def _check_keys(self, objname: str, value: dict[Any, Any]) -> None:
-        if not set(map(type, value)) <= _STR_ONLY:
+        if not _STR_ONLY.issuperset(map(type, value)):
             bad = next(k for k in value if type(k) is not str)
             raise ObjectFieldError(
                 objname=objname, field=f"{self.name} key", expected="a string", value=bad
@@ -98,6 +95,16 @@ class DictField(_ContainerField):
         self._check_keys(objname, out)
         coerce = self.element.coerce
         return {k: self._each(objname, k, v, coerce) for k, v in out.items()}
+
+    def from_wire(self, objname: str, value: Any) -> Any:
+        # The common case in one call: string keys, elements valid as they are.
+        if (
+            type(value) is dict
+            and _STR_ONLY.issuperset(map(type, value))
+            and self._elements_fit(value.values())
+        ):
+            return value
+        return super().from_wire(objname, value)
 
     def _from_wire(self, objname: str, value: Any) -> Any:
         if type(value) is not dict:
@@ -126,17 +133,29 @@ class ListField(_ContainerField):
         coerce = self.element.coerce
         return [self._each(objname, i, v, coerce) for i, v in enumerate(value)]
 
+    def from_wire(self, objname: str, value: Any) -> Any:
+        if type(value) is list:
+            if self._elements_fit(value):
+                return value
+            try:
+                from_wire = self.element.from_wire
+                return [from_wire(objname, v) for v in value]
+            except ObjectFieldError:
+                pass  # the slow path below names the element
+        return super().from_wire(objname, value)
+
     def _from_wire(self, objname: str, value: Any) -> Any:
         if type(value) is not list:
             raise TypeError(type(value).__name__)
-        if self._elements_fit(value):
-            return value
         from_wire = self.element.from_wire
         return [self._each(objname, i, v, from_wire) for i, v in enumerate(value)]
 
     def to_wire(self, value: Any) -> Any:
         if not self.element.needs_wire_conversion():
             return value
+        if not self.element.nullable:
+            to_wire = self.element.to_wire
+            return [to_wire(v) for v in value]
         return [self._element_to_wire(v) for v in value]
 
 

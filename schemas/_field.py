@@ -9,6 +9,7 @@ Both raise `ObjectFieldError` naming `Object.field`, the expected type and the b
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from schemas.errors import ObjectFieldError
@@ -156,6 +157,11 @@ class Field:
             return value
         raise TypeError(type(value).__name__)
 
-    def fast_check(self) -> tuple[type | None, frozenset[Any] | None]:
-        """(exact type, allowed values) that the decoder may test inline before calling."""
+    def fast_check(self) -> tuple[type | None, Callable[[Any], Any] | None]:
+        """(exact type, C-level predicate or None) the decoder tests inline before calling.
+
+        A wire value of exactly that type for which the predicate is true is valid as it is;
+        anything else goes through `from_wire`. The predicate must be a builtin (a bound
+        `frozenset.__contains__`, a compiled regex's `fullmatch`): it runs once per field.
+        """
         return self.wire_type, None

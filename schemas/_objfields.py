@@ -37,6 +37,11 @@ class ObjectField(Field):
     def _describe_extra(self) -> str:
         return repr(self.objname)
 
+    def from_wire(self, objname: str, value: Any) -> Any:
+        if isinstance(value, VersionedObject) and self.objname == value.OBJ_NAME:
+            return value
+        return super().from_wire(objname, value)
+
     def _from_wire(self, objname: str, value: Any) -> Any:
         if isinstance(value, VersionedObject) and self.objname == value.OBJ_NAME:
             return value
@@ -72,6 +77,16 @@ class ListOfObjectsField(Field):
         if isinstance(value, tuple):
             value = list(value)
         return self._from_wire(objname, value)
+
+    def from_wire(self, objname: str, value: Any) -> Any:
+        if type(value) is list:
+            want = self.objname
+            for item in value:
+                if not (isinstance(item, VersionedObject) and want == item.OBJ_NAME):
+                    break
+            else:
+                return value
+        return super().from_wire(objname, value)
 
     def _from_wire(self, objname: str, value: Any) -> Any:
         if type(value) is not list:

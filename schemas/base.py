@@ -22,7 +22,7 @@ from __future__ import annotations
 import copy
 import inspect
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from msgpack import ExtType  # type: ignore[import-untyped]
@@ -44,6 +44,8 @@ if TYPE_CHECKING:
 
 # {object field: [(this object's version, the child version it carries), ...]}, ascending.
 Relationships = Mapping[str, Sequence[tuple[str, str]]]
+
+WireSpec = tuple[type | None, Callable[[Any], Any] | None, bool, Callable[[str, Any], Any]]
 
 _NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 
@@ -67,7 +69,8 @@ class VersionedObject:
     # Derived once per class by __init_subclass__; the hot paths read only these.
     _obj_fields: ClassVar[dict[str, Field]] = {}
     _obj_version: ClassVar[Version] = Version(1, 0)
-    _obj_wire_table: ClassVar[dict[str, tuple[type | None, frozenset[Any] | None, Field]]] = {}
+    # field -> (exact wire type, C-level predicate or None, nullable, the field's from_wire)
+    _obj_wire_table: ClassVar[dict[str, WireSpec]] = {}
     _obj_wire_header: ClassVar[ExtType] = ExtType(OBJECT_EXT, b"")
     _obj_converting: ClassVar[tuple[Field, ...]] = ()
     _obj_object_fields: ClassVar[tuple[Field, ...]] = ()
@@ -94,7 +97,8 @@ class VersionedObject:
         cls._obj_fields = _collect_fields(cls)
         _check_declarations(cls)
         cls._obj_wire_table = {
-            name: (*field.fast_check(), field) for name, field in cls._obj_fields.items()
+            name: (*field.fast_check(), field.nullable, field.from_wire)
+            for name, field in cls._obj_fields.items()
         }
         cls._obj_converting = tuple(
             f for f in cls._obj_fields.values() if f.needs_wire_conversion()
@@ -333,22 +337,23 @@ class VersionedObject:
     # -- wire ------------------------------------------------------------------------------
 
     @classmethod
-    def _obj_from_wire(cls, data: dict[str, Any], changes: Any) -> Self:
-        """Validate decoded field data in place and adopt it (the decoder's hot path)."""
-        table = cls._obj_wire_table
+    def _obj_from_data(cls, data: dict[str, Any], changes: Any) -> Self:
+        """Validate field data of any origin (every value through `from_wire`) and adopt it."""
+        fields = cls._obj_fields
         objname = cls.OBJ_NAME
         for name, value in data.items():
-            spec = table.get(name)
-            if spec is None:
+            field = fields.get(name)
+            if field is None:
                 raise UnknownFieldError(objname=objname, field=name)
-            wire_type, allowed, field = spec
-            if type(value) is wire_type and (allowed is None or value in allowed):
-                continue
-            # Replacing the value of an existing key does not disturb the iteration.
             data[name] = field.from_wire(objname, value)
+        return cls._obj_adopt(data, changes)
+
+    @classmethod
+    def _obj_adopt(cls, data: dict[str, Any], changes: Any) -> Self:
+        """A new object owning `data` (already validated) and marked with `changes`."""
         obj = cls.__new__(cls)
         obj._values = data
-        obj._changed = _wire_changes(cls, changes) if changes else None
+        obj._changed = wire_changes(cls, changes) if changes else None
         obj._orig = None
         obj.obj_context = None
         return obj
@@ -363,7 +368,7 @@ def _differs(field: Field, value: Any, snap: Any) -> bool:
     return bool(value != snap)
 
 
-def _wire_changes(cls: type[VersionedObject], changes: Any) -> set[str]:
+def wire_changes(cls: type[VersionedObject], changes: Any) -> set[str]:
     if type(changes) is not list or not set(map(type, changes)) <= {str}:
         raise ObjectFieldError(
             objname=cls.OBJ_NAME, field="<changes>", expected="a list of field names", value=changes

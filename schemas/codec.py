@@ -21,9 +21,15 @@ from typing import Any
 import msgpack  # type: ignore[import-untyped]
 
 from schemas._wire import OBJECT_EXT, UUID_EXT, object_header
-from schemas.base import VersionedObject
+from schemas.base import VersionedObject, wire_changes
 from schemas.compat import ObjectPrimitive
-from schemas.errors import DecodeError, EncodeError, IncompatibleObjectVersion, SchemaError
+from schemas.errors import (
+    DecodeError,
+    EncodeError,
+    IncompatibleObjectVersion,
+    SchemaError,
+    UnknownFieldError,
+)
 from schemas.registry import ObjectHeader, ObjectRegistry, default_registry
 
 
@@ -46,6 +52,8 @@ class DecodeLimits:
 
 
 DEFAULT_LIMITS = DecodeLimits()
+
+_new_object = object.__new__
 
 
 def encode(value: Any, manifest: Mapping[str, str] | None = None) -> bytes:
@@ -106,14 +114,16 @@ def decode(
 
 
 class _Hooks:
-    __slots__ = ("registry",)
+    __slots__ = ("headers", "registry")
 
     def __init__(self, registry: ObjectRegistry) -> None:
         self.registry = registry
+        self.headers = registry._headers
 
     def ext_hook(self, code: int, payload: bytes) -> Any:
         if code == OBJECT_EXT:
-            return self.registry.header(payload)
+            header = self.headers.get(payload)
+            return header if header is not None else self.registry.header(payload)
         if code == UUID_EXT:
             if len(payload) != 16:
                 raise DecodeError(reason=f"a UUID needs 16 bytes, got {len(payload)}")
@@ -121,9 +131,13 @@ class _Hooks:
         raise DecodeError(reason=f"unknown msgpack extension type {code}")
 
     def list_hook(self, items: list[Any]) -> Any:
-        if not items or type(items[0]) is not ObjectHeader:
+        # The decoder's hot path: called for every array, bottom-up, so nested objects are
+        # already built. Validation is inline: a value of the field's exact wire type that
+        # passes its C-level predicate is taken as it is, anything else goes to from_wire.
+        if not (items and type(items[0]) is ObjectHeader):
             return items
-        cls = items[0].cls
+        header = items[0]
+        cls = header.cls
         size = len(items)
         if size == 2:
             data, changes = items[1], None
@@ -133,7 +147,24 @@ class _Hooks:
             raise DecodeError(reason=f"{cls.OBJ_NAME}: an object is [header, fields(, changes)]")
         if type(data) is not dict:
             raise DecodeError(reason=f"{cls.OBJ_NAME}: fields must be a map")
-        return cls._obj_from_wire(data, changes)
+        table = header.table
+        for name, value in data.items():
+            try:
+                wire_type, check, nullable, from_wire = table[name]
+            except KeyError:
+                raise UnknownFieldError(objname=cls.OBJ_NAME, field=name) from None
+            if type(value) is wire_type and (check is None or check(value)):
+                continue
+            if value is None and nullable:
+                continue
+            # Replacing the value of an existing key does not disturb the iteration.
+            data[name] = from_wire(cls.OBJ_NAME, value)
+        obj = _new_object(cls)
+        obj._values = data
+        obj._changed = wire_changes(cls, changes) if changes else None
+        obj._orig = None
+        obj.obj_context = None
+        return obj
 
 
 def _check_containers(value: Any, depth_left: int) -> None:
@@ -149,13 +180,13 @@ def _check_containers(value: Any, depth_left: int) -> None:
 
 def _object_wire(obj: VersionedObject) -> list[Any]:
     cls = type(obj)
-    data = obj._values
-    if cls._obj_converting:
-        data = dict(data)
-        for field in cls._obj_converting:
-            value = data.get(field.name)
-            if value is not None:
-                data[field.name] = field.to_wire(value)
+    values = data = obj._values
+    for field in cls._obj_converting:
+        value = values.get(field.name)
+        if value is not None:
+            if data is values:
+                data = dict(values)
+            data[field.name] = field.to_wire(value)
     changes = obj._changed if obj._orig is None else obj._obj_own_changes()
     if changes:
         return [cls._obj_wire_header, data, sorted(changes)]
@@ -171,7 +202,19 @@ def _primitive_wire(primitive: ObjectPrimitive) -> list[Any]:
 
 def _default(value: Any) -> Any:
     if isinstance(value, VersionedObject):
-        return _object_wire(value)
+        # _object_wire inlined: this runs for every object encoded.
+        cls = type(value)
+        values = data = value._values
+        for field in cls._obj_converting:
+            item = values.get(field.name)
+            if item is not None:
+                if data is values:
+                    data = dict(values)
+                data[field.name] = field.to_wire(item)
+        changes = value._changed if value._orig is None else value._obj_own_changes()
+        if changes:
+            return [cls._obj_wire_header, data, sorted(changes)]
+        return [cls._obj_wire_header, data]
     if isinstance(value, ObjectPrimitive):
         return _primitive_wire(value)
     if isinstance(value, uuid.UUID):

@@ -127,4 +127,4 @@ def from_primitive(primitive: ObjectPrimitive, registry: ObjectRegistry) -> Vers
             data[fld.name] = [
                 from_primitive(v, registry) if isinstance(v, ObjectPrimitive) else v for v in value
             ]
-    return cls._obj_from_wire(data, list(primitive.changes))
+    return cls._obj_from_data(data, list(primitive.changes))

@@ -19,18 +19,20 @@ from schemas.errors import (
 from schemas.versions import parse_version
 
 if TYPE_CHECKING:
-    from schemas.base import VersionedObject
+    from schemas.base import VersionedObject, WireSpec
 
 _T = TypeVar("_T", bound="type[VersionedObject]")
 
 
 class ObjectHeader:
-    """What the decoder turns an object's header extension into: the class to build."""
+    """What the decoder turns an object's header extension into: the class to build and
+    its wire table as this registry resolves it."""
 
-    __slots__ = ("cls",)
+    __slots__ = ("cls", "table")
 
-    def __init__(self, cls: type[VersionedObject]) -> None:
+    def __init__(self, cls: type[VersionedObject], table: dict[str, WireSpec]) -> None:
         self.cls = cls
+        self.table = table
 
     def __repr__(self) -> str:
         return f"ObjectHeader({self.cls.OBJ_NAME})"
@@ -117,9 +119,19 @@ class ObjectRegistry:
             cls = self.resolve(name.decode("ascii"), version.decode("ascii"))
         except UnicodeDecodeError:
             raise DecodeError(reason=f"malformed object header {payload[:80]!r}") from None
-        header = ObjectHeader(cls)
+        header = ObjectHeader(cls, self._wire_table(cls))
         self._headers[payload] = header
         return header
+
+    def _wire_table(self, cls: type[VersionedObject]) -> dict[str, WireSpec]:
+        """`cls._obj_wire_table` with its object fields bound to this registry's classes, so
+        the decoder checks a nested object by its exact class instead of a call."""
+        table = dict(cls._obj_wire_table)
+        for field in cls._obj_object_fields:
+            target = self._classes.get(getattr(field, "objname", ""))
+            if target is not None and not field.mutable:
+                table[field.name] = (target, None, field.nullable, field.from_wire)
+        return table
 
 
 def obj_manifest(registry: ObjectRegistry) -> dict[str, str]:
