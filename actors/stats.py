@@ -43,16 +43,19 @@ class LatencyHistogram:
     bounds: tuple[float, ...] = DEFAULT_LATENCY_BOUNDS
     counts: list[int] = field(default_factory=list)  # one per bound, then the +Inf bucket
     sum: float = 0.0
-    count: int = 0
 
     def __post_init__(self) -> None:
         if not self.counts:
             self.counts = [0] * (len(self.bounds) + 1)
 
+    @property
+    def count(self) -> int:
+        # Derived rather than kept: one less write per handled message.
+        return sum(self.counts)
+
     def observe(self, seconds: float) -> None:
         self.counts[bisect_left(self.bounds, seconds)] += 1
         self.sum += seconds
-        self.count += 1
 
     def cumulative(self) -> list[tuple[float, int]]:
         """(upper bound, observations <= bound) pairs ending with +Inf, as Prometheus wants."""
@@ -74,12 +77,15 @@ class ActorStats:
     """
 
     mailbox: Mailbox
-    handled: int = 0
     failed: int = 0
     expired: int = 0
     restarts: int = 0
     # Created on the first handled message: most of the many instance actors sit idle.
     _latency: LatencyHistogram | None = None
+
+    @property
+    def handled(self) -> int:
+        return 0 if self._latency is None else self._latency.count
 
     @property
     def mailbox_depth(self) -> int:
@@ -103,7 +109,6 @@ class ActorStats:
 
     def observe(self, seconds: float) -> None:
         """Count one handled message that took `seconds` (the drain loop inlines this)."""
-        self.handled += 1
         self.latency_or_new().observe(seconds)
 
 
@@ -125,5 +130,4 @@ def merge_histograms(histograms: Iterable[LatencyHistogram]) -> LatencyHistogram
         for index, count in enumerate(histogram.counts):
             total.counts[index] += count
         total.sum += histogram.sum
-        total.count += histogram.count
     return total
