@@ -18,6 +18,7 @@ from typing import Any
 
 from agent.errors import RemoteError
 from agent.rpc.envelope import Event, Kind, Reply, Request, pack, unpack
+from agent.rpc.manifest import Manifest
 from agent.rpc.remote_errors import ErrorRegistry
 from agent.rpc.server import GET_OBJECT_MANIFEST
 from agent.transport import Subscription, Transport
@@ -54,27 +55,43 @@ class ComputeClient:
     ) -> None:
         self.transport = transport
         self.registry = registry or default_registry
-        self.manifest = obj_manifest(self.registry)
+        self.manifest = Manifest(obj_manifest(self.registry))
         self.version_cap = dict(version_cap or {})
         self.default_timeout = default_timeout
         self.limits = limits or DecodeLimits()
         self.user_id = user_id
         self.project_id = project_id
-        self.host_manifests: dict[str, dict[str, str]] = {}
+        self.host_manifests: dict[str, Manifest] = {}
+        # host -> target_manifest(host), cached; None when it is our own (nothing to back-level)
+        self._targets: dict[str, Manifest | None] = {}
         self.errors = ErrorRegistry()
 
-    def target_manifest(self, host: str) -> dict[str, str]:
+    def target_manifest(self, host: str) -> Manifest:
         """The versions to send `host`: ours, lowered to what it advertised and to the cap."""
+        return self._target(host) or self.manifest
+
+    def _target(self, host: str) -> Manifest | None:
+        if host in self._targets:
+            return self._targets[host]
         target = dict(self.manifest)
         for limit in (self.host_manifests.get(host, {}), self.version_cap):
             for name, version in limit.items():
                 if name in target:
                     target[name] = _older(target[name], version)
-        return target
+        manifest = Manifest(target)
+        cached = None if manifest.wire == self.manifest.wire else manifest
+        self._targets[host] = cached
+        return cached
 
     def learn_manifest(self, host: str, manifest: Mapping[str, str]) -> None:
-        if manifest:
-            self.host_manifests[host] = dict(manifest)
+        if not manifest:
+            return
+        if not isinstance(manifest, Manifest):
+            manifest = Manifest(manifest)
+        known = self.host_manifests.get(host)
+        if known is None or known.wire != manifest.wire:
+            self.host_manifests[host] = manifest
+            self._targets.pop(host, None)
 
     def new_context(self, timeout: float) -> RequestContext:
         return RequestContext(
@@ -114,7 +131,7 @@ class ComputeClient:
         """Queue `method` for `host` without waiting for it; returns once safely queued."""
         ttl = self.default_timeout if ttl is None else ttl
         request = self._request(Kind.CAST, host, method, args, instance, ttl)
-        body = pack(request, target=self.target_manifest(host))
+        body = pack(request, target=self._target(host))
         await self.transport.cast(host, body, message_id=request.message_id, ttl=ttl)
 
     async def fanout(
@@ -127,7 +144,8 @@ class ComputeClient:
             for name, version in self.target_manifest(host).items():
                 target[name] = _older(target[name], version)
         request = self._request(Kind.CAST, "*", method, args, None, ttl)
-        await self.transport.fanout(pack(request, target), message_id=request.message_id, ttl=ttl)
+        body = pack(request, Manifest(target))
+        await self.transport.fanout(body, message_id=request.message_id, ttl=ttl)
 
     async def get_object_manifest(self, host: str, timeout: float | None = None) -> dict[str, str]:
         """Ask `host` which object versions it understands, and remember the answer."""
@@ -159,7 +177,7 @@ class ComputeClient:
         timeout: float,
     ) -> Any:
         request = self._request(Kind.CALL, host, method, args, instance, timeout)
-        body = pack(request, target=self.target_manifest(host))
+        body = pack(request, target=self._target(host))
         raw = await self.transport.call(host, body, message_id=request.message_id, timeout=timeout)
         return self._raise_or_result(host, raw)
 

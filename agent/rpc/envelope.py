@@ -7,8 +7,9 @@ objects inside it (arguments, results, the request context) keep their name and 
     reply    [1, REPLY, message_id, result, error, manifest]
     event    [1, EVENT, topic, sender_host, payload, manifest]
 
-`manifest` is the sender's object manifest ({object name: newest version it knows}); the
-receiver back-levels what it sends back to it. The leading 1 is the envelope layout version.
+`manifest` is the sender's object manifest ({object name: newest version it knows}, as one
+string: see `Manifest`); the receiver back-levels what it sends back to it. The leading 1 is
+the envelope layout version.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from agent.rpc.manifest import Manifest
 from agent.rpc.remote_errors import WireError
 from schemas import DecodeError, DecodeLimits, ObjectRegistry, decode, encode
 
@@ -41,7 +43,7 @@ class Request:
     instance: str | None
     context: Any
     args: dict[str, Any]
-    manifest: dict[str, str] = field(default_factory=dict)
+    manifest: Manifest = field(default_factory=lambda: Manifest({}))
     rpc_version: str = RPC_API_VERSION
 
 
@@ -50,7 +52,7 @@ class Reply:
     message_id: str
     result: Any = None
     error: WireError | None = None
-    manifest: dict[str, str] = field(default_factory=dict)
+    manifest: Manifest = field(default_factory=lambda: Manifest({}))
 
 
 @dataclass(slots=True)
@@ -58,7 +60,7 @@ class Event:
     topic: str
     sender_host: str
     payload: Any
-    manifest: dict[str, str] = field(default_factory=dict)
+    manifest: Manifest = field(default_factory=lambda: Manifest({}))
 
 
 Envelope = Request | Reply | Event
@@ -76,7 +78,7 @@ def pack(envelope: Envelope, target: Mapping[str, str] | None = None) -> bytes:
             envelope.instance,
             envelope.context,
             envelope.args,
-            envelope.manifest,
+            envelope.manifest.wire,
             envelope.rpc_version,
         ]
     elif isinstance(envelope, Reply):
@@ -87,7 +89,7 @@ def pack(envelope: Envelope, target: Mapping[str, str] | None = None) -> bytes:
             envelope.message_id,
             envelope.result,
             error,
-            envelope.manifest,
+            envelope.manifest.wire,
         ]
     else:
         body = [
@@ -96,9 +98,9 @@ def pack(envelope: Envelope, target: Mapping[str, str] | None = None) -> bytes:
             envelope.topic,
             envelope.sender_host,
             envelope.payload,
-            envelope.manifest,
+            envelope.manifest.wire,
         ]
-    return encode(body, manifest=dict(target) if target else None)
+    return encode(body, manifest=target or None)
 
 
 def unpack(data: bytes, registry: ObjectRegistry, limits: DecodeLimits) -> Envelope:
@@ -130,21 +132,29 @@ def _request(kind: Kind, body: list[Any]) -> Request:
     _expect(args, dict, "args")
     if not all(isinstance(name, str) for name in args):
         raise DecodeError(reason="argument names must be strings")
-    _check_manifest(manifest)
     _expect(rpc_version, str, "rpc_version")
-    return Request(message_id, kind, method, host, instance, context, args, manifest, rpc_version)
+    return Request(
+        message_id,
+        kind,
+        method,
+        host,
+        instance,
+        context,
+        args,
+        Manifest.from_wire(manifest),
+        rpc_version,
+    )
 
 
 def _reply(body: list[Any]) -> Reply:
     _arity(body, 6, Kind.REPLY)
     _, _, message_id, result, error, manifest = body
     _expect(message_id, str, "message_id")
-    _check_manifest(manifest)
     try:
         wire_error = None if error is None else WireError.from_primitive(error)
     except ValueError as exc:
         raise DecodeError(reason=str(exc)) from None
-    return Reply(message_id, result, wire_error, manifest)
+    return Reply(message_id, result, wire_error, Manifest.from_wire(manifest))
 
 
 def _event(body: list[Any]) -> Event:
@@ -152,8 +162,7 @@ def _event(body: list[Any]) -> Event:
     _, _, topic, sender_host, payload, manifest = body
     _expect(topic, str, "topic")
     _expect(sender_host, str, "sender_host")
-    _check_manifest(manifest)
-    return Event(topic, sender_host, payload, manifest)
+    return Event(topic, sender_host, payload, Manifest.from_wire(manifest))
 
 
 def _arity(body: list[Any], size: int, kind: Kind) -> None:
@@ -168,9 +177,3 @@ def _expect(value: Any, expected: type, name: str) -> None:
         raise DecodeError(
             reason=f"envelope {name} must be {expected.__name__}, not {type(value).__name__}"
         )
-
-
-def _check_manifest(manifest: Any) -> None:
-    _expect(manifest, dict, "manifest")
-    if not all(isinstance(k, str) and isinstance(v, str) for k, v in manifest.items()):
-        raise DecodeError(reason="envelope manifest must map object names to version strings")

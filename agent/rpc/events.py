@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from agent.rpc.envelope import Event, pack
+from agent.rpc.manifest import Manifest
 from agent.transport import Transport
 from schemas import VersionedObject
 
@@ -26,7 +27,7 @@ class EventPublisher:
     ) -> None:
         self.transport = transport
         self.host = host
-        self.manifest = dict(manifest)
+        self.manifest = Manifest(manifest)
         self.version_cap = dict(version_cap) if version_cap else None
         self.published = 0
 

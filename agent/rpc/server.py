@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -29,6 +29,7 @@ from actors import HOST_ADDRESS, TRACKER_ADDRESS, Actor, ActorSystem, instance_a
 from agent.errors import AgentInitializing, InvalidArguments, RequestExpired
 from agent.rpc.dedup import ReplyCache
 from agent.rpc.envelope import Kind, Reply, Request, pack, unpack
+from agent.rpc.manifest import Manifest
 from agent.rpc.methods import MethodTable, Scope
 from agent.rpc.remote_errors import error_to_wire
 from agent.transport import Delivery, Outcome
@@ -60,7 +61,7 @@ class Dispatcher:
         methods: MethodTable,
         instance_factory: Callable[[str], Actor],
         registry: ObjectRegistry,
-        manifest: dict[str, str],
+        manifest: Mapping[str, str],
         limits: DecodeLimits,
         is_ready: Callable[[], bool] = lambda: True,
         cache: ReplyCache | None = None,
@@ -71,7 +72,7 @@ class Dispatcher:
         self.methods = methods
         self.instance_factory = instance_factory
         self.registry = registry
-        self.manifest = manifest
+        self.manifest = Manifest(manifest)
         self.limits = limits
         self.is_ready = is_ready
         self.cache = cache or ReplyCache()
@@ -119,7 +120,9 @@ class Dispatcher:
             if request.kind is Kind.CAST:
                 return None
             reply = Reply(request.message_id, result=result, manifest=self.manifest)
-        return pack(reply, target=request.manifest)
+        # A peer of the same release needs no back-levelling walk.
+        same = request.manifest.wire == self.manifest.wire
+        return pack(reply, target=None if same else request.manifest)
 
     async def _deliver(self, request: Request) -> Any:
         deadline = getattr(request.context, "deadline", None) if request.context else None
