@@ -33,7 +33,7 @@ class ActorSystem:
     the `ActorFailure` of every actor that crashed past its strategy and stopped.
 
     Use it as `async with ActorSystem(...) as system:` or call `aclose()`: afterwards no task
-    of the system is left.
+    of the system is left. Like asyncio itself it is not thread-safe: use it from its loop.
     """
 
     def __init__(

@@ -79,3 +79,12 @@ def test_two_methods_of_one_class_cannot_handle_one_name() -> None:
             @handler("x")
             async def b(self) -> None:
                 return None
+
+
+def test_a_subclass_may_claim_a_bases_message_name_with_another_method() -> None:
+    class Renamed(Base):
+        @handler("spawn")
+        async def spawn_with_quota(self, flavor: str) -> str:
+            return flavor
+
+    assert Renamed.handlers["spawn"] is Renamed.spawn_with_quota
