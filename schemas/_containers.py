@@ -14,7 +14,7 @@ _STR_ONLY = frozenset({str})
 class _ContainerField(Field):
     """Shared element handling: element errors name the element (`metadata['k']`, `dns[2]`)."""
 
-    __slots__ = ("_elem_check", "_elem_types", "element")
+    __slots__ = ("_elem_check", "_elem_converts", "_elem_types", "element")
     mutable = True
 
     def __init__(
@@ -34,6 +34,7 @@ class _ContainerField(Field):
         if etype is not None and not (echeck is not None and element.nullable):
             self._elem_types = frozenset({etype, type(None)} if element.nullable else {etype})
         self._elem_check = echeck
+        self._elem_converts = element.needs_wire_conversion()
         super().__init__(nullable=nullable, default=default, read_only=read_only)
 
     def expected_text(self) -> str:
@@ -44,7 +45,7 @@ class _ContainerField(Field):
         return self.element.describe()
 
     def needs_wire_conversion(self) -> bool:
-        return self.converts_on_wire or self.element.needs_wire_conversion()
+        return self.converts_on_wire or self._elem_converts
 
     def snapshot(self, value: Any) -> Any:
         if self.element.mutable:
@@ -97,13 +98,14 @@ class DictField(_ContainerField):
         return {k: self._each(objname, k, v, coerce) for k, v in out.items()}
 
     def from_wire(self, objname: str, value: Any) -> Any:
-        # The common case in one call: string keys, elements valid as they are.
-        if (
-            type(value) is dict
-            and _STR_ONLY.issuperset(map(type, value))
-            and self._elements_fit(value.values())
-        ):
-            return value
+        # The common case in one call, checked in bulk in C: string keys, and elements that
+        # are valid wire values as they are (_elements_fit, inlined).
+        if type(value) is dict and _STR_ONLY.issuperset(map(type, value)):
+            types = self._elem_types
+            if types is not None and types.issuperset(map(type, value.values())):
+                check = self._elem_check
+                if check is None or all(map(check, value.values())):
+                    return value
         return super().from_wire(objname, value)
 
     def _from_wire(self, objname: str, value: Any) -> Any:
@@ -116,7 +118,7 @@ class DictField(_ContainerField):
         return {k: self._each(objname, k, v, from_wire) for k, v in value.items()}
 
     def to_wire(self, value: Any) -> Any:
-        if not self.element.needs_wire_conversion():
+        if not self._elem_converts:
             return value
         return {k: self._element_to_wire(v) for k, v in value.items()}
 
@@ -135,8 +137,11 @@ class ListField(_ContainerField):
 
     def from_wire(self, objname: str, value: Any) -> Any:
         if type(value) is list:
-            if self._elements_fit(value):
-                return value
+            types = self._elem_types
+            if types is not None and types.issuperset(map(type, value)):
+                check = self._elem_check
+                if check is None or all(map(check, value)):
+                    return value
             try:
                 from_wire = self.element.from_wire
                 return [from_wire(objname, v) for v in value]
@@ -151,11 +156,10 @@ class ListField(_ContainerField):
         return [self._each(objname, i, v, from_wire) for i, v in enumerate(value)]
 
     def to_wire(self, value: Any) -> Any:
-        if not self.element.needs_wire_conversion():
+        if not self._elem_converts:
             return value
         if not self.element.nullable:
-            to_wire = self.element.to_wire
-            return [to_wire(v) for v in value]
+            return list(map(self.element.to_wire, value))
         return [self._element_to_wire(v) for v in value]
 
 
@@ -181,6 +185,6 @@ class SetField(_ContainerField):
         return {self._each(objname, v, v, from_wire) for v in value}
 
     def to_wire(self, value: Any) -> Any:
-        if not self.element.needs_wire_conversion():
+        if not self._elem_converts:
             return list(value)
         return [self._element_to_wire(v) for v in value]

@@ -83,13 +83,15 @@ def decode(
     `registry` knows (it carries our manifest, so the sender can back-level and retry), and
     DecodeError for everything else: garbage, limits, unknown objects or fields, bad values.
     """
-    if not isinstance(data, bytes | bytearray | memoryview):
+    if type(data) is not bytes and not isinstance(data, bytearray | memoryview):
         raise DecodeError(reason=f"expected bytes, got {type(data).__name__}")
     if len(data) > limits.max_size:
         raise DecodeError(
             reason=f"message of {len(data)} bytes is over the limit of {limits.max_size}"
         )
-    hooks = _Hooks(registry)
+    hooks = registry._decode_hooks
+    if hooks is None:
+        hooks = registry._decode_hooks = _Hooks(registry)
     try:
         value = msgpack.unpackb(
             data,
@@ -114,13 +116,18 @@ def decode(
 
 
 class _Hooks:
-    __slots__ = ("headers", "registry")
+    """The decoder's callbacks for one registry (kept on it: they hold no per-call state)."""
+
+    __slots__ = ("ext_hook", "headers", "list_hook", "registry")
 
     def __init__(self, registry: ObjectRegistry) -> None:
         self.registry = registry
         self.headers = registry._headers
+        # Bound once: msgpack calls these for every extension and every array.
+        self.ext_hook = self._ext_hook
+        self.list_hook = self._list_hook
 
-    def ext_hook(self, code: int, payload: bytes) -> Any:
+    def _ext_hook(self, code: int, payload: bytes) -> Any:
         if code == OBJECT_EXT:
             header = self.headers.get(payload)
             return header if header is not None else self.registry.header(payload)
@@ -130,7 +137,7 @@ class _Hooks:
             return uuid.UUID(bytes=payload)
         raise DecodeError(reason=f"unknown msgpack extension type {code}")
 
-    def list_hook(self, items: list[Any]) -> Any:
+    def _list_hook(self, items: list[Any]) -> Any:
         # The decoder's hot path: called for every array, bottom-up, so nested objects are
         # already built. Validation is inline: a value of the field's exact wire type that
         # passes its C-level predicate is taken as it is, anything else goes to from_wire.

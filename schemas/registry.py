@@ -7,8 +7,8 @@ classes to talk to it in the same process.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, TypeVar
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from schemas.errors import (
     DecodeError,
@@ -19,6 +19,7 @@ from schemas.errors import (
 from schemas.versions import parse_version
 
 if TYPE_CHECKING:
+    from schemas._field import Field
     from schemas.base import VersionedObject, WireSpec
 
 _T = TypeVar("_T", bound="type[VersionedObject]")
@@ -46,6 +47,8 @@ class ObjectRegistry:
         # Header payload -> header, filled only by headers that resolved; bounded by the
         # registered names times their known minor versions.
         self._headers: dict[bytes, ObjectHeader] = {}
+        # The codec's decoding callbacks bound to this registry, made on first use.
+        self._decode_hooks: Any = None
 
     def register(self, cls: _T) -> _T:
         """Class decorator: make `cls` findable by `cls.OBJ_NAME`. One class per name."""
@@ -129,9 +132,26 @@ class ObjectRegistry:
         table = dict(cls._obj_wire_table)
         for field in cls._obj_object_fields:
             target = self._classes.get(getattr(field, "objname", ""))
-            if target is not None and not field.mutable:
+            if target is None:
+                continue  # not in this registry: the field's own check by name applies
+            if field.mutable:  # a list of objects
+                table[field.name] = (None, None, field.nullable, _list_of(target, field))
+            else:
                 table[field.name] = (target, None, field.nullable, field.from_wire)
         return table
+
+
+def _list_of(target: type[VersionedObject], field: Field) -> Callable[[str, Any], Any]:
+    """A from_wire for a list of `target` objects that checks their classes in bulk."""
+    only = frozenset({target})
+    fallback = field.from_wire
+
+    def from_wire(objname: str, value: Any) -> Any:
+        if type(value) is list and only.issuperset(map(type, value)):
+            return value
+        return fallback(objname, value)
+
+    return from_wire
 
 
 def obj_manifest(registry: ObjectRegistry) -> dict[str, str]:
