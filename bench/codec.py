@@ -10,16 +10,12 @@ on decode. Prints objects/s for both and the ratio of their costs (target <= 3.0
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import msgpack
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import schemas
 from schemas import ObjectPrimitive
