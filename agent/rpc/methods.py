@@ -67,30 +67,36 @@ class Route:
 
 
 class MethodTable:
-    """RPC method name -> `Route`, from the host, instance and tracker actor classes."""
+    """RPC method name -> `Route`, from the host, instance and tracker actor classes.
+
+    A method may be served both per instance and by the host (nova's `get_info` is asked of
+    the instance, and of the host for any instance it knows): a request that names an
+    instance goes to the instance's actor, one that does not to the host's.
+    """
 
     def __init__(self, actors: Mapping[Scope, type[Actor]]) -> None:
-        self._routes: dict[str, Route] = {}
+        self._routes: dict[str, dict[Scope, Route]] = {}
         for scope, actor_class in actors.items():
             for method, function in actor_class.handlers.items():
-                if method in self._routes:
-                    other = self._routes[method].scope.value
-                    raise TypeError(
-                        f"method {method!r} is handled by both {other} and {scope.value}"
-                    )
-                self._routes[method] = Route(method, scope, _parameters(function))
+                routes = self._routes.setdefault(method, {})
+                if routes and {*routes, scope} != {Scope.HOST, Scope.INSTANCE}:
+                    other = next(iter(routes)).value
+                    raise TypeError(f"{method!r} is handled by both {other} and {scope.value}")
+                routes[scope] = Route(method, scope, _parameters(function))
 
     def __contains__(self, method: str) -> bool:
         return method in self._routes
 
     def methods(self, scope: Scope) -> list[str]:
-        return sorted(m for m, r in self._routes.items() if r.scope is scope)
+        return sorted(m for m, routes in self._routes.items() if scope in routes)
 
-    def route(self, method: str) -> Route:
-        try:
-            return self._routes[method]
-        except KeyError:
-            raise UnknownMethod(method=method) from None
+    def route(self, method: str, for_instance: bool = False) -> Route:
+        routes = self._routes.get(method)
+        if not routes:
+            raise UnknownMethod(method=method)
+        if len(routes) == 1:
+            return next(iter(routes.values()))
+        return routes[Scope.INSTANCE if for_instance else Scope.HOST]
 
 
 def _parameters(function: Callable[..., Any]) -> tuple[_Parameter, ...]:

@@ -131,7 +131,7 @@ class Dispatcher:
             raise RequestExpired(message_id=request.message_id, method=request.method)
         if request.method == GET_OBJECT_MANIFEST:
             return dict(self.manifest)
-        route = self.methods.route(request.method)
+        route = self.methods.route(request.method, for_instance=request.instance is not None)
         target = self._target(request, route.scope)
         route.check_arguments(request.args)
         if route.scope is Scope.INSTANCE:

@@ -78,11 +78,22 @@ def test_bad_arguments_are_refused_with_the_reason(
         table.route(method).check_arguments(args)
 
 
-def test_two_actors_claiming_one_method_is_a_programming_error() -> None:
-    class OtherHost(Actor):
+def test_a_method_of_both_host_and_instance_routes_by_whether_an_instance_is_named() -> None:
+    class InfoHost(Actor):
         @handler
-        async def attach_volume(self) -> None:
+        async def attach_volume(self, uuid: str) -> None:
             return None
 
-    with pytest.raises(TypeError, match="'attach_volume' is handled by both host and instance"):
-        MethodTable({Scope.HOST: OtherHost, Scope.INSTANCE: FakeInstance})
+    table = MethodTable({Scope.HOST: InfoHost, Scope.INSTANCE: FakeInstance})
+    assert table.route("attach_volume", for_instance=True).scope is Scope.INSTANCE
+    assert table.route("attach_volume").scope is Scope.HOST
+
+
+def test_two_non_instance_actors_claiming_one_method_is_a_programming_error() -> None:
+    class Tracker(Actor):
+        @handler
+        async def set_host_enabled(self, enabled: bool) -> None:
+            return None
+
+    with pytest.raises(TypeError, match="'set_host_enabled' is handled by both host and tracker"):
+        MethodTable({Scope.HOST: FakeHost, Scope.TRACKER: Tracker})
