@@ -16,12 +16,13 @@ import uuid
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+from agent.driver_calls import DriverCalls
 from agent.errors import RemoteError
 from agent.rpc.envelope import Event, Kind, Reply, Request, pack, unpack
 from agent.rpc.manifest import Manifest
 from agent.rpc.remote_errors import ErrorRegistry
 from agent.rpc.server import GET_OBJECT_MANIFEST
-from agent.transport import Subscription, Transport
+from agent.transport import AmqpSettings, AmqpTransport, InProcessBus, Subscription, Transport
 from schemas import (
     DecodeError,
     DecodeLimits,
@@ -39,8 +40,29 @@ def _older(a: str, b: str) -> str:
     return a if (major_a, minor_a) <= (major_b, minor_b) else b
 
 
-class ComputeClient:
+class ComputeClient(DriverCalls):
     """The typed client for the agents on one transport. See the module docstring."""
+
+    @classmethod
+    async def connect(cls, url: str | None = None, **options: Any) -> ComputeClient:
+        """A client on its own AMQP connection to `url`; with no URL, on a new in-process
+        bus (useful only with agents started on that same bus: pass it to the constructor)."""
+        transport: Transport
+        if url:
+            transport = AmqpTransport(
+                AmqpSettings(url=url, prefix=options.pop("prefix", "virtactor"))
+            )
+        else:
+            transport = InProcessBus()
+        await transport.start()
+        client = cls(transport, **options)
+        client._owns_transport = True
+        return client
+
+    async def aclose(self) -> None:
+        """Close the transport if this client opened it (`connect`)."""
+        if self._owns_transport:
+            await self.transport.aclose()
 
     def __init__(
         self,
@@ -65,6 +87,7 @@ class ComputeClient:
         # host -> target_manifest(host), cached; None when it is our own (nothing to back-level)
         self._targets: dict[str, Manifest | None] = {}
         self.errors = ErrorRegistry()
+        self._owns_transport = False
 
     def target_manifest(self, host: str) -> Manifest:
         """The versions to send `host`: ours, lowered to what it advertised and to the cap."""

@@ -1,67 +1,66 @@
-"""The embedded-default demo: the agent's main job with nothing running beside it.
+"""The embedded-default demo: the whole agent, with nothing running beside it.
 
-It opens the configured libvirt URI (libvirt's built-in `test:///default` by default), reads the
-host's facts and its domains, and prints them. Later layers (the in-process bus, the host and
-instance actors) extend this demo; the command stays `virtactor demo`.
+An agent starts on the in-process bus over libvirt's built-in `test:///default` hypervisor (or
+the URI given), adopts the guests it finds, and a `ComputeClient` on the same bus drives it by
+messages, exactly as a control plane would over RabbitMQ: host resources, the guests and their
+state, and the events the agent publishes.
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+import json
+import tempfile
 from typing import TextIO
 
-import libvirt
+from agent.client import ComputeClient
+from agent.config import AgentConfig, AgentSection, LibvirtSection
+from agent.service import Agent
+from agent.transport import InProcessBus
+
+DEMO_HOST = "demo-host"
 
 
-@dataclass(slots=True, frozen=True)
-class HostFacts:
-    hostname: str
-    hypervisor_type: str
-    hypervisor_version: str
-    arch: str
-    cpus: int
-    memory_mb: int
-    domains: tuple[tuple[str, str, bool], ...]  # (uuid, name, running)
-
-
-def _version_string(packed: int) -> str:
-    # libvirt packs versions as major * 1,000,000 + minor * 1,000 + release.
-    return f"{packed // 1_000_000}.{packed // 1_000 % 1_000}.{packed % 1_000}"
-
-
-def read_host_facts(uri: str) -> HostFacts:
-    """Blocking: open `uri`, read the facts, close. Run it off the event loop."""
-    conn = libvirt.open(uri)
+async def run(uri: str, out: TextIO, host: str = DEMO_HOST) -> int:
+    config = AgentConfig(
+        agent=AgentSection(host=host, instances_path=tempfile.gettempdir(), heartbeat_interval=0.5),
+        libvirt=LibvirtSection(uri=uri),
+    )
+    bus = InProcessBus()
+    await bus.start()
+    client = ComputeClient(bus, default_timeout=30)
+    heartbeats = await client.subscribe(f"host.{host}.*")
     try:
-        arch, memory_mb, cpus, *_ = conn.getInfo()
-        domains = tuple(
-            sorted(
-                (dom.UUIDString(), dom.name(), bool(dom.isActive()))
-                for dom in conn.listAllDomains()
+        async with Agent(config, transport=bus) as agent:
+            adopted = await agent.wait_ready(timeout=60)
+            out.write(f"virtactor demo: agent {host!r} on {uri}, embedded bus\n")
+            out.write(f"  adopted {len(adopted)} running guest(s) without touching them\n")
+            await _show_host(client, host, out)
+            await _show_guests(client, host, out)
+            event = await asyncio.wait_for(anext(aiter(heartbeats)), 30)
+            out.write(
+                f"  event {event.topic}: {type(event.payload).__name__} from {event.sender_host}\n"
             )
-        )
-        return HostFacts(
-            hostname=conn.getHostname(),
-            hypervisor_type=conn.getType(),
-            hypervisor_version=_version_string(conn.getVersion()),
-            arch=arch,
-            cpus=cpus,
-            memory_mb=memory_mb,
-            domains=domains,
-        )
     finally:
-        conn.close()
-
-
-async def run(uri: str, out: TextIO) -> int:
-    facts = await asyncio.to_thread(read_host_facts, uri)
-    out.write(f"virtactor demo on {uri}\n")
-    out.write(f"  host        {facts.hostname}\n")
-    out.write(f"  hypervisor  {facts.hypervisor_type} {facts.hypervisor_version}\n")
-    out.write(f"  cpu         {facts.cpus} x {facts.arch}\n")
-    out.write(f"  memory      {facts.memory_mb} MiB\n")
-    out.write(f"  domains     {len(facts.domains)}\n")
-    for uuid, name, running in facts.domains:
-        out.write(f"    {uuid}  {name:<20} {'running' if running else 'shut off'}\n")
+        await heartbeats.aclose()
+        await bus.aclose()
     return 0
+
+
+async def _show_host(client: ComputeClient, host: str, out: TextIO) -> None:
+    nodes = await client.get_available_nodes(host)
+    node = await client.get_available_resource(host, nodes[0])
+    cpu = json.loads(node.cpu_info)
+    out.write(
+        f"  node {node.hypervisor_hostname}: {node.hypervisor_type} {node.hypervisor_version}, "
+        f"{node.vcpus} vCPUs ({cpu.get('arch', '?')}), {node.memory_mb} MiB, "
+        f"{node.local_gb} GiB disk, {node.running_vms} running\n"
+    )
+
+
+async def _show_guests(client: ComputeClient, host: str, out: TextIO) -> None:
+    names = await client.list_instances(host)
+    out.write(f"  guests: {', '.join(sorted(names)) or 'none'}\n")
+    for uuid in sorted(await client.list_instance_uuids(host)):
+        info = await client.get_info(host, uuid)
+        out.write(f"  guest {uuid}: {info.state}, {info.num_cpu} vCPU, {info.mem_kb // 1024} MiB\n")

@@ -13,7 +13,7 @@ import enum
 import inspect
 import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,10 +74,16 @@ class MethodTable:
     instance goes to the instance's actor, one that does not to the host's.
     """
 
-    def __init__(self, actors: Mapping[Scope, type[Actor]]) -> None:
+    def __init__(
+        self, actors: Mapping[Scope, type[Actor]], exposed: Collection[str] | None = None
+    ) -> None:
+        """`exposed` names the handlers callable over RPC (all when None): actors also have
+        handlers for their own plumbing (events, heartbeats) that no caller may reach."""
         self._routes: dict[str, dict[Scope, Route]] = {}
         for scope, actor_class in actors.items():
             for method, function in actor_class.handlers.items():
+                if exposed is not None and method not in exposed:
+                    continue
                 routes = self._routes.setdefault(method, {})
                 if routes and {*routes, scope} != {Scope.HOST, Scope.INSTANCE}:
                     other = next(iter(routes)).value

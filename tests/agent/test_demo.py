@@ -1,22 +1,37 @@
-"""`virtactor demo` runs the agent's main job on libvirt's embedded test driver."""
+"""`virtactor demo` runs the whole agent on the embedded default and drives it by messages."""
 
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
+
+import pytest
 
 from agent import demo
-from agent.cli import main
 
 
-async def test_demo_reports_the_test_drivers_host_and_its_default_domain() -> None:
+# libvirt binds its events to one asyncio loop per process: the session loop.
+@pytest.mark.asyncio(loop_scope="session")
+async def test_demo_adopts_the_test_drivers_guest_and_reports_it_over_the_bus() -> None:
     out = io.StringIO()
-    assert await demo.run("test:///default", out=out) == 0
-    text = out.getvalue()
-    assert "hypervisor  TEST" in text
-    assert "domains     1" in text
-    assert "test                 running" in text
+    assert await demo.run("test:///default", out=out, host="demo-test") == 0
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "virtactor demo: agent 'demo-test' on test:///default, embedded bus"
+    assert "adopted 1 running guest(s) without touching them" in lines[1]
+    assert lines[2].startswith("  node ") and "TEST" in lines[2] and "1 running" in lines[2]
+    assert lines[3] == "  guests: test"
+    assert lines[4].endswith(": running, 2 vCPU, 2048 MiB")
+    assert lines[5] == "  event host.demo-test.heartbeat: Service from demo-test"
 
 
-def test_cli_demo_exits_zero(capsys) -> None:  # type: ignore[no-untyped-def]
-    assert main(["demo"]) == 0
-    assert "virtactor demo on test:///default" in capsys.readouterr().out
+def test_the_virtactor_command_runs_the_demo_in_its_own_process() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "agent.cli", "demo"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "agent 'demo-host' on test:///default, embedded bus" in done.stdout

@@ -1,0 +1,126 @@
+"""`Agent`: one compute agent process, assembled from configuration.
+
+    transport (AMQP, or the in-process bus) ──> Dispatcher ──> actors (host, instances)
+                                                                 │
+    libvirt <── Host / LibvirtHypervisor <── HostRuntime ────────┘ ──> EventPublisher ──> bus
+
+`start()` connects the transport, starts the host runtime (libvirt connection, event bridge,
+host actor), serves the host's queue and adopts the running guests in the background:
+instance commands are answered `AgentInitializing` until adoption is done. `aclose()` stops
+serving (in-flight requests finish), then the actors, then libvirt and the transport.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from actors import ActorSystem, BlockingExecutor
+from actors.host import HostActor
+from actors.instance import InstanceActor
+from agent.config import AgentConfig
+from agent.rpc.catalogue import exposed_methods
+from agent.rpc.events import EventPublisher
+from agent.rpc.methods import MethodTable, Scope
+from agent.rpc.server import Dispatcher
+from agent.transport import AmqpSettings, AmqpTransport, InProcessBus, Transport
+from agent.virt.runtime import HostRuntime, HostRuntimeSettings
+from schemas import DecodeLimits, ObjectRegistry, default_registry
+
+log = logging.getLogger(__name__)
+
+
+def build_transport(config: AgentConfig) -> Transport:
+    """AMQP when a broker URL is configured, else the embedded in-process bus."""
+    if not config.amqp.url:
+        return InProcessBus(prefetch=config.amqp.prefetch)
+    return AmqpTransport(
+        AmqpSettings(
+            url=config.amqp.url,
+            prefix=config.amqp.prefix,
+            prefetch=config.amqp.prefetch,
+            quorum=config.amqp.quorum,
+        )
+    )
+
+
+class Agent:
+    """A running agent for `config.agent.host`. See the module docstring."""
+
+    def __init__(
+        self,
+        config: AgentConfig,
+        *,
+        transport: Transport | None = None,
+        registry: ObjectRegistry = default_registry,
+    ) -> None:
+        self.config = config
+        self.host = config.agent.host
+        self.registry = registry
+        self.transport = transport or build_transport(config)
+        self._owns_transport = transport is None
+        self.executor = BlockingExecutor(config.agent.blocking_workers, name="libvirt")
+        self.system = ActorSystem(executor=self.executor)
+        self.events = EventPublisher(
+            self.transport, self.host, registry.manifest(), config.rpc.version_cap or None
+        )
+        self.runtime = HostRuntime(
+            self.system,
+            self.events,
+            HostRuntimeSettings(
+                uri=config.libvirt.uri,
+                host=self.host,
+                instances_path=config.agent.instances_path,
+                liveness_interval=config.libvirt.liveness_interval,
+                resync_interval=config.agent.resync_interval,
+                heartbeat_interval=config.agent.heartbeat_interval,
+                reboot_flap_delay=config.agent.reboot_flap_delay,
+            ),
+        )
+        self.dispatcher = Dispatcher(
+            host=self.host,
+            system=self.system,
+            methods=MethodTable(
+                {Scope.HOST: HostActor, Scope.INSTANCE: InstanceActor}, exposed=exposed_methods()
+            ),
+            instance_factory=self.runtime.instance_factory,
+            registry=registry,
+            manifest=registry.manifest(),
+            limits=DecodeLimits(max_size=config.rpc.max_message_bytes),
+            is_ready=self.runtime.readiness,
+        )
+        self._adoption: asyncio.Task[list[str]] | None = None
+
+    async def start(self) -> None:
+        """Connect, serve, and begin adopting guests; returns before adoption finishes."""
+        await self.transport.start()
+        host_actor = await self.runtime.start()
+        await self.transport.serve(self.host, self.dispatcher.handle)
+        self._adoption = asyncio.create_task(
+            host_actor.ask("init_host"), name=f"init_host:{self.host}"
+        )
+        log.info("agent %s serving; adopting guests", self.host)
+
+    async def wait_ready(self, timeout: float) -> list[str]:
+        """Wait until the running guests are adopted; returns their uuids."""
+        assert self._adoption is not None, "start() the agent first"
+        async with asyncio.timeout(timeout):
+            return await asyncio.shield(self._adoption)
+
+    async def aclose(self, timeout: float = 10.0) -> None:
+        """Stop serving (in-flight requests finish), then actors, libvirt and the transport."""
+        if self._adoption is not None and not self._adoption.done():
+            self._adoption.cancel()
+            await asyncio.gather(self._adoption, return_exceptions=True)
+        if self._owns_transport:
+            await self.transport.aclose(timeout)
+        await self.runtime.aclose()
+        await self.system.aclose(timeout)
+        await self.executor.aclose()
+
+    async def __aenter__(self) -> Agent:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
