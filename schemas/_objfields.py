@@ -27,6 +27,9 @@ class ObjectField(Field):
         default: Any = UNSET,
         read_only: bool = False,
     ) -> None:
+        if default is not UNSET and default is not None:
+            # One default object would be shared, and changed in place, by every instance.
+            raise TypeError(f"an object field's default can only be None, got {default!r}")
         self.objname = objname
         super().__init__(nullable=nullable, default=default, read_only=read_only)
 

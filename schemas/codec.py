@@ -16,6 +16,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import msgpack  # type: ignore[import-untyped]
@@ -110,7 +111,7 @@ def decode(
     except SchemaError as exc:
         raise DecodeError(reason=exc.message) from exc
     except (msgpack.UnpackException, ValueError, TypeError, OverflowError) as exc:
-        raise DecodeError(reason=f"malformed msgpack: {exc}") from exc
+        raise DecodeError(reason=f"malformed msgpack: {str(exc) or type(exc).__name__}") from exc
     _check_containers(value, limits.max_depth)
     return value
 
@@ -226,6 +227,10 @@ def _default(value: Any) -> Any:
         return _primitive_wire(value)
     if isinstance(value, uuid.UUID):
         return msgpack.ExtType(UUID_EXT, value.bytes)
+    if isinstance(value, datetime):
+        raise EncodeError(reason=f"a naive datetime has no instant to encode: {value!r}")
+    if isinstance(value, int):
+        raise EncodeError(reason=f"{value} does not fit in 64 bits")
     raise EncodeError(reason=f"{type(value).__name__} values cannot be encoded: {value!r:.80}")
 
 
