@@ -1,14 +1,21 @@
-"""The `virtactor` command line."""
+"""The `virtactor` command line: `virtactor run` serves one hypervisor; `virtactor demo` shows
+the whole agent on the embedded default."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import logging
+import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from agent import demo
+from agent.config import AgentConfig, load_config
+from agent.service import Agent
+
+log = logging.getLogger("virtactor")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,12 +25,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     run_demo = commands.add_parser(
-        "demo", help="run the agent on the embedded default and show what it found"
+        "demo", help="run the agent on the embedded default and drive it by messages"
     )
     run_demo.add_argument(
         "--libvirt-uri", default="test:///default", help="libvirt URI (default: test:///default)"
     )
+    run = commands.add_parser("run", help="run the agent until SIGTERM or SIGINT")
+    run.add_argument("--config", type=Path, help="TOML configuration file")
     return parser
+
+
+async def serve(config: AgentConfig) -> int:
+    """Run one agent until SIGTERM/SIGINT, then stop it gracefully."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    async with Agent(config) as agent:
+        log.info("agent %s started (libvirt %s)", agent.host, config.libvirt.uri)
+        await stop.wait()
+        log.info("agent %s stopping", agent.host)
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -33,6 +55,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if args.command == "demo":
         return asyncio.run(demo.run(args.libvirt_uri, out=sys.stdout))
+    if args.command == "run":
+        return asyncio.run(serve(load_config(args.config)))
     raise AssertionError(f"unhandled command {args.command!r}")  # argparse enforces the choices
 
 
