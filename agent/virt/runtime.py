@@ -16,13 +16,14 @@ from dataclasses import dataclass, field
 
 from actors import HOST_ADDRESS, Actor, ActorRef, ActorSystem
 from actors.host import HostActor, HostActorSettings, Readiness
-from actors.instance import EventSink, InstanceActor, InstanceHypervisor
+from actors.instance import EventSink, InstanceActor
 from agent.virt.bridge import HostEventBridge
 from agent.virt.host import Host
 from agent.virt.hypervisor import LibvirtHypervisor
 from agent.virt.reconnect import Backoff
 
-InstanceFactory = Callable[[str, InstanceHypervisor, EventSink], Actor]
+# (uuid, hypervisor, sink, *, down_confirm_delay) -> the instance's actor; InstanceActor is one.
+InstanceFactory = Callable[..., Actor]
 
 
 @dataclass(slots=True, frozen=True)
@@ -43,8 +44,9 @@ class HostRuntimeSettings:
 
 
 class HostRuntime:
-    """See the module docstring. `instance_factory(uuid, hypervisor, sink)` makes instance
-    actors (default: `InstanceActor`)."""
+    """See the module docstring. `instance_factory(uuid, hypervisor, sink,
+    down_confirm_delay=...)` makes instance actors (default: `InstanceActor`); the delay is
+    the reboot-flap delay, so a reboot's "shut off" is neither routed nor published."""
 
     def __init__(
         self,
@@ -75,7 +77,12 @@ class HostRuntime:
 
     def instance_factory(self, uuid: str) -> Actor:
         """The actor of instance `uuid`, for `ActorSystem.get_or_spawn`."""
-        return self._make_instance(uuid, self.hypervisor, self.sink)
+        return self._make_instance(
+            uuid,
+            self.hypervisor,
+            self.sink,
+            down_confirm_delay=self.settings.reboot_flap_delay,
+        )
 
     async def start(self) -> ActorRef:
         """Spawn the host actor and start connecting; returns the host actor's ref.
