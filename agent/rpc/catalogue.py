@@ -164,3 +164,24 @@ CATALOGUE: tuple[Entry, ...] = (
 def exposed_methods() -> frozenset[str]:
     """The methods callers may reach over RPC: those implemented."""
     return frozenset(e.method for e in CATALOGUE if e.status is not Status.PLANNED)
+
+
+def markdown_table() -> str:
+    """The README's driver-method table, from the catalogue."""
+    lines = [
+        "| driver method | served by | arguments | result | status |",
+        "|---|---|---|---|---|",
+    ]
+    for entry in CATALOGUE:
+        status = entry.status.value
+        if entry.planned_in:
+            status = f"{status} ({entry.planned_in})"
+        lines.append(
+            f"| `{entry.method}` | {entry.scope} actor | {entry.arguments} | {entry.result} "
+            f"| {status} |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(markdown_table())
