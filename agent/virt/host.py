@@ -21,16 +21,23 @@ import contextlib
 import itertools
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import partial
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 import libvirt
 
 from agent.errors import HypervisorUnavailable, InstanceNotFound
+from agent.virt.connection import (
+    CLOSE_REASONS,
+    OpenConnection,
+    Version,
+    close_connection,
+    open_connection,
+    pack_version,
+)
 from agent.virt.domains import DomainRecord, read_domain_record, read_domain_records
 from agent.virt.eventloop import bind_libvirt_events
-from agent.virt.events import DomainEvent, domain_event_callbacks
+from agent.virt.events import DomainEvent
 from agent.virt.host_facts import HostFacts, read_host_facts, read_uptime
 from agent.virt.reconnect import Backoff, describe, is_connection_lost
 from schemas.errors import VirtactorError
@@ -39,15 +46,6 @@ log = logging.getLogger(__name__)
 
 P = ParamSpec("P")
 T = TypeVar("T")
-
-Version = tuple[int, int, int]
-
-_CLOSE_REASONS = {
-    libvirt.VIR_CONNECT_CLOSE_REASON_ERROR: "a socket error",
-    libvirt.VIR_CONNECT_CLOSE_REASON_EOF: "end of file from libvirtd",
-    libvirt.VIR_CONNECT_CLOSE_REASON_KEEPALIVE: "a keepalive timeout",
-    libvirt.VIR_CONNECT_CLOSE_REASON_CLIENT: "a client request",
-}
 
 
 class HostClosed(VirtactorError):
@@ -77,21 +75,6 @@ class HostListener(Protocol):
     def connection_lost(self, reason: str) -> None: ...
 
     def connection_restored(self) -> None: ...
-
-
-@dataclass(slots=True, frozen=True)
-class _Opened:
-    conn: libvirt.virConnect
-    callback_ids: tuple[int, ...]
-    libvirt_version: int
-    hypervisor_version: int
-    hypervisor_type: str
-
-
-def pack_version(version: Version) -> int:
-    """(major, minor, micro) in libvirt's packing, major * 1,000,000 + minor * 1,000 + micro."""
-    major, minor, micro = version
-    return major * 1_000_000 + minor * 1_000 + micro
 
 
 class Host:
@@ -124,8 +107,8 @@ class Host:
         self._keepalive = keepalive
         self._close_timeout = close_timeout
         self._backoff = backoff if backoff is not None else Backoff()
-        self._opened: _Opened | None = None  # the live connection, None while disconnected
-        self._last: _Opened | None = None  # the most recent connection, for its versions
+        self._opened: OpenConnection | None = None  # the live connection, None while disconnected
+        self._last: OpenConnection | None = None  # the most recent connection, for its versions
         self._generation = 0  # numbers connections; events of an older one are dropped
         self._down_reason = "not connected yet"
         self._lost = asyncio.Event()
@@ -257,7 +240,7 @@ class Host:
 
     # --- connection supervision ------------------------------------------------------------
 
-    def _require(self) -> _Opened:
+    def _require(self) -> OpenConnection:
         if self._closed:
             raise HostClosed(uri=self.uri)
         if self._opened is None:
@@ -288,7 +271,12 @@ class Host:
 
     async def _connect(self) -> None:
         generation = self._generation + 1
-        job = asyncio.ensure_future(self._executor.run(self._open, generation))
+        deliver = partial(self._deliver_threadsafe, generation)
+        job = asyncio.ensure_future(
+            self._executor.run(
+                open_connection, self.uri, self._keepalive, self._on_close, generation, deliver
+            )
+        )
         try:
             opened = await asyncio.shield(job)
         except asyncio.CancelledError:
@@ -348,34 +336,8 @@ class Host:
             if self._listener is not None:
                 self._listener.connection_lost(reason)
 
-    def _open(self, generation: int) -> _Opened:
-        """Blocking: open the connection and register the close and event callbacks."""
-        conn = libvirt.open(self.uri)
-        callback_ids: list[int] = []
-        try:
-            try:
-                conn.setKeepAlive(*self._keepalive)
-            except libvirt.libvirtError as exc:
-                # Local drivers (test:///) have no socket to keep alive.
-                if exc.get_error_code() != libvirt.VIR_ERR_NO_SUPPORT:
-                    raise
-            conn.registerCloseCallback(self._on_close, generation)
-            deliver = partial(self._deliver_threadsafe, generation)
-            for event_id, callback in domain_event_callbacks(deliver):
-                callback_ids.append(conn.domainEventRegisterAny(None, event_id, callback, None))
-            return _Opened(
-                conn=conn,
-                callback_ids=tuple(callback_ids),
-                libvirt_version=conn.getLibVersion(),
-                hypervisor_version=conn.getVersion(),
-                hypervisor_type=conn.getType(),
-            )
-        except BaseException:
-            _close_blocking(conn, callback_ids)
-            raise
-
-    async def _close(self, opened: _Opened) -> None:
-        job = self._executor.run(_close_blocking, opened.conn, opened.callback_ids)
+    async def _close(self, opened: OpenConnection) -> None:
+        job = self._executor.run(close_connection, opened)
         try:
             async with asyncio.timeout(self._close_timeout):
                 await job
@@ -385,7 +347,7 @@ class Host:
     # --- callbacks from libvirt (any thread) -----------------------------------------------
 
     def _on_close(self, _conn: libvirt.virConnect, reason: int, generation: int) -> None:
-        cause = _CLOSE_REASONS.get(reason, f"reason {reason}")
+        cause = CLOSE_REASONS.get(reason, f"reason {reason}")
         self._call_on_loop(self._mark_lost, generation, f"libvirt closed the connection: {cause}")
 
     def _deliver_threadsafe(self, generation: int, event: DomainEvent) -> None:
@@ -419,23 +381,3 @@ def _lookup(conn: libvirt.virConnect, uuid: str) -> libvirt.virDomain:
         if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
             raise InstanceNotFound(uuid=uuid) from exc
         raise
-
-
-def _close_blocking(conn: libvirt.virConnect, callback_ids: list[int] | tuple[int, ...]) -> None:
-    """Deregister what was registered, then close; on a dead connection each step fails fast.
-
-    Deregistering first matters: a registered event callback keeps the connection alive.
-    """
-    for callback_id in callback_ids:
-        try:
-            conn.domainEventDeregisterAny(callback_id)
-        except libvirt.libvirtError as exc:
-            log.debug("deregistering event callback %d: %s", callback_id, describe(exc))
-    try:
-        conn.unregisterCloseCallback()
-    except libvirt.libvirtError as exc:
-        log.debug("unregistering the close callback: %s", describe(exc))
-    try:
-        conn.close()
-    except libvirt.libvirtError as exc:
-        log.debug("closing the connection: %s", describe(exc))
