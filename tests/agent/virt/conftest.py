@@ -3,7 +3,7 @@
 libvirt binds its events to ONE asyncio loop per process (see agent/virt/eventloop.py), so
 every async test and fixture here runs on pytest-asyncio's session loop: modules set
 `pytestmark = pytest.mark.asyncio(loop_scope="session")`. Each async test runs with the loop
-in debug mode and fails if a callback held the loop for 0.1 s or more.
+in debug mode and fails if a callback held the loop for 0.25 s or more.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from agent.virt.events import DomainEvent
 from agent.virt.host import Host
 from agent.virt.reconnect import Backoff
 
-BLOCKING_THRESHOLD = 0.1
+BLOCKING_THRESHOLD = 0.25  # generous: CI machines are loaded
 TEST_URI = "test:///default"
 
 
