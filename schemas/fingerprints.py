@@ -70,13 +70,14 @@ def check_fingerprints(registry: ObjectRegistry, expected: Mapping[str, str]) ->
 
 
 def main() -> None:
-    """Print the fingerprint table of the default registry, ready to paste into the test."""
+    """Print the fingerprint table of the default registry, ready to paste into
+    tests/schemas/test_object_fingerprints.py."""
     import schemas.objects  # noqa: F401  (registers the objects)
     from schemas.registry import default_registry
 
     print("EXPECTED_FINGERPRINTS = {")
     for name, value in fingerprints(default_registry).items():
-        print(f"    {name!r}: {value!r},")
+        print(f'    "{name}": "{value}",')
     print("}")
 
 

@@ -63,7 +63,7 @@ class WireIndirection:
         self, obj: VersionedObject, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> tuple[dict[str, Any], Any]:
         remote = decode(encode([obj, list(args), kwargs]), registry=self.registry)
-        self.sent.append(remote[0])
+        self.sent.append(remote[0].obj_clone())
         with use_object_store(self.store, self.registry):
             updates, result = await dispatch_object_action(
                 remote[0], method, tuple(remote[1]), remote[2]
