@@ -20,14 +20,18 @@ dict it validated without copying, and the encoder can pack it as it is.
 from __future__ import annotations
 
 import copy
-import inspect
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from msgpack import ExtType  # type: ignore[import-untyped]
 
 from schemas import compat
+from schemas._declare import (
+    check_declarations,
+    check_name_and_version,
+    collect_fields,
+    collect_remotable,
+)
 from schemas._field import UNSET, Field
 from schemas._wire import OBJECT_EXT, object_header
 from schemas.errors import (
@@ -36,7 +40,7 @@ from schemas.errors import (
     UnknownFieldError,
     UnsetFieldError,
 )
-from schemas.versions import Version, parse_version
+from schemas.versions import Version
 
 if TYPE_CHECKING:
     from schemas.compat import ObjectPrimitive
@@ -46,8 +50,6 @@ if TYPE_CHECKING:
 Relationships = Mapping[str, Sequence[tuple[str, str]]]
 
 WireSpec = tuple[type | None, Callable[[Any], Any] | None, bool, Callable[[str, Any], Any]]
-
-_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 
 
 class VersionedObject:
@@ -88,14 +90,9 @@ class VersionedObject:
             raise TypeError(f"{cls.__qualname__} must declare __slots__ = ()")
         if "OBJ_NAME" not in cls.__dict__:
             cls.OBJ_NAME = cls.__name__
-        if not _NAME_RE.fullmatch(cls.OBJ_NAME):
-            raise TypeError(f"{cls.OBJ_NAME!r} is not a valid object name")
-        try:
-            cls._obj_version = parse_version(cls.VERSION)
-        except ValueError as exc:
-            raise TypeError(f"{cls.__qualname__}.VERSION: {exc}") from None
-        cls._obj_fields = _collect_fields(cls)
-        _check_declarations(cls)
+        cls._obj_version = check_name_and_version(cls)
+        cls._obj_fields = collect_fields(cls)
+        check_declarations(cls)
         cls._obj_wire_table = {
             name: (*field.fast_check(), field.nullable, field.from_wire)
             for name, field in cls._obj_fields.items()
@@ -105,7 +102,7 @@ class VersionedObject:
         )
         cls._obj_object_fields = tuple(f for f in cls._obj_fields.values() if f.holds_objects)
         cls._obj_wire_header = ExtType(OBJECT_EXT, object_header(cls.OBJ_NAME, cls.VERSION))
-        cls._obj_remotable = _collect_remotable(cls)
+        cls._obj_remotable = collect_remotable(cls)
 
     def __init__(self, **values: Any) -> None:
         self._values = {}
@@ -378,53 +375,3 @@ def wire_changes(cls: type[VersionedObject], changes: Any) -> set[str]:
     if unknown:
         raise UnknownFieldError(objname=cls.OBJ_NAME, field=sorted(unknown)[0])
     return names
-
-
-def _collect_fields(cls: type) -> dict[str, Field]:
-    fields: dict[str, Field] = {}
-    for klass in reversed(cls.__mro__):
-        annotations = inspect.get_annotations(klass)
-        for name, attr in klass.__dict__.items():
-            if not isinstance(attr, Field):
-                continue
-            if name.startswith(("_", "obj_")):
-                raise TypeError(f"{klass.__qualname__}.{name}: field names cannot start with _")
-            if name not in annotations:
-                # Type checkers only see the annotation; without it `obj.field` is untyped.
-                raise TypeError(
-                    f"{klass.__qualname__}.{name} needs a type annotation, "
-                    f"e.g. `{name}: str = fields.String()`"
-                )
-            fields[name] = attr
-    return fields
-
-
-def _check_declarations(cls: type[VersionedObject]) -> None:
-    if cls.OBJ_KEY is not None and cls.OBJ_KEY not in cls._obj_fields:
-        raise TypeError(f"{cls.__qualname__}.OBJ_KEY {cls.OBJ_KEY!r} is not a field")
-    for name, pairs in cls.OBJ_RELATIONSHIPS.items():
-        field = cls._obj_fields.get(name)
-        if field is None or not field.holds_objects:
-            raise TypeError(
-                f"{cls.__qualname__}.OBJ_RELATIONSHIPS: {name!r} is not an object field"
-            )
-        parents = [parse_version(parent) for parent, child in pairs]
-        children = [parse_version(child) for parent, child in pairs]
-        if not pairs or parents != sorted(parents) or children != sorted(children):
-            raise TypeError(
-                f"{cls.__qualname__}.OBJ_RELATIONSHIPS[{name!r}] must list ascending "
-                f"(parent version, child version) pairs, got {pairs!r}"
-            )
-
-
-def _collect_remotable(cls: type) -> dict[str, str]:
-    found: dict[str, str] = {}
-    for klass in reversed(cls.__mro__):
-        for name, attr in klass.__dict__.items():
-            func = attr.__func__ if isinstance(attr, classmethod) else attr
-            kind = getattr(func, "_remotable_kind", None)
-            if kind is not None:
-                found[name] = kind
-            else:
-                found.pop(name, None)
-    return found

@@ -186,21 +186,6 @@ def _check_containers(value: Any, depth_left: int) -> None:
         raise DecodeError(reason="an object header outside an object")
 
 
-def _object_wire(obj: VersionedObject) -> list[Any]:
-    cls = type(obj)
-    values = data = obj._values
-    for field in cls._obj_converting:
-        value = values.get(field.name)
-        if value is not None:
-            if data is values:
-                data = dict(values)
-            data[field.name] = field.to_wire(value)
-    changes = obj._changed if obj._orig is None else obj._obj_own_changes()
-    if changes:
-        return [cls._obj_wire_header, data, sorted(changes)]
-    return [cls._obj_wire_header, data]
-
-
 def _primitive_wire(primitive: ObjectPrimitive) -> list[Any]:
     header = msgpack.ExtType(OBJECT_EXT, object_header(primitive.name, primitive.version))
     if primitive.changes:
@@ -210,7 +195,8 @@ def _primitive_wire(primitive: ObjectPrimitive) -> list[Any]:
 
 def _default(value: Any) -> Any:
     if isinstance(value, VersionedObject):
-        # _object_wire inlined: this runs for every object encoded.
+        # Runs for every object encoded: the value dict goes out as it is unless a field
+        # needs its wire form (IP addresses, sets).
         cls = type(value)
         values = data = value._values
         for field in cls._obj_converting:
@@ -249,6 +235,6 @@ class _BackLevel:
             # a parent's version pins its children's (OBJ_RELATIONSHIPS); the hook still
             # checks each child against the manifest as msgpack reaches it.
             if wanted is None or wanted == value.VERSION:
-                return _object_wire(value)
+                return _default(value)
             return _primitive_wire(value.to_primitive(manifest=self.manifest))
         return _default(value)
