@@ -263,10 +263,24 @@ class VersionedObject:
 
     def obj_clone(self) -> Self:
         """A deep copy with the same changes, sharing only `obj_context`."""
+        return copy.deepcopy(self)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Self:
         clone = type(self).__new__(type(self))
-        clone._values = copy.deepcopy(self._values)
+        memo[id(self)] = clone
+        clone._values = copy.deepcopy(self._values, memo)
         clone._changed = set(self._changed) if self._changed else None
-        clone._orig = copy.deepcopy(self._orig)
+        clone._orig = copy.deepcopy(self._orig, memo)
+        # The context is who asked, not part of the object: copies share it.
+        clone.obj_context = self.obj_context
+        return clone
+
+    def __copy__(self) -> Self:
+        """A shallow copy: its own field dict, the same field values."""
+        clone = type(self).__new__(type(self))
+        clone._values = dict(self._values)
+        clone._changed = set(self._changed) if self._changed else None
+        clone._orig = dict(self._orig) if self._orig else None
         clone.obj_context = self.obj_context
         return clone
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 
 from schemas import UnknownFieldError, decode, encode
@@ -139,6 +141,18 @@ def test_a_clone_is_deep_and_keeps_its_changes() -> None:
     assert inst.metadata == {"role": "web"}
     assert inst.flavor.vcpus == 1
     assert clone.obj_what_changed() == {"host", "metadata", "flavor"}
+
+
+def test_copies_share_the_context_and_a_shallow_copy_has_its_own_fields() -> None:
+    inst = samples.instance()
+    inst.obj_context = ctx = object()
+    deep = copy.deepcopy(inst)
+    assert deep == inst and deep.obj_context is ctx and deep.flavor is not inst.flavor
+    shallow = copy.copy(inst)
+    shallow.host = "other"
+    assert inst.host == "compute-1"
+    assert shallow.flavor is inst.flavor
+    assert shallow.obj_context is ctx
 
 
 def test_changes_only_copy_holds_the_key_and_the_changed_fields() -> None:
