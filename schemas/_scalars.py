@@ -53,7 +53,7 @@ def _ipv6_network(packed: bytes) -> ipaddress.IPv6Network:
 # regex, and the same instance, volume and network ids come back in message after message.
 # Membership only ever means "this string matched the regex", so sharing it is safe.
 _CANONICAL_UUIDS: set[str] = set()
-_CANONICAL_UUIDS_MAX = 65536
+_CANONICAL_UUIDS_MAX = 16384
 
 
 class StringField(Field):
