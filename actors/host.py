@@ -108,6 +108,13 @@ class HostActorSettings:
     connect_timeout: float = 60.0  # how long init_host waits for the hypervisor
     adopt_concurrency: int = 8
 
+    def __post_init__(self) -> None:
+        for name in ("resync_interval", "heartbeat_interval"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0 seconds, got {getattr(self, name)}")
+        if self.adopt_concurrency < 1:
+            raise ValueError(f"adopt_concurrency must be >= 1, got {self.adopt_concurrency}")
+
 
 def host_topic(host: str, event: str) -> str:
     return f"host.{host}.{event}"
@@ -203,9 +210,13 @@ class HostActor(Actor):
             async with limit:
                 await self._instance(uuid).ask("sync_power_state")
 
-        async with asyncio.TaskGroup() as group:
-            for domain in domains:
-                group.create_task(adopt(domain.uuid))
+        try:
+            async with asyncio.TaskGroup() as group:
+                for domain in domains:
+                    group.create_task(adopt(domain.uuid))
+        except ExceptionGroup as failed:
+            # The asker gets the first typed error, as from any handler, not a group.
+            raise failed.exceptions[0] from failed
         self.readiness.ready = True
         adopted = sorted(domain.uuid for domain in domains)
         log.info("host %s adopted %d domains", self.settings.host, len(adopted))

@@ -15,7 +15,7 @@ import pytest
 import pytest_asyncio
 
 from actors import HOST_ADDRESS, ActorSystem, BlockingExecutor, instance_address
-from actors.host import AUTO_DISABLED_PREFIX, host_topic, service_uuid
+from actors.host import AUTO_DISABLED_PREFIX, HostActorSettings, host_topic, service_uuid
 from actors.instance import InstanceActor, power_state_topic
 from agent.errors import InstanceNotFound
 from agent.virt.host import Host
@@ -289,3 +289,19 @@ async def test_an_instance_whose_state_cannot_be_read_is_reported_unknown(
         (power_state_topic(uuid), PowerState.PENDING)
     ]
     assert len(sink.published) == 1
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("resync_interval", 0.0, "resync_interval must be > 0 seconds, got 0.0"),
+        ("heartbeat_interval", -1.0, "heartbeat_interval must be > 0 seconds, got -1.0"),
+        ("adopt_concurrency", 0, "adopt_concurrency must be >= 1, got 0"),
+    ],
+)
+async def test_host_actor_settings_refuse_values_that_would_spin_or_stall(
+    field: str, value: float, message: str
+) -> None:
+    with pytest.raises(ValueError) as caught:
+        HostActorSettings(host=HOST, **{field: value})
+    assert str(caught.value) == message
