@@ -110,7 +110,8 @@ def decode(
         raise
     except SchemaError as exc:
         raise DecodeError(reason=exc.message) from exc
-    except (msgpack.UnpackException, ValueError, TypeError, OverflowError) as exc:
+    except (msgpack.UnpackException, ValueError, OverflowError) as exc:
+        # OverflowError: a Timestamp beyond what a datetime can hold.
         raise DecodeError(reason=f"malformed msgpack: {str(exc) or type(exc).__name__}") from exc
     _check_containers(value, limits.max_depth)
     return value
