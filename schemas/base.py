@@ -51,6 +51,9 @@ Relationships = Mapping[str, Sequence[tuple[str, str]]]
 
 WireSpec = tuple[type | None, Callable[[Any], Any] | None, bool, Callable[[str, Any], Any]]
 
+# The storage of every object: field values, changed names, container snapshots, context.
+_STORAGE_SLOTS = ("_changed", "_orig", "_values", "obj_context")
+
 
 class VersionedObject:
     """Base of every object that crosses the wire.
@@ -61,7 +64,9 @@ class VersionedObject:
     Every subclass must declare `__slots__ = ()`: objects are many and small.
     """
 
-    __slots__ = ("_changed", "_orig", "_values", "obj_context")
+    # A name, not a literal: mypy checks assignments against literal __slots__ and would take
+    # every field (a class attribute with a plain annotation) for a missing slot.
+    __slots__ = _STORAGE_SLOTS
 
     VERSION: ClassVar[str] = "1.0"
     OBJ_NAME: ClassVar[str] = "VersionedObject"
