@@ -26,6 +26,8 @@ class ConfigError(VirtactorError):
 @dataclass(slots=True, frozen=True)
 class AgentSection:
     host: str = field(default_factory=socket.gethostname)
+    # The address other hosts reach this one on (migrations, consoles); empty: not set.
+    host_ip: str = ""
     instances_path: str = "/var/lib/virtactor/instances"
     blocking_workers: int = 16
     heartbeat_interval: float = 10.0

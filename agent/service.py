@@ -70,6 +70,7 @@ class Agent:
             HostRuntimeSettings(
                 uri=config.libvirt.uri,
                 host=self.host,
+                host_ip=config.agent.host_ip or None,
                 instances_path=config.agent.instances_path,
                 liveness_interval=config.libvirt.liveness_interval,
                 resync_interval=config.agent.resync_interval,
