@@ -32,6 +32,7 @@ from schemas.errors import (
     UnknownFieldError,
 )
 from schemas.registry import ObjectHeader, ObjectRegistry, default_registry
+from schemas.versions import parse_version
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,18 +225,33 @@ def _default(value: Any) -> Any:
 class _BackLevel:
     """The `default` hook of one encode call that back-levels objects to a peer's manifest."""
 
-    __slots__ = ("manifest",)
+    __slots__ = ("manifest", "older")
 
     def __init__(self, manifest: Mapping[str, str]) -> None:
         self.manifest = manifest
+        # Per class: does the peer want an older version than ours? Decided once per call.
+        self.older: dict[type[VersionedObject], bool] = {}
 
     def default(self, value: Any) -> Any:
         if isinstance(value, VersionedObject):
-            wanted = self.manifest.get(value.OBJ_NAME)
-            # Same version as ours: its children are at versions the peer knows too, because
-            # a parent's version pins its children's (OBJ_RELATIONSHIPS); the hook still
-            # checks each child against the manifest as msgpack reaches it.
-            if wanted is None or wanted == value.VERSION:
+            cls = type(value)
+            older = self.older.get(cls)
+            if older is None:
+                older = self.older[cls] = _peer_is_older(cls, self.manifest.get(cls.OBJ_NAME))
+            # At our version (or a newer peer's): its children are at versions the peer knows
+            # too, because a parent's version pins its children's (OBJ_RELATIONSHIPS); the
+            # hook still checks each child against the manifest as msgpack reaches it.
+            if not older:
                 return _default(value)
             return _primitive_wire(value.to_primitive(manifest=self.manifest))
         return _default(value)
+
+
+def _peer_is_older(cls: type[VersionedObject], wanted: str | None) -> bool:
+    if wanted is None or wanted == cls.VERSION:
+        return False
+    try:
+        version = parse_version(wanted)
+    except ValueError:
+        return True  # to_primitive reports it
+    return version.major != cls._obj_version.major or version < cls._obj_version

@@ -275,3 +275,9 @@ def test_from_primitive_rebuilds_and_checks_versions() -> None:
     with pytest.raises(IncompatibleObjectVersion) as exc:
         Instance.from_primitive(primitive)
     assert exc.value.manifest == obj_manifest(default_registry)
+
+
+def test_a_newer_peers_manifest_sends_our_objects_unchanged() -> None:
+    inst = samples.instance()
+    newer = {name: "1.9" for name in obj_manifest(default_registry)}
+    assert encode(inst, manifest=newer) == encode(inst)
