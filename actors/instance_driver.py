@@ -1,0 +1,121 @@
+"""The seam between the instance actor and the hypervisor: one guest's operations.
+
+The instance actor owns policy (which operation is allowed in which state, what state it moves
+to, which events are published); an `InstanceDriver` owns the mechanics of one domain and holds
+no policy. The agent implements it with libvirt (`agent.virt.instance_driver`); tests use an
+in-memory fake. Methods may be added here; existing signatures do not change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from schemas.objects.block_device import BlockDeviceMappingList
+from schemas.objects.enums import PowerState
+from schemas.objects.image import ImageMeta
+from schemas.objects.instance import Instance
+from schemas.objects.network import VIF, NetworkInfo
+from schemas.objects.virt import ConsoleInfo, Diagnostics, InstanceInfo
+from schemas.objects.volume import VolumeConnection, VolumeConnector
+
+
+class InstanceDriver(Protocol):
+    """What the instance actor needs from the hypervisor, for one guest at a time. Every method is
+    a coroutine that runs its blocking libvirt/qemu-img work in the thread pool. Raises
+    HypervisorUnavailable-like VirtactorErrors; never leaves half-done state behind."""
+
+    async def spawn(
+        self,
+        instance: Instance,
+        image_meta: ImageMeta,
+        block_device_info: BlockDeviceMappingList | None,
+        network_info: NetworkInfo | None,
+        recovery: bytes,
+    ) -> None:
+        """Create disks (overlays on the cached base image), define and start the domain with
+        `recovery` stored in its <metadata>. On failure everything created is removed before the
+        error propagates."""
+        ...
+
+    async def destroy(self, instance: Instance, destroy_disks: bool) -> bool:
+        """Stop and undefine the domain; False: there was no domain."""
+        ...
+
+    async def power_state(self, uuid: str) -> PowerState: ...
+
+    async def info(self, uuid: str) -> InstanceInfo: ...
+
+    async def shutdown(self, uuid: str, timeout: float, retry_interval: float) -> bool:
+        """Clean (ACPI) shutdown; True: the guest shut down cleanly within `timeout`."""
+        ...
+
+    async def power_off_hard(self, uuid: str) -> None: ...
+
+    async def power_on(self, uuid: str) -> None:
+        """Start the defined domain."""
+        ...
+
+    async def reboot_soft(self, uuid: str, timeout: float) -> bool:
+        """True: the guest rebooted via ACPI within `timeout`."""
+        ...
+
+    async def reboot_hard(self, instance: Instance) -> None:
+        """Destroy and recreate the domain from its config."""
+        ...
+
+    async def pause(self, uuid: str) -> None: ...
+
+    async def unpause(self, uuid: str) -> None: ...
+
+    async def suspend(self, uuid: str) -> None:
+        """Managed save."""
+        ...
+
+    async def resume(self, uuid: str) -> None: ...
+
+    async def attach_volume(
+        self, uuid: str, connection: VolumeConnection, mountpoint: str
+    ) -> None: ...
+
+    async def detach_volume(
+        self, uuid: str, connection: VolumeConnection, mountpoint: str, timeout: float
+    ) -> None:
+        """Waits for DEVICE_REMOVED, retries; a typed error if the guest never lets go."""
+        ...
+
+    async def attach_interface(self, uuid: str, vif: VIF, image_meta: ImageMeta | None) -> None: ...
+
+    async def detach_interface(self, uuid: str, vif: VIF, timeout: float) -> None: ...
+
+    async def snapshot(
+        self, instance: Instance, image_id: str, progress: Callable[[int], Awaitable[None]]
+    ) -> str:
+        """Write a qcow2 image of the root disk; returns its path."""
+        ...
+
+    async def console_output(self, uuid: str, max_bytes: int) -> str: ...
+
+    async def diagnostics(self, uuid: str) -> Diagnostics: ...
+
+    async def block_stats(self, uuid: str, disk_id: str) -> list[int]: ...
+
+    async def interface_stats(self, uuid: str, iface_id: str) -> list[int]: ...
+
+    async def vnc_console(self, uuid: str) -> ConsoleInfo: ...
+
+    async def serial_console(self, uuid: str) -> ConsoleInfo: ...
+
+    async def store_recovery(self, uuid: str, recovery: bytes) -> None:
+        """Rewrite the domain's <metadata> recovery element."""
+        ...
+
+    async def load_recovery(self, uuid: str) -> bytes | None: ...
+
+    async def volume_connector(self, instance: Instance) -> VolumeConnector: ...
+
+    async def guest_agent_command(
+        self, uuid: str, command: dict[str, Any], timeout: float
+    ) -> dict[str, Any]:
+        """QEMU guest agent; raises NotSupported when the guest has no agent channel/agent."""
+        ...
