@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from schemas import fields
 from schemas.base import Relationships, VersionedObject
 from schemas.objects.enums import DiskBus, FirmwareType, SCSIModel, VideoModel, VIFModel
 from schemas.registry import default_registry
+from schemas.versions import Version
 
 
 @default_registry.register
@@ -15,7 +16,8 @@ class ImageMetaProps(VersionedObject):
     """The image properties the libvirt driver reads (nova's `ImageMetaProps` subset)."""
 
     # 1.0: Initial version
-    VERSION = "1.0"
+    # 1.1: Added kernel_id, ramdisk_id, os_command_line (direct kernel boot)
+    VERSION = "1.1"
     __slots__ = ()
 
     hw_architecture: str | None = fields.String(nullable=True, default=None)
@@ -34,6 +36,16 @@ class ImageMetaProps(VersionedObject):
     img_hv_type: str | None = fields.String(nullable=True, default=None)
     os_distro: str | None = fields.String(nullable=True, default=None)
     os_type: str | None = fields.String(nullable=True, default=None)
+    # Direct kernel boot: images (by id) holding the kernel and the initial ramdisk, and the
+    # kernel command line.
+    kernel_id: str | None = fields.String(nullable=True, default=None)
+    ramdisk_id: str | None = fields.String(nullable=True, default=None)
+    os_command_line: str | None = fields.String(nullable=True, default=None)
+
+    def make_compatible(self, primitive: dict[str, Any], target_version: Version) -> None:
+        if target_version < (1, 1):
+            for name in ("kernel_id", "ramdisk_id", "os_command_line"):
+                primitive.pop(name, None)
 
 
 @default_registry.register
@@ -41,9 +53,10 @@ class ImageMeta(VersionedObject):
     """A Glance image's metadata as the driver needs it to build a guest."""
 
     # 1.0: Initial version
-    VERSION = "1.0"
+    # 1.1: ImageMetaProps 1.1
+    VERSION = "1.1"
     __slots__ = ()
-    OBJ_RELATIONSHIPS: ClassVar[Relationships] = {"properties": [("1.0", "1.0")]}
+    OBJ_RELATIONSHIPS: ClassVar[Relationships] = {"properties": [("1.0", "1.0"), ("1.1", "1.1")]}
 
     id: str | None = fields.UUID(nullable=True, default=None)
     name: str | None = fields.String(nullable=True, default=None)
