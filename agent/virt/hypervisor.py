@@ -44,7 +44,7 @@ class LibvirtHypervisor:
     async def list_domains(self) -> list[DomainSummary]:
         records = await self.host.list_domains()
         return [
-            DomainSummary(r.uuid, r.name, power_state_of(r.state))
+            DomainSummary(r.uuid, r.name, power_state_of(r.state, r.reason))
             for r in sorted(records.values(), key=lambda r: r.uuid)
         ]
 
@@ -64,7 +64,7 @@ class LibvirtHypervisor:
                 "power state of %s unknown: %s", uuid, reason, extra={"instance_uuid": uuid}
             )
             return None
-        return power_state_of(record.state)
+        return power_state_of(record.state, record.reason)
 
     async def get_info(self, uuid: str) -> InstanceInfo:
         return reports.instance_info(await self.host.run(read_domain_info, uuid))

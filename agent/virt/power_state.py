@@ -23,9 +23,19 @@ _BY_DOMAIN_STATE: dict[int, PowerState] = {
 }
 
 
-def power_state_of(domain_state: int | None) -> PowerState | None:
-    """The power state of a `virDomainState`; None (unknown) when libvirt could not tell or
-    reported a state this mapping does not know. Never a guess of "shut down"."""
+def power_state_of(domain_state: int | None, reason: int | None = None) -> PowerState | None:
+    """The power state of a `virDomainState` (and its reason); None (unknown) when libvirt
+    could not tell or reported a state this mapping does not know. Never a guess of "shut down".
+
+    A domain being started is PAUSED with reason STARTING_UP for a moment, while libvirt
+    finishes setting QEMU up before it starts the vCPUs: that is a guest starting, not one a
+    user paused, so it maps to RUNNING rather than flapping through "paused".
+    """
     if domain_state is None:
         return None
+    if (
+        domain_state == libvirt.VIR_DOMAIN_PAUSED
+        and reason == libvirt.VIR_DOMAIN_PAUSED_STARTING_UP
+    ):
+        return PowerState.RUNNING
     return _BY_DOMAIN_STATE.get(domain_state)

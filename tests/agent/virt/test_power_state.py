@@ -33,3 +33,10 @@ def test_a_state_libvirt_could_not_tell_is_unknown_never_shutdown(
     domain_state: int | None,
 ) -> None:
     assert power_state_of(domain_state) is None
+
+
+def test_a_domain_paused_while_starting_up_is_running_not_paused() -> None:
+    starting = power_state_of(libvirt.VIR_DOMAIN_PAUSED, libvirt.VIR_DOMAIN_PAUSED_STARTING_UP)
+    assert starting == PowerState.RUNNING
+    paused = power_state_of(libvirt.VIR_DOMAIN_PAUSED, libvirt.VIR_DOMAIN_PAUSED_USER)
+    assert paused == PowerState.PAUSED
