@@ -10,8 +10,9 @@
     │   └── InvalidRoutingKey               a host or pattern word that is not one routing word
     ├── HypervisorUnavailable               libvirt is unreachable (retryable)
     ├── AgentInitializing                   the host is still adopting guests (retryable)
-    ├── InstanceNotFound / InstanceInvalidState
-    ├── ClaimFailed, NotSupported
+    ├── InstanceNotFound / InstanceInvalidState / NotSupported   actors.instance_errors
+    ├── InstanceRequestError ...            actors.instance_errors (bad arguments, devices)
+    ├── ClaimFailed
     ├── UnknownMethod, InvalidArguments, RequestExpired   refused before any effect
     └── RemoteError                         a remote failure with no local class of that name
 
@@ -20,6 +21,8 @@ Errors keep "we closed it" (TransportClosed, ActorStopped) apart from "it broke"
 
 from __future__ import annotations
 
+# Raised by the instance actors, which cannot import the agent; the same classes here.
+from actors.instance_errors import InstanceInvalidState, InstanceNotFound, NotSupported
 from schemas.errors import SchemaError, VirtactorError
 
 
@@ -55,20 +58,8 @@ class AgentInitializing(VirtactorError):
     retryable = True
 
 
-class InstanceNotFound(VirtactorError):
-    msg_fmt = "instance {uuid} could not be found"
-
-
-class InstanceInvalidState(VirtactorError):
-    msg_fmt = "cannot {action} instance {uuid} while {attr} is {state!r}"
-
-
 class ClaimFailed(VirtactorError):
     msg_fmt = "claim for instance {uuid} failed: {reason}"
-
-
-class NotSupported(VirtactorError):
-    msg_fmt = "{operation} is not supported: {reason}"
 
 
 class RemoteError(VirtactorError):
