@@ -119,3 +119,32 @@ class InstanceDriver(Protocol):
     ) -> dict[str, Any]:
         """QEMU guest agent; raises NotSupported when the guest has no agent channel/agent."""
         ...
+
+    # --- added after the first version of the seam ------------------------------------------
+
+    async def rescue(self, instance: Instance, image_meta: ImageMeta, recovery: bytes) -> None:
+        """Boot the guest from a fresh disk of `image_meta` (an overlay on its cached base),
+        with the guest's own root disk attached as the second disk; keep the original
+        definition so `unrescue` can restore it. `recovery` goes into the rescue domain's
+        <metadata>. On failure the original definition is back in place (and started again if
+        it was running) before the error propagates."""
+        ...
+
+    async def unrescue(self, instance: Instance, recovery: bytes) -> None:
+        """Stop the rescue domain, restore the definition `rescue` kept (with `recovery` in its
+        <metadata>), remove the rescue disk and start the guest."""
+        ...
+
+    async def swap_volume(
+        self,
+        uuid: str,
+        old: VolumeConnection,
+        new: VolumeConnection,
+        mountpoint: str,
+        resize_to: int,
+    ) -> None:
+        """Copy the disk at `mountpoint` from `old` to `new` while the guest runs (libvirt's
+        block copy), then switch the guest to `new`; `old` is left as it was. `resize_to`
+        (GiB, 0: keep the size) grows the new disk after the pivot. A failed copy is aborted
+        and the guest keeps `old`."""
+        ...
