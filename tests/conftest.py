@@ -7,13 +7,17 @@ start it: CI must prove the real paths, never skip them.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import NoReturn
 from urllib.parse import urlparse
 
 import pytest
+import pytest_asyncio
+
+from actors.testing import watch_loop_blocking
 
 IN_CI = os.environ.get("CI") == "true"
 AMQP_URL = os.environ.get("VIRTACTOR_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
@@ -67,3 +71,16 @@ def qemu_uri() -> Iterator[str]:
             "apt-get install qemu-system-x86 libvirt-daemon-driver-qemu, then restart libvirtd",
         )
     yield QEMU_URI
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def session_loop_not_blocked() -> AsyncIterator[None]:
+    """Fails the test if any callback held the (session) event loop for 0.25 s or more.
+
+    For tests on the session loop (every test that opens libvirt); 0.25 s, not 0.1 s, so a
+    loaded 2-core CI machine does not fail a test that never blocked.
+    """
+    with watch_loop_blocking(threshold=0.25) as detector:
+        yield
+        await asyncio.sleep(0)  # let the report of the test's last step arrive
+    detector.assert_not_blocked()

@@ -13,6 +13,7 @@ from agent import demo
 
 # libvirt binds its events to one asyncio loop per process: the session loop.
 @pytest.mark.asyncio(loop_scope="session")
+@pytest.mark.usefixtures("session_loop_not_blocked")
 async def test_demo_adopts_the_test_drivers_guest_and_reports_it_over_the_bus() -> None:
     out = io.StringIO()
     assert await demo.run("test:///default", out=out, host="demo-test") == 0

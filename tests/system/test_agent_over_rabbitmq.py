@@ -29,6 +29,7 @@ pytestmark = [
     pytest.mark.libvirt_qemu,
     pytest.mark.rabbitmq,
     pytest.mark.asyncio(loop_scope="session"),
+    pytest.mark.usefixtures("session_loop_not_blocked"),
 ]
 
 
@@ -41,6 +42,24 @@ class Running:
     guest_name: str
 
 
+def start_domain(uri: str, xml: str) -> None:
+    conn = libvirt.open(uri)
+    try:
+        conn.defineXML(xml).create()
+    finally:
+        conn.close()
+
+
+def libvirt_view(uri: str) -> tuple[int, int, str, set[str]]:
+    """What libvirt itself says: memory (MiB), CPUs, hostname and domain uuids."""
+    conn = libvirt.open(uri)
+    try:
+        _arch, memory_mb, cpus, *_ = conn.getInfo()
+        return memory_mb, cpus, conn.getHostname(), {d.UUIDString() for d in conn.listAllDomains()}
+    finally:
+        conn.close()
+
+
 @pytest_asyncio.fixture(loop_scope="session")
 async def running(
     rabbitmq_url: str,
@@ -51,11 +70,7 @@ async def running(
     host = test_hosts[0]
     guest_uuid = domain_janitor.track(str(uuid.uuid4()))
     guest_name = f"virtactor-bus-{guest_uuid[:8]}"
-    conn = libvirt.open(host.uri)
-    try:
-        conn.defineXML(firmware_domain_xml(guest_name, guest_uuid)).create()
-    finally:
-        conn.close()
+    await asyncio.to_thread(start_domain, host.uri, firmware_domain_xml(guest_name, guest_uuid))
     prefix = f"vt-sys-{uuid.uuid4().hex[:8]}"
     config = AgentConfig(
         agent=AgentSection(
@@ -81,13 +96,9 @@ async def running(
 
 async def test_host_methods_over_the_bus_match_what_libvirt_reports(running: Running) -> None:
     client, host = running.client, "sys-host"
-    conn = libvirt.open(running.host.uri)
-    try:
-        _arch, memory_mb, cpus, *_ = conn.getInfo()
-        hostname = conn.getHostname()
-        active_uuids = {dom.UUIDString() for dom in conn.listAllDomains()}
-    finally:
-        conn.close()
+    memory_mb, cpus, hostname, active_uuids = await asyncio.to_thread(
+        libvirt_view, running.host.uri
+    )
 
     nodes = await client.get_available_nodes(host)
     assert nodes == [hostname]

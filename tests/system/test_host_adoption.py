@@ -18,27 +18,21 @@ import pytest
 import pytest_asyncio
 
 from actors import BlockingExecutor, instance_address
-from actors.testing import watch_loop_blocking
 from schemas.objects.enums import PowerState
 from tests.agent.virt.helpers import remove_domain, start_agent, stop_agent, wait_for
 from tests.system.conftest import wait_for_console_async
 from tests.system.domains import guest_domain_xml
 from tests.system.guest_image import HEARTBEAT_RE, GuestImage, GuestMarker
 
-pytestmark = [pytest.mark.libvirt_qemu, pytest.mark.asyncio(loop_scope="session")]
+pytestmark = [
+    pytest.mark.libvirt_qemu,
+    pytest.mark.asyncio(loop_scope="session"),
+    pytest.mark.usefixtures("session_loop_not_blocked"),
+]
 
 BOOT_TIMEOUT = 120.0
 EVENT_TIMEOUT = 30.0
 QEMU_RUN_DIR = Path("/run/libvirt/qemu")
-
-
-@pytest_asyncio.fixture(loop_scope="session", autouse=True)
-async def loop_not_blocked() -> AsyncIterator[None]:
-    """Fails the test if any callback held the event loop for 0.25 s or more."""
-    with watch_loop_blocking(threshold=0.25) as detector:
-        yield
-        await asyncio.sleep(0)  # let the report of the test's last step arrive
-    detector.assert_not_blocked()
 
 
 @pytest_asyncio.fixture(loop_scope="session", scope="module")

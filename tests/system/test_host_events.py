@@ -17,26 +17,20 @@ import pytest
 import pytest_asyncio
 
 from actors import BlockingExecutor
-from actors.testing import watch_loop_blocking
 from agent.virt.host_facts import MIB
 from schemas.objects.compute_node import ComputeNode
 from schemas.objects.enums import PowerState
 from tests.agent.virt.helpers import Agent, remove_domain, start_agent, stop_agent, wait_for
 from tests.system.domains import firmware_domain_xml
 
-pytestmark = [pytest.mark.libvirt_qemu, pytest.mark.asyncio(loop_scope="session")]
+pytestmark = [
+    pytest.mark.libvirt_qemu,
+    pytest.mark.asyncio(loop_scope="session"),
+    pytest.mark.usefixtures("session_loop_not_blocked"),
+]
 
 FLAP_DELAY = 1.0
 EVENT_TIMEOUT = 30.0
-
-
-@pytest_asyncio.fixture(loop_scope="session", autouse=True)
-async def loop_not_blocked() -> AsyncIterator[None]:
-    """Fails the test if any callback held the event loop for 0.25 s or more."""
-    with watch_loop_blocking(threshold=0.25) as detector:
-        yield
-        await asyncio.sleep(0)  # let the report of the test's last step arrive
-    detector.assert_not_blocked()
 
 
 @pytest_asyncio.fixture(loop_scope="session", scope="module")

@@ -19,7 +19,6 @@ import pytest_asyncio
 
 from actors import BlockingExecutor
 from actors.host import AUTO_DISABLED_PREFIX, host_topic
-from actors.testing import watch_loop_blocking
 from agent.errors import HypervisorUnavailable
 from schemas.objects.enums import PowerState
 from schemas.objects.service import Service
@@ -28,7 +27,11 @@ from tests.conftest import missing_component
 from tests.system.conftest import HOST_SCRIPT, HostScriptError, run_host_script
 from tests.system.domains import firmware_domain_xml
 
-pytestmark = [pytest.mark.libvirt_qemu, pytest.mark.asyncio(loop_scope="session")]
+pytestmark = [
+    pytest.mark.libvirt_qemu,
+    pytest.mark.asyncio(loop_scope="session"),
+    pytest.mark.usefixtures("session_loop_not_blocked"),
+]
 
 # A local host no other test uses: this one gets its libvirtd killed.
 HOST_NAME = "host47"
@@ -56,15 +59,6 @@ def private_host() -> Iterator[tuple[str, Path]]:
     finally:
         if not was_running:
             run_host_script("stop", HOST_NAME, check=False)
-
-
-@pytest_asyncio.fixture(loop_scope="session", autouse=True)
-async def loop_not_blocked() -> AsyncIterator[None]:
-    """Fails the test if any callback held the event loop for 0.25 s or more."""
-    with watch_loop_blocking(threshold=0.25) as detector:
-        yield
-        await asyncio.sleep(0)  # let the report of the test's last step arrive
-    detector.assert_not_blocked()
 
 
 @pytest_asyncio.fixture(loop_scope="session", scope="module")
