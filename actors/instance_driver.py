@@ -117,7 +117,10 @@ class InstanceDriver(Protocol):
     async def guest_agent_command(
         self, uuid: str, command: dict[str, Any], timeout: float
     ) -> dict[str, Any]:
-        """QEMU guest agent; raises NotSupported when the guest has no agent channel/agent."""
+        """QEMU guest agent; raises NotSupported when the guest has no agent channel/agent.
+
+        `command` is one agent command ({"execute": ..., "arguments": {...}}); the result is
+        the agent's parsed JSON reply, {"return": ...}."""
         ...
 
     # --- added after the first version of the seam ------------------------------------------
