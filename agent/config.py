@@ -1,8 +1,9 @@
 """Agent configuration: read once, at the edge, and passed down as values.
 
 Sources, later ones winning: built-in defaults, a TOML file (`--config`, sections `[agent]`,
-`[libvirt]`, `[amqp]`, `[rpc]`), then `VIRTACTOR_<SECTION>_<KEY>` environment variables (for
-example `VIRTACTOR_AMQP_URL`). Inner layers never read files or the environment themselves.
+`[libvirt]`, `[guest]`, `[amqp]`, `[rpc]`), then `VIRTACTOR_<SECTION>_<KEY>` environment
+variables (for example `VIRTACTOR_AMQP_URL`). Inner layers never read files or the
+environment themselves.
 """
 
 from __future__ import annotations
@@ -42,6 +43,27 @@ class LibvirtSection:
 
 
 @dataclass(slots=True, frozen=True)
+class GuestSection:
+    """How guests are built (see agent/virt/guest_settings.py); empty paths take defaults:
+    the image cache under `instances_path/_base`, snapshots in `images_path`."""
+
+    images_path: str = "/var/lib/virtactor/images"
+    image_cache_path: str = ""
+    snapshots_path: str = ""
+    virt_type: str = "kvm"
+    machine_type: str = "pc"
+    cpu_mode: str = "host-model"
+    cpu_model: str = ""
+    vnc_enabled: bool = True
+    vnc_listen: str = "127.0.0.1"
+    console_log_max_bytes: int = 100 * 1024
+    disk_cachemode: str = "none"
+    iscsi_initiator: str = ""
+    image_cache_max_age: float = 24 * 3600.0
+    detach_attempt_timeout: float = 5.0
+
+
+@dataclass(slots=True, frozen=True)
 class AmqpSection:
     # Empty means the embedded in-process bus: nothing else needs to run.
     url: str = ""
@@ -63,6 +85,7 @@ class RpcSection:
 class AgentConfig:
     agent: AgentSection = field(default_factory=AgentSection)
     libvirt: LibvirtSection = field(default_factory=LibvirtSection)
+    guest: GuestSection = field(default_factory=GuestSection)
     amqp: AmqpSection = field(default_factory=AmqpSection)
     rpc: RpcSection = field(default_factory=RpcSection)
 
@@ -70,6 +93,7 @@ class AgentConfig:
 _SECTIONS: dict[str, type[Any]] = {
     "agent": AgentSection,
     "libvirt": LibvirtSection,
+    "guest": GuestSection,
     "amqp": AmqpSection,
     "rpc": RpcSection,
 }

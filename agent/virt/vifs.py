@@ -1,0 +1,97 @@
+"""Interface drivers: a `VIF` to the `<interface>` element that plugs it into the guest.
+
+- `bridge`: a tap device libvirt creates and enslaves to the VIF's Linux bridge
+  (`network.bridge`), like nova's `LibvirtGenericVIFDriver` for linuxbridge ports.
+- `tap` and `ethernet`: a tap device and nothing more (`<interface type='ethernet'>`); who
+  plugs it somewhere is outside libvirt.
+- `other` with `details["libvirt_network"]`: a port on a libvirt network (`type='network'`).
+
+The NIC model is the image's `hw_vif_model`, else the VIF's own `model`, else virtio. The tap
+device is named `vif.devname`, else nova's `tap` + the first 11 characters of the port id (an
+interface name holds 15).
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+
+from agent.virt.guest_errors import InvalidVIF
+from agent.virt.guest_xml import checked, element, sub
+from schemas.objects.enums import VIFModel, VIFType
+from schemas.objects.image import ImageMetaProps
+from schemas.objects.network import VIF
+
+# Linux interface names: at most 15 bytes, no '/', ':' or whitespace (dev_valid_name).
+_IFNAME = re.compile(r"[A-Za-z0-9_.-]{1,15}")
+_NETWORK_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+LIBVIRT_NETWORK_DETAIL = "libvirt_network"
+DEFAULT_MODEL = VIFModel.VIRTIO
+
+
+def tap_name(vif: VIF) -> str:
+    """The host-side tap device of `vif`: its `devname` or `tap<first 11 of the id>`."""
+    name = vif.devname or f"tap{vif.id[:11]}"
+    if not _IFNAME.fullmatch(name):
+        raise InvalidVIF(
+            vif_id=vif.id, field="devname", reason=f"{name!r} is not a Linux interface name"
+        )
+    return name
+
+
+def vif_model(vif: VIF, props: ImageMetaProps | None) -> str:
+    if props is not None and props.hw_vif_model is not None:
+        return props.hw_vif_model
+    return vif.model or DEFAULT_MODEL.value
+
+
+def interface_element(vif: VIF, props: ImageMetaProps | None) -> ET.Element:
+    """The `<interface>` of `vif`; `InvalidVIF` naming the field for what cannot be plugged."""
+    if vif.type == VIFType.BRIDGE:
+        iface = _bridge(vif)
+    elif vif.type in (VIFType.TAP, VIFType.ETHERNET):
+        iface = element("interface", type="ethernet")
+    elif vif.type == VIFType.OTHER and LIBVIRT_NETWORK_DETAIL in vif.details:
+        iface = _network(vif)
+    else:
+        raise InvalidVIF(
+            vif_id=vif.id,
+            field="type",
+            reason=f"{vif.type!r} cannot be plugged here (bridge, tap, ethernet, "
+            f"or other with details[{LIBVIRT_NETWORK_DETAIL!r}])",
+        )
+    sub(iface, "mac", address=vif.address)
+    sub(iface, "model", type=vif_model(vif, props))
+    sub(iface, "target", dev=tap_name(vif))
+    mtu = vif.network.mtu if vif.network is not None else None
+    if mtu is not None:
+        if not 68 <= mtu <= 65535:
+            raise InvalidVIF(vif_id=vif.id, field="network.mtu", reason=f"{mtu} is out of range")
+        sub(iface, "mtu", size=str(mtu))
+    return iface
+
+
+def _bridge(vif: VIF) -> ET.Element:
+    bridge = vif.network.bridge if vif.network is not None else None
+    if not bridge:
+        raise InvalidVIF(vif_id=vif.id, field="network.bridge", reason="is missing")
+    if not _IFNAME.fullmatch(bridge):
+        raise InvalidVIF(
+            vif_id=vif.id, field="network.bridge", reason=f"{bridge!r} is not a bridge name"
+        )
+    iface = element("interface", type="bridge")
+    sub(iface, "source", bridge=bridge)
+    return iface
+
+
+def _network(vif: VIF) -> ET.Element:
+    name = checked(vif.details[LIBVIRT_NETWORK_DETAIL], "libvirt network name")
+    if not _NETWORK_NAME.fullmatch(name):
+        raise InvalidVIF(
+            vif_id=vif.id,
+            field=f"details[{LIBVIRT_NETWORK_DETAIL!r}]",
+            reason=f"{name!r} is not a libvirt network name",
+        )
+    iface = element("interface", type="network")
+    sub(iface, "source", network=name)
+    return iface
