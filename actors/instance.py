@@ -1,7 +1,8 @@
 """The instance actor: one guest's mailbox, so that its operations never race each other.
 
 Its handlers are the per-instance methods of the ComputeDriver contract, named as the
-contract names them (`instance_lifecycle`, `instance_devices`, `instance_queries`), over an
+contract names them (`instance_lifecycle`, `instance_power`, `instance_devices`,
+`instance_queries`), over an
 `InstanceDriver`; its state and events live in `instance_core`. This module adds the power
 state kept true between operations.
 
@@ -33,6 +34,7 @@ from actors.instance_core import (
 )
 from actors.instance_devices import DeviceHandlers
 from actors.instance_lifecycle import LifecycleHandlers
+from actors.instance_power import PowerHandlers
 from actors.instance_queries import QueryHandlers
 from schemas.objects.enums import PowerState
 
@@ -54,7 +56,7 @@ STATE_EVENTS = frozenset(
 )
 
 
-class InstanceActor(LifecycleHandlers, DeviceHandlers, QueryHandlers):
+class InstanceActor(LifecycleHandlers, PowerHandlers, DeviceHandlers, QueryHandlers):
     """The actor of instance `uuid` (at `instance_address(uuid)`).
 
     Constructed as `InstanceActor(uuid, hypervisor, sink, driver=..., settings=...,
