@@ -2,9 +2,8 @@
 
 Its handlers are the per-instance methods of the ComputeDriver contract, named as the
 contract names them (`instance_lifecycle`, `instance_power`, `instance_devices`,
-`instance_queries`), over an
-`InstanceDriver`; its state and events live in `instance_core`. This module adds the power
-state kept true between operations.
+`instance_queries`), over an `InstanceDriver`; its state and events live in
+`instance_core`. This module adds the power state kept true between operations.
 
 On every domain event and on every resync the actor re-reads the power state from the
 hypervisor (events are triggers, not truth, so a lost, duplicated or reordered event costs
