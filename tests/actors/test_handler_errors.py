@@ -8,13 +8,9 @@ import logging
 import pytest
 
 from actors import ActorSystem, HandlerFailed
-from schemas.errors import VirtactorError
+from actors.instance_errors import InstanceInvalidState
 
 from .actors_for_tests import Recorder
-
-
-class InstanceInvalidState(VirtactorError):
-    msg_fmt = "instance {uuid} is {state}, cannot {action}"
 
 
 async def test_a_foreign_exception_reaches_the_asker_as_handler_failed(
@@ -33,12 +29,17 @@ async def test_a_foreign_exception_reaches_the_asker_as_handler_failed(
 async def test_a_virtactor_error_reaches_the_asker_as_that_very_exception(
     system: ActorSystem,
 ) -> None:
-    raised = InstanceInvalidState(uuid="u1", state="paused", action="reboot")
+    raised = InstanceInvalidState(action="reboot", uuid="u1", attr="vm_state", state="paused")
     ref = system.spawn("instance:u1", Recorder)
     with pytest.raises(InstanceInvalidState) as caught:
         await ref.ask("fail", {"error": raised})
     assert caught.value is raised
-    assert caught.value.fields == {"uuid": "u1", "state": "paused", "action": "reboot"}
+    assert caught.value.fields == {
+        "action": "reboot",
+        "uuid": "u1",
+        "attr": "vm_state",
+        "state": "paused",
+    }
 
 
 async def test_the_actor_keeps_its_state_and_runs_after_a_handler_raised(

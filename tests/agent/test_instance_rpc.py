@@ -1,0 +1,215 @@
+"""The instance actor over the bus: typed calls, typed errors, events in order, and the
+catalogue gating what is reachable. The hypervisor is the in-memory driver here; the same
+calls run over libvirt in tests/agent/virt and on real QEMU in the system tier."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import pytest
+
+from actors import ActorSystem, BlockingExecutor
+from actors.host import HostActor
+from actors.instance import InstanceActor
+from actors.instance_errors import (
+    InstanceInvalidState,
+    InstanceNotFound,
+    InvalidConnectionInfo,
+    InvalidInstanceArgument,
+)
+from agent.client import ComputeClient
+from agent.errors import InvalidArguments, UnknownMethod
+from agent.rpc.catalogue import CATALOGUE, Status, exposed_methods
+from agent.rpc.envelope import Event
+from agent.rpc.events import EventPublisher
+from agent.rpc.methods import MethodTable, Scope
+from agent.rpc.server import Dispatcher
+from agent.transport import InProcessBus
+from schemas import DecodeLimits, default_registry
+from schemas.objects import ImageMeta, Instance, VolumeConnection, VolumeConnectionData
+from tests.actors.instance_fakes import (
+    UUID,
+    FakeInstanceDriver,
+    file_volume,
+    flavor,
+    image_meta,
+    instance,
+)
+
+HOST = "compute-1"
+# Handlers that are the agent's own plumbing, never driver methods.
+PLUMBING = {"sync_power_state", "confirm_power_state", "domain_event"}
+
+
+@dataclass
+class EventLog:
+    """Every event on the bus matching a pattern, in arrival order."""
+
+    events: list[Event] = field(default_factory=list)
+
+    def topics(self) -> list[str]:
+        return [e.topic for e in self.events]
+
+    def states(self) -> list[dict[str, object]]:
+        return [
+            {
+                k: v
+                for k, v in e.payload.obj_get_changes().items()
+                if k not in ("uuid", "updated_at")
+            }
+            for e in self.events
+            if e.topic.endswith(".state")
+        ]
+
+
+@dataclass
+class Stack:
+    client: ComputeClient
+    driver: FakeInstanceDriver
+    log: EventLog
+    system: ActorSystem
+
+
+@pytest.fixture
+async def stack() -> AsyncIterator[Stack]:
+    bus = InProcessBus()
+    await bus.start()
+    executor = BlockingExecutor(2, "instance-rpc")
+    system = ActorSystem(executor=executor, stop_timeout=2.0)
+    driver = FakeInstanceDriver()
+    publisher = EventPublisher(bus, HOST, default_registry.manifest())
+    dispatcher = Dispatcher(
+        host=HOST,
+        system=system,
+        methods=MethodTable(
+            {Scope.HOST: HostActor, Scope.INSTANCE: InstanceActor}, exposed=exposed_methods()
+        ),
+        instance_factory=lambda u: InstanceActor(u, driver, publisher, driver=driver),
+        registry=default_registry,
+        manifest=default_registry.manifest(),
+        limits=DecodeLimits(),
+    )
+    await bus.serve(HOST, dispatcher.handle)
+    client = ComputeClient(bus, default_timeout=10)
+    log = EventLog()
+    stream = await client.subscribe("instance.#")
+
+    async def collect() -> None:
+        async for event in stream:
+            log.events.append(event)
+
+    collector = asyncio.create_task(collect())
+    yield Stack(client, driver, log, system)
+    collector.cancel()
+    await asyncio.gather(collector, return_exceptions=True)
+    await stream.aclose()
+    await system.aclose()
+    await executor.aclose()
+    await bus.aclose()
+
+
+async def wait_for_state(log: EventLog, vm_state: str) -> None:
+    async with asyncio.timeout(5):
+        while not any(s.get("vm_state") == vm_state for s in log.states()):  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+
+
+def test_every_implemented_instance_method_is_an_instance_actor_handler_and_back() -> None:
+    implemented = {
+        e.method for e in CATALOGUE if e.scope == "instance" and e.status is not Status.PLANNED
+    }
+    assert implemented == set(InstanceActor.handlers) - PLUMBING
+
+
+async def test_plumbing_handlers_are_not_reachable_over_the_bus(stack: Stack) -> None:
+    with pytest.raises(UnknownMethod):
+        await stack.client.call(HOST, "domain_event", {"kind": "stopped"}, instance=UUID)
+
+
+async def test_a_guest_through_its_lifecycle_over_the_bus_with_events_in_order(
+    stack: Stack,
+) -> None:
+    client, me = stack.client, instance()
+    spawned = await client.spawn(HOST, me, image_meta())
+    assert isinstance(spawned, Instance) and spawned.vm_state == "active"
+    await client.pause(HOST, me)
+    await client.unpause(HOST, me)
+    info = await client.get_info(HOST, instance=me)
+    assert info.state == "running"
+    attached = await client.attach_volume(HOST, me, file_volume(), "/dev/vdb")
+    assert [m.device_name for m in attached.block_device_mappings] == ["/dev/vdb"]
+    path = await client.snapshot(HOST, me, str(uuid.uuid4()))
+    assert path.endswith(".qcow2")
+    gone = await client.destroy(HOST, me)
+    assert gone.vm_state == "deleted"
+
+    await wait_for_state(stack.log, "deleted")
+    vm_and_task = [(s.get("vm_state"), s.get("task_state")) for s in stack.log.states() if s != {}]
+    assert vm_and_task == [
+        ("building", "spawning"),
+        ("active", None),
+        (None, "pausing"),
+        ("paused", None),
+        (None, "unpausing"),
+        ("active", None),
+        (None, None),  # the volume's block device mapping
+        (None, "image_snapshot"),
+        (None, "image_uploading"),
+        (None, None),
+        (None, "deleting"),
+        ("deleted", None),
+    ]
+    snapshots = [e.payload.status for e in stack.log.events if e.topic.endswith(".snapshot")]
+    assert snapshots == ["queued", "saving", "active"]
+
+
+async def test_typed_errors_cross_the_bus_with_their_fields(stack: Stack) -> None:
+    client, me = stack.client, instance()
+    with pytest.raises(InstanceNotFound) as missing:
+        await client.pause(HOST, me)
+    assert missing.value.uuid == UUID
+    await client.spawn(HOST, me, image_meta())
+    with pytest.raises(InstanceInvalidState) as invalid:
+        await client.unpause(HOST, me)
+    assert invalid.value.fields == {
+        "action": "unpause",
+        "uuid": UUID,
+        "attr": "vm_state",
+        "state": "active",
+    }
+    malformed = VolumeConnection(driver_volume_type="nbd", data=VolumeConnectionData(name="v"))
+    with pytest.raises(InvalidConnectionInfo) as bad:
+        await client.attach_volume(HOST, me, malformed, "/dev/vdb")
+    assert bad.value.reason == "missing hosts, ports"
+    assert "attach_volume" not in stack.driver.calls()
+
+
+async def test_a_wrong_object_type_is_refused_before_the_actor_sees_it(stack: Stack) -> None:
+    with pytest.raises(InvalidArguments) as caught:
+        await stack.client.call(
+            HOST, "spawn", {"instance": flavor(), "image_meta": image_meta()}, instance=UUID
+        )
+    assert caught.value.reason == "argument 'instance' must be Instance, not Flavor"
+    assert stack.driver.journal == []
+
+
+async def test_a_request_whose_instance_argument_names_another_instance_is_refused(
+    stack: Stack,
+) -> None:
+    other = instance("11111111-2222-4333-8444-555555555555")
+    with pytest.raises(InvalidInstanceArgument) as caught:
+        await stack.client.call(
+            HOST, "spawn", {"instance": other, "image_meta": ImageMeta()}, instance=UUID
+        )
+    assert caught.value.argument == "instance"
+    assert stack.driver.domains == {}
+
+
+async def test_a_hostile_name_is_refused_over_the_bus_with_nothing_created(stack: Stack) -> None:
+    with pytest.raises(InvalidInstanceArgument) as caught:
+        await stack.client.spawn(HOST, instance(name="x'/><devices/>"), image_meta())
+    assert caught.value.argument == "instance.name"
+    assert stack.driver.domains == {}
