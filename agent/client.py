@@ -116,13 +116,16 @@ class ComputeClient(DriverCalls):
             self.host_manifests[host] = manifest
             self._targets.pop(host, None)
 
-    def new_context(self, timeout: float) -> RequestContext:
-        return RequestContext(
-            request_id=f"req-{uuid.uuid4()}",
+    def new_context(self, timeout: float, request_id: str | None = None) -> RequestContext:
+        context = RequestContext(
+            request_id=request_id or f"req-{uuid.uuid4()}",
             user_id=self.user_id,
             project_id=self.project_id,
             deadline=time.time() + timeout,
         )
+        # A context is never saved anywhere: its change list would only weigh on the wire.
+        context.obj_reset_changes()
+        return context
 
     async def call(
         self,
@@ -222,13 +225,14 @@ class ComputeClient(DriverCalls):
         instance: str | None,
         timeout: float,
     ) -> Request:
+        message_id = str(uuid.uuid4())
         return Request(
-            message_id=str(uuid.uuid4()),
+            message_id=message_id,
             kind=kind,
             method=method,
             host=host,
             instance=instance,
-            context=self.new_context(timeout),
+            context=self.new_context(timeout, request_id=f"req-{message_id}"),
             args=dict(args or {}),
             manifest=self.manifest,
         )
