@@ -13,7 +13,8 @@
     ├── InstanceNotFound / InstanceInvalidState / NotSupported   actors.instance_errors
     ├── InstanceRequestError ...            actors.instance_errors (bad arguments, devices)
     ├── ClaimFailed
-    ├── UnknownMethod, InvalidArguments, RequestExpired   refused before any effect
+    ├── UnknownMethod, InvalidArguments, RequestExpired,
+    │   IncompatibleRpcVersion      refused before any effect
     └── RemoteError                         a remote failure with no local class of that name
 
 Errors keep "we closed it" (TransportClosed, ActorStopped) apart from "it broke".
@@ -71,6 +72,7 @@ __all__ = [
     "CallTimeout",
     "ClaimFailed",
     "HypervisorUnavailable",
+    "IncompatibleRpcVersion",
     "InstanceInvalidState",
     "InstanceNotFound",
     "InvalidArguments",
@@ -97,3 +99,10 @@ class InvalidArguments(VirtactorError):
 
 class RequestExpired(VirtactorError):
     msg_fmt = "request {message_id} for {method!r} expired before it was started"
+
+
+class IncompatibleRpcVersion(VirtactorError):
+    msg_fmt = (
+        "RPC API version {requested} is not served by this agent (it serves {served}); "
+        "pin the client to {served} or upgrade the agent"
+    )

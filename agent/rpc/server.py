@@ -26,14 +26,25 @@ from typing import Any
 from uuid import UUID
 
 from actors import HOST_ADDRESS, TRACKER_ADDRESS, Actor, ActorSystem, instance_address
-from agent.errors import AgentInitializing, InvalidArguments, RequestExpired
+from agent.errors import (
+    AgentInitializing,
+    IncompatibleRpcVersion,
+    InvalidArguments,
+    RequestExpired,
+)
 from agent.rpc.dedup import ReplyCache
-from agent.rpc.envelope import Kind, Reply, Request, pack, unpack
+from agent.rpc.envelope import RPC_API_VERSION, Kind, Reply, Request, pack, unpack
 from agent.rpc.manifest import Manifest
 from agent.rpc.methods import MethodTable, Scope
 from agent.rpc.remote_errors import error_to_wire
 from agent.transport import Delivery, Outcome
-from schemas import DecodeError, DecodeLimits, IncompatibleObjectVersion, ObjectRegistry
+from schemas import (
+    DecodeError,
+    DecodeLimits,
+    IncompatibleObjectVersion,
+    ObjectRegistry,
+    parse_version,
+)
 from schemas.errors import VirtactorError
 
 log = logging.getLogger(__name__)
@@ -48,6 +59,18 @@ class ServerStats:
     duplicates: int = 0
     errors: int = 0
     dead_lettered: int = 0
+
+
+def check_rpc_version(requested: str) -> None:
+    """Serve a request of our RPC API major version and a minor no newer than ours: a newer
+    minor may name methods or arguments this agent does not know."""
+    try:
+        wanted = parse_version(requested)
+    except ValueError:
+        raise IncompatibleRpcVersion(requested=requested, served=RPC_API_VERSION) from None
+    served = parse_version(RPC_API_VERSION)
+    if wanted.major != served.major or wanted.minor > served.minor:
+        raise IncompatibleRpcVersion(requested=requested, served=RPC_API_VERSION)
 
 
 class Dispatcher:
@@ -129,6 +152,7 @@ class Dispatcher:
         remaining = None if deadline is None else deadline - self.wall_clock()
         if remaining is not None and remaining <= 0:
             raise RequestExpired(message_id=request.message_id, method=request.method)
+        check_rpc_version(request.rpc_version)
         if request.method == GET_OBJECT_MANIFEST:
             return dict(self.manifest)
         route = self.methods.route(request.method, for_instance=request.instance is not None)

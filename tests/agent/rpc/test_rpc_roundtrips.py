@@ -10,6 +10,7 @@ import pytest
 from actors import HandlerFailed
 from agent.errors import (
     CallTimeout,
+    IncompatibleRpcVersion,
     InstanceInvalidState,
     InvalidArguments,
     RequestExpired,
@@ -176,3 +177,17 @@ async def wait_until(predicate: object, timeout: float = 10) -> None:
         # Polls: the condition lives in another actor's state, with no event to wait on.
         while not predicate():  # type: ignore[operator]  # noqa: ASYNC110
             await asyncio.sleep(0.01)
+
+
+@pytest.mark.parametrize("version", ["2.0", "1.9", "one"])
+async def test_a_request_for_an_rpc_api_the_agent_does_not_serve_is_refused(
+    stack: Stack, version: str
+) -> None:
+    request = stack.client._request(
+        Kind.CALL, "h1", "set_host_enabled", {"enabled": False}, None, 10
+    )
+    request.rpc_version = version
+    raw = await stack.transport.call("h1", pack(request), message_id=request.message_id, timeout=5)
+    with pytest.raises(IncompatibleRpcVersion, match=f"RPC API version {version} is not served"):
+        stack.client._raise_or_result("h1", raw)
+    assert stack.journal.calls == []
