@@ -150,6 +150,28 @@ class Guest:
                 return None
             raise
 
+    # --- block jobs ----------------------------------------------------------------------
+
+    def block_copy(self, disk: str, dest_xml: str) -> None:
+        """Start copying `disk` into the existing destination `dest_xml` describes; the job
+        ends with the guest, so a persistent domain may run one."""
+        flags = (
+            libvirt.VIR_DOMAIN_BLOCK_COPY_REUSE_EXT | libvirt.VIR_DOMAIN_BLOCK_COPY_TRANSIENT_JOB
+        )
+        self._dom.blockCopy(disk, dest_xml, None, flags)
+
+    def block_job_done(self, disk: str) -> bool:
+        """Whether the block job on `disk` has copied everything (mirroring from then on)."""
+        job = self._dom.blockJobInfo(disk, 0)
+        return bool(job) and job.get("end", 0) > 0 and job.get("cur") == job.get("end")
+
+    def block_job_abort(self, disk: str, pivot: bool) -> None:
+        """End the job on `disk`: `pivot` switches the guest to the copy."""
+        self._dom.blockJobAbort(disk, libvirt.VIR_DOMAIN_BLOCK_JOB_ABORT_PIVOT if pivot else 0)
+
+    def block_resize(self, disk: str, size_bytes: int) -> None:
+        self._dom.blockResize(disk, size_bytes, libvirt.VIR_DOMAIN_BLOCK_RESIZE_BYTES)
+
     # --- counters ------------------------------------------------------------------------
 
     def info(self) -> tuple[int, int, int, int, int]:

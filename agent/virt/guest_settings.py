@@ -40,6 +40,7 @@ class GuestSettings:
     - `host`, `host_ip`: this host, as the volume connector names it.
     - `state_poll_interval`: how often a wait for a guest's state (shutdown, reboot) looks.
     - `detach_attempt_timeout`: how long one detach request waits for DEVICE_REMOVED.
+    - `block_copy_timeout`: the longest a volume swap's copy may take.
     """
 
     instances_path: str
@@ -61,6 +62,7 @@ class GuestSettings:
     image_cache_max_age: float = 24 * 3600.0
     state_poll_interval: float = 0.25
     detach_attempt_timeout: float = 5.0
+    block_copy_timeout: float = 3600.0
 
     def __post_init__(self) -> None:
         _one_of("virt_type", self.virt_type, VIRT_TYPES)

@@ -158,4 +158,7 @@ def remove_instance_files(paths: InstancePaths, cache: ImageCache) -> list[str]:
     """Delete the instance directory and drop its image references (blocking); returns the
     image ids released. Idempotent."""
     shutil.rmtree(paths.directory, ignore_errors=True)
-    return cache.release_all(paths.uuid)
+    # A rescued guest also holds references as `<uuid>.rescue` (see guest_rescue).
+    return sorted(
+        set(cache.release_all(paths.uuid)) | set(cache.release_all(f"{paths.uuid}.rescue"))
+    )

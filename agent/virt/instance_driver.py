@@ -13,7 +13,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import libvirt
 
@@ -21,8 +21,14 @@ from agent.errors import NotSupported
 from agent.virt import reports
 from agent.virt.domains import read_domain_info
 from agent.virt.guest import Guest
+from agent.virt.guest_config import GuestDevices, KernelBoot, build_domain_xml
 from agent.virt.guest_devices import DetachTiming, attach_device, detach_device
-from agent.virt.guest_disks import InstancePaths, parse_device_name
+from agent.virt.guest_disks import (
+    InstancePaths,
+    device_name,
+    local_disk_element,
+    parse_device_name,
+)
 from agent.virt.guest_errors import ConsoleUnavailable, GuestConfigError, SnapshotFailed
 from agent.virt.guest_events import DeviceEvents
 from agent.virt.guest_info import (
@@ -42,6 +48,7 @@ from agent.virt.guest_metadata import (
     parse_recovery,
     recovery_fragment,
 )
+from agent.virt.guest_rescue import run_block_copy, run_rescue, run_unrescue
 from agent.virt.guest_settings import GuestSettings
 from agent.virt.guest_snapshot import convert_to_qcow2
 from agent.virt.guest_spawn import plan_spawn, remove_instance_files, run_spawn
@@ -53,7 +60,7 @@ from agent.virt.qemu_img import QemuImgError
 from agent.virt.vifs import interface_element
 from agent.virt.volumes import volume_disk_element
 from schemas.objects.block_device import BlockDeviceMappingList
-from schemas.objects.enums import ConsoleType, PowerState
+from schemas.objects.enums import ConsoleType, DiskBus, PowerState
 from schemas.objects.image import ImageMeta
 from schemas.objects.instance import Instance
 from schemas.objects.network import VIF, NetworkInfo
@@ -206,6 +213,39 @@ class LibvirtInstanceDriver:
     async def resume(self, uuid: str) -> None:
         await self._verb(uuid, lambda g: None if g.is_active() else g.launch())
 
+    # --- rescue --------------------------------------------------------------------------
+
+    async def rescue(self, instance: Instance, image_meta: ImageMeta, recovery: bytes) -> None:
+        """Boot from a fresh overlay on `image_meta`'s image (first disk), the guest's own
+        root disk second; the original definition is kept for `unrescue`."""
+        uuid, props = instance.uuid, image_meta.properties
+        disk_image = check_id(image_meta.id or instance.image_ref or "", "the rescue image id")
+        boot_images = [
+            check_id(i, "a boot image id") for i in (props.kernel_id, props.ramdisk_id) if i
+        ]
+        cache_dir = self.image_cache.cache_path
+        kernel = None
+        if props.kernel_id:
+            initrd = str(cache_dir / props.ramdisk_id) if props.ramdisk_id else None
+            kernel = KernelBoot(str(cache_dir / props.kernel_id), initrd, props.os_command_line)
+        paths = InstancePaths(self.settings.instances_path, uuid)
+        bus = props.hw_disk_bus or DiskBus.VIRTIO.value
+        cachemode = self.settings.disk_cachemode
+
+        def build(rescue_disk: str, root_disk: str) -> str:
+            disks = [local_disk_element(rescue_disk, device_name(bus, 0), bus, cachemode)]
+            if Path(root_disk).exists():
+                disks.append(local_disk_element(root_disk, device_name(bus, 1), bus, cachemode))
+            devices = GuestDevices(disks=disks, console_log=str(paths.console_log), kernel=kernel)
+            return build_domain_xml(instance, image_meta, self.settings, devices, recovery=recovery)
+
+        build("/rescue-check", "/nonexistent")  # refuse bad values before anything is made
+        await self.host.run(run_rescue, paths, self.image_cache, disk_image, boot_images, build)
+
+    async def unrescue(self, instance: Instance, recovery: bytes) -> None:
+        paths = InstancePaths(self.settings.instances_path, instance.uuid)
+        await self.host.run(run_unrescue, paths, self.image_cache, recovery)
+
     # --- devices -------------------------------------------------------------------------
 
     async def attach_volume(self, uuid: str, connection: VolumeConnection, mountpoint: str) -> None:
@@ -215,6 +255,30 @@ class LibvirtInstanceDriver:
         )
         await attach_device(
             self.host, uuid, to_xml(element), mountpoint, lambda c: find_disk(c, target)
+        )
+
+    async def swap_volume(
+        self,
+        uuid: str,
+        old: VolumeConnection,
+        new: VolumeConnection,
+        mountpoint: str,
+        resize_to: int,
+    ) -> None:
+        """Copy the disk at `mountpoint` to `new` under the running guest and pivot to it;
+        `old` is left as it was (a block copy reads it, never writes it)."""
+        target, bus = self._device_name(uuid, mountpoint)
+        new_disk = volume_disk_element(
+            new, target, bus, iscsi_initiator=self.settings.iscsi_initiator
+        )
+        await self.host.run(
+            run_block_copy,
+            uuid,
+            target,
+            new_disk,
+            resize_to,
+            self.settings.block_copy_timeout,
+            self.settings.state_poll_interval,
         )
 
     async def detach_volume(
@@ -402,3 +466,10 @@ def _ignore_not_running(action: Callable[[], None]) -> None:
     except libvirt.libvirtError as exc:
         if exc.get_error_code() != libvirt.VIR_ERR_OPERATION_INVALID:
             raise
+
+
+if TYPE_CHECKING:
+    from actors.instance_driver import InstanceDriver
+
+    def _implements_the_protocol(driver: LibvirtInstanceDriver) -> InstanceDriver:
+        return driver  # mypy checks every method's signature against the protocol here

@@ -203,6 +203,7 @@ async def test_a_guest_walks_through_every_verb_of_the_driver(
     await an_interface_comes_and_goes(walk)
     await information_and_consoles(walk, instance)
     await power_verbs(walk)
+    await rescue_and_back(walk, instance, guest_image)
     await snapshot_power_off_and_destroy(walk, instance, test_hosts[0])
 
 
@@ -246,7 +247,15 @@ async def volumes_come_and_go(walk: Walk, nbd_export: tuple[str, int]) -> None:
     await walk.sees(disks_line(["vda", "vdb", "vdc"]))
     await driver.detach_volume(uuid, nbd_conn, "/dev/vdc", timeout=60)
     await walk.sees(disks_line(["vda", "vdb"]))
-    await driver.detach_volume(uuid, file_conn, "/dev/vdb", timeout=60)
+    # Swap the file volume for a copy while the guest runs: same vdb, new file underneath.
+    swapped = walk.bed.root / "vol-swapped.img"
+    swapped.write_bytes(b"\x00" * 4 * MIB)
+    swap_conn = samples.connection("file", serial="vol-file", device_path=str(swapped))
+    await driver.swap_volume(uuid, file_conn, swap_conn, "/dev/vdb", 0)
+    assert str(swapped) in await walk.xml()
+    assert str(swapped) in await walk.xml(libvirt.VIR_DOMAIN_XML_INACTIVE)
+    assert str(volume) not in await walk.xml(libvirt.VIR_DOMAIN_XML_INACTIVE)
+    await driver.detach_volume(uuid, swap_conn, "/dev/vdb", timeout=60)
     await walk.sees(disks_line(["vda"]))
     assert walk.bed.events.seen >= 2  # the detaches ended on DEVICE_REMOVED events
     with pytest.raises(DeviceNotAttached):
@@ -311,6 +320,21 @@ async def power_verbs(walk: Walk) -> None:
     assert GuestMarker.BOOTED.value not in since_boot
 
 
+async def rescue_and_back(walk: Walk, instance: Instance, guest_image: GuestImage) -> None:
+    driver, uuid = walk.driver, walk.uuid
+    await driver.rescue(instance, kernel_image(guest_image), b"rescued")
+    await walk.sees(GuestMarker.BOOTED, BOOT_TIMEOUT)
+    await walk.sees(disks_line(["vda", "vdb"]))  # the rescue disk, then the guest's own
+    assert driver.image_cache.references(ROOT_IMAGE) == {uuid, f"{uuid}.rescue"}
+    assert await driver.load_recovery(uuid) == b"rescued"
+    await driver.unrescue(instance, b"unrescued")
+    await walk.sees(GuestMarker.BOOTED, BOOT_TIMEOUT)
+    await walk.sees(disks_line(["vda"]))
+    assert await driver.load_recovery(uuid) == b"unrescued"
+    assert driver.image_cache.references(ROOT_IMAGE) == {uuid}
+    assert not (walk.bed.root / "instances" / uuid / "disk.rescue").exists()
+
+
 async def snapshot_power_off_and_destroy(walk: Walk, instance: Instance, host1: LocalHost) -> None:
     driver, uuid = walk.driver, walk.uuid
     # Snapshot of the running guest: a standalone qcow2, progress 0..100, guest running on.
@@ -331,6 +355,12 @@ async def snapshot_power_off_and_destroy(walk: Walk, instance: Instance, host1: 
     assert await driver.shutdown(uuid, timeout=60, retry_interval=10) is True
     await walk.sees(GuestMarker.SHUTDOWN_REQUESTED)
     assert await driver.power_state(uuid) == PowerState.SHUTDOWN
+    # Power on, then a hard reboot from the persistent definition: two fresh boots.
+    await driver.power_on(uuid)
+    await walk.sees(GuestMarker.BOOTED, BOOT_TIMEOUT)
+    await driver.reboot_hard(instance)
+    await walk.sees(GuestMarker.BOOTED, BOOT_TIMEOUT)
+    assert await driver.power_state(uuid) == PowerState.RUNNING
     # Destroy with disks: no domain, no directory, no image reference; again: False.
     assert await driver.destroy(instance, destroy_disks=True) is True
     assert uuid not in domain_uuids(host1.uri)
