@@ -298,7 +298,7 @@ class InstanceCore(Actor):
     async def _run_or_settle(self, work: Awaitable[Any]) -> Any:
         try:
             return await work
-        except VirtactorError:
+        except Exception:  # whatever failed (libvirt's own errors too) propagates as it is
             await self._settle_after_failure()
             raise
 

@@ -18,7 +18,6 @@ from actors.instance_errors import InvalidInstanceArgument
 from actors.instance_names import check_connection, check_domain_name, check_image_id, check_vif
 from actors.instance_recovery import RecoveryRecord, encode_recovery
 from actors.instance_states import Operation
-from schemas.errors import VirtactorError
 from schemas.objects.block_device import BlockDeviceMappingList
 from schemas.objects.enums import PowerState, TaskState, VMState
 from schemas.objects.image import ImageMeta, ImageMetaProps
@@ -69,7 +68,7 @@ class LifecycleHandlers(InstanceCore):
             await driver.spawn(
                 built, image_meta, block_device_info, network_info, encode_recovery(self.record)
             )
-        except VirtactorError:
+        except Exception:  # whatever failed propagates as it is, once recorded
             await self._commit(store=False, vm_state=VMState.ERROR, task_state=None)
             self.record = None
             raise
@@ -204,7 +203,7 @@ class LifecycleHandlers(InstanceCore):
             await self._publish_image(image, "queued")
             try:
                 written.append(await driver.snapshot(record.instance, image_id, progress))
-            except VirtactorError:
+            except Exception:
                 await self._publish_image(image, "killed")
                 raise
             await self._publish_image(image, "active")

@@ -24,6 +24,7 @@ from agent.rpc.events import EventPublisher
 from agent.rpc.methods import MethodTable, Scope
 from agent.rpc.server import Dispatcher
 from agent.transport import AmqpSettings, AmqpTransport, InProcessBus, Transport
+from agent.virt.guest_settings import guest_settings_from_config
 from agent.virt.runtime import HostRuntime, HostRuntimeSettings
 from schemas import DecodeLimits, ObjectRegistry, default_registry
 
@@ -76,6 +77,7 @@ class Agent:
                 resync_interval=config.agent.resync_interval,
                 heartbeat_interval=config.agent.heartbeat_interval,
                 reboot_flap_delay=config.agent.reboot_flap_delay,
+                guest=guest_settings_from_config(config),
             ),
         )
         self.dispatcher = Dispatcher(

@@ -1,28 +1,38 @@
 """`HostRuntime`: the libvirt Host, its event bridge and the host actor, wired together.
 
-    libvirt ──events──> Host ──HostListener──> HostEventBridge ──tell──> HostActor
-                         ▲                      (reboot flaps held)       │ route / adopt
-                         └──── LibvirtHypervisor <───────────────────── InstanceActor(s)
+    libvirt ──events──> Host ──TeeListener──> HostEventBridge ──tell──> HostActor
+                         ▲         │           (reboot flaps held)       │ route / adopt
+                         │         └─> DeviceEvents (detach waits)       ▼
+                         ├──── LibvirtHypervisor <───────────────── InstanceActor(s)
+                         └──── LibvirtInstanceDriver <──────────────────┘
 
 The agent starts one per process: `start()` spawns the host actor at `HOST_ADDRESS` and
 starts connecting; `aclose()` stops all three. `readiness` and `instance_factory` are what
-the RPC dispatcher needs (`is_ready`, and the factory it spawns instance actors with).
+the RPC dispatcher needs (`is_ready`, and the factory it spawns instance actors with). With
+`guest` settings, instance actors get a `LibvirtInstanceDriver` and serve the instance
+methods; without, they only keep their power state.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from actors import HOST_ADDRESS, Actor, ActorRef, ActorSystem
 from actors.host import HostActor, HostActorSettings, Readiness
-from actors.instance import EventSink, InstanceActor
+from actors.instance import EventSink, InstanceActor, InstanceSettings
 from agent.virt.bridge import HostEventBridge
+from agent.virt.guest_events import DeviceEvents, TeeListener
+from agent.virt.guest_settings import GuestSettings
 from agent.virt.host import Host
 from agent.virt.hypervisor import LibvirtHypervisor
+from agent.virt.images import ImageCache
+from agent.virt.instance_driver import LibvirtInstanceDriver
 from agent.virt.reconnect import Backoff
 
-# (uuid, hypervisor, sink, *, down_confirm_delay) -> the instance's actor; InstanceActor is one.
+# (uuid, hypervisor, sink, *, down_confirm_delay[, driver, settings]) -> the instance's actor;
+# InstanceActor is one. `driver` and `settings` are passed only when guests are configured.
 InstanceFactory = Callable[..., Actor]
 
 
@@ -41,6 +51,8 @@ class HostRuntimeSettings:
     connect_timeout: float = 60.0
     keepalive: tuple[int, int] = (5, 3)
     backoff: Backoff = field(default_factory=Backoff)
+    guest: GuestSettings | None = None  # None: no instance driver
+    instance: InstanceSettings = field(default_factory=InstanceSettings)
 
 
 class HostRuntime:
@@ -71,17 +83,28 @@ class HostRuntime:
         self.hypervisor = LibvirtHypervisor(
             self.host, service_host=settings.host, host_ip=settings.host_ip
         )
+        self.device_events = DeviceEvents()
+        self.instance_driver: LibvirtInstanceDriver | None = None
+        if settings.guest is not None:
+            cache = ImageCache(settings.guest.images_path, settings.guest.image_cache_path)
+            self.instance_driver = LibvirtInstanceDriver(
+                self.host, settings.guest, cache, self.device_events
+            )
         self._make_instance = instance_factory
         self.bridge: HostEventBridge | None = None
         self.ref: ActorRef | None = None
 
     def instance_factory(self, uuid: str) -> Actor:
         """The actor of instance `uuid`, for `ActorSystem.get_or_spawn`."""
+        extra: dict[str, Any] = {}
+        if self.instance_driver is not None:
+            extra = {"driver": self.instance_driver, "settings": self.settings.instance}
         return self._make_instance(
             uuid,
             self.hypervisor,
             self.sink,
             down_confirm_delay=self.settings.reboot_flap_delay,
+            **extra,
         )
 
     async def start(self) -> ActorRef:
@@ -109,7 +132,8 @@ class HostRuntime:
         self.ref = ref
         self.bridge = HostEventBridge(ref.tell, flap_delay=self.settings.reboot_flap_delay)
         self.bridge.start()
-        await self.host.start(self.bridge)
+        # Detach waits see DEVICE_REMOVED first: the actor that waits is busy, its mailbox shut.
+        await self.host.start(TeeListener(self.bridge, self.device_events))
         return ref
 
     async def aclose(self) -> None:

@@ -70,9 +70,9 @@ class FakeInstanceDriver:
     soft_reboot_works: bool = True
     clean_shutdown_works: bool = True
     unreadable: bool = False
-    _failures: dict[str, VirtactorError] = field(default_factory=dict)
+    _failures: dict[str, Exception] = field(default_factory=dict)
 
-    def fail_next(self, method: str, error: VirtactorError | None = None) -> None:
+    def fail_next(self, method: str, error: Exception | None = None) -> None:
         self._failures[method] = error or FakeDriverError(method=method, reason="injected")
 
     def _call(self, method: str, uuid: str) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from actors import ActorRef, ActorSystem, instance_address
+from actors import ActorRef, ActorSystem, HandlerFailed, instance_address
 from actors.instance import InstanceSettings, snapshot_topic
 from actors.instance_errors import (
     InstanceInvalidState,
@@ -112,6 +112,18 @@ async def test_a_failed_spawn_publishes_error_and_leaves_nothing_behind(
     # Nothing is left that would stop a second attempt.
     await ref.ask("spawn", {"instance": instance(), "image_meta": image_meta()})
     assert driver.domains[UUID].state == "running"
+
+
+async def test_a_spawn_failing_with_a_foreign_error_is_cleaned_up_the_same_way(
+    system: ActorSystem, driver: FakeInstanceDriver, sink: RecordingSink
+) -> None:
+    ref, actor = make_actor(system, driver, sink)
+    driver.fail_next("spawn", RuntimeError("libvirt: unsupported machine type"))
+    with pytest.raises(HandlerFailed) as caught:
+        await ref.ask("spawn", {"instance": instance(), "image_meta": image_meta()})
+    assert caught.value.exc_message == "libvirt: unsupported machine type"
+    assert sink.states()[-1] == {"vm_state": "error", "task_state": None}
+    assert actor.record is None
 
 
 @pytest.mark.parametrize(
