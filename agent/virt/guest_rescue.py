@@ -12,18 +12,25 @@ from __future__ import annotations
 import logging
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 import libvirt
 
 from agent.virt import qemu_img
 from agent.virt.guest import Guest
-from agent.virt.guest_disks import InstancePaths
+from agent.virt.guest_config import GuestDevices, KernelBoot, build_domain_xml
+from agent.virt.guest_disks import InstancePaths, device_name, local_disk_element
 from agent.virt.guest_errors import GuestConfigError
 from agent.virt.guest_info import find_disk
 from agent.virt.guest_metadata import RECOVERY_NS, RECOVERY_PREFIX, recovery_fragment
-from agent.virt.images import ImageCache
+from agent.virt.guest_settings import GuestSettings
+from agent.virt.images import ImageCache, check_id
 from agent.virt.undo import Undo
+from schemas.objects.enums import DiskBus
+from schemas.objects.image import ImageMeta
+from schemas.objects.instance import Instance
 
 log = logging.getLogger(__name__)
 
@@ -35,18 +42,54 @@ def rescue_holder(uuid: str) -> str:
     return f"{uuid}.rescue"
 
 
-def run_rescue(
-    conn: libvirt.virConnect,
-    paths: InstancePaths,
+@dataclass(slots=True, frozen=True)
+class RescuePlan:
+    """The rescue of one guest: its files, the images to reference, and the XML builder
+    `build_xml(rescue_disk, root_disk)` (called in the job, where the root disk is looked at)."""
+
+    paths: InstancePaths
+    disk_image: str
+    boot_images: tuple[str, ...]
+    build_xml: Callable[[str, str], str]
+
+
+def plan_rescue(
+    instance: Instance,
+    image_meta: ImageMeta,
+    settings: GuestSettings,
     cache: ImageCache,
-    image_id: str,
-    boot_images: Sequence[str],
-    build_xml: Callable[[str, str], str],
-) -> None:
-    """Swap the domain for its rescue domain (blocking): an overlay on `image_id`, the
-    `boot_images` (kernel, ramdisk) referenced, and `build_xml(rescue_disk, root_disk)` for
-    the rescue domain's XML. On failure the original is back (running if it was)."""
-    uuid = paths.uuid
+    recovery: bytes,
+) -> RescuePlan:
+    """Check the request and decide the rescue domain; typed errors before anything is made."""
+    props = image_meta.properties
+    disk_image = check_id(image_meta.id or instance.image_ref or "", "the rescue image id")
+    boot_images = tuple(
+        check_id(i, "a boot image id") for i in (props.kernel_id, props.ramdisk_id) if i
+    )
+    kernel = None
+    if props.kernel_id:
+        initrd = str(cache.cache_path / props.ramdisk_id) if props.ramdisk_id else None
+        kernel = KernelBoot(str(cache.cache_path / props.kernel_id), initrd, props.os_command_line)
+    paths = InstancePaths(settings.instances_path, instance.uuid)
+    bus = props.hw_disk_bus or DiskBus.VIRTIO.value
+
+    def build(rescue_disk: str, root_disk: str) -> str:
+        disks = [local_disk_element(rescue_disk, device_name(bus, 0), bus, settings.disk_cachemode)]
+        if Path(root_disk).exists():
+            disks.append(
+                local_disk_element(root_disk, device_name(bus, 1), bus, settings.disk_cachemode)
+            )
+        devices = GuestDevices(disks=disks, console_log=str(paths.console_log), kernel=kernel)
+        return build_domain_xml(instance, image_meta, settings, devices, recovery=recovery)
+
+    build(str(paths.disk(RESCUE_DISK)), "")  # refuses bad values now, not midway
+    return RescuePlan(paths, disk_image, boot_images, build)
+
+
+def run_rescue(conn: libvirt.virConnect, plan: RescuePlan, cache: ImageCache) -> None:
+    """Swap the domain for its rescue domain (blocking); on failure the original is back
+    (running if it was)."""
+    paths, uuid = plan.paths, plan.paths.uuid
     guest = Guest.lookup(conn, uuid)
     kept = paths.disk(UNRESCUE_XML)
     if kept.exists():
@@ -57,15 +100,15 @@ def run_rescue(
         kept.write_text(original)
         undo.push("forget the kept definition", kept.unlink)
         holder = rescue_holder(uuid)
-        for boot_image in boot_images:
-            cache.acquire(boot_image, holder)
-            undo.push(f"release image {boot_image}", cache.release, boot_image, holder)
-        base = cache.acquire(image_id, holder)
-        undo.push(f"release image {image_id}", cache.release, image_id, holder)
+        for image_id in plan.boot_images:
+            cache.acquire(image_id, holder)
+            undo.push(f"release image {image_id}", cache.release, image_id, holder)
+        base = cache.acquire(plan.disk_image, holder)
+        undo.push(f"release image {plan.disk_image}", cache.release, plan.disk_image, holder)
         rescue_disk = paths.disk(RESCUE_DISK)
         qemu_img.create_overlay(rescue_disk, base.path, base.format, None)
         undo.push("remove the rescue disk", rescue_disk.unlink)
-        xml = build_xml(str(rescue_disk), str(paths.disk("disk")))
+        xml = plan.build_xml(str(rescue_disk), str(paths.disk("disk")))
         if was_active:
             guest.poweroff()
             undo.push("start the original domain", lambda: Guest.lookup(conn, uuid).launch())

@@ -21,14 +21,8 @@ from agent.errors import NotSupported
 from agent.virt import reports
 from agent.virt.domains import read_domain_info
 from agent.virt.guest import Guest
-from agent.virt.guest_config import GuestDevices, KernelBoot, build_domain_xml
 from agent.virt.guest_devices import DetachTiming, attach_device, detach_device
-from agent.virt.guest_disks import (
-    InstancePaths,
-    device_name,
-    local_disk_element,
-    parse_device_name,
-)
+from agent.virt.guest_disks import InstancePaths, parse_device_name
 from agent.virt.guest_errors import ConsoleUnavailable, GuestConfigError, SnapshotFailed
 from agent.virt.guest_events import DeviceEvents
 from agent.virt.guest_info import (
@@ -48,7 +42,7 @@ from agent.virt.guest_metadata import (
     parse_recovery,
     recovery_fragment,
 )
-from agent.virt.guest_rescue import run_block_copy, run_rescue, run_unrescue
+from agent.virt.guest_rescue import plan_rescue, run_block_copy, run_rescue, run_unrescue
 from agent.virt.guest_settings import GuestSettings
 from agent.virt.guest_snapshot import convert_to_qcow2
 from agent.virt.guest_spawn import plan_spawn, remove_instance_files, run_spawn
@@ -60,7 +54,7 @@ from agent.virt.qemu_img import QemuImgError
 from agent.virt.vifs import interface_element
 from agent.virt.volumes import volume_disk_element
 from schemas.objects.block_device import BlockDeviceMappingList
-from schemas.objects.enums import ConsoleType, DiskBus, PowerState
+from schemas.objects.enums import ConsoleType, PowerState
 from schemas.objects.image import ImageMeta
 from schemas.objects.instance import Instance
 from schemas.objects.network import VIF, NetworkInfo
@@ -218,29 +212,8 @@ class LibvirtInstanceDriver:
     async def rescue(self, instance: Instance, image_meta: ImageMeta, recovery: bytes) -> None:
         """Boot from a fresh overlay on `image_meta`'s image (first disk), the guest's own
         root disk second; the original definition is kept for `unrescue`."""
-        uuid, props = instance.uuid, image_meta.properties
-        disk_image = check_id(image_meta.id or instance.image_ref or "", "the rescue image id")
-        boot_images = [
-            check_id(i, "a boot image id") for i in (props.kernel_id, props.ramdisk_id) if i
-        ]
-        cache_dir = self.image_cache.cache_path
-        kernel = None
-        if props.kernel_id:
-            initrd = str(cache_dir / props.ramdisk_id) if props.ramdisk_id else None
-            kernel = KernelBoot(str(cache_dir / props.kernel_id), initrd, props.os_command_line)
-        paths = InstancePaths(self.settings.instances_path, uuid)
-        bus = props.hw_disk_bus or DiskBus.VIRTIO.value
-        cachemode = self.settings.disk_cachemode
-
-        def build(rescue_disk: str, root_disk: str) -> str:
-            disks = [local_disk_element(rescue_disk, device_name(bus, 0), bus, cachemode)]
-            if Path(root_disk).exists():
-                disks.append(local_disk_element(root_disk, device_name(bus, 1), bus, cachemode))
-            devices = GuestDevices(disks=disks, console_log=str(paths.console_log), kernel=kernel)
-            return build_domain_xml(instance, image_meta, self.settings, devices, recovery=recovery)
-
-        build("/rescue-check", "/nonexistent")  # refuse bad values before anything is made
-        await self.host.run(run_rescue, paths, self.image_cache, disk_image, boot_images, build)
+        plan = plan_rescue(instance, image_meta, self.settings, self.image_cache, recovery)
+        await self.host.run(run_rescue, plan, self.image_cache)
 
     async def unrescue(self, instance: Instance, recovery: bytes) -> None:
         paths = InstancePaths(self.settings.instances_path, instance.uuid)
