@@ -17,6 +17,7 @@ from pathlib import Path
 
 import libvirt
 
+from agent.errors import NotSupported
 from agent.virt import qemu_img
 from agent.virt.guest import Guest
 from agent.virt.guest_config import GuestDevices, KernelBoot, build_domain_xml
@@ -62,6 +63,11 @@ def plan_spawn(
     cache: ImageCache,
 ) -> SpawnPlan:
     """The domain XML and files of `instance`; typed errors for anything that cannot work."""
+    if instance.config_drive:
+        # Building the ISO needs a tool or library this agent does not ship yet.
+        raise NotSupported(
+            operation="config drive", reason=f"instance {instance.uuid} asks for one"
+        )
     disks = plan_disks(instance, image_meta, block_device_info)
     paths = InstancePaths(settings.instances_path, instance.uuid)
     props = image_meta.properties

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from agent.errors import NotSupported
 from agent.virt.guest_disks import (
     LocalDisk,
     device_name,
@@ -11,6 +14,8 @@ from agent.virt.guest_disks import (
     plan_disks,
 )
 from agent.virt.guest_errors import GuestConfigError
+from agent.virt.guest_spawn import plan_spawn
+from agent.virt.images import ImageCache
 from schemas.objects.block_device import BlockDeviceMapping, BlockDeviceMappingList
 from tests.agent.virt import guest_samples as samples
 
@@ -142,3 +147,22 @@ def test_unsupported_mappings_are_refused_naming_them() -> None:
         plan_disks(
             samples.instance(), samples.image_meta(), BlockDeviceMappingList(objects=[bad_name])
         )
+
+
+def test_a_config_drive_is_refused_before_anything_is_made(tmp_path: Path) -> None:
+    settings = samples.settings(tmp_path)
+    cache = ImageCache(settings.images_path, settings.image_cache_path)
+    with pytest.raises(NotSupported) as caught:
+        plan_spawn(
+            samples.instance(config_drive=True),
+            samples.image_meta(),
+            None,
+            None,
+            b"",
+            settings,
+            cache,
+        )
+    assert str(caught.value) == (
+        f"config drive is not supported: instance {samples.INSTANCE_UUID} asks for one"
+    )
+    assert not (tmp_path / "instances").exists()
