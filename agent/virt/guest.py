@@ -15,7 +15,7 @@ import xml.etree.ElementTree as ET
 from typing import Any
 
 import libvirt
-import libvirt_qemu  # type: ignore[import-untyped]  # (pyproject overrides list libvirt only)
+import libvirt_qemu
 
 from agent.errors import InstanceNotFound
 
