@@ -45,11 +45,15 @@ async def _on(
     method: str,
     instance: Instance,
     timeout: float | None,
-    **args: Any,
+    args: Mapping[str, Any] | None = None,
 ) -> Any:
     """`method` of `instance`'s actor on `host`, with the instance as the first argument."""
     return await caller.call(
-        host, method, {"instance": instance, **args}, instance=instance.uuid, timeout=timeout
+        host,
+        method,
+        {"instance": instance, **(args or {})},
+        instance=instance.uuid,
+        timeout=timeout,
     )
 
 
@@ -72,7 +76,7 @@ class InstanceDriverCalls:
             "network_info": network_info,
             "block_device_info": block_device_info,
         }
-        return cast(Instance, await _on(self, host, "spawn", instance, timeout, **args))
+        return cast(Instance, await _on(self, host, "spawn", instance, timeout, args))
 
     async def destroy(
         self: _Caller,
@@ -83,7 +87,7 @@ class InstanceDriverCalls:
         timeout: float | None = None,
     ) -> Instance:
         args = {"destroy_disks": destroy_disks}
-        return cast(Instance, await _on(self, host, "destroy", instance, timeout, **args))
+        return cast(Instance, await _on(self, host, "destroy", instance, timeout, args))
 
     async def cleanup(
         self: _Caller,
@@ -93,7 +97,7 @@ class InstanceDriverCalls:
         *,
         timeout: float | None = None,
     ) -> None:
-        await _on(self, host, "cleanup", instance, timeout, destroy_disks=destroy_disks)
+        await _on(self, host, "cleanup", instance, timeout, {"destroy_disks": destroy_disks})
 
     async def reboot(
         self: _Caller,
@@ -104,7 +108,7 @@ class InstanceDriverCalls:
         timeout: float | None = None,
     ) -> Instance:
         args = {"reboot_type": reboot_type}
-        return cast(Instance, await _on(self, host, "reboot", instance, timeout, **args))
+        return cast(Instance, await _on(self, host, "reboot", instance, timeout, args))
 
     async def power_off(
         self: _Caller,
@@ -117,7 +121,7 @@ class InstanceDriverCalls:
     ) -> Instance:
         """`shutdown_timeout` is the driver's `timeout` (clean shutdown, then hard)."""
         args = {"timeout": shutdown_timeout, "retry_interval": retry_interval}
-        return cast(Instance, await _on(self, host, "power_off", instance, timeout, **args))
+        return cast(Instance, await _on(self, host, "power_off", instance, timeout, args))
 
     async def power_on(
         self: _Caller, host: str, instance: Instance, *, timeout: float | None = None
@@ -163,7 +167,7 @@ class InstanceDriverCalls:
         timeout: float | None = None,
     ) -> Instance:
         args = {"image_meta": image_meta}
-        return cast(Instance, await _on(self, host, "rescue", instance, timeout, **args))
+        return cast(Instance, await _on(self, host, "rescue", instance, timeout, args))
 
     async def unrescue(
         self: _Caller, host: str, instance: Instance, *, timeout: float | None = None
@@ -195,7 +199,9 @@ class InstanceDriverCalls:
         timeout: float | None = None,
     ) -> str:
         """The path of the qcow2 image written on `host`."""
-        return cast(str, await _on(self, host, "snapshot", instance, timeout, image_id=image_id))
+        return cast(
+            str, await _on(self, host, "snapshot", instance, timeout, {"image_id": image_id})
+        )
 
     async def attach_volume(
         self: _Caller,
@@ -207,7 +213,7 @@ class InstanceDriverCalls:
         timeout: float | None = None,
     ) -> Instance:
         args = {"connection_info": connection_info, "mountpoint": mountpoint}
-        return cast(Instance, await _on(self, host, "attach_volume", instance, timeout, **args))
+        return cast(Instance, await _on(self, host, "attach_volume", instance, timeout, args))
 
     async def detach_volume(
         self: _Caller,
@@ -219,7 +225,7 @@ class InstanceDriverCalls:
         timeout: float | None = None,
     ) -> Instance:
         args = {"connection_info": connection_info, "mountpoint": mountpoint}
-        return cast(Instance, await _on(self, host, "detach_volume", instance, timeout, **args))
+        return cast(Instance, await _on(self, host, "detach_volume", instance, timeout, args))
 
     async def swap_volume(
         self: _Caller,
@@ -238,7 +244,7 @@ class InstanceDriverCalls:
             "mountpoint": mountpoint,
             "resize_to": resize_to,
         }
-        return cast(Instance, await _on(self, host, "swap_volume", instance, timeout, **args))
+        return cast(Instance, await _on(self, host, "swap_volume", instance, timeout, args))
 
     async def attach_interface(
         self: _Caller,
@@ -251,12 +257,14 @@ class InstanceDriverCalls:
     ) -> Instance:
         args = {"vif": vif, "image_meta": image_meta}
         method = "attach_interface"
-        return cast(Instance, await _on(self, host, method, instance, timeout, **args))
+        return cast(Instance, await _on(self, host, method, instance, timeout, args))
 
     async def detach_interface(
         self: _Caller, host: str, instance: Instance, vif: VIF, *, timeout: float | None = None
     ) -> Instance:
-        return cast(Instance, await _on(self, host, "detach_interface", instance, timeout, vif=vif))
+        return cast(
+            Instance, await _on(self, host, "detach_interface", instance, timeout, {"vif": vif})
+        )
 
     async def get_volume_connector(
         self: _Caller, host: str, instance: Instance, *, timeout: float | None = None
@@ -275,7 +283,7 @@ class InstanceDriverCalls:
     ) -> str:
         args = {"image_meta": image_meta, "root_bdm": root_bdm}
         method = "default_root_device_name"
-        return cast(str, await _on(self, host, method, instance, timeout, **args))
+        return cast(str, await _on(self, host, method, instance, timeout, args))
 
     async def default_device_names_for_instance(
         self: _Caller,
@@ -291,7 +299,7 @@ class InstanceDriverCalls:
             "block_device_mappings": block_device_mappings,
         }
         method = "default_device_names_for_instance"
-        result = await _on(self, host, method, instance, timeout, **args)
+        result = await _on(self, host, method, instance, timeout, args)
         return cast(BlockDeviceMappingList, result)
 
     async def get_diagnostics(
@@ -302,13 +310,13 @@ class InstanceDriverCalls:
     async def block_stats(
         self: _Caller, host: str, instance: Instance, disk_id: str, *, timeout: float | None = None
     ) -> list[int]:
-        stats = await _on(self, host, "block_stats", instance, timeout, disk_id=disk_id)
+        stats = await _on(self, host, "block_stats", instance, timeout, {"disk_id": disk_id})
         return cast(list[int], stats)
 
     async def interface_stats(
         self: _Caller, host: str, instance: Instance, iface_id: str, *, timeout: float | None = None
     ) -> list[int]:
-        stats = await _on(self, host, "interface_stats", instance, timeout, iface_id=iface_id)
+        stats = await _on(self, host, "interface_stats", instance, timeout, {"iface_id": iface_id})
         return cast(list[int], stats)
 
     async def get_console_output(
@@ -340,12 +348,12 @@ class InstanceDriverCalls:
         timeout: float | None = None,
     ) -> Instance:
         method = "change_instance_metadata"
-        return cast(Instance, await _on(self, host, method, instance, timeout, diff=diff))
+        return cast(Instance, await _on(self, host, method, instance, timeout, {"diff": diff}))
 
     async def set_admin_password(
         self: _Caller, host: str, instance: Instance, new_pass: str, *, timeout: float | None = None
     ) -> None:
-        await _on(self, host, "set_admin_password", instance, timeout, new_pass=new_pass)
+        await _on(self, host, "set_admin_password", instance, timeout, {"new_pass": new_pass})
 
     async def inject_file(
         self: _Caller,
@@ -356,7 +364,9 @@ class InstanceDriverCalls:
         *,
         timeout: float | None = None,
     ) -> None:
-        await _on(self, host, "inject_file", instance, timeout, path=path, contents=contents)
+        await _on(
+            self, host, "inject_file", instance, timeout, {"path": path, "contents": contents}
+        )
 
     async def inject_network_info(
         self: _Caller,
@@ -368,7 +378,7 @@ class InstanceDriverCalls:
     ) -> Instance:
         method = "inject_network_info"
         args = {"network_info": network_info}
-        return cast(Instance, await _on(self, host, method, instance, timeout, **args))
+        return cast(Instance, await _on(self, host, method, instance, timeout, args))
 
     async def reset_network(
         self: _Caller, host: str, instance: Instance, *, timeout: float | None = None
