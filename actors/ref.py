@@ -104,12 +104,16 @@ class ActorRef:
         timeout: float | None = None,
         deadline: float | None = None,
         context: Any = None,
+        start_deadline: float | None = None,
     ) -> Any:
         """Send and wait for the handler's return value.
 
         The wait ends at `deadline` (absolute `time.monotonic()`) or after `timeout` seconds,
         whichever comes first, with `AskTimeout`; the message carries that deadline, so an
-        actor that reaches it too late skips it. The handler's `VirtactorError` is raised
+        actor that reaches it too late skips it. `start_deadline` instead bounds only the
+        start: a message not started by then is skipped (`DeadlineExpired`), but one that
+        started is waited for until it finishes — what a caller needs that must not report
+        (or acknowledge) before the effect is complete. The handler's `VirtactorError` is raised
         here as is, any other exception as `HandlerFailed`. Raises `ActorStopped` when the
         actor is or gets stopped before answering, `UnknownMessage` for a method it has no
         handler for, `ReentrantAsk` when an actor asks itself. When the asker is cancelled
@@ -129,6 +133,16 @@ class ActorRef:
             current = _current_message.get()
             context = None if current is None else current.context
         reply: asyncio.Future[Any] = asyncio.Future(loop=asyncio.get_running_loop())
+        if start_deadline is not None:
+            if deadline is not None:
+                raise ValueError("ask takes a deadline or a start_deadline, not both")
+            message = Message(
+                method, NO_ARGS if args is None else args, start_deadline, context, reply
+            )
+            if not cell.deliver(message) and not await cell.deliver_waiting(message):
+                cell.dead_letter(message, DeadLetterReason.STOPPED)
+                raise ActorStopped(address=cell.address)
+            return await reply
         message = Message(method, NO_ARGS if args is None else args, deadline, context, reply)
         if cell.mailbox.closed:
             cell.dead_letter(message, DeadLetterReason.STOPPED)

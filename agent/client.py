@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from agent.driver_calls import DriverCalls
-from agent.errors import RemoteError
+from agent.errors import ObjectVersionRefused, RemoteError
 from agent.rpc.envelope import Event, Kind, Reply, Request, pack, unpack
 from agent.rpc.manifest import Manifest
 from agent.rpc.remote_errors import ErrorRegistry
@@ -138,12 +138,15 @@ class ComputeClient(DriverCalls):
     ) -> Any:
         """Ask `host` to run `method` and return its result; raise its error, typed."""
         timeout = self.default_timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
         try:
             return await self._call_once(host, method, args, instance, timeout)
-        except IncompatibleObjectVersion as exc:
-            # The agent told us what it understands: send once more, back-levelled.
+        except ObjectVersionRefused as exc:
+            # The agent refused it before running anything and told us what it understands:
+            # send once more, back-levelled, within what is left of the same deadline.
             self.learn_manifest(host, exc.manifest)
-            return await self._call_once(host, method, args, instance, timeout)
+            remaining = deadline - time.monotonic()
+            return await self._call_once(host, method, args, instance, max(remaining, 0.001))
 
     async def cast(
         self,
@@ -163,9 +166,13 @@ class ComputeClient(DriverCalls):
     async def fanout(
         self, method: str, args: Mapping[str, Any] | None = None, *, ttl: float | None = None
     ) -> None:
-        """Queue a host-scoped `method` for every agent, at the oldest level any advertised."""
+        """Queue a host-scoped `method` for every agent, at the oldest level any advertised
+        and never above the version cap (which holds even before any agent was heard)."""
         ttl = self.default_timeout if ttl is None else ttl
         target = dict(self.manifest)
+        for name, version in self.version_cap.items():
+            if name in target:
+                target[name] = _older(target[name], version)
         for host in self.host_manifests:
             for name, version in self.target_manifest(host).items():
                 target[name] = _older(target[name], version)
@@ -244,13 +251,17 @@ class EventStream:
     def __init__(self, client: ComputeClient, subscription: Subscription) -> None:
         self._client = client
         self._subscription = subscription
+        self.skipped = 0
 
     async def __aiter__(self) -> AsyncIterator[Event]:
         async for body in self._subscription:
             try:
                 event = unpack(body, self._client.registry, self._client.limits)
-            except DecodeError:
-                continue  # an event from a newer agent that this client cannot read
+            except (DecodeError, IncompatibleObjectVersion):
+                # An event this client cannot read (garbage, or from a newer release during an
+                # upgrade) is skipped and counted; it must not end the stream.
+                self.skipped += 1
+                continue
             if isinstance(event, Event):
                 self._client.learn_manifest(event.sender_host, event.manifest)
                 yield event

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 # Raised by the instance actors, which cannot import the agent; the same classes here.
 from actors.instance_errors import InstanceInvalidState, InstanceNotFound, NotSupported
-from schemas.errors import SchemaError, VirtactorError
+from schemas.errors import IncompatibleObjectVersion, SchemaError, VirtactorError
 
 
 class TransportError(VirtactorError):
@@ -78,6 +78,7 @@ __all__ = [
     "InvalidArguments",
     "InvalidRoutingKey",
     "NotSupported",
+    "ObjectVersionRefused",
     "RemoteError",
     "RequestExpired",
     "SchemaError",
@@ -106,3 +107,9 @@ class IncompatibleRpcVersion(VirtactorError):
         "RPC API version {requested} is not served by this agent (it serves {served}); "
         "pin the client to {served} or upgrade the agent"
     )
+
+
+class ObjectVersionRefused(IncompatibleObjectVersion):
+    """An agent refused a request, before running anything, for an object newer than it
+    knows; `manifest` is what it understands. The one version error a client may answer by
+    sending the same request again, back-levelled."""

@@ -30,6 +30,7 @@ from agent.errors import (
     AgentInitializing,
     IncompatibleRpcVersion,
     InvalidArguments,
+    ObjectVersionRefused,
     RequestExpired,
 )
 from agent.rpc.dedup import ReplyCache
@@ -45,7 +46,7 @@ from schemas import (
     ObjectRegistry,
     parse_version,
 )
-from schemas.errors import VirtactorError
+from schemas.errors import SchemaError, VirtactorError
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,14 @@ class ServerStats:
     duplicates: int = 0
     errors: int = 0
     dead_lettered: int = 0
+
+
+class _UncachedReply(Exception):
+    """Carries a reply out of the reply cache's `run_once` without it being remembered."""
+
+    def __init__(self, reply: bytes | None) -> None:
+        super().__init__("uncached reply")
+        self.reply = reply
 
 
 def check_rpc_version(requested: str) -> None:
@@ -109,14 +118,22 @@ class Dispatcher:
             if not isinstance(envelope, Request):
                 raise DecodeError(reason=f"expected a call or cast, got {type(envelope).__name__}")
         except IncompatibleObjectVersion as exc:
-            # It carries our manifest, so the caller can back-level and send again.
+            # Refused before anything ran, with our manifest: the caller may back-level and
+            # send again (only this refusal, never a handler's own version error, says so).
             log.info("refused message %s: %s", delivery.message_id, exc)
-            return self._refuse(delivery, exc, "incompatible")
+            return self._refuse(
+                delivery, ObjectVersionRefused(exc.message, **exc.fields), "incompatible"
+            )
         except DecodeError as exc:
             log.warning("refused message %s: %s", delivery.message_id, exc)
             return self._refuse(delivery, exc, "undecodable")
         message_id = delivery.message_id or envelope.message_id
-        reply, duplicate = await self.cache.run_once(message_id, lambda: self._execute(envelope))
+        try:
+            reply, duplicate = await self.cache.run_once(
+                message_id, lambda: self._execute(envelope)
+            )
+        except _UncachedReply as uncached:
+            reply, duplicate = uncached.reply, False
         if duplicate:
             self.stats.duplicates += 1
             log.info("duplicate delivery of %s answered from the reply cache", message_id)
@@ -137,15 +154,28 @@ class Dispatcher:
             self.stats.errors += 1
             if request.kind is Kind.CAST:
                 log.warning("cast %s %s failed: %s", request.message_id, request.method, exc)
-                return None
-            reply = Reply(request.message_id, error=error_to_wire(exc), manifest=self.manifest)
-        else:
-            if request.kind is Kind.CAST:
-                return None
-            reply = Reply(request.message_id, result=result, manifest=self.manifest)
+                reply_body = None
+            else:
+                error = Reply(request.message_id, error=error_to_wire(exc), manifest=self.manifest)
+                reply_body = pack(error)
+            if exc.retryable:
+                # Not remembered: a redelivery of this message may well succeed (the host has
+                # adopted its guests, libvirt is back), so it must run again.
+                raise _UncachedReply(reply_body) from None
+            return reply_body
+        if request.kind is Kind.CAST:
+            return None
+        reply = Reply(request.message_id, result=result, manifest=self.manifest)
         # A peer of the same release needs no back-levelling walk.
         same = request.manifest.wire == self.manifest.wire
-        return pack(reply, target=None if same else request.manifest)
+        try:
+            return pack(reply, target=None if same else request.manifest)
+        except SchemaError as exc:
+            # The effect happened but its result cannot travel (or cannot be back-levelled to
+            # the caller's versions): say so, typed, rather than leaving the caller to time out.
+            log.error("result of %s %s cannot be sent: %s", request.message_id, request.method, exc)
+            error = Reply(request.message_id, error=error_to_wire(exc), manifest=self.manifest)
+            return pack(error)
 
     async def _deliver(self, request: Request) -> Any:
         deadline = getattr(request.context, "deadline", None) if request.context else None
@@ -166,8 +196,13 @@ class Dispatcher:
         else:
             ref = self.system.lookup(target)
         monotonic_deadline = None if remaining is None else time.monotonic() + remaining
+        # The deadline bounds the start only: once a handler runs, its request is settled
+        # (acked, answered) when the effect is complete, never half-way.
         return await ref.ask(
-            request.method, request.args, deadline=monotonic_deadline, context=request.context
+            request.method,
+            request.args,
+            start_deadline=monotonic_deadline,
+            context=request.context,
         )
 
     @staticmethod

@@ -93,3 +93,39 @@ async def test_a_message_within_its_deadline_is_handled(system: ActorSystem) -> 
     await ref.tell("record", {"value": 2}, deadline=time.monotonic() + 30)
     assert await ref.ask("record", {"value": 3}, deadline=time.monotonic() + 30) == 3
     assert actor.seen == [1, 2, 3]
+
+
+async def test_a_start_deadline_waits_for_a_handler_that_started_in_time(
+    system: ActorSystem,
+) -> None:
+    actor = Recorder()
+    ref = system.spawn("host", actor)
+    asked = asyncio.ensure_future(ref.ask("hold", start_deadline=time.monotonic() + 0.05))
+    await actor.holding.wait()
+    await asyncio.sleep(0.1)  # past the start deadline, the handler still running
+    assert not asked.done()
+    actor.gate.set()
+    assert await asked == "released"
+
+
+async def test_a_start_deadline_skips_a_message_that_could_not_start_in_time(
+    system: ActorSystem,
+) -> None:
+    actor = Recorder()
+    ref = system.spawn("host", actor)
+    await ref.tell("hold")
+    await actor.holding.wait()
+    late = asyncio.ensure_future(
+        ref.ask("record", {"value": "late"}, start_deadline=time.monotonic() + 0.02)
+    )
+    await asyncio.sleep(0.05)
+    actor.gate.set()
+    with pytest.raises(DeadlineExpired):
+        await late
+    assert "late" not in actor.seen
+
+
+async def test_deadline_and_start_deadline_together_are_refused(system: ActorSystem) -> None:
+    ref = system.spawn("host", Recorder())
+    with pytest.raises(ValueError, match="a deadline or a start_deadline, not both"):
+        await ref.ask("record", {"value": 1}, deadline=1.0, start_deadline=1.0)

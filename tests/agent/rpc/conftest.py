@@ -10,11 +10,11 @@ import pytest
 
 from actors import HOST_ADDRESS, Actor, ActorSystem, BlockingExecutor, handler
 from agent.client import ComputeClient
-from agent.errors import InstanceInvalidState
+from agent.errors import AgentInitializing, InstanceInvalidState
 from agent.rpc.methods import MethodTable, Scope
 from agent.rpc.server import Dispatcher
 from agent.transport import Transport
-from schemas import DecodeLimits, ObjectRegistry, default_registry
+from schemas import DecodeLimits, IncompatibleObjectVersion, ObjectRegistry, default_registry
 from schemas.objects import Instance, InstanceInfo
 
 
@@ -36,6 +36,26 @@ class StandInHost(Actor):
         self.journal.calls.append(("host", f"set_host_enabled:{enabled}"))
         self.enabled = enabled
         return "enabled" if enabled else "disabled"
+
+    @handler
+    async def stale_save(self) -> None:
+        # A handler whose own object call met an older backend: not the dispatcher's refusal.
+        self.journal.calls.append(("host", "stale_save"))
+        raise IncompatibleObjectVersion(
+            objname="Instance", objver="1.2", supported="1.1", manifest={"Instance": "1.1"}
+        )
+
+    @handler
+    async def unsendable(self) -> object:
+        self.journal.calls.append(("host", "unsendable"))
+        return {1, 2, 3}  # a set has no msgpack form
+
+    @handler
+    async def not_ready_once(self) -> str:
+        self.journal.calls.append(("host", "not_ready_once"))
+        if len(self.journal.calls) == 1:
+            raise AgentInitializing(host="h1")
+        return "ready"
 
     @handler
     async def list_instance_uuids(self) -> list[str]:

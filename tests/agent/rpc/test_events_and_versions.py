@@ -150,3 +150,35 @@ async def test_an_agent_refuses_a_too_new_object_with_its_manifest(transport: Tr
         assert refused.value.manifest == OLD_RELEASE.manifest()
     finally:
         await system.aclose(timeout=5)
+
+
+async def test_fanout_honours_the_version_cap_before_any_agent_was_heard(
+    transport: Transport,
+) -> None:
+    system, actor = await serve_old_release(transport, "h1")
+    try:
+        client = ComputeClient(
+            transport, registry=NEW_RELEASE, version_cap={"Widget": "1.0"}, default_timeout=10
+        )
+        await client.fanout("describe", {"widget": WidgetNew(name="everyone")})
+        for _ in range(200):
+            if actor.seen:
+                break
+            await asyncio.sleep(0.02)
+        assert actor.seen == ["everyone"]
+    finally:
+        await system.aclose(timeout=5)
+
+
+async def test_an_event_from_a_newer_release_is_skipped_and_the_stream_goes_on(
+    transport: Transport,
+) -> None:
+    old_client = ComputeClient(transport, registry=OLD_RELEASE, default_timeout=10)
+    newer_agent = EventPublisher(transport, "h9", NEW_RELEASE.manifest())
+    async with await old_client.subscribe("host.h9.*") as stream:
+        await newer_agent.publish("host.h9.widget", WidgetNew(name="too-new"))
+        older_agent = EventPublisher(transport, "h9", OLD_RELEASE.manifest())
+        await older_agent.publish("host.h9.widget", WidgetOld(name="readable"))
+        event = await asyncio.wait_for(anext(aiter(stream)), 10)
+        assert event.payload == WidgetOld(name="readable")
+        assert stream.skipped == 1

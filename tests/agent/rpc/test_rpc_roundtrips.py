@@ -9,6 +9,7 @@ import pytest
 
 from actors import HandlerFailed
 from agent.errors import (
+    AgentInitializing,
     CallTimeout,
     IncompatibleRpcVersion,
     InstanceInvalidState,
@@ -17,7 +18,7 @@ from agent.errors import (
     UnknownMethod,
 )
 from agent.rpc.envelope import Kind, Request, pack
-from schemas import RequestContext
+from schemas import EncodeError, IncompatibleObjectVersion, RequestContext
 from schemas.objects import Flavor, Instance, InstanceInfo
 
 from .conftest import Journal, Stack, serve
@@ -191,3 +192,28 @@ async def test_a_request_for_an_rpc_api_the_agent_does_not_serve_is_refused(
     with pytest.raises(IncompatibleRpcVersion, match=f"RPC API version {version} is not served"):
         stack.client._raise_or_result("h1", raw)
     assert stack.journal.calls == []
+
+
+async def test_a_handlers_own_version_error_is_not_retried_by_the_client(stack: Stack) -> None:
+    with pytest.raises(IncompatibleObjectVersion, match="Instance"):
+        await stack.client.call("h1", "stale_save")
+    assert stack.journal.calls == [("host", "stale_save")]
+
+
+async def test_a_result_that_cannot_travel_comes_back_as_a_typed_error(stack: Stack) -> None:
+    with pytest.raises(EncodeError):
+        await stack.client.call("h1", "unsendable", timeout=5)
+    assert stack.journal.calls == [("host", "unsendable")]
+
+
+async def test_a_retryable_error_is_not_remembered_so_a_redelivery_runs_again(
+    stack: Stack,
+) -> None:
+    request = stack.client._request(Kind.CALL, "h1", "not_ready_once", {}, None, 10)
+    body = pack(request)
+    first = await stack.transport.call("h1", body, message_id=request.message_id, timeout=5)
+    with pytest.raises(AgentInitializing):
+        stack.client._raise_or_result("h1", first)
+    second = await stack.transport.call("h1", body, message_id=request.message_id, timeout=5)
+    assert stack.client._raise_or_result("h1", second) == "ready"
+    assert len(stack.journal.calls) == 2
