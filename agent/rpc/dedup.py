@@ -13,17 +13,14 @@ import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-
-
-@dataclass(slots=True)
-class _Entry:
-    result: asyncio.Future[bytes | None]
-    finished_at: float | None = None
 
 
 class ReplyCache:
-    """Runs each message id's work once and remembers its encoded reply."""
+    """Runs each message id's work once and remembers its encoded reply.
+
+    Work in progress is kept apart from finished replies, so one long-running request never
+    stops the finished ones from expiring or being evicted.
+    """
 
     def __init__(
         self,
@@ -34,11 +31,12 @@ class ReplyCache:
         self.capacity = capacity
         self.ttl = ttl
         self._clock = clock
-        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        self._running: dict[str, asyncio.Future[bytes | None]] = {}
+        self._finished: OrderedDict[str, tuple[bytes | None, float]] = OrderedDict()
         self.duplicates = 0
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._running) + len(self._finished)
 
     async def run_once(
         self, message_id: str, work: Callable[[], Awaitable[bytes | None]]
@@ -49,39 +47,37 @@ class ReplyCache:
         first runner cancels the shared work; waiting duplicates then see `CancelledError` too.
         """
         self._expire()
-        entry = self._entries.get(message_id)
-        if entry is not None:
+        finished = self._finished.get(message_id)
+        if finished is not None:
             self.duplicates += 1
-            return await asyncio.shield(entry.result), True
-        entry = _Entry(asyncio.get_running_loop().create_future())
-        self._entries[message_id] = entry
+            return finished[0], True
+        running = self._running.get(message_id)
+        if running is not None:
+            self.duplicates += 1
+            return await asyncio.shield(running), True
+        result: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
+        self._running[message_id] = result
         try:
             reply = await work()
         except BaseException as exc:
-            del self._entries[message_id]
+            del self._running[message_id]
             if isinstance(exc, asyncio.CancelledError):
-                entry.result.cancel()
+                result.cancel()
             else:
-                entry.result.set_exception(exc)
-                entry.result.exception()  # consumed here: waiters re-raise their own copy
+                result.set_exception(exc)
+                result.exception()  # consumed here: waiters re-raise their own copy
             raise
-        entry.result.set_result(reply)
-        entry.finished_at = self._clock()
-        self._entries.move_to_end(message_id)
-        self._evict()
+        del self._running[message_id]
+        result.set_result(reply)
+        self._finished[message_id] = (reply, self._clock())
+        while len(self._finished) > self.capacity:
+            self._finished.popitem(last=False)
         return reply, False
 
     def _expire(self) -> None:
         horizon = self._clock() - self.ttl
-        while self._entries:
-            oldest_id, oldest = next(iter(self._entries.items()))
-            if oldest.finished_at is None or oldest.finished_at > horizon:
+        while self._finished:
+            oldest_id, (_reply, finished_at) = next(iter(self._finished.items()))
+            if finished_at > horizon:
                 return
-            del self._entries[oldest_id]
-
-    def _evict(self) -> None:
-        while len(self._entries) > self.capacity:
-            oldest_id, oldest = next(iter(self._entries.items()))
-            if oldest.finished_at is None:
-                return  # never drop work in progress; its duplicates must still find it
-            del self._entries[oldest_id]
+            del self._finished[oldest_id]

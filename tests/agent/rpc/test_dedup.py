@@ -82,3 +82,24 @@ async def test_entries_expire_after_ttl_and_capacity_evicts_the_oldest() -> None
     assert await cache.run_once("a", lambda: reply(b"a-again")) == (b"a-again", False)
     clock.now = 100
     assert await cache.run_once("c", lambda: reply(b"c-again")) == (b"c-again", False)
+
+
+async def test_a_long_running_request_does_not_stop_finished_replies_from_being_evicted() -> None:
+    cache = ReplyCache(capacity=3, ttl=600)
+    release = asyncio.Event()
+
+    async def long_work() -> bytes:
+        await release.wait()
+        return b"long"
+
+    async def quick() -> bytes:
+        return b"quick"
+
+    long_run = asyncio.create_task(cache.run_once("long", long_work))
+    await asyncio.sleep(0)
+    for i in range(50):
+        await cache.run_once(f"m{i}", quick)
+    assert len(cache) == 4  # three finished, one running
+    release.set()
+    assert await long_run == (b"long", False)
+    assert await cache.run_once("long", quick) == (b"long", True)
