@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from agent.driver_calls import DriverCalls
-from agent.errors import ObjectVersionRefused, RemoteError
+from agent.errors import CallTimeout, ObjectVersionRefused, RemoteError
 from agent.rpc.envelope import Event, Kind, Reply, Request, pack, unpack
 from agent.rpc.manifest import Manifest
 from agent.rpc.remote_errors import ErrorRegistry
@@ -211,7 +211,12 @@ class ComputeClient(DriverCalls):
     ) -> Any:
         request = self._request(Kind.CALL, host, method, args, instance, timeout)
         body = pack(request, target=self._target(host))
-        raw = await self.transport.call(host, body, message_id=request.message_id, timeout=timeout)
+        try:
+            raw = await self.transport.call(
+                host, body, message_id=request.message_id, timeout=timeout
+            )
+        except CallTimeout:
+            raise CallTimeout(host=host, method=method, timeout=timeout) from None
         return self._raise_or_result(host, raw)
 
     def _raise_or_result(self, host: str, raw: bytes) -> Any:

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import cast
 
-from actors import ActorSystem, BlockingExecutor
+from actors import ActorRef, ActorSystem, BlockingExecutor
 from actors.host import HostActor
 from actors.instance import InstanceActor
 from agent.config import AgentConfig
@@ -26,9 +27,13 @@ from agent.rpc.server import Dispatcher
 from agent.transport import AmqpSettings, AmqpTransport, InProcessBus, Transport
 from agent.virt.guest_settings import guest_settings_from_config
 from agent.virt.runtime import HostRuntime, HostRuntimeSettings
-from schemas import DecodeLimits, ObjectRegistry, default_registry
+from schemas import DecodeLimits, ObjectRegistry, VirtactorError, default_registry
 
 log = logging.getLogger(__name__)
+
+# Back-off between adoption attempts (each attempt already waits for libvirt itself).
+ADOPTION_RETRY_MIN = 1.0
+ADOPTION_RETRY_MAX = 30.0
 
 
 def build_transport(config: AgentConfig) -> Transport:
@@ -95,14 +100,34 @@ class Agent:
         self._adoption: asyncio.Task[list[str]] | None = None
 
     async def start(self) -> None:
-        """Connect, serve, and begin adopting guests; returns before adoption finishes."""
-        await self.transport.start()
-        host_actor = await self.runtime.start()
-        await self.transport.serve(self.host, self.dispatcher.handle)
-        self._adoption = asyncio.create_task(
-            host_actor.ask("init_host"), name=f"init_host:{self.host}"
-        )
+        """Connect, serve, and begin adopting guests; returns before adoption finishes.
+
+        If anything fails on the way, what was started is stopped again before the error
+        propagates.
+        """
+        try:
+            await self.transport.start()
+            host_actor = await self.runtime.start()
+            await self.transport.serve(self.host, self.dispatcher.handle)
+        except BaseException:
+            await self.aclose()
+            raise
+        self._adoption = asyncio.create_task(self._adopt(host_actor), name=f"init_host:{self.host}")
         log.info("agent %s serving; adopting guests", self.host)
+
+    async def _adopt(self, host_actor: ActorRef) -> list[str]:
+        """Adopt the running guests, retrying with back-off until it succeeds: until then the
+        agent answers instance commands `AgentInitializing`, so it must never give up."""
+        delay = ADOPTION_RETRY_MIN
+        while True:
+            try:
+                return cast(list[str], await host_actor.ask("init_host"))
+            except VirtactorError as exc:
+                log.warning(
+                    "agent %s: adoption failed (%s); retrying in %.0fs", self.host, exc, delay
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, ADOPTION_RETRY_MAX)
 
     async def wait_ready(self, timeout: float) -> list[str]:
         """Wait until the running guests are adopted; returns their uuids."""
@@ -111,15 +136,17 @@ class Agent:
             return await asyncio.shield(self._adoption)
 
     async def aclose(self, timeout: float = 10.0) -> None:
-        """Stop serving (in-flight requests finish), then actors, libvirt and the transport."""
+        """Stop serving (in-flight requests finish and publish their events), then the
+        actors, libvirt, and the transport if this agent opened it."""
         if self._adoption is not None and not self._adoption.done():
             self._adoption.cancel()
             await asyncio.gather(self._adoption, return_exceptions=True)
-        if self._owns_transport:
-            await self.transport.aclose(timeout)
+        await self.transport.unserve(self.host, timeout)
         await self.runtime.aclose()
         await self.system.aclose(timeout)
         await self.executor.aclose()
+        if self._owns_transport:
+            await self.transport.aclose(timeout)
 
     async def __aenter__(self) -> Agent:
         await self.start()

@@ -23,8 +23,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import aio_pika
@@ -66,6 +66,7 @@ class AmqpSettings:
     delivery_limit: int = 5
     publish_timeout: float = 30.0
     reconnect_interval: float = 1.0
+    subscription_buffer: int = 10_000
 
 
 @dataclass(slots=True)
@@ -76,15 +77,32 @@ class _PendingCall:
 
 
 class _AmqpSubscription(Subscription):
-    def __init__(self, queue: AbstractQueue) -> None:
+    """One exclusive queue on its own channel. Events wait in a bounded buffer: a subscriber
+    that stops reading loses the oldest events (counted in `dropped`), never the process's
+    memory."""
+
+    def __init__(
+        self,
+        channel: AbstractRobustChannel,
+        queue: AbstractQueue,
+        on_close: Callable[[_AmqpSubscription], None],
+        buffer: int,
+    ) -> None:
+        self._channel = channel
         self._queue = queue
-        self._items: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._on_close = on_close
+        self._items: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=buffer)
         self._tag: str | None = None
+        self._closed = False
+        self.dropped = 0
 
     async def start(self) -> None:
         self._tag = await self._queue.consume(self._on_message, no_ack=True)
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        if self._items.full():
+            self._items.get_nowait()
+            self.dropped += 1
         self._items.put_nowait(message.body)
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
@@ -92,11 +110,26 @@ class _AmqpSubscription(Subscription):
             yield body
 
     async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._on_close(self)
+        if self._items.full():
+            self._items.get_nowait()
         self._items.put_nowait(None)
         with contextlib.suppress(*_CONNECTION_ERRORS):
             if self._tag is not None:
                 await self._queue.cancel(self._tag)
             await self._queue.delete(if_unused=False, if_empty=False)
+            await self._channel.close()
+
+
+@dataclass(slots=True)
+class _Consumer:
+    queue: AbstractQueue
+    tag: str
+    channel: AbstractRobustChannel
+    in_flight: set[asyncio.Task[Any]] = field(default_factory=set)
 
 
 class AmqpTransport(Transport):
@@ -114,8 +147,7 @@ class AmqpTransport(Transport):
         self._events: AbstractExchange | None = None
         self._dead_letter: AbstractExchange | None = None
         self._pending: dict[str, _PendingCall] = {}
-        self._consumers: list[tuple[AbstractQueue, str, AbstractRobustChannel]] = []
-        self._in_flight: set[asyncio.Task[Any]] = set()
+        self._consumers: dict[str, _Consumer] = {}
         self._subscriptions: set[_AmqpSubscription] = set()
         self._closed = False
 
@@ -151,20 +183,20 @@ class AmqpTransport(Transport):
         self._commands_fast = await self._calls.get_exchange(names.commands)
         replies = await self._calls.declare_queue(DIRECT_REPLY_TO, passive=True)
         await replies.consume(self._on_reply, no_ack=True)
-        self._connection.reconnect_callbacks.add(self._on_reconnected)
+        # A reply sent to a direct reply-to address of a channel that is gone is lost: after
+        # the calls channel reopens (alone, or with the whole connection) pending calls are
+        # sent again with their ids.
+        self._calls.reopen_callbacks.add(self._resend_pending)
+        self._connection.reconnect_callbacks.add(self._resend_pending)
 
     async def aclose(self, timeout: float = 10.0) -> None:
+        """Stop serving, let in-flight handlers finish (their events still go out), then
+        fail what is still pending and disconnect."""
         if self._closed:
             return
+        for host in list(self._consumers):
+            await self.unserve(host, timeout)
         self._closed = True
-        for queue, tag, _channel in self._consumers:
-            with contextlib.suppress(*_CONNECTION_ERRORS):
-                await queue.cancel(tag)
-        if self._in_flight:
-            _done, pending = await asyncio.wait(set(self._in_flight), timeout=timeout)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
         for call in self._pending.values():
             if not call.reply.done():
                 call.reply.set_exception(TransportClosed())
@@ -172,6 +204,22 @@ class AmqpTransport(Transport):
             await sub.aclose()
         if self._connection is not None:
             await self._connection.close()
+
+    async def unserve(self, host: str, timeout: float = 10.0) -> None:
+        """Stop consuming `host`'s queue; handlers under way finish (up to `timeout`, then
+        they are cancelled and their requests are redelivered later). Queued requests stay."""
+        consumer = self._consumers.pop(host, None)
+        if consumer is None:
+            return
+        with contextlib.suppress(*_CONNECTION_ERRORS):
+            await consumer.queue.cancel(consumer.tag)
+        if consumer.in_flight:
+            _done, pending = await asyncio.wait(set(consumer.in_flight), timeout=timeout)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        with contextlib.suppress(*_CONNECTION_ERRORS):
+            await consumer.channel.close()
 
     async def declare_host(self, host: str) -> AbstractQueue:
         """Declare `host`'s durable request queue and its bindings (serving does it too)."""
@@ -194,22 +242,25 @@ class AmqpTransport(Transport):
 
     async def serve(self, host: str, handler: RequestHandler) -> None:
         assert self._connection is not None, "start() the transport first"
+        if host in self._consumers:
+            raise RuntimeError(f"host {host!r} is already being served by this transport")
         await self.declare_host(host)
         channel: AbstractRobustChannel = await self._connection.channel(publisher_confirms=False)
         await channel.set_qos(prefetch_count=self.settings.prefetch)
         queue = await channel.get_queue(self.names.host_queue(host))
+        in_flight: set[asyncio.Task[Any]] = set()
 
         async def on_request(message: AbstractIncomingMessage) -> None:
             # aio-pika cancels its consumer tasks when the channel drops; the handler must
             # still finish (its effect is done or under way, and the reply cache must learn
             # of it) so the redelivery is answered, not executed again. Our own task, shielded.
             task = asyncio.create_task(self._handle(message, handler, channel.default_exchange))
-            self._in_flight.add(task)
-            task.add_done_callback(self._in_flight.discard)
+            in_flight.add(task)
+            task.add_done_callback(in_flight.discard)
             await asyncio.shield(task)
 
         tag = await queue.consume(on_request)
-        self._consumers.append((queue, tag, channel))
+        self._consumers[host] = _Consumer(queue, tag, channel, in_flight)
 
     async def call(self, host: str, body: bytes, *, message_id: str, timeout: float) -> bytes:
         self._check_open()
@@ -228,7 +279,7 @@ class AmqpTransport(Transport):
             async with asyncio.timeout(timeout):
                 return await reply
         except TimeoutError:
-            raise CallTimeout(host=host, method=message_id, timeout=timeout) from None
+            raise CallTimeout(host=host, method=f"message {message_id}", timeout=timeout) from None
         finally:
             self._pending.pop(message_id, None)
             if not publish.done():
@@ -240,10 +291,12 @@ class AmqpTransport(Transport):
     ) -> None:
         try:
             await self._publish_retrying(self._commands_fast, message, key)
-        except aio_pika.exceptions.DeliveryError:
+        except aio_pika.exceptions.DeliveryError as exc:
             if not reply.done():
-                reply.set_exception(Unroutable(host=host))
-        except TransportClosed as exc:
+                reply.set_exception(_delivery_error(exc, host))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
             if not reply.done():
                 reply.set_exception(exc)
 
@@ -260,19 +313,29 @@ class AmqpTransport(Transport):
     async def publish_event(self, routing_key: str, body: bytes) -> None:
         self._check_open()
         message = aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
-        async with asyncio.timeout(self.settings.publish_timeout):
-            await self._publish_retrying(self._events, message, routing_key, mandatory=False)
+        try:
+            async with asyncio.timeout(self.settings.publish_timeout):
+                await self._publish_retrying(self._events, message, routing_key, mandatory=False)
+        except TimeoutError:
+            raise TransportError(
+                reason=f"no publisher confirm for an event within {self.settings.publish_timeout}s"
+            ) from None
 
     async def subscribe(self, pattern: str) -> Subscription:
         self._check_open()
-        channel = self._channel(self._calls)
+        assert self._connection is not None, "start() the transport first"
+        # Its own channel: a subscription's declare or bind failing must not reopen the
+        # channel that in-flight calls expect their replies on.
+        channel: AbstractRobustChannel = await self._connection.channel(publisher_confirms=False)
         queue = await channel.declare_queue(
             f"{self.settings.prefix}.events.{time.monotonic_ns():x}.{id(self):x}",
             exclusive=True,
             auto_delete=True,
         )
         await queue.bind(self._exchange(self._events), routing_key=pattern)
-        subscription = _AmqpSubscription(queue)
+        subscription = _AmqpSubscription(
+            channel, queue, self._subscriptions.discard, self.settings.subscription_buffer
+        )
         await subscription.start()
         self._subscriptions.add(subscription)
         return subscription
@@ -332,7 +395,7 @@ class AmqpTransport(Transport):
             async with asyncio.timeout(self.settings.publish_timeout):
                 await self._publish_retrying(exchange, message, key)
         except aio_pika.exceptions.DeliveryError as exc:
-            raise Unroutable(host=host) from exc
+            raise _delivery_error(exc, host) from exc
         except TimeoutError:
             raise TransportError(
                 reason=f"no publisher confirm within {self.settings.publish_timeout}s"
@@ -361,15 +424,22 @@ class AmqpTransport(Transport):
         if call is not None and not call.reply.done():
             call.reply.set_result(message.body)
 
-    async def _on_reconnected(self, *_args: Any) -> None:
-        # A reply sent to the old direct reply-to address is gone: re-send the pending calls
-        # with their ids; the agent answers a duplicate from its reply cache.
+    async def _resend_pending(self, *_args: Any) -> None:
+        # The agent answers a duplicate from its reply cache, so re-sending is safe.
         for call in list(self._pending.values()):
-            if not call.reply.done():
-                with contextlib.suppress(*_CONNECTION_ERRORS):
-                    await self._exchange(self._commands_fast).publish(
-                        call.message, routing_key=call.routing_key, mandatory=True
-                    )
+            if call.reply.done():
+                continue
+            try:
+                await self._exchange(self._commands_fast).publish(
+                    call.message, routing_key=call.routing_key, mandatory=True
+                )
+            except aio_pika.exceptions.DeliveryError as exc:
+                host = call.routing_key.removeprefix("compute.")
+                if not call.reply.done():
+                    call.reply.set_exception(_delivery_error(exc, host))
+            except _CONNECTION_ERRORS as exc:
+                # Gone again: the next reopen re-sends; the caller's deadline bounds it all.
+                log.info("re-sending %s failed (%s)", call.message.message_id, exc)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -406,3 +476,10 @@ def _dead_letter_reason(message: AbstractIncomingMessage) -> str:
     if isinstance(deaths, list) and deaths and isinstance(deaths[0], dict):
         return str(deaths[0].get("reason", "unknown"))
     return "unknown"
+
+
+def _delivery_error(exc: aio_pika.exceptions.DeliveryError, host: str) -> TransportError:
+    """A returned message is unroutable (no agent queue); a nack is the broker refusing it."""
+    if isinstance(exc, aio_pika.exceptions.PublishError):
+        return Unroutable(host=host)
+    return TransportError(reason=f"the broker refused a message for host {host!r} (nack)")

@@ -70,11 +70,17 @@ class Transport(abc.ABC):
 
     @abc.abstractmethod
     async def aclose(self, timeout: float = 10.0) -> None:
-        """Stop serving (letting in-flight handlers finish up to `timeout`) and disconnect."""
+        """Stop serving (in-flight handlers finish up to `timeout`, and may still publish
+        events meanwhile), then disconnect; anything still waiting gets `TransportClosed`."""
 
     @abc.abstractmethod
     async def serve(self, host: str, handler: RequestHandler) -> None:
         """Start consuming `host`'s request queue, calling `handler` once per delivery."""
+
+    @abc.abstractmethod
+    async def unserve(self, host: str, timeout: float = 10.0) -> None:
+        """Stop consuming `host`'s queue; handlers under way finish (up to `timeout`).
+        Requests still queued stay queued for the next server of `host`."""
 
     @abc.abstractmethod
     async def call(self, host: str, body: bytes, *, message_id: str, timeout: float) -> bytes:

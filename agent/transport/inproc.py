@@ -35,15 +35,23 @@ class _HostQueue:
     items: deque[_Request] = field(default_factory=deque)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     consumer: asyncio.Task[None] | None = None
+    in_flight: set[asyncio.Task[None]] = field(default_factory=set)
 
 
 class _InProcessSubscription(Subscription):
-    def __init__(self, bus: InProcessBus, pattern: str) -> None:
+    """Events wait in a bounded buffer: a subscriber that stops reading loses the oldest
+    events (counted in `dropped`), never the process's memory."""
+
+    def __init__(self, bus: InProcessBus, pattern: str, buffer: int) -> None:
         self.pattern = pattern
         self._bus = bus
-        self._queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=buffer)
+        self.dropped = 0
 
     def offer(self, body: bytes) -> None:
+        if self._queue.full():
+            self._queue.get_nowait()
+            self.dropped += 1
         self._queue.put_nowait(body)
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
@@ -52,40 +60,50 @@ class _InProcessSubscription(Subscription):
 
     async def aclose(self) -> None:
         self._bus._subscriptions.discard(self)
+        if self._queue.full():
+            self._queue.get_nowait()
         self._queue.put_nowait(None)
 
 
 class InProcessBus(Transport):
     """A `Transport` inside one process. `prefetch` bounds concurrent handlers per host."""
 
-    def __init__(self, prefetch: int = 64) -> None:
+    def __init__(self, prefetch: int = 64, subscription_buffer: int = 10_000) -> None:
         self.prefetch = prefetch
+        self.subscription_buffer = subscription_buffer
         self._queues: dict[str, _HostQueue] = {}
         self._subscriptions: set[_InProcessSubscription] = set()
         self._dead: list[tuple[bytes, str]] = []
-        self._handlers: set[asyncio.Task[None]] = set()
         self._closed = False
 
     async def start(self) -> None:
         self._check_open()
 
     async def aclose(self, timeout: float = 10.0) -> None:
+        """Stop serving, let in-flight handlers finish (their events still go out), then
+        fail what is still queued."""
+        for host in list(self._queues):
+            await self.unserve(host, timeout)
         self._closed = True
-        consumers = [q.consumer for q in self._queues.values() if q.consumer is not None]
-        for task in consumers:
-            task.cancel()
-        await asyncio.gather(*consumers, return_exceptions=True)
-        if self._handlers:
-            _done, pending = await asyncio.wait(set(self._handlers), timeout=timeout)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
         for queue in self._queues.values():
             for request in queue.items:
                 if request.reply is not None and not request.reply.done():
                     request.reply.set_exception(TransportClosed())
         for sub in list(self._subscriptions):
             await sub.aclose()
+
+    async def unserve(self, host: str, timeout: float = 10.0) -> None:
+        queue = self._queues.get(host)
+        if queue is None or queue.consumer is None:
+            return
+        consumer, queue.consumer = queue.consumer, None
+        consumer.cancel()
+        await asyncio.gather(consumer, return_exceptions=True)
+        if queue.in_flight:
+            _done, pending = await asyncio.wait(set(queue.in_flight), timeout=timeout)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
 
     def declare_host(self, host: str) -> None:
         """Create `host`'s queue (serving does it too); requests then queue until served."""
@@ -106,7 +124,7 @@ class InProcessBus(Transport):
             async with asyncio.timeout(timeout):
                 return await reply
         except TimeoutError:
-            raise CallTimeout(host=host, method=message_id, timeout=timeout) from None
+            raise CallTimeout(host=host, method=f"message {message_id}", timeout=timeout) from None
 
     async def cast(self, host: str, body: bytes, *, message_id: str, ttl: float | None) -> None:
         self._enqueue(host, _Request(body, message_id, _expiry(ttl)))
@@ -124,7 +142,7 @@ class InProcessBus(Transport):
 
     async def subscribe(self, pattern: str) -> Subscription:
         self._check_open()
-        sub = _InProcessSubscription(self, pattern)
+        sub = _InProcessSubscription(self, pattern, self.subscription_buffer)
         self._subscriptions.add(sub)
         return sub
 
@@ -157,8 +175,8 @@ class InProcessBus(Transport):
                 slots.release()
                 continue
             task = asyncio.create_task(self._handle(request, handler, slots))
-            self._handlers.add(task)
-            task.add_done_callback(self._handlers.discard)
+            queue.in_flight.add(task)
+            task.add_done_callback(queue.in_flight.discard)
 
     async def _handle(
         self, request: _Request, handler: RequestHandler, slots: asyncio.Semaphore
