@@ -19,6 +19,7 @@ from actors.instance_errors import (
     InstanceNotFound,
     InvalidConnectionInfo,
     InvalidInstanceArgument,
+    NotSupported,
 )
 from agent.client import ComputeClient
 from agent.errors import InvalidArguments, UnknownMethod
@@ -29,7 +30,14 @@ from agent.rpc.methods import MethodTable, Scope
 from agent.rpc.server import Dispatcher
 from agent.transport import InProcessBus
 from schemas import DecodeLimits, default_registry
-from schemas.objects import ImageMeta, Instance, VolumeConnection, VolumeConnectionData
+from schemas.objects import (
+    BlockDeviceMappingList,
+    ImageMeta,
+    Instance,
+    NetworkInfo,
+    VolumeConnection,
+    VolumeConnectionData,
+)
 from tests.actors.instance_fakes import (
     UUID,
     FakeInstanceDriver,
@@ -37,6 +45,8 @@ from tests.actors.instance_fakes import (
     flavor,
     image_meta,
     instance,
+    nbd_volume,
+    vif,
 )
 
 HOST = "compute-1"
@@ -212,4 +222,51 @@ async def test_a_hostile_name_is_refused_over_the_bus_with_nothing_created(stack
     with pytest.raises(InvalidInstanceArgument) as caught:
         await stack.client.spawn(HOST, instance(name="x'/><devices/>"), image_meta())
     assert caught.value.argument == "instance.name"
+    assert stack.driver.domains == {}
+
+
+async def test_every_typed_instance_call_reaches_its_handler(stack: Stack) -> None:
+    client, me, image = stack.client, instance(), image_meta(guest_agent=True)
+    await client.spawn(HOST, me, image, NetworkInfo(objects=[vif()]), None)
+    await client.reboot(HOST, me, "HARD")
+    await client.power_off(HOST, me, 5, 1)
+    await client.power_on(HOST, me)
+    await client.suspend(HOST, me)
+    await client.resume(HOST, me)
+    await client.soft_delete(HOST, me)
+    await client.restore(HOST, me)
+    await client.rescue(HOST, me, image)
+    await client.unrescue(HOST, me)
+    await client.resume_state_on_host_boot(HOST, me)
+    assert await client.poll_rebooting_instances(HOST, UUID, 60) is False
+    old, new = file_volume(), nbd_volume()
+    await client.attach_volume(HOST, me, old, "/dev/vdb")
+    swapped = await client.swap_volume(HOST, me, old, new, "/dev/vdb", 0)
+    assert [m.volume_id for m in swapped.block_device_mappings] == ["vol-2"]
+    port = vif(port_id=str(uuid.uuid4()), mac="fa:16:3e:00:00:09", devname="tap9")
+    await client.attach_interface(HOST, me, port, image)
+    assert await client.macs_for_instance(HOST, me) == ["fa:16:3e:00:00:01", "fa:16:3e:00:00:09"]
+    await client.detach_interface(HOST, me, port)
+    assert (await client.get_volume_connector(HOST, me)).host == "compute-1"
+    assert await client.default_root_device_name(HOST, me, image) == "/dev/vda"
+    names = await client.default_device_names_for_instance(
+        HOST, me, "/dev/vda", BlockDeviceMappingList()
+    )
+    assert names.objects == []
+    assert (await client.get_diagnostics(HOST, me)).driver == "fake"
+    assert len(await client.block_stats(HOST, me, "vda")) == 5
+    assert len(await client.interface_stats(HOST, me, "tap0")) == 8
+    assert "booted" in await client.get_console_output(HOST, me)
+    assert (await client.get_vnc_console(HOST, me)).port == 5900
+    assert (await client.get_serial_console(HOST, me)).console_type == "serial"
+    changed = await client.change_instance_metadata(HOST, me, {"k": ["+", "v"]})
+    assert changed.metadata == {"k": "v"}
+    await client.set_admin_password(HOST, me, "s3cret")
+    await client.inject_file(HOST, me, "/etc/motd", b"hello")
+    assert stack.driver.domains[UUID].guest_files == {"/etc/motd": b"hello"}
+    await client.inject_network_info(HOST, me, NetworkInfo(objects=[vif()]))
+    with pytest.raises(NotSupported):
+        await client.reset_network(HOST, me)
+    await client.power_off(HOST, me, 0)
+    await client.cleanup(HOST, me, True)
     assert stack.driver.domains == {}

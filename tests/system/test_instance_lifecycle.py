@@ -14,16 +14,11 @@ Each boot costs ~10 s under TCG; the walk boots three times per transport.
 from __future__ import annotations
 
 import asyncio
-import shutil
-import socket
-import subprocess
-import time
 import uuid as uuidlib
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import libvirt
 import pytest
 import pytest_asyncio
 
@@ -31,26 +26,41 @@ from actors.instance_errors import (
     InstanceNotFound,
     InvalidConnectionInfo,
     InvalidInstanceArgument,
+    NotSupported,
 )
-from agent.client import ComputeClient, EventStream
-from agent.config import AgentConfig, AgentSection, AmqpSection, GuestSection, LibvirtSection
+from agent.client import ComputeClient
+from agent.config import AmqpSection
 from agent.errors import InvalidArguments
-from agent.rpc.envelope import Event
 from agent.service import Agent
 from agent.transport import InProcessBus
 from agent.virt import qemu_img
 from schemas.objects import (
+    VIF,
+    BlockDeviceMapping,
+    BlockDeviceMappingList,
     Flavor,
-    ImageMeta,
-    ImageMetaProps,
     Instance,
+    NetworkInfo,
     VolumeConnection,
     VolumeConnectionData,
 )
 from tests.agent.conftest import delete_amqp_topology
-from tests.conftest import missing_component
 from tests.system.conftest import DomainJanitor, LocalHost
-from tests.system.guest_image import GuestImage, GuestMarker, disks_line
+from tests.system.guest_image import GuestImage, GuestMarker, disks_line, nics_line
+from tests.system.instance_helpers import (
+    BOOT_TIMEOUT,
+    CALL_TIMEOUT,
+    HOST,
+    Deployment,
+    EventLog,
+    config_for,
+    domain_view,
+    file_volume,
+    kernel_image,
+    make_guest_files,
+    new_instance,
+    serve_nbd,
+)
 
 pytestmark = [
     pytest.mark.libvirt_qemu,
@@ -58,49 +68,16 @@ pytestmark = [
     pytest.mark.usefixtures("session_loop_not_blocked"),
 ]
 
-HOST = "sys-instances"
-ROOT_IMAGE = "0c3e5a7b-9d1f-4a2b-8c4d-6e8f0a1b2c3d"
-KERNEL = "busybox-kernel"
-RAMDISK = "busybox-ramdisk"
-MIB = 1024 * 1024
-BOOT_TIMEOUT = 120.0
-CALL_TIMEOUT = 180.0  # a soft reboot or a clean shutdown waits for the guest under TCG
-
-
-@dataclass
-class Deployment:
-    agent: Agent
-    client: ComputeClient
-    host: LocalHost
-    root: Path
-    janitor: DomainJanitor
-    guest_image: GuestImage
-
 
 @pytest.fixture
 def guest_files(qemu_tmp_path: Path, guest_image: GuestImage) -> Path:
-    """images/ (an 8 MiB root image, the guest's kernel and initramfs) where QEMU reads."""
-    images = qemu_tmp_path / "images"
-    images.mkdir()
-    qemu_img.run(["create", "-q", "-f", "qcow2", str(images / ROOT_IMAGE), "8M"])
-    shutil.copyfile(guest_image.kernel, images / KERNEL)
-    shutil.copyfile(guest_image.initrd, images / RAMDISK)
-    (qemu_tmp_path / "snapshots").mkdir()
-    return qemu_tmp_path
+    return make_guest_files(qemu_tmp_path, guest_image)
 
 
-def config_for(host: LocalHost, root: Path, amqp: AmqpSection) -> AgentConfig:
-    return AgentConfig(
-        agent=AgentSection(host=HOST, host_ip="127.0.0.1", instances_path=str(root / "instances")),
-        libvirt=LibvirtSection(uri=host.uri),
-        guest=GuestSection(
-            images_path=str(root / "images"),
-            snapshots_path=str(root / "snapshots"),
-            virt_type="qemu",
-            cpu_mode="none",
-        ),
-        amqp=amqp,
-    )
+@pytest.fixture
+def nbd_export(qemu_tmp_path: Path) -> Iterator[tuple[str, int]]:
+    with serve_nbd(qemu_tmp_path) as export:
+        yield export
 
 
 @pytest_asyncio.fixture(loop_scope="session", params=["embedded", "rabbitmq"])
@@ -135,211 +112,149 @@ async def deployment(
             await delete_amqp_topology(url, prefix, [HOST])
 
 
-def kernel_image(guest_image: GuestImage) -> ImageMeta:
-    return ImageMeta(
-        id=ROOT_IMAGE,
-        name="busybox",
-        properties=ImageMetaProps(
-            kernel_id=KERNEL, ramdisk_id=RAMDISK, os_command_line=guest_image.cmdline
-        ),
-    )
+# --- the walk ----------------------------------------------------------------------------
 
-
-def new_instance(uuid: str, name: str | None = None) -> Instance:
-    flavor = Flavor(flavorid="tiny", name="tiny", memory_mb=128, vcpus=1, root_gb=0)
-    return Instance(
-        uuid=uuid,
-        name=name or f"instance-{uuid[:8]}",
-        display_name="</title><evil/> & friends",
-        project_id="project-1",
-        vm_state="building",
-        flavor=flavor,
-        memory_mb=128,
-        vcpus=1,
-        root_gb=0,
-        image_ref=ROOT_IMAGE,
-    )
+UNCHANGED = ("-", "-", "-")  # a state event that changed none of the three (devices, metadata)
 
 
 @dataclass
-class EventLog:
-    """The events of one instance, collected in the background in arrival order."""
+class Walk:
+    """One guest walked over the bus, the events it should produce, and how far its console
+    was read (`offset`: each wait looks only at what the guest printed after the last one)."""
 
-    stream: EventStream
-    events: list[Event] = field(default_factory=list)
-    task: asyncio.Task[None] | None = None
+    deployment: Deployment
+    me: Instance
+    states: list[tuple[str, str, str]] = field(default_factory=list)
+    powers: list[str] = field(default_factory=list)
+    offset: int = 0
 
-    def start(self) -> None:
-        async def collect() -> None:
-            async for event in self.stream:
-                self.events.append(event)
+    @property
+    def client(self) -> ComputeClient:
+        return self.deployment.client
 
-        self.task = asyncio.create_task(collect())
+    def expect(self, *rows: tuple[str, str, str]) -> None:
+        self.states.extend(rows)
+        self.powers.extend(row[2] for row in rows if row[2] != "-")
 
-    async def aclose(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
-            await asyncio.gather(self.task, return_exceptions=True)
-        await self.stream.aclose()
+    def operation(self, task: str, vm_state: str, power: str = "-") -> None:
+        """An operation's two events: its task_state, then where it ended."""
+        self.expect(("-", task, "-"), (vm_state, "None", power))
 
-    def states(self) -> list[tuple[str, str, str]]:
-        """(vm_state, task_state, power_state) each state event set; '-' for unchanged."""
-        rows = []
-        for event in self.events:
-            if not event.topic.endswith(".state"):
-                continue
-            changes = event.payload.obj_get_changes()
-            rows.append(
-                tuple(
-                    str(changes[name]) if name in changes else "-"
-                    for name in ("vm_state", "task_state", "power_state")
-                )
-            )
-        return rows  # type: ignore[return-value]
+    async def sees(self, line: str, timeout: float = 60.0) -> None:
+        """Wait until the guest printed `line` (read over the bus: get_console_output)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            text = await self.client.get_console_output(HOST, self.me)
+            end = find_line(text, line, self.offset)
+            if end is not None:
+                self.offset = end
+                return
+            if loop.time() > deadline:
+                tail = text.splitlines()[-5:]
+                raise AssertionError(f"the guest never printed {line!r}; last lines: {tail}")
+            await asyncio.sleep(0.5)
 
+    async def booted(self) -> None:
+        await self.sees(GuestMarker.BOOTED.value, BOOT_TIMEOUT)
 
-# --- helpers -----------------------------------------------------------------------------
-
-
-async def console_until(
-    client: ComputeClient, instance: Instance, check: Callable[[str], bool], timeout: float
-) -> str:
-    """Poll the guest's console over the bus until `check` holds for its text."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        text = await client.get_console_output(HOST, instance)
-        if check(text):
-            return text
-        if loop.time() > deadline:
-            raise AssertionError(f"console never matched; last lines: {text.splitlines()[-5:]}")
-        await asyncio.sleep(0.5)
+    async def shut_down(self) -> None:
+        await self.sees(GuestMarker.SHUTDOWN_REQUESTED.value)
 
 
-def has_line(line: str, times: int = 1) -> Callable[[str], bool]:
-    return lambda text: text.splitlines().count(line) >= times
-
-
-def domain_view(uri: str) -> dict[str, str]:
-    """uuid -> persistent XML of every domain on the host (what 'no state changed' compares)."""
-    conn = libvirt.open(uri)
-    try:
-        return {
-            dom.UUIDString(): dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
-            for dom in conn.listAllDomains(0)
-        }
-    finally:
-        conn.close()
-
-
-@pytest.fixture
-def nbd_export(qemu_tmp_path: Path) -> Iterator[tuple[str, int]]:
-    """A 4 MiB raw file served by qemu-nbd on 127.0.0.1 as export `vol-nbd`."""
-    if shutil.which("qemu-nbd") is None:
-        missing_component("qemu-nbd", "apt-get install qemu-utils")
-    disk = qemu_tmp_path / "nbd.img"
-    disk.write_bytes(b"\x00" * 4 * MIB)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen(
-        [
-            "qemu-nbd",
-            "--persistent",
-            "--bind=127.0.0.1",
-            f"--port={port}",
-            "--export-name=vol-nbd",
-            "--format=raw",
-            str(disk),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                server.kill()
-                raise
-            time.sleep(0.05)
-    try:
-        yield "vol-nbd", port
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
-
-
-# --- the walk ----------------------------------------------------------------------------
+def find_line(text: str, line: str, start: int) -> int | None:
+    """The offset just past the first complete line equal to `line` after `start`."""
+    position = start
+    for raw in text[start:].split("\n")[:-1]:  # the last piece is still being printed
+        position += len(raw) + 1
+        if raw.rstrip("\r") == line:
+            return position
+    return None
 
 
 async def test_a_real_guest_through_its_life_over_the_bus_with_its_events_in_order(
-    deployment: Deployment, nbd_export: tuple[str, int]
+    deployment: Deployment, nbd_export: tuple[str, int], request: pytest.FixtureRequest
 ) -> None:
-    client, root = deployment.client, deployment.root
-    uuid = deployment.janitor.track(str(uuidlib.uuid4()))
-    me = new_instance(uuid)
-    log = EventLog(await client.subscribe(f"instance.{uuid}.*"))
+    client = deployment.client
+    me = new_instance(deployment.janitor.track(str(uuidlib.uuid4())))
+    log = EventLog(await client.subscribe(f"instance.{me.uuid}.*"))
     log.start()
+    walk = Walk(deployment, me)
+    # The transport changes nothing for the verbs below: they walk on the embedded bus only.
+    extended = "embedded" in request.node.name
     try:
-        await walk(deployment, me, nbd_export, root)
+        await spawn_and_look(walk)
+        await volumes(walk, nbd_export, swap=extended)
+        if extended:
+            await an_interface(walk)
+        await power_verbs(walk)
+        if extended:
+            await rescue_and_soft_delete(walk)
+        await snapshot_power_off_and_destroy(walk)
         await asyncio.sleep(1.0)  # the last events are on their way
     finally:
         await log.aclose()
 
-    assert log.states() == [
-        ("building", "spawning", "pending"),
-        ("active", "None", "running"),
-        ("-", "-", "-"),  # attach file volume: block_device_mappings
-        ("-", "-", "-"),  # attach nbd volume
-        ("-", "-", "-"),  # detach nbd volume
-        ("-", "-", "-"),  # detach file volume
-        ("-", "rebooting", "-"),
-        ("-", "None", "-"),
-        ("-", "pausing", "-"),
-        ("paused", "None", "paused"),
-        ("-", "unpausing", "-"),
-        ("active", "None", "running"),
-        ("-", "suspending", "-"),
-        ("suspended", "None", "shutdown"),
-        ("-", "resuming", "-"),
-        ("active", "None", "running"),
-        ("-", "image_snapshot", "-"),
-        ("-", "image_uploading", "-"),
-        ("-", "None", "-"),
-        ("-", "powering-off", "-"),
-        ("stopped", "None", "shutdown"),
-        ("-", "deleting", "-"),
-        ("deleted", "None", "pending"),
-    ]
+    assert log.states() == walk.states
     power = [e.payload.state for e in log.events if e.topic.endswith(".power_state")]
-    assert power == ["running", "paused", "running", "shutdown", "running", "shutdown", "pending"]
+    assert power == walk.powers
     snapshots = [e.payload.status for e in log.events if e.topic.endswith(".snapshot")]
     assert snapshots[0] == "queued" and snapshots[-1] == "active"
     assert set(snapshots[1:-1]) == {"saving"}
 
 
-async def walk(
-    deployment: Deployment, me: Instance, nbd_export: tuple[str, int], root: Path
-) -> None:
-    client, uri = deployment.client, deployment.host.uri
-    spawned = await client.spawn(HOST, me, kernel_image(deployment.guest_image))
+async def spawn_and_look(walk: Walk) -> None:
+    client, me = walk.client, walk.me
+    spawned = await client.spawn(HOST, me, kernel_image(walk.deployment.guest_image))
     assert (spawned.vm_state, spawned.power_state) == ("active", "running")
-    await console_until(client, me, has_line(GuestMarker.BOOTED.value), BOOT_TIMEOUT)
+    # The first event is the whole new record; its "pending" is no power-state change.
+    walk.states.append(("building", "spawning", "pending"))
+    walk.expect(("active", "None", "running"))
+    await walk.booted()
     info = await client.get_info(HOST, instance=me)
     assert (info.state, info.num_cpu) == ("running", 1)
-
-    # Volumes: a file, then an nbd export through QEMU's own client; bad input changes nothing.
-    volume = root / "vol-file.img"
-    volume.write_bytes(b"\x00" * 4 * MIB)
-    volume.chmod(0o666)
-    file_conn = VolumeConnection(
-        driver_volume_type="file",
-        data=VolumeConnectionData(volume_id="vol-file", device_path=str(volume)),
-        serial="vol-file",
+    diagnostics = await client.get_diagnostics(HOST, me)
+    assert (diagnostics.state, diagnostics.driver, diagnostics.num_disks) == (
+        "running",
+        "libvirt",
+        1,
     )
+    assert (await client.block_stats(HOST, me, "vda"))[0] > 0  # the guest read its disk
+    assert (await client.get_vnc_console(HOST, me)).console_type == "vnc"
+    serial = await client.get_serial_console(HOST, me)
+    assert (serial.internal_access_path or "").startswith("/dev/pts/")
+    assert (await client.get_volume_connector(HOST, me)).host == HOST
+    assert (
+        await client.default_root_device_name(HOST, me, kernel_image(walk.deployment.guest_image))
+        == "/dev/vda"
+    )
+    unnamed = BlockDeviceMappingList(
+        objects=[
+            BlockDeviceMapping(
+                uuid=str(uuidlib.uuid4()),
+                instance_uuid=me.uuid,
+                source_type="blank",
+                destination_type="local",
+            )
+        ]
+    )
+    named = await client.default_device_names_for_instance(HOST, me, "/dev/vda", unnamed)
+    assert [m.device_name for m in named] == ["/dev/vdb"]
+    changed = await client.change_instance_metadata(HOST, me, {"role": ["+", "</x> & 'web'"]})
+    assert changed.metadata == {"role": "</x> & 'web'"}
+    walk.expect(UNCHANGED)
+    with pytest.raises(NotSupported):  # the busybox image declares no QEMU guest agent
+        await client.set_admin_password(HOST, me, "s3cret")
+    with pytest.raises(NotSupported):
+        await client.reset_network(HOST, me)
+
+
+async def volumes(walk: Walk, nbd_export: tuple[str, int], *, swap: bool) -> None:
+    """A file volume, then an nbd export through QEMU's own client; bad input changes
+    nothing; with `swap`, the file volume is copied to another one under the running guest."""
+    client, me, root = walk.client, walk.me, walk.deployment.root
+    uri = walk.deployment.host.uri
+    file_conn = file_volume(root / "vol-file.img", "vol-file")
     export, port = nbd_export
     nbd_conn = VolumeConnection(
         driver_volume_type="nbd",
@@ -353,37 +268,92 @@ async def walk(
     await client.attach_volume(HOST, me, file_conn, "/dev/vdb")
     attached = await client.attach_volume(HOST, me, nbd_conn, "/dev/vdc")
     assert [m.device_name for m in attached.block_device_mappings] == ["/dev/vdb", "/dev/vdc"]
-    await console_until(client, me, has_line(disks_line(["vda", "vdb", "vdc"])), 60)
+    await walk.sees(disks_line(["vda", "vdb", "vdc"]))
     await client.detach_volume(HOST, me, nbd_conn, "/dev/vdc")
+    walk.expect(UNCHANGED, UNCHANGED, UNCHANGED)
+    if swap:
+        copy = file_volume(root / "vol-copy.img", "vol-copy")
+        swapped = await client.swap_volume(HOST, me, file_conn, copy, "/dev/vdb")
+        assert [m.volume_id for m in swapped.block_device_mappings] == ["vol-copy"]
+        assert "vol-copy.img" in (await asyncio.to_thread(domain_view, uri))[me.uuid]
+        file_conn = copy
+        walk.expect(UNCHANGED)
     detached = await client.detach_volume(HOST, me, file_conn, "/dev/vdb")
     assert detached.block_device_mappings.objects == []
-    await console_until(client, me, has_line(disks_line(["vda"]), times=2), 60)
+    walk.expect(UNCHANGED)
+    await walk.sees(disks_line(["vda"]))
 
-    # Soft reboot: the guest hears the power button and boots again.
-    rebooted = await client.reboot(HOST, me, "SOFT")
+
+async def an_interface(walk: Walk) -> None:
+    client, me = walk.client, walk.me
+    devname = f"tapvi{me.uuid[:8]}"
+    port = VIF(id=str(uuidlib.uuid4()), address="fa:16:3e:5a:00:01", type="tap", devname=devname)
+    await client.attach_interface(HOST, me, port)
+    await walk.sees(nics_line(["eth0"]))
+    assert await client.macs_for_instance(HOST, me) == ["fa:16:3e:5a:00:01"]
+    assert len(await client.interface_stats(HOST, me, devname)) == 8
+    active = port.obj_clone()
+    active.active = True
+    updated = await client.inject_network_info(HOST, me, NetworkInfo(objects=[active]))
+    assert [v.active for v in updated.network_info] == [True]
+    await client.detach_interface(HOST, me, port)
+    await walk.sees(nics_line([]))
+    walk.expect(UNCHANGED, UNCHANGED, UNCHANGED)
+
+
+async def power_verbs(walk: Walk) -> None:
+    client, me = walk.client, walk.me
+    rebooted = await client.reboot(HOST, me, "SOFT")  # the guest hears the power button
     assert rebooted.vm_state == "active"
-    await console_until(client, me, has_line(GuestMarker.BOOTED.value, 2), BOOT_TIMEOUT)
-    assert has_line(GuestMarker.SHUTDOWN_REQUESTED.value)(await client.get_console_output(HOST, me))
-
+    walk.expect(("-", "rebooting", "-"), ("-", "None", "-"))
+    await walk.shut_down()
+    await walk.booted()
     assert (await client.pause(HOST, me)).vm_state == "paused"
+    walk.operation("pausing", "paused", "paused")
     assert (await client.unpause(HOST, me)).vm_state == "active"
+    walk.operation("unpausing", "active", "running")
     assert (await client.suspend(HOST, me)).vm_state == "suspended"
+    walk.operation("suspending", "suspended", "shutdown")
     assert (await client.resume(HOST, me)).vm_state == "active"
+    walk.operation("resuming", "active", "running")
 
+
+async def rescue_and_soft_delete(walk: Walk) -> None:
+    client, me = walk.client, walk.me
+    rescued = await client.rescue(HOST, me, kernel_image(walk.deployment.guest_image))
+    assert rescued.vm_state == "rescued"
+    walk.operation("rescuing", "rescued")
+    await walk.booted()
+    await walk.sees(disks_line(["vda", "vdb"]))  # the rescue disk, then the guest's own
+    assert (await client.unrescue(HOST, me)).vm_state == "active"
+    walk.operation("unrescuing", "active")
+    await walk.booted()
+    deleted = await client.soft_delete(HOST, me)
+    assert (deleted.vm_state, deleted.power_state) == ("soft-delete", "shutdown")
+    walk.operation("soft-deleting", "soft-delete", "shutdown")
+    await walk.shut_down()
+    assert (await client.restore(HOST, me)).vm_state == "active"
+    walk.operation("restoring", "active", "running")
+    await walk.booted()
+
+
+async def snapshot_power_off_and_destroy(walk: Walk) -> None:
+    client, me, root = walk.client, walk.me, walk.deployment.root
     image_id = str(uuidlib.uuid4())
     path = Path(await client.snapshot(HOST, me, image_id))
     assert path == root / "snapshots" / f"{image_id}.qcow2"
     assert (await asyncio.to_thread(qemu_img.info, path)).format == "qcow2"
+    walk.expect(("-", "image_snapshot", "-"), ("-", "image_uploading", "-"), ("-", "None", "-"))
 
-    # A clean power off: the guest logged the request (a second time: the reboot was first).
     stopped = await client.power_off(HOST, me, shutdown_timeout=90, retry_interval=10)
     assert (stopped.vm_state, stopped.power_state) == ("stopped", "shutdown")
-    shutdowns = has_line(GuestMarker.SHUTDOWN_REQUESTED.value, 2)
-    assert shutdowns(await client.get_console_output(HOST, me))
+    walk.operation("powering-off", "stopped", "shutdown")
+    await walk.shut_down()  # clean: the guest logged the power button
 
     gone = await client.destroy(HOST, me)
     assert gone.vm_state == "deleted"
-    assert me.uuid not in await asyncio.to_thread(domain_view, uri)
+    walk.operation("deleting", "deleted", "pending")
+    assert me.uuid not in await asyncio.to_thread(domain_view, walk.deployment.host.uri)
     assert not (root / "instances" / me.uuid).exists()
 
 
