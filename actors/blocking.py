@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -21,6 +22,9 @@ from actors.errors import ExecutorShutdown
 
 P = ParamSpec("P")
 T = TypeVar("T")
+
+
+_log = logging.getLogger(__name__)
 
 
 class BlockingExecutor:
@@ -107,15 +111,33 @@ class BlockingExecutor:
         self._closed = True
         self._pool.shutdown(wait=wait)
 
-    async def aclose(self) -> None:
-        """`shutdown(wait=True)` without blocking the event loop."""
+    async def aclose(self, timeout: float | None = None) -> None:
+        """`shutdown(wait=True)` without blocking the event loop.
+
+        With a `timeout`, stop waiting after it: jobs still running (a call stuck in a
+        library that cannot be interrupted) are logged and left to finish in their threads,
+        so a process shutting down is never held hostage by one of them.
+        """
         self._closed = True
         done = asyncio.get_running_loop().create_future()
         waiter = threading.Thread(
-            target=self._shutdown_and_signal, args=(done,), name=f"{self.name}-shutdown"
+            target=self._shutdown_and_signal,
+            args=(done,),
+            name=f"{self.name}-shutdown",
+            daemon=True,
         )
         waiter.start()
-        await asyncio.shield(done)
+        try:
+            async with asyncio.timeout(timeout):
+                await asyncio.shield(done)
+        except TimeoutError:
+            _log.error(
+                "%s: %d blocking job(s) still running after %.1fs; not waiting for them",
+                self.name,
+                self.running,
+                timeout,
+            )
+            return
         waiter.join()
 
     def _shutdown_and_signal(self, done: asyncio.Future[None]) -> None:

@@ -269,7 +269,7 @@ class ActorCell:
 
     async def _restart(self, crash: BaseException) -> bool:
         """End the crashed incarnation and start a new one; False when the actor gave up."""
-        await self._run_on_stop(None)
+        await self._run_on_stop(self.system.stop_timeout)  # a hung on_stop must not freeze it
         if not await self._backoff(crash):
             return False
         return await self._start()

@@ -144,7 +144,7 @@ class Agent:
         await self.transport.unserve(self.host, timeout)
         await self.runtime.aclose()
         await self.system.aclose(timeout)
-        await self.executor.aclose()
+        await self.executor.aclose(timeout)
         if self._owns_transport:
             await self.transport.aclose(timeout)
 

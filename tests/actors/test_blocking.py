@@ -163,3 +163,15 @@ async def test_an_actor_offloads_a_blocking_call_and_other_actors_keep_answering
     release.set()
     assert await slow == "done"
     assert loop_blocking.reports == []
+
+
+async def test_aclose_with_a_timeout_does_not_wait_for_a_stuck_job() -> None:
+    release = threading.Event()
+    executor = BlockingExecutor(1, "stuck")
+    job = asyncio.ensure_future(executor.run(release.wait, 30))
+    while executor.running == 0:  # noqa: ASYNC110 - a counter another thread moves
+        await asyncio.sleep(0.01)
+    await executor.aclose(timeout=0.1)
+    assert executor.running == 1
+    release.set()
+    assert await job is True
