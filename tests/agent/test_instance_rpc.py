@@ -1,6 +1,7 @@
 """The instance actor over the bus: typed calls, typed errors, events in order, and the
-catalogue gating what is reachable. The hypervisor is the in-memory driver here; the same
-calls run over libvirt in tests/agent/virt and on real QEMU in the system tier."""
+catalogue gating what is reachable. The hypervisor is the in-memory driver, and for what it
+supports, libvirt's test driver under the whole agent; every verb runs on real QEMU in the
+system tier (tests/system/test_instance_lifecycle.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
+import libvirt
 import pytest
 
 from actors import ActorSystem, BlockingExecutor
@@ -22,13 +25,16 @@ from actors.instance_errors import (
     NotSupported,
 )
 from agent.client import ComputeClient
+from agent.config import AgentConfig, AgentSection, GuestSection, LibvirtSection
 from agent.errors import InvalidArguments, UnknownMethod
 from agent.rpc.catalogue import CATALOGUE, Status, exposed_methods
 from agent.rpc.envelope import Event
 from agent.rpc.events import EventPublisher
 from agent.rpc.methods import MethodTable, Scope
 from agent.rpc.server import Dispatcher
+from agent.service import Agent
 from agent.transport import InProcessBus
+from agent.virt import qemu_img
 from schemas import DecodeLimits, default_registry
 from schemas.objects import (
     BlockDeviceMappingList,
@@ -39,6 +45,7 @@ from schemas.objects import (
     VolumeConnectionData,
 )
 from tests.actors.instance_fakes import (
+    IMAGE_ID,
     UUID,
     FakeInstanceDriver,
     file_volume,
@@ -270,3 +277,66 @@ async def test_every_typed_instance_call_reaches_its_handler(stack: Stack) -> No
     await client.power_off(HOST, me, 0)
     await client.cleanup(HOST, me, True)
     assert stack.driver.domains == {}
+
+
+# --- over libvirt's test driver --------------------------------------------------------------
+
+
+def remove_test_domain(uuid: str) -> list[str]:
+    """Remove domain `uuid` from test:///default (state shared by the whole process); returns
+    the uuids left, for the check that nothing was leaked to other tests."""
+    conn = libvirt.open("test:///default")
+    try:
+        try:
+            dom = conn.lookupByUUIDString(uuid)
+        except libvirt.libvirtError:
+            pass
+        else:
+            if dom.isActive():
+                dom.destroy()
+            dom.undefine()
+        return [d.UUIDString() for d in conn.listAllDomains(0)]
+    finally:
+        conn.close()
+
+
+# libvirt binds its events to one asyncio loop per process: the session loop.
+@pytest.mark.asyncio(loop_scope="session")
+@pytest.mark.usefixtures("session_loop_not_blocked")
+async def test_the_libvirt_driver_serves_the_instance_over_the_bus_on_the_test_driver(
+    tmp_path: Path,
+) -> None:
+    images = tmp_path / "images"
+    images.mkdir()
+    await asyncio.to_thread(
+        qemu_img.run, ["create", "-q", "-f", "qcow2", str(images / IMAGE_ID), "8M"]
+    )
+    config = AgentConfig(
+        agent=AgentSection(host=HOST, instances_path=str(tmp_path / "instances")),
+        libvirt=LibvirtSection(uri="test:///default"),
+        guest=GuestSection(images_path=str(images), virt_type="qemu", cpu_mode="none"),
+    )
+    bus = InProcessBus()
+    await bus.start()
+    agent = Agent(config, transport=bus)
+    client = ComputeClient(bus, default_timeout=30)
+    me = instance(str(uuid.uuid4()))
+    await agent.start()
+    try:
+        await agent.wait_ready(timeout=30)
+        spawned = await client.spawn(HOST, me, image_meta())
+        assert (spawned.vm_state, spawned.power_state) == ("active", "running")
+        assert (await client.pause(HOST, me)).power_state == "paused"
+        assert (await client.unpause(HOST, me)).power_state == "running"
+        suspended = await client.suspend(HOST, me)
+        assert (suspended.vm_state, suspended.power_state) == ("suspended", "shutdown")
+        assert (await client.resume(HOST, me)).vm_state == "active"
+        assert (await client.get_info(HOST, instance=me)).state == "running"
+        assert (await client.get_diagnostics(HOST, me)).driver == "libvirt"
+        with pytest.raises(InstanceInvalidState):
+            await client.unpause(HOST, me)
+    finally:
+        await agent.aclose()
+        await bus.aclose()
+        left = await asyncio.to_thread(remove_test_domain, me.uuid)
+    assert me.uuid not in left
