@@ -11,6 +11,7 @@ timeout (libvirt's keepalive, qemu-img's own limits).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import logging
 import threading
@@ -142,7 +143,9 @@ class BlockingExecutor:
 
     def _shutdown_and_signal(self, done: asyncio.Future[None]) -> None:
         self._pool.shutdown(wait=True)
-        done.get_loop().call_soon_threadsafe(_set_done, done)
+        # After a timed-out aclose() the loop may be gone by now: nobody waits any more.
+        with contextlib.suppress(RuntimeError):
+            done.get_loop().call_soon_threadsafe(_set_done, done)
 
 
 def _set_done(done: asyncio.Future[None]) -> None:
