@@ -258,6 +258,9 @@ class InstanceCore(Actor):
             # Events are triggers, not truth: the state check below sees the guest as it is.
             await self._apply_power(shown)
             return self.record
+        if self.power_state is None:
+            # Unreadable is not absent: the driver says which (unreachable, or not found).
+            shown = await driver.power_state(self.uuid)
         if shown == PowerState.PENDING:
             raise InstanceNotFound(uuid=self.uuid)
         adopted = instance.obj_clone()

@@ -181,3 +181,14 @@ async def test_a_record_that_cannot_be_stored_refuses_to_start_the_operation(
         await ref.ask("pause", {"instance": instance()})
     assert "pause" not in driver.calls()
     assert driver.domains[UUID].state == PowerState.RUNNING
+
+
+async def test_an_unreadable_state_is_not_taken_for_a_missing_instance(
+    system: ActorSystem, driver: FakeInstanceDriver, sink: RecordingSink
+) -> None:
+    driver.domains[UUID] = FakeDomain("instance-00000001", PowerState.RUNNING, None)
+    driver.unreadable = True  # the power-state read fails; the driver itself still answers
+    ref, actor = make_actor(system, driver, sink)
+    paused = await ref.ask("pause", {"instance": instance(vm_state="active")})
+    assert paused.vm_state == "paused"
+    assert actor.record is not None
