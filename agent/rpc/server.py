@@ -29,6 +29,7 @@ from actors import HOST_ADDRESS, TRACKER_ADDRESS, Actor, ActorSystem, instance_a
 from agent.errors import (
     AgentInitializing,
     IncompatibleRpcVersion,
+    InstanceNotFound,
     InvalidArguments,
     ObjectVersionRefused,
     RequestExpired,
@@ -188,22 +189,31 @@ class Dispatcher:
         route = self.methods.route(request.method, for_instance=request.instance is not None)
         target = self._target(request, route.scope)
         route.check_arguments(request.args)
+        spawned = False
         if route.scope is Scope.INSTANCE:
             if not self.is_ready():
                 raise AgentInitializing(host=self.host)
             uuid = target.partition(":")[2]
+            spawned = target not in self.system
             ref = self.system.get_or_spawn(target, lambda: self.instance_factory(uuid))
         else:
             ref = self.system.lookup(target)
         monotonic_deadline = None if remaining is None else time.monotonic() + remaining
-        # The deadline bounds the start only: once a handler runs, its request is settled
-        # (acked, answered) when the effect is complete, never half-way.
-        return await ref.ask(
-            request.method,
-            request.args,
-            start_deadline=monotonic_deadline,
-            context=request.context,
-        )
+        try:
+            # The deadline bounds the start only: once a handler runs, its request is settled
+            # (acked, answered) when the effect is complete, never half-way.
+            return await ref.ask(
+                request.method,
+                request.args,
+                start_deadline=monotonic_deadline,
+                context=request.context,
+            )
+        except InstanceNotFound:
+            if spawned:
+                # Spawned for this request only, for an instance this host does not have: do
+                # not keep an actor per unknown uuid a caller ever named.
+                await self.system.stop(target)
+            raise
 
     @staticmethod
     def _target(request: Request, scope: Scope) -> str:

@@ -10,7 +10,7 @@ import pytest
 
 from actors import HOST_ADDRESS, Actor, ActorSystem, BlockingExecutor, handler
 from agent.client import ComputeClient
-from agent.errors import AgentInitializing, InstanceInvalidState
+from agent.errors import AgentInitializing, InstanceInvalidState, InstanceNotFound
 from agent.rpc.methods import MethodTable, Scope
 from agent.rpc.server import Dispatcher
 from agent.transport import Transport
@@ -88,6 +88,10 @@ class StandInInstance(Actor):
                 action="pause", uuid=self.uuid, attr="power_state", state="paused"
             )
         self.paused = True
+
+    @handler
+    async def forget(self) -> None:
+        raise InstanceNotFound(uuid=self.uuid)
 
     @handler
     async def crash(self) -> None:

@@ -13,6 +13,7 @@ from agent.errors import (
     CallTimeout,
     IncompatibleRpcVersion,
     InstanceInvalidState,
+    InstanceNotFound,
     InvalidArguments,
     RequestExpired,
     UnknownMethod,
@@ -217,3 +218,11 @@ async def test_a_retryable_error_is_not_remembered_so_a_redelivery_runs_again(
     second = await stack.transport.call("h1", body, message_id=request.message_id, timeout=5)
     assert stack.client._raise_or_result("h1", second) == "ready"
     assert len(stack.journal.calls) == 2
+
+
+async def test_no_actor_is_kept_for_an_instance_the_host_does_not_have(stack: Stack) -> None:
+    for _ in range(5):
+        unknown = str(uuid.uuid4())
+        with pytest.raises(InstanceNotFound, match=unknown):
+            await stack.client.call("h1", "forget", instance=unknown)
+    assert [a for a in stack.system.addresses() if a.startswith("instance:")] == []
