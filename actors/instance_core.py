@@ -58,6 +58,18 @@ log = logging.getLogger(__name__)
 UNKNOWN_POWER_STATE = PowerState.PENDING
 
 
+# Never in an event: whoever subscribes to an instance's events would read them.
+PRIVATE_FIELDS = ("user_data", "key_data")
+
+
+def public_view(instance: Instance) -> Instance:
+    """`instance` (a copy made for publishing) without its private fields."""
+    for name in PRIVATE_FIELDS:
+        if instance.obj_attr_is_set(name):
+            delattr(instance, name)
+    return instance
+
+
 class EventSink(Protocol):
     """Where the agent's actors publish what happened (the bus, in the agent)."""
 
@@ -337,7 +349,7 @@ class InstanceCore(Actor):
         changes = instance.obj_changes_only()
         if store:
             await self._store(strict)
-        await self._sink.publish(state_topic(self.uuid), changes)
+        await self._sink.publish(state_topic(self.uuid), public_view(changes))
         instance.obj_reset_changes(recursive=True)
         if "power_state" in changes.obj_what_changed():
             await self._publish(PowerState(instance.power_state))

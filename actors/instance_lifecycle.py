@@ -13,7 +13,7 @@ import logging
 from typing import Any
 
 from actors.handlers import handler
-from actors.instance_core import InstanceCore, snapshot_topic, state_topic
+from actors.instance_core import InstanceCore, public_view, snapshot_topic, state_topic
 from actors.instance_errors import InvalidInstanceArgument
 from actors.instance_names import check_connection, check_domain_name, check_image_id, check_vif
 from actors.instance_recovery import RecoveryRecord, encode_recovery
@@ -104,7 +104,7 @@ class LifecycleHandlers(InstanceCore):
         assert self.record is not None
         instance = self.record.instance
         instance.updated_at = self._clock()
-        await self._sink.publish(state_topic(self.uuid), instance.obj_clone())
+        await self._sink.publish(state_topic(self.uuid), public_view(instance.obj_clone()))
         instance.obj_reset_changes(recursive=True)
         if store:
             await self._store(strict=True)

@@ -136,6 +136,13 @@ def run_unrescue(
     cache.release_all(rescue_holder(uuid))
 
 
+def _check_copy_deadline(uuid: str, target: str, deadline: float, timeout: float) -> None:
+    if time.monotonic() > deadline:
+        raise GuestConfigError(
+            uuid=uuid, reason=f"the copy of {target} did not finish in {timeout}s"
+        )
+
+
 def run_block_copy(
     conn: libvirt.virConnect,
     uuid: str,
@@ -157,12 +164,20 @@ def run_block_copy(
     deadline = time.monotonic() + timeout
     try:
         while not guest.block_job_done(target):
-            if time.monotonic() > deadline:
-                raise GuestConfigError(
-                    uuid=uuid, reason=f"the copy of {target} did not finish in {timeout}s"
-                )
+            _check_copy_deadline(uuid, target, deadline, timeout)
             time.sleep(poll)
-        guest.block_job_abort(target, pivot=True)
+        # cur == end is not yet "ready": QEMU may still be converging the mirror, and a pivot
+        # before its READY point fails with VIR_ERR_BLOCK_COPY_ACTIVE ("not ready for pivot
+        # yet"). libvirt has no blocking wait for it outside events, so try until it takes.
+        while True:
+            try:
+                guest.block_job_abort(target, pivot=True)
+                break
+            except libvirt.libvirtError as exc:
+                if exc.get_error_code() != libvirt.VIR_ERR_BLOCK_COPY_ACTIVE:
+                    raise
+            _check_copy_deadline(uuid, target, deadline, timeout)
+            time.sleep(poll)
     except BaseException:
         try:
             guest.block_job_abort(target, pivot=False)

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from actors import ActorRef, ActorSystem, HandlerFailed, instance_address
-from actors.instance import InstanceSettings, snapshot_topic
+from actors.instance import InstanceSettings, snapshot_topic, state_topic
 from actors.instance_errors import (
     InstanceInvalidState,
     InstanceNotFound,
@@ -428,3 +428,20 @@ async def test_a_snapshot_image_id_that_is_not_a_uuid_is_refused(
         await ref.ask("snapshot", {"instance": instance(), "image_id": "../x"})
     assert "snapshot" not in driver.calls()
     assert sink.published == []
+
+
+async def test_state_events_never_carry_user_data_or_key_data(
+    system: ActorSystem, driver: FakeInstanceDriver, sink: RecordingSink
+) -> None:
+    ref, actor = make_actor(system, driver, sink)
+    secret = instance(
+        user_data="I2Nsb3VkLWNvbmZpZwpwYXNzd29yZDogaHVudGVyMg==", key_data="ssh-ed25519 AAAA"
+    )
+    await ref.ask("spawn", {"instance": secret, "image_meta": image_meta()})
+    events = sink.on(state_topic(UUID))
+    assert events
+    for event in events:
+        assert not event.obj_attr_is_set("user_data")
+        assert not event.obj_attr_is_set("key_data")
+    assert actor.record is not None
+    assert actor.record.instance.user_data == secret.user_data  # kept, just not published
