@@ -1,9 +1,9 @@
 """Agent configuration: read once, at the edge, and passed down as values.
 
-Sources, later ones winning: built-in defaults, a TOML file (`--config`, sections `[agent]`,
-`[libvirt]`, `[guest]`, `[amqp]`, `[rpc]`), then `VIRTACTOR_<SECTION>_<KEY>` environment
-variables (for example `VIRTACTOR_AMQP_URL`). Inner layers never read files or the
-environment themselves.
+Sources, later ones winning: built-in defaults, a TOML file (`--config`, sections
+`[agent]`, `[libvirt]`, `[guest]`, `[instance]`, `[amqp]`, `[rpc]`), then
+`VIRTACTOR_<SECTION>_<KEY>` environment variables (for example `VIRTACTOR_AMQP_URL`). Inner
+layers never read files or the environment themselves.
 """
 
 from __future__ import annotations
@@ -64,6 +64,18 @@ class GuestSection:
 
 
 @dataclass(slots=True, frozen=True)
+class InstanceSection:
+    """Bounds of per-instance operations, in seconds (bytes for the console tail)."""
+
+    reboot_timeout: float = 120.0
+    shutdown_timeout: float = 60.0
+    shutdown_retry_interval: float = 10.0
+    detach_timeout: float = 30.0
+    guest_agent_timeout: float = 30.0
+    console_max_bytes: int = 100 * 1024
+
+
+@dataclass(slots=True, frozen=True)
 class AmqpSection:
     # Empty means the embedded in-process bus: nothing else needs to run.
     url: str = ""
@@ -86,6 +98,7 @@ class AgentConfig:
     agent: AgentSection = field(default_factory=AgentSection)
     libvirt: LibvirtSection = field(default_factory=LibvirtSection)
     guest: GuestSection = field(default_factory=GuestSection)
+    instance: InstanceSection = field(default_factory=InstanceSection)
     amqp: AmqpSection = field(default_factory=AmqpSection)
     rpc: RpcSection = field(default_factory=RpcSection)
 
@@ -94,6 +107,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "agent": AgentSection,
     "libvirt": LibvirtSection,
     "guest": GuestSection,
+    "instance": InstanceSection,
     "amqp": AmqpSection,
     "rpc": RpcSection,
 }

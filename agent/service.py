@@ -18,8 +18,8 @@ from typing import cast
 
 from actors import ActorRef, ActorSystem, BlockingExecutor
 from actors.host import HostActor
-from actors.instance import InstanceActor
-from agent.config import AgentConfig
+from actors.instance import InstanceActor, InstanceSettings
+from agent.config import AgentConfig, ConfigError
 from agent.rpc.catalogue import exposed_methods
 from agent.rpc.events import EventPublisher
 from agent.rpc.methods import MethodTable, Scope
@@ -48,6 +48,22 @@ def build_transport(config: AgentConfig) -> Transport:
             quorum=config.amqp.quorum,
         )
     )
+
+
+def instance_settings_from_config(config: AgentConfig) -> InstanceSettings:
+    """The instance actors' bounds from `[instance]`; a value out of range is a ConfigError."""
+    section = config.instance
+    try:
+        return InstanceSettings(
+            reboot_timeout=section.reboot_timeout,
+            shutdown_timeout=section.shutdown_timeout,
+            shutdown_retry_interval=section.shutdown_retry_interval,
+            detach_timeout=section.detach_timeout,
+            guest_agent_timeout=section.guest_agent_timeout,
+            console_max_bytes=section.console_max_bytes,
+        )
+    except ValueError as exc:
+        raise ConfigError(where="[instance]", reason=str(exc)) from None
 
 
 class Agent:
@@ -83,6 +99,7 @@ class Agent:
                 heartbeat_interval=config.agent.heartbeat_interval,
                 reboot_flap_delay=config.agent.reboot_flap_delay,
                 guest=guest_settings_from_config(config),
+                instance=instance_settings_from_config(config),
             ),
         )
         self.dispatcher = Dispatcher(

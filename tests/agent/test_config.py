@@ -36,3 +36,13 @@ def test_an_unknown_setting_is_refused(tmp_path: Path) -> None:
     path.write_text("[libvirt]\nurl = 'qemu:///system'\n")
     with pytest.raises(ConfigError, match=r"\[libvirt\] url: unknown setting"):
         load_config(path, environ={})
+
+
+def test_instance_bounds_come_from_the_instance_section_and_are_checked() -> None:
+    from agent.service import instance_settings_from_config
+
+    config = load_config(environ={"VIRTACTOR_INSTANCE_REBOOT_TIMEOUT": "45"})
+    assert instance_settings_from_config(config).reboot_timeout == 45.0
+    bad = load_config(environ={"VIRTACTOR_INSTANCE_DETACH_TIMEOUT": "0"})
+    with pytest.raises(ConfigError, match=r"\[instance\]: detach_timeout must be > 0"):
+        instance_settings_from_config(bad)

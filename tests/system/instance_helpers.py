@@ -149,10 +149,15 @@ def domain_view(uri: str) -> dict[str, str]:
     """uuid -> persistent XML of every domain on the host (what 'no state changed' compares)."""
     conn = libvirt.open(uri)
     try:
-        return {
-            dom.UUIDString(): dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
-            for dom in conn.listAllDomains(0)
-        }
+        view = {}
+        for dom in conn.listAllDomains(0):
+            try:
+                view[dom.UUIDString()] = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+            except libvirt.libvirtError as exc:
+                # Another test's domain went away between the listing and the read.
+                if exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
+                    raise
+        return view
     finally:
         conn.close()
 
