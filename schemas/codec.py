@@ -179,13 +179,21 @@ class _Hooks:
 
 def _check_containers(value: Any, depth_left: int) -> None:
     kind = type(value)
-    if kind is dict or kind is list:
-        if depth_left <= 0:
-            raise DecodeError(reason="containers nested deeper than the depth limit")
-        for item in value.values() if kind is dict else value:
-            _check_containers(item, depth_left - 1)
+    if kind is dict:
+        items: Any = value.values()
+    elif kind is list:
+        items = value
     elif kind is ObjectHeader:
         raise DecodeError(reason="an object header outside an object")
+    else:
+        return
+    if depth_left <= 0:
+        raise DecodeError(reason="containers nested deeper than the depth limit")
+    # Recurse only into what can nest: a call per scalar is most of this walk's cost.
+    for item in items:
+        item_kind = type(item)
+        if item_kind is dict or item_kind is list or item_kind is ObjectHeader:
+            _check_containers(item, depth_left - 1)
 
 
 def _primitive_wire(primitive: ObjectPrimitive) -> list[Any]:
