@@ -8,53 +8,22 @@ client's default when None): give long operations (spawn, power_off, snapshot) r
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Protocol, cast
+from typing import cast
 
+from agent.driver_calls_host import Caller, HostDriverCalls
+from agent.driver_calls_host import on_instance as _on  # short: it is on every line below
 from schemas.objects import (
     VIF,
     BlockDeviceMapping,
     BlockDeviceMappingList,
-    ComputeNode,
     ConsoleInfo,
     Diagnostics,
     ImageMeta,
     Instance,
-    InstanceInfo,
     NetworkInfo,
     VolumeConnection,
     VolumeConnector,
 )
-
-
-class _Caller(Protocol):
-    async def call(
-        self,
-        host: str,
-        method: str,
-        args: Mapping[str, Any] | None = None,
-        *,
-        instance: str | None = None,
-        timeout: float | None = None,
-    ) -> Any: ...
-
-
-async def _on(
-    caller: _Caller,
-    host: str,
-    method: str,
-    instance: Instance,
-    timeout: float | None,
-    args: Mapping[str, Any] | None = None,
-) -> Any:
-    """`method` of `instance`'s actor on `host`, with the instance as the first argument."""
-    return await caller.call(
-        host,
-        method,
-        {"instance": instance, **(args or {})},
-        instance=instance.uuid,
-        timeout=timeout,
-    )
 
 
 class InstanceDriverCalls:
@@ -62,7 +31,7 @@ class InstanceDriverCalls:
     actor recorded it afterwards."""
 
     async def spawn(
-        self: _Caller,
+        self: Caller,
         host: str,
         instance: Instance,
         image_meta: ImageMeta,
@@ -79,7 +48,7 @@ class InstanceDriverCalls:
         return cast(Instance, await _on(self, host, "spawn", instance, timeout, args))
 
     async def destroy(
-        self: _Caller,
+        self: Caller,
         host: str,
         instance: Instance,
         destroy_disks: bool = True,
@@ -90,7 +59,7 @@ class InstanceDriverCalls:
         return cast(Instance, await _on(self, host, "destroy", instance, timeout, args))
 
     async def cleanup(
-        self: _Caller,
+        self: Caller,
         host: str,
         instance: Instance,
         destroy_disks: bool = True,
@@ -100,7 +69,7 @@ class InstanceDriverCalls:
         await _on(self, host, "cleanup", instance, timeout, {"destroy_disks": destroy_disks})
 
     async def reboot(
-        self: _Caller,
+        self: Caller,
         host: str,
         instance: Instance,
         reboot_type: str = "SOFT",
@@ -111,7 +80,7 @@ class InstanceDriverCalls:
         return cast(Instance, await _on(self, host, "reboot", instance, timeout, args))
 
     async def power_off(
-        self: _Caller,
+        self: Caller,
         host: str,
         instance: Instance,
         shutdown_timeout: float | None = None,
@@ -124,42 +93,42 @@ class InstanceDriverCalls:
         return cast(Instance, await _on(self, host, "power_off", instance, timeout, args))
 
     async def power_on(
-        self: _Caller, host: str, instance: Instance, *, timeout: float | None = None
+        self: Caller, host: str, instance: Instance, *, timeout: float | None = None
     ) -> Instance:
         return cast(Instance, await _on(self, host, "power_on", instance, timeout))
 
     async def pause(
-        self: _Caller, host: str, instance: Instance, *, timeout: float | None = None
+        self: Caller, host: str, instance: Instance, *, timeout: float | None = None
     ) -> Instance:
         return cast(Instance, await _on(self, host, "pause", instance, timeout))
 
     async def unpause(
-        self: _Caller, host: str, instance: Instance, *, timeout: float | None = None
+        self: Caller, host: str, instance: Instance, *, timeout: float | None = None
     ) -> Instance:
         return cast(Instance, await _on(self, host, "unpause", instance, timeout))
 
     async def suspend(
-        self: _Caller, host: str, instance: Instance, *, timeout: float | None = None
+        self: Caller, host: str, instance: Instance, *, timeout: float | None = None
     ) -> Instance:
         return cast(Instance, await _on(self, host, "suspend", instance, timeout))
 
     async def resume(
-        self: _Caller, host: str, instance: Instance, *, timeout: float | None = None
+        self: Caller, host: str, instance: Instance, *, timeout: float | None = None
     ) -> Instance:
         return cast(Instance, await _on(self, host, "resume", instance, timeout))
 
     async def soft_delete(
-        self: _Caller, host: str, instance: Instance, *, timeout: float | None = None
+        self: Caller, host: str, instance: Instance, *, timeout: float | None = None
     ) -> Instance:
         return cast(Instance, await _on(self, host, "soft_delete", instance, timeout))
 
     async def restore(
-        self: _Caller, host: str, instance: Instance, *, timeout: float | None = None
+        self: Caller, host: str, instance: Instance, *, timeout: float | None = None
     ) -> Instance:
         return cast(Instance, await _on(self, host, "restore", instance, timeout))
 
     async def rescue(
-        self: _Caller,
+        self: Caller,
         host: str,
         instance: Instance,
         image_meta: ImageMeta,
@@ -170,18 +139,18 @@ class InstanceDriverCalls:
         return cast(Instance, await _on(self, host, "rescue", instance, timeout, args))
 
     async def unrescue(
-        self: _Caller, host: str, instance: Instance, *, timeout: float | None = None
+        self: Caller, host: str, instance: Instance, *, timeout: float | None = None
     ) -> Instance:
         return cast(Instance, await _on(self, host, "unrescue", instance, timeout))
 
     async def resume_state_on_host_boot(
-        self: _Caller, host: str, instance: Instance, *, timeout: float | None = None
+        self: Caller, host: str, instance: Instance, *, timeout: float | None = None
     ) -> Instance:
         method = "resume_state_on_host_boot"
         return cast(Instance, await _on(self, host, method, instance, timeout))
 
     async def poll_rebooting_instances(
-        self: _Caller, host: str, uuid: str, reboot_timeout: float, *, timeout: float | None = None
+        self: Caller, host: str, uuid: str, reboot_timeout: float, *, timeout: float | None = None
     ) -> bool:
         """Whether instance `uuid`'s overdue reboot was finished (hard)."""
         args = {"timeout": reboot_timeout}
@@ -191,7 +160,7 @@ class InstanceDriverCalls:
         return cast(bool, result)
 
     async def snapshot(
-        self: _Caller,
+        self: Caller,
         host: str,
         instance: Instance,
         image_id: str,
@@ -200,11 +169,12 @@ class InstanceDriverCalls:
     ) -> str:
         """The path of the qcow2 image written on `host`."""
         return cast(
-            str, await _on(self, host, "snapshot", instance, timeout, {"image_id": image_id})
+            str,
+            await _on(self, host, "snapshot", instance, timeout, {"image_id": image_id}),
         )
 
     async def attach_volume(
-        self: _Caller,
+        self: Caller,
         host: str,
         instance: Instance,
         connection_info: VolumeConnection,
@@ -216,7 +186,7 @@ class InstanceDriverCalls:
         return cast(Instance, await _on(self, host, "attach_volume", instance, timeout, args))
 
     async def detach_volume(
-        self: _Caller,
+        self: Caller,
         host: str,
         instance: Instance,
         connection_info: VolumeConnection,
@@ -228,7 +198,7 @@ class InstanceDriverCalls:
         return cast(Instance, await _on(self, host, "detach_volume", instance, timeout, args))
 
     async def swap_volume(
-        self: _Caller,
+        self: Caller,
         host: str,
         instance: Instance,
         old_connection_info: VolumeConnection,
@@ -247,7 +217,7 @@ class InstanceDriverCalls:
         return cast(Instance, await _on(self, host, "swap_volume", instance, timeout, args))
 
     async def attach_interface(
-        self: _Caller,
+        self: Caller,
         host: str,
         instance: Instance,
         vif: VIF,
@@ -260,20 +230,21 @@ class InstanceDriverCalls:
         return cast(Instance, await _on(self, host, method, instance, timeout, args))
 
     async def detach_interface(
-        self: _Caller, host: str, instance: Instance, vif: VIF, *, timeout: float | None = None
+        self: Caller, host: str, instance: Instance, vif: VIF, *, timeout: float | None = None
     ) -> Instance:
         return cast(
-            Instance, await _on(self, host, "detach_interface", instance, timeout, {"vif": vif})
+            Instance,
+            await _on(self, host, "detach_interface", instance, timeout, {"vif": vif}),
         )
 
     async def get_volume_connector(
-        self: _Caller, host: str, instance: Instance, *, timeout: float | None = None
+        self: Caller, host: str, instance: Instance, *, timeout: float | None = None
     ) -> VolumeConnector:
         connector = await _on(self, host, "get_volume_connector", instance, timeout)
         return cast(VolumeConnector, connector)
 
     async def default_root_device_name(
-        self: _Caller,
+        self: Caller,
         host: str,
         instance: Instance,
         image_meta: ImageMeta,
@@ -286,7 +257,7 @@ class InstanceDriverCalls:
         return cast(str, await _on(self, host, method, instance, timeout, args))
 
     async def default_device_names_for_instance(
-        self: _Caller,
+        self: Caller,
         host: str,
         instance: Instance,
         root_device_name: str,
@@ -303,44 +274,44 @@ class InstanceDriverCalls:
         return cast(BlockDeviceMappingList, result)
 
     async def get_diagnostics(
-        self: _Caller, host: str, instance: Instance, *, timeout: float | None = None
+        self: Caller, host: str, instance: Instance, *, timeout: float | None = None
     ) -> Diagnostics:
         return cast(Diagnostics, await _on(self, host, "get_diagnostics", instance, timeout))
 
     async def block_stats(
-        self: _Caller, host: str, instance: Instance, disk_id: str, *, timeout: float | None = None
+        self: Caller, host: str, instance: Instance, disk_id: str, *, timeout: float | None = None
     ) -> list[int]:
         stats = await _on(self, host, "block_stats", instance, timeout, {"disk_id": disk_id})
         return cast(list[int], stats)
 
     async def interface_stats(
-        self: _Caller, host: str, instance: Instance, iface_id: str, *, timeout: float | None = None
+        self: Caller, host: str, instance: Instance, iface_id: str, *, timeout: float | None = None
     ) -> list[int]:
         stats = await _on(self, host, "interface_stats", instance, timeout, {"iface_id": iface_id})
         return cast(list[int], stats)
 
     async def get_console_output(
-        self: _Caller, host: str, instance: Instance, *, timeout: float | None = None
+        self: Caller, host: str, instance: Instance, *, timeout: float | None = None
     ) -> str:
         return cast(str, await _on(self, host, "get_console_output", instance, timeout))
 
     async def get_vnc_console(
-        self: _Caller, host: str, instance: Instance, *, timeout: float | None = None
+        self: Caller, host: str, instance: Instance, *, timeout: float | None = None
     ) -> ConsoleInfo:
         return cast(ConsoleInfo, await _on(self, host, "get_vnc_console", instance, timeout))
 
     async def get_serial_console(
-        self: _Caller, host: str, instance: Instance, *, timeout: float | None = None
+        self: Caller, host: str, instance: Instance, *, timeout: float | None = None
     ) -> ConsoleInfo:
         return cast(ConsoleInfo, await _on(self, host, "get_serial_console", instance, timeout))
 
     async def macs_for_instance(
-        self: _Caller, host: str, instance: Instance, *, timeout: float | None = None
+        self: Caller, host: str, instance: Instance, *, timeout: float | None = None
     ) -> list[str]:
         return cast(list[str], await _on(self, host, "macs_for_instance", instance, timeout))
 
     async def change_instance_metadata(
-        self: _Caller,
+        self: Caller,
         host: str,
         instance: Instance,
         diff: dict[str, list[str]],
@@ -351,12 +322,12 @@ class InstanceDriverCalls:
         return cast(Instance, await _on(self, host, method, instance, timeout, {"diff": diff}))
 
     async def set_admin_password(
-        self: _Caller, host: str, instance: Instance, new_pass: str, *, timeout: float | None = None
+        self: Caller, host: str, instance: Instance, new_pass: str, *, timeout: float | None = None
     ) -> None:
         await _on(self, host, "set_admin_password", instance, timeout, {"new_pass": new_pass})
 
     async def inject_file(
-        self: _Caller,
+        self: Caller,
         host: str,
         instance: Instance,
         path: str,
@@ -369,7 +340,7 @@ class InstanceDriverCalls:
         )
 
     async def inject_network_info(
-        self: _Caller,
+        self: Caller,
         host: str,
         instance: Instance,
         network_info: NetworkInfo,
@@ -381,70 +352,10 @@ class InstanceDriverCalls:
         return cast(Instance, await _on(self, host, method, instance, timeout, args))
 
     async def reset_network(
-        self: _Caller, host: str, instance: Instance, *, timeout: float | None = None
+        self: Caller, host: str, instance: Instance, *, timeout: float | None = None
     ) -> None:
         await _on(self, host, "reset_network", instance, timeout)
 
 
-class DriverCalls(InstanceDriverCalls):
-    """The host-scoped driver methods, and the instance-scoped ones it inherits."""
-
-    async def get_available_resource(self: _Caller, host: str, nodename: str) -> ComputeNode:
-        node = await self.call(host, "get_available_resource", {"nodename": nodename})
-        return cast(ComputeNode, node)
-
-    async def get_available_nodes(self: _Caller, host: str, refresh: bool = False) -> list[str]:
-        return cast(list[str], await self.call(host, "get_available_nodes", {"refresh": refresh}))
-
-    async def get_host_uptime(self: _Caller, host: str) -> float:
-        return cast(float, await self.call(host, "get_host_uptime"))
-
-    async def get_host_ip_addr(self: _Caller, host: str) -> str | None:
-        return cast("str | None", await self.call(host, "get_host_ip_addr"))
-
-    async def set_host_enabled(self: _Caller, host: str, enabled: bool) -> str:
-        return cast(str, await self.call(host, "set_host_enabled", {"enabled": enabled}))
-
-    async def host_maintenance_mode(self: _Caller, host: str, mode: bool) -> str:
-        args = {"host": host, "mode": mode}
-        return cast(str, await self.call(host, "host_maintenance_mode", args))
-
-    async def list_instances(self: _Caller, host: str) -> list[str]:
-        return cast(list[str], await self.call(host, "list_instances"))
-
-    async def list_instance_uuids(self: _Caller, host: str) -> list[str]:
-        return cast(list[str], await self.call(host, "list_instance_uuids"))
-
-    async def instance_exists(self: _Caller, host: str, uuid: str) -> bool:
-        return cast(bool, await self.call(host, "instance_exists", {"uuid": uuid}))
-
-    async def get_info(
-        self: _Caller,
-        host: str,
-        uuid: str | None = None,
-        *,
-        instance: Instance | None = None,
-        timeout: float | None = None,
-    ) -> InstanceInfo:
-        """By `uuid`: the host answers for any domain it has. By `instance`: its actor does."""
-        if instance is not None:
-            return cast(InstanceInfo, await _on(self, host, "get_info", instance, timeout))
-        if uuid is None:
-            raise TypeError("get_info needs a uuid or an instance")
-        return cast(InstanceInfo, await self.call(host, "get_info", {"uuid": uuid}))
-
-    async def get_per_instance_usage(self: _Caller, host: str) -> dict[str, InstanceInfo]:
-        usage = await self.call(host, "get_per_instance_usage")
-        return cast(dict[str, InstanceInfo], usage)
-
-    async def get_all_bw_counters(
-        self: _Caller, host: str, instance_uuids: list[str] | None = None
-    ) -> list[dict[str, Any]]:
-        args = {"instance_uuids": instance_uuids}
-        return cast(list[dict[str, Any]], await self.call(host, "get_all_bw_counters", args))
-
-    async def get_all_volume_usage(
-        self: _Caller, host: str, instance_uuids: list[str] | None = None
-    ) -> list[dict[str, Any]]:
-        args = {"instance_uuids": instance_uuids}
-        return cast(list[dict[str, Any]], await self.call(host, "get_all_volume_usage", args))
+class DriverCalls(HostDriverCalls, InstanceDriverCalls):
+    """Every served driver method, host-scoped and per instance."""
