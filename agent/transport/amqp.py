@@ -23,12 +23,10 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import aio_pika
-import aiormq
 from aio_pika.abc import (
     AbstractExchange,
     AbstractIncomingMessage,
@@ -38,21 +36,21 @@ from aio_pika.abc import (
     ExchangeType,
 )
 
-from agent.errors import CallTimeout, TransportClosed, TransportError, Unroutable
+from agent.errors import CallTimeout, TransportClosed, TransportError
+from agent.transport.amqp_messages import (
+    CONNECTION_ERRORS,
+    REASON_HEADER,
+    dead_letter_reason,
+    delivery_error,
+    persistent_message,
+)
+from agent.transport.amqp_subscription import AmqpSubscription
 from agent.transport.base import Delivery, Outcome, RequestHandler, Subscription, Transport
 from agent.transport.topics import Names, host_routing_key
 
 log = logging.getLogger(__name__)
 
 DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
-REASON_HEADER = "x-virtactor-reason"
-# Errors that mean "the connection or channel went away": retry once it is back.
-_CONNECTION_ERRORS = (
-    aiormq.exceptions.AMQPConnectionError,
-    aiormq.exceptions.ChannelInvalidStateError,
-    ConnectionError,
-    RuntimeError,  # aio-pika raises RuntimeError when the underlay channel is closing
-)
 
 
 @dataclass(slots=True, frozen=True)
@@ -74,54 +72,6 @@ class _PendingCall:
     reply: asyncio.Future[bytes]
     message: aio_pika.Message
     routing_key: str
-
-
-class _AmqpSubscription(Subscription):
-    """One exclusive queue on its own channel. Events wait in a bounded buffer: a subscriber
-    that stops reading loses the oldest events (counted in `dropped`), never the process's
-    memory."""
-
-    def __init__(
-        self,
-        channel: AbstractRobustChannel,
-        queue: AbstractQueue,
-        on_close: Callable[[_AmqpSubscription], None],
-        buffer: int,
-    ) -> None:
-        self._channel = channel
-        self._queue = queue
-        self._on_close = on_close
-        self._items: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=buffer)
-        self._tag: str | None = None
-        self._closed = False
-        self.dropped = 0
-
-    async def start(self) -> None:
-        self._tag = await self._queue.consume(self._on_message, no_ack=True)
-
-    async def _on_message(self, message: AbstractIncomingMessage) -> None:
-        if self._items.full():
-            self._items.get_nowait()
-            self.dropped += 1
-        self._items.put_nowait(message.body)
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        while (body := await self._items.get()) is not None:
-            yield body
-
-    async def aclose(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        self._on_close(self)
-        if self._items.full():
-            self._items.get_nowait()
-        self._items.put_nowait(None)
-        with contextlib.suppress(*_CONNECTION_ERRORS):
-            if self._tag is not None:
-                await self._queue.cancel(self._tag)
-            await self._queue.delete(if_unused=False, if_empty=False)
-            await self._channel.close()
 
 
 @dataclass(slots=True)
@@ -148,7 +98,7 @@ class AmqpTransport(Transport):
         self._dead_letter: AbstractExchange | None = None
         self._pending: dict[str, _PendingCall] = {}
         self._consumers: dict[str, _Consumer] = {}
-        self._subscriptions: set[_AmqpSubscription] = set()
+        self._subscriptions: set[AmqpSubscription] = set()
         self._closed = False
 
     async def start(self) -> None:
@@ -211,14 +161,14 @@ class AmqpTransport(Transport):
         consumer = self._consumers.pop(host, None)
         if consumer is None:
             return
-        with contextlib.suppress(*_CONNECTION_ERRORS):
+        with contextlib.suppress(*CONNECTION_ERRORS):
             await consumer.queue.cancel(consumer.tag)
         if consumer.in_flight:
             _done, pending = await asyncio.wait(set(consumer.in_flight), timeout=timeout)
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
-        with contextlib.suppress(*_CONNECTION_ERRORS):
+        with contextlib.suppress(*CONNECTION_ERRORS):
             await consumer.channel.close()
 
     async def declare_host(self, host: str) -> AbstractQueue:
@@ -293,7 +243,7 @@ class AmqpTransport(Transport):
             await self._publish_retrying(self._commands_fast, message, key)
         except aio_pika.exceptions.DeliveryError as exc:
             if not reply.done():
-                reply.set_exception(_delivery_error(exc, host))
+                reply.set_exception(delivery_error(exc, host))
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -302,12 +252,12 @@ class AmqpTransport(Transport):
 
     async def cast(self, host: str, body: bytes, *, message_id: str, ttl: float | None) -> None:
         self._check_open()
-        message = _persistent(body, message_id, ttl)
+        message = persistent_message(body, message_id, ttl)
         await self._confirmed_publish(self._commands, message, host_routing_key(host), host)
 
     async def fanout(self, body: bytes, *, message_id: str, ttl: float | None) -> None:
         self._check_open()
-        message = _persistent(body, message_id, ttl)
+        message = persistent_message(body, message_id, ttl)
         await self._confirmed_publish(self._broadcast, message, "", "*")
 
     async def publish_event(self, routing_key: str, body: bytes) -> None:
@@ -333,7 +283,7 @@ class AmqpTransport(Transport):
             auto_delete=True,
         )
         await queue.bind(self._exchange(self._events), routing_key=pattern)
-        subscription = _AmqpSubscription(
+        subscription = AmqpSubscription(
             channel, queue, self._subscriptions.discard, self.settings.subscription_buffer
         )
         await subscription.start()
@@ -345,7 +295,7 @@ class AmqpTransport(Transport):
         queue = await channel.get_queue(self.names.dead_letter_queue)
         drained: list[tuple[bytes, str]] = []
         while (message := await queue.get(fail=False, no_ack=True)) is not None:
-            drained.append((message.body, _dead_letter_reason(message)))
+            drained.append((message.body, dead_letter_reason(message)))
         return drained
 
     async def _handle(
@@ -375,7 +325,7 @@ class AmqpTransport(Transport):
                     mandatory=False,
                 )
             await message.ack()
-        except _CONNECTION_ERRORS as exc:
+        except CONNECTION_ERRORS as exc:
             # Unacked, so the broker redelivers it after reconnecting; receivers de-duplicate.
             log.warning("could not settle %s (%s): redelivery follows", delivery.message_id, exc)
 
@@ -395,7 +345,7 @@ class AmqpTransport(Transport):
             async with asyncio.timeout(self.settings.publish_timeout):
                 await self._publish_retrying(exchange, message, key)
         except aio_pika.exceptions.DeliveryError as exc:
-            raise _delivery_error(exc, host) from exc
+            raise delivery_error(exc, host) from exc
         except TimeoutError:
             raise TransportError(
                 reason=f"no publisher confirm within {self.settings.publish_timeout}s"
@@ -415,7 +365,7 @@ class AmqpTransport(Transport):
             try:
                 await target.publish(message, routing_key=key, mandatory=mandatory)
                 return
-            except _CONNECTION_ERRORS as exc:
+            except CONNECTION_ERRORS as exc:
                 log.info("publish of %s interrupted (%s); retrying", message.message_id, exc)
                 await asyncio.sleep(self.settings.reconnect_interval)
 
@@ -436,8 +386,8 @@ class AmqpTransport(Transport):
             except aio_pika.exceptions.DeliveryError as exc:
                 host = call.routing_key.removeprefix("compute.")
                 if not call.reply.done():
-                    call.reply.set_exception(_delivery_error(exc, host))
-            except _CONNECTION_ERRORS as exc:
+                    call.reply.set_exception(delivery_error(exc, host))
+            except CONNECTION_ERRORS as exc:
                 # Gone again: the next reopen re-sends; the caller's deadline bounds it all.
                 log.info("re-sending %s failed (%s)", call.message.message_id, exc)
 
@@ -456,30 +406,3 @@ class AmqpTransport(Transport):
         if exchange is None:
             raise RuntimeError("start() the transport first")
         return exchange
-
-
-def _persistent(body: bytes, message_id: str, ttl: float | None) -> aio_pika.Message:
-    return aio_pika.Message(
-        body,
-        message_id=message_id,
-        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-        expiration=None if ttl is None else max(ttl, 0.001),
-    )
-
-
-def _dead_letter_reason(message: AbstractIncomingMessage) -> str:
-    headers = message.headers or {}
-    reason = headers.get(REASON_HEADER)
-    if isinstance(reason, str):
-        return reason
-    deaths = headers.get("x-death")
-    if isinstance(deaths, list) and deaths and isinstance(deaths[0], dict):
-        return str(deaths[0].get("reason", "unknown"))
-    return "unknown"
-
-
-def _delivery_error(exc: aio_pika.exceptions.DeliveryError, host: str) -> TransportError:
-    """A returned message is unroutable (no agent queue); a nack is the broker refusing it."""
-    if isinstance(exc, aio_pika.exceptions.PublishError):
-        return Unroutable(host=host)
-    return TransportError(reason=f"the broker refused a message for host {host!r} (nack)")

@@ -1,0 +1,60 @@
+"""An event subscription on RabbitMQ: one exclusive queue on its own channel."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+
+from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustChannel
+
+from agent.transport.amqp_messages import CONNECTION_ERRORS
+from agent.transport.base import Subscription
+
+
+class AmqpSubscription(Subscription):
+    """One exclusive queue on its own channel. Events wait in a bounded buffer: a subscriber
+    that stops reading loses the oldest events (counted in `dropped`), never the process's
+    memory."""
+
+    def __init__(
+        self,
+        channel: AbstractRobustChannel,
+        queue: AbstractQueue,
+        on_close: Callable[[AmqpSubscription], None],
+        buffer: int,
+    ) -> None:
+        self._channel = channel
+        self._queue = queue
+        self._on_close = on_close
+        self._items: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=buffer)
+        self._tag: str | None = None
+        self._closed = False
+        self.dropped = 0
+
+    async def start(self) -> None:
+        self._tag = await self._queue.consume(self._on_message, no_ack=True)
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        if self._items.full():
+            self._items.get_nowait()
+            self.dropped += 1
+        self._items.put_nowait(message.body)
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        while (body := await self._items.get()) is not None:
+            yield body
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._on_close(self)
+        if self._items.full():
+            self._items.get_nowait()
+        self._items.put_nowait(None)
+        with contextlib.suppress(*CONNECTION_ERRORS):
+            if self._tag is not None:
+                await self._queue.cancel(self._tag)
+            await self._queue.delete(if_unused=False, if_empty=False)
+            await self._channel.close()
