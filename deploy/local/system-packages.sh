@@ -7,7 +7,7 @@ set -euo pipefail
 profile="${1:-test}"
 
 build=(libvirt-dev pkg-config gcc)
-runtime=(libvirt-clients)
+runtime=(libvirt-clients qemu-utils)
 services=(rabbitmq-server libvirt-daemon-system libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils)
 # The system tests build a tiny real guest (kernel + busybox initramfs) from Debian packages,
 # and use iproute2 for network namespaces and nbd-server for network disks.

@@ -24,6 +24,17 @@ async def test_demo_adopts_the_test_drivers_guest_and_reports_it_over_the_bus() 
     assert lines[3] == "  guests: test"
     assert lines[4].endswith(": running, 2 vCPU, 2048 MiB")
     assert lines[5] == "  event host.demo-test.heartbeat: Service from demo-test"
+    assert lines[6:12] == [
+        "  spawn    -> vm_state active, power_state running",
+        "  pause    -> vm_state paused, power_state paused",
+        "  unpause  -> vm_state active, power_state running",
+        "  suspend  -> vm_state suspended, power_state shutdown",
+        "  resume   -> vm_state active, power_state running",
+        "  destroy  -> gone",
+    ]
+    assert lines[12] == "  12 state events for the guest, in order:"
+    assert lines[13] == "    vm_state=building, task_state=spawning, power_state=pending"
+    assert lines[-1] == "    vm_state=deleted, task_state=None, power_state=pending"
 
 
 def test_the_virtactor_command_runs_the_demo_in_its_own_process() -> None:
