@@ -12,6 +12,7 @@ from pathlib import Path
 import libvirt
 import pytest
 
+from tests.conftest import missing_component
 from tests.system.conftest import (
     ConsoleLine,
     ConsoleMarkerTimeout,
@@ -112,7 +113,7 @@ def test_initramfs_holds_init_busybox_a_console_and_the_modules_in_load_order(
     guest_image: GuestImage,
 ) -> None:
     if shutil.which("cpio") is None:
-        pytest.skip("cpio(1) is not installed to read the archive independently")
+        missing_component("cpio(1), to read the archive independently", "apt-get install cpio")
     archive = gzip.decompress(guest_image.initrd.read_bytes())
     listing = subprocess.run(
         ["cpio", "-itv", "--quiet"], input=archive, capture_output=True, check=True

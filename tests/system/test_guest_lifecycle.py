@@ -46,6 +46,7 @@ from schemas.objects.instance import Instance
 from schemas.objects.volume import VolumeConnection
 from tests.agent.virt import guest_samples as samples
 from tests.agent.virt.conftest import RecordingListener
+from tests.conftest import missing_component
 from tests.system.conftest import DomainJanitor, LocalHost, wait_for_console_async
 from tests.system.guest_image import HEARTBEAT_RE, GuestImage, GuestMarker, disks_line, nics_line
 
@@ -107,7 +108,7 @@ async def bed(test_hosts: tuple[LocalHost, ...], guest_root: Path) -> AsyncItera
 def nbd_export(qemu_tmp_path: Path) -> Iterator[tuple[str, int]]:
     """A 4 MiB raw file served by qemu-nbd on 127.0.0.1 as export `vol-nbd`."""
     if shutil.which("qemu-nbd") is None:
-        pytest.skip("qemu-nbd is not installed")
+        missing_component("qemu-nbd", "apt-get install qemu-utils (make test does)")
     disk = qemu_tmp_path / "nbd.img"
     disk.write_bytes(b"\x00" * 4 * MIB)
     with socket.socket() as probe:

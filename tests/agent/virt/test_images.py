@@ -13,10 +13,14 @@ from agent.virt import qemu_img
 from agent.virt.guest_errors import ImageNotFound, InvalidImage
 from agent.virt.images import ImageCache, root_size_mib
 from agent.virt.undo import Undo
+from tests.conftest import missing_component
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("qemu-img") is None, reason="qemu-img is not installed"
-)
+
+@pytest.fixture(autouse=True)
+def _qemu_img_installed() -> None:
+    if shutil.which("qemu-img") is None:
+        missing_component("qemu-img", "apt-get install qemu-utils (make test does)")
+
 
 UUID_A = "aaaaaaaa-0000-4000-8000-000000000001"
 UUID_B = "bbbbbbbb-0000-4000-8000-000000000002"
