@@ -40,6 +40,16 @@ def _older(a: str, b: str) -> str:
     return a if (major_a, minor_a) <= (major_b, minor_b) else b
 
 
+def _lowered(base: Mapping[str, str], *limits: Mapping[str, str]) -> dict[str, str]:
+    """`base`, each object lowered to the oldest version any of `limits` names for it."""
+    target = dict(base)
+    for limit in limits:
+        for name, version in limit.items():
+            if name in target:
+                target[name] = _older(target[name], version)
+    return target
+
+
 class ComputeClient(DriverCalls):
     """The typed client for the agents on one transport. See the module docstring."""
 
@@ -96,12 +106,9 @@ class ComputeClient(DriverCalls):
     def _target(self, host: str) -> Manifest | None:
         if host in self._targets:
             return self._targets[host]
-        target = dict(self.manifest)
-        for limit in (self.host_manifests.get(host, {}), self.version_cap):
-            for name, version in limit.items():
-                if name in target:
-                    target[name] = _older(target[name], version)
-        manifest = Manifest(target)
+        manifest = Manifest(
+            _lowered(self.manifest, self.host_manifests.get(host, {}), self.version_cap)
+        )
         cached = None if manifest.wire == self.manifest.wire else manifest
         self._targets[host] = cached
         return cached
@@ -169,13 +176,7 @@ class ComputeClient(DriverCalls):
         """Queue a host-scoped `method` for every agent, at the oldest level any advertised
         and never above the version cap (which holds even before any agent was heard)."""
         ttl = self.default_timeout if ttl is None else ttl
-        target = dict(self.manifest)
-        for name, version in self.version_cap.items():
-            if name in target:
-                target[name] = _older(target[name], version)
-        for host in self.host_manifests:
-            for name, version in self.target_manifest(host).items():
-                target[name] = _older(target[name], version)
+        target = _lowered(self.manifest, self.version_cap, *self.host_manifests.values())
         request = self._request(Kind.CAST, "*", method, args, None, ttl)
         body = pack(request, Manifest(target))
         await self.transport.fanout(body, message_id=request.message_id, ttl=ttl)

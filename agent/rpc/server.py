@@ -226,8 +226,7 @@ class Dispatcher:
         if request.instance is None:
             raise InvalidArguments(method=request.method, reason="no target instance given")
         try:
-            request.instance = str(UUID(request.instance))
+            return instance_address(str(UUID(request.instance)))
         except ValueError:
             reason = f"instance {request.instance!r} is not a UUID"
             raise InvalidArguments(method=request.method, reason=reason) from None
-        return instance_address(request.instance)

@@ -68,12 +68,15 @@ class _InProcessSubscription(Subscription):
 class InProcessBus(Transport):
     """A `Transport` inside one process. `prefetch` bounds concurrent handlers per host."""
 
-    def __init__(self, prefetch: int = 64, subscription_buffer: int = 10_000) -> None:
+    def __init__(
+        self, prefetch: int = 64, subscription_buffer: int = 10_000, dead_letter_limit: int = 10_000
+    ) -> None:
         self.prefetch = prefetch
         self.subscription_buffer = subscription_buffer
         self._queues: dict[str, _HostQueue] = {}
         self._subscriptions: set[_InProcessSubscription] = set()
-        self._dead: list[tuple[bytes, str]] = []
+        # Like a broker's dead-letter queue with a length limit: the oldest go first.
+        self._dead: deque[tuple[bytes, str]] = deque(maxlen=dead_letter_limit)
         self._closed = False
 
     async def start(self) -> None:
@@ -147,7 +150,8 @@ class InProcessBus(Transport):
         return sub
 
     async def dead_letters(self) -> list[tuple[bytes, str]]:
-        drained, self._dead = self._dead, []
+        drained = list(self._dead)
+        self._dead.clear()
         return drained
 
     def _check_open(self) -> None:
