@@ -14,7 +14,8 @@ fails at once. A call does not wait for its confirm before waiting for the reply
 once; the reply is the real confirmation); casts, fanouts and events return once confirmed.
 Requests are acknowledged after the handler finished and the reply was published. Across a
 broker reconnect, publishes are retried with the same message id and pending calls are re-sent:
-the receiving side de-duplicates by id.
+the receiving side de-duplicates by id. Calls live in `amqp_calls`; requests and replies are
+consumed on aiormq's channels (`amqp_consumer`), the slow paths use aio-pika's objects.
 """
 
 from __future__ import annotations
@@ -24,19 +25,22 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import aio_pika
 from aio_pika.abc import (
     AbstractExchange,
-    AbstractIncomingMessage,
     AbstractQueue,
     AbstractRobustChannel,
     AbstractRobustConnection,
     ExchangeType,
 )
+from aiormq.abc import DeliveredMessage
+from pamqp.commands import Basic
 
-from agent.errors import CallTimeout, TransportClosed, TransportError
+from agent.errors import TransportClosed, TransportError
+from agent.transport.amqp_calls import AmqpCalls
+from agent.transport.amqp_consumer import RawConsumer
 from agent.transport.amqp_messages import (
     CONNECTION_ERRORS,
     REASON_HEADER,
@@ -49,8 +53,6 @@ from agent.transport.base import Delivery, Outcome, RequestHandler, Subscription
 from agent.transport.topics import Names, host_routing_key
 
 log = logging.getLogger(__name__)
-
-DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
 
 
 @dataclass(slots=True, frozen=True)
@@ -68,16 +70,8 @@ class AmqpSettings:
 
 
 @dataclass(slots=True)
-class _PendingCall:
-    reply: asyncio.Future[bytes]
-    message: aio_pika.Message
-    routing_key: str
-
-
-@dataclass(slots=True)
 class _Consumer:
-    queue: AbstractQueue
-    tag: str
+    consumer: RawConsumer
     channel: AbstractRobustChannel
     in_flight: set[asyncio.Task[Any]] = field(default_factory=set)
 
@@ -89,14 +83,12 @@ class AmqpTransport(Transport):
         self.settings = settings
         self.names = Names(settings.prefix)
         self._connection: AbstractRobustConnection | None = None
-        self._calls: AbstractRobustChannel | None = None  # calls and their direct replies
+        self._calls: AmqpCalls | None = None
         self._confirmed: AbstractRobustChannel | None = None  # casts, events, declarations
-        self._commands_fast: AbstractExchange | None = None
         self._commands: AbstractExchange | None = None
         self._broadcast: AbstractExchange | None = None
         self._events: AbstractExchange | None = None
         self._dead_letter: AbstractExchange | None = None
-        self._pending: dict[str, _PendingCall] = {}
         self._consumers: dict[str, _Consumer] = {}
         self._subscriptions: set[AmqpSubscription] = set()
         self._closed = False
@@ -110,11 +102,13 @@ class AmqpTransport(Transport):
             client_properties={"connection_name": f"virtactor:{self.settings.prefix}"},
         )
         # aiormq reports a returned (unroutable) message only on a confirming channel.
-        self._calls = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
+        calls_channel = await self._connection.channel(
+            publisher_confirms=True, on_return_raises=True
+        )
         self._confirmed = await self._connection.channel(
             publisher_confirms=True, on_return_raises=True
         )
-        assert self._calls is not None and self._confirmed is not None
+        assert calls_channel is not None and self._confirmed is not None
         names = self.names
         self._commands = await self._confirmed.declare_exchange(
             names.commands, ExchangeType.TOPIC, durable=True
@@ -130,14 +124,13 @@ class AmqpTransport(Transport):
         )
         dead_letters = await self._confirmed.declare_queue(names.dead_letter_queue, durable=True)
         await dead_letters.bind(self._dead_letter)
-        self._commands_fast = await self._calls.get_exchange(names.commands)
-        replies = await self._calls.declare_queue(DIRECT_REPLY_TO, passive=True)
-        await replies.consume(self._on_reply, no_ack=True)
-        # A reply sent to a direct reply-to address of a channel that is gone is lost: after
-        # the calls channel reopens (alone, or with the whole connection) pending calls are
-        # sent again with their ids.
-        self._calls.reopen_callbacks.add(self._resend_pending)
-        self._connection.reconnect_callbacks.add(self._resend_pending)
+        self._calls = AmqpCalls(
+            calls_channel,
+            names.commands,
+            check_open=self._check_open,
+            retry_interval=self.settings.reconnect_interval,
+        )
+        await self._calls.start()
 
     async def aclose(self, timeout: float = 10.0) -> None:
         """Stop serving, let in-flight handlers finish (their events still go out), then
@@ -147,9 +140,8 @@ class AmqpTransport(Transport):
         for host in list(self._consumers):
             await self.unserve(host, timeout)
         self._closed = True
-        for call in self._pending.values():
-            if not call.reply.done():
-                call.reply.set_exception(TransportClosed())
+        if self._calls is not None:
+            self._calls.fail_pending()
         for sub in list(self._subscriptions):
             await sub.aclose()
         if self._connection is not None:
@@ -161,8 +153,7 @@ class AmqpTransport(Transport):
         consumer = self._consumers.pop(host, None)
         if consumer is None:
             return
-        with contextlib.suppress(*CONNECTION_ERRORS):
-            await consumer.queue.cancel(consumer.tag)
+        await consumer.consumer.cancel()
         if consumer.in_flight:
             _done, pending = await asyncio.wait(set(consumer.in_flight), timeout=timeout)
             for task in pending:
@@ -197,58 +188,32 @@ class AmqpTransport(Transport):
         await self.declare_host(host)
         channel: AbstractRobustChannel = await self._connection.channel(publisher_confirms=False)
         await channel.set_qos(prefetch_count=self.settings.prefetch)
-        queue = await channel.get_queue(self.names.host_queue(host))
         in_flight: set[asyncio.Task[Any]] = set()
 
-        async def on_request(message: AbstractIncomingMessage) -> None:
-            # aio-pika cancels its consumer tasks when the channel drops; the handler must
-            # still finish (its effect is done or under way, and the reply cache must learn
-            # of it) so the redelivery is answered, not executed again. Our own task, shielded.
-            task = asyncio.create_task(self._handle(message, handler, channel.default_exchange))
+        async def on_request(message: DeliveredMessage) -> None:
+            # aiormq cancels its consumer tasks when the channel drops; the handler must still
+            # finish (its effect is done or under way, and the reply cache must learn of it)
+            # so the redelivery is answered, not executed again: it runs in a task of ours.
+            task = asyncio.create_task(self._handle(message, handler))
             in_flight.add(task)
             task.add_done_callback(in_flight.discard)
-            await asyncio.shield(task)
 
-        tag = await queue.consume(on_request)
-        self._consumers[host] = _Consumer(queue, tag, channel, in_flight)
+        consumer = RawConsumer(
+            channel,
+            self.names.host_queue(host),
+            on_request,
+            tag=f"{self.names.host_queue(host)}.{id(self):x}",
+            prepare=lambda: self.declare_host(host),
+            retry_interval=self.settings.reconnect_interval,
+        )
+        await consumer.start()
+        self._consumers[host] = _Consumer(consumer, channel, in_flight)
 
     async def call(self, host: str, body: bytes, *, message_id: str, timeout: float) -> bytes:
         self._check_open()
-        routing_key = host_routing_key(host)
-        message = aio_pika.Message(
-            body,
-            message_id=message_id,
-            correlation_id=message_id,
-            reply_to=DIRECT_REPLY_TO,
-            expiration=max(timeout, 0.001),
-        )
-        reply: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        self._pending[message_id] = _PendingCall(reply, message, routing_key)
-        publish = asyncio.create_task(self._publish_call(message, routing_key, reply, host))
-        try:
-            async with asyncio.timeout(timeout):
-                return await reply
-        except TimeoutError:
-            raise CallTimeout(host=host, method=f"message {message_id}", timeout=timeout) from None
-        finally:
-            self._pending.pop(message_id, None)
-            if not publish.done():
-                publish.cancel()
-            await asyncio.gather(publish, return_exceptions=True)
-
-    async def _publish_call(
-        self, message: aio_pika.Message, key: str, reply: asyncio.Future[bytes], host: str
-    ) -> None:
-        try:
-            await self._publish_retrying(self._commands_fast, message, key)
-        except aio_pika.exceptions.DeliveryError as exc:
-            if not reply.done():
-                reply.set_exception(delivery_error(exc, host))
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            if not reply.done():
-                reply.set_exception(exc)
+        if self._calls is None:
+            raise RuntimeError("start() the transport first")
+        return await self._calls.call(host, body, message_id=message_id, timeout=timeout)
 
     async def cast(self, host: str, body: bytes, *, message_id: str, ttl: float | None) -> None:
         self._check_open()
@@ -298,14 +263,15 @@ class AmqpTransport(Transport):
             drained.append((message.body, dead_letter_reason(message)))
         return drained
 
-    async def _handle(
-        self, message: AbstractIncomingMessage, handler: RequestHandler, replies: AbstractExchange
-    ) -> None:
+    async def _handle(self, message: DeliveredMessage, handler: RequestHandler) -> None:
+        properties = message.header.properties
+        reply_to = properties.reply_to
+        deliver = cast(Basic.Deliver, message.delivery)  # what a consumer is handed
         delivery = Delivery(
             body=message.body,
-            message_id=message.message_id or "",
-            reply_expected=message.reply_to is not None,
-            redelivered=bool(message.redelivered),
+            message_id=properties.message_id or "",
+            reply_expected=reply_to is not None,
+            redelivered=bool(deliver.redelivered),
         )
         try:
             outcome = await handler(delivery)
@@ -313,26 +279,31 @@ class AmqpTransport(Transport):
             # The handler turns request errors into outcomes; reaching here is a bug in it.
             log.exception("request handler failed; dead-lettering %s", delivery.message_id)
             outcome = Outcome(dead_letter="handler-crashed")
+        channel = message.channel
         try:
             if outcome.dead_letter is not None:
                 await self._to_dead_letter(message, outcome.dead_letter)
-            elif message.reply_to and outcome.reply is not None:
+            elif reply_to and outcome.reply is not None:
+                # On the channel the request came in on, so the reply leaves before the ack.
                 # mandatory=False: with direct reply-to, a mandatory reply is both delivered and
                 # returned on RabbitMQ 3.10.
-                await replies.publish(
-                    aio_pika.Message(outcome.reply, correlation_id=message.message_id),
-                    routing_key=message.reply_to,
+                await channel.basic_publish(
+                    outcome.reply,
+                    routing_key=reply_to,
+                    properties=Basic.Properties(
+                        message_id=delivery.message_id, correlation_id=delivery.message_id
+                    ),
                     mandatory=False,
                 )
-            await message.ack()
+            await channel.basic_ack(cast(int, deliver.delivery_tag))
         except CONNECTION_ERRORS as exc:
             # Unacked, so the broker redelivers it after reconnecting; receivers de-duplicate.
             log.warning("could not settle %s (%s): redelivery follows", delivery.message_id, exc)
 
-    async def _to_dead_letter(self, message: AbstractIncomingMessage, reason: str) -> None:
+    async def _to_dead_letter(self, message: DeliveredMessage, reason: str) -> None:
         copy = aio_pika.Message(
             message.body,
-            message_id=message.message_id,
+            message_id=message.header.properties.message_id,
             headers={REASON_HEADER: reason, "x-original-routing-key": message.routing_key or ""},
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         )
@@ -368,28 +339,6 @@ class AmqpTransport(Transport):
             except CONNECTION_ERRORS as exc:
                 log.info("publish of %s interrupted (%s); retrying", message.message_id, exc)
                 await asyncio.sleep(self.settings.reconnect_interval)
-
-    async def _on_reply(self, message: AbstractIncomingMessage) -> None:
-        call = self._pending.get(message.correlation_id or "")
-        if call is not None and not call.reply.done():
-            call.reply.set_result(message.body)
-
-    async def _resend_pending(self, *_args: Any) -> None:
-        # The agent answers a duplicate from its reply cache, so re-sending is safe.
-        for call in list(self._pending.values()):
-            if call.reply.done():
-                continue
-            try:
-                await self._exchange(self._commands_fast).publish(
-                    call.message, routing_key=call.routing_key, mandatory=True
-                )
-            except aio_pika.exceptions.DeliveryError as exc:
-                host = call.routing_key.removeprefix("compute.")
-                if not call.reply.done():
-                    call.reply.set_exception(delivery_error(exc, host))
-            except CONNECTION_ERRORS as exc:
-                # Gone again: the next reopen re-sends; the caller's deadline bounds it all.
-                log.info("re-sending %s failed (%s)", call.message.message_id, exc)
 
     def _check_open(self) -> None:
         if self._closed:

@@ -1,0 +1,145 @@
+"""Calls over AMQP: requests published on one confirming channel, replies by direct reply-to.
+
+A call does not wait for its publisher confirm before waiting for the reply (both run at once;
+the reply is the real confirmation); a return (no queue bound for the host) or a nack fails
+the call at once. Requests go out on aiormq's channel directly and replies are consumed there
+(`RawConsumer`): aio-pika's message objects cost more than the rest of the publish.
+
+A reply sent to the direct reply-to address of a channel that is gone is lost: whenever the
+channel reopens (alone, or with the whole connection) replies are consumed again, then every
+pending call is sent again with its id. The agent answers a duplicate from its reply cache.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractRobustChannel
+from aiormq.abc import DeliveredMessage
+from pamqp.commands import Basic
+
+from agent.errors import CallTimeout, TransportClosed
+from agent.transport.amqp_consumer import RawConsumer, underlay_channel
+from agent.transport.amqp_messages import CONNECTION_ERRORS, delivery_error
+from agent.transport.topics import host_routing_key
+
+log = logging.getLogger(__name__)
+
+DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
+
+
+@dataclass(slots=True)
+class _PendingCall:
+    reply: asyncio.Future[bytes]
+    body: bytes
+    properties: Basic.Properties
+    routing_key: str
+    host: str
+
+
+class AmqpCalls:
+    """The calls of one transport: `channel` must confirm and raise on returns."""
+
+    def __init__(
+        self,
+        channel: AbstractRobustChannel,
+        exchange: str,
+        *,
+        check_open: Callable[[], None],
+        retry_interval: float,
+    ) -> None:
+        self.channel = channel
+        self.exchange = exchange
+        self.check_open = check_open
+        self.retry_interval = retry_interval
+        self._pending: dict[str, _PendingCall] = {}
+        self._replies = RawConsumer(
+            channel, DIRECT_REPLY_TO, self._on_reply, tag=f"replies.{id(self):x}", no_ack=True
+        )
+
+    async def start(self) -> None:
+        await self._replies.start(follow_reopen=False)
+        self.channel.reopen_callbacks.add(self._on_reopen)
+
+    def fail_pending(self) -> None:
+        for call in self._pending.values():
+            if not call.reply.done():
+                call.reply.set_exception(TransportClosed())
+
+    async def call(self, host: str, body: bytes, *, message_id: str, timeout: float) -> bytes:
+        properties = Basic.Properties(
+            message_id=message_id,
+            correlation_id=message_id,
+            reply_to=DIRECT_REPLY_TO,
+            expiration=str(max(1, math.ceil(timeout * 1000))),
+        )
+        reply: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        call = _PendingCall(reply, body, properties, host_routing_key(host), host)
+        self._pending[message_id] = call
+        publish = asyncio.create_task(self._publish(call))
+        try:
+            async with asyncio.timeout(timeout):
+                return await reply
+        except TimeoutError:
+            raise CallTimeout(host=host, method=f"message {message_id}", timeout=timeout) from None
+        finally:
+            self._pending.pop(message_id, None)
+            if not publish.done():
+                publish.cancel()
+            await asyncio.gather(publish, return_exceptions=True)
+
+    async def _publish(self, call: _PendingCall) -> None:
+        """Publish, waiting out a broker reconnect (the caller's timeout bounds it)."""
+        try:
+            while True:
+                self.check_open()
+                try:
+                    await self._send(call)
+                    return
+                except CONNECTION_ERRORS as exc:
+                    message_id = call.properties.message_id
+                    log.info("publish of %s interrupted (%s); retrying", message_id, exc)
+                    await asyncio.sleep(self.retry_interval)
+        except aio_pika.exceptions.DeliveryError as exc:
+            if not call.reply.done():
+                call.reply.set_exception(delivery_error(exc, call.host))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if not call.reply.done():
+                call.reply.set_exception(exc)
+
+    async def _send(self, call: _PendingCall) -> None:
+        underlay = await underlay_channel(self.channel)
+        await underlay.basic_publish(
+            call.body,
+            exchange=self.exchange,
+            routing_key=call.routing_key,
+            properties=call.properties,
+            mandatory=True,
+        )
+
+    async def _on_reply(self, message: DeliveredMessage) -> None:
+        call = self._pending.get(message.header.properties.correlation_id or "")
+        if call is not None and not call.reply.done():
+            call.reply.set_result(message.body)
+
+    async def _on_reopen(self, *_args: Any) -> None:
+        await self._replies.ensure()
+        for call in list(self._pending.values()):
+            if call.reply.done():
+                continue
+            try:
+                await self._send(call)
+            except aio_pika.exceptions.DeliveryError as exc:
+                if not call.reply.done():
+                    call.reply.set_exception(delivery_error(exc, call.host))
+            except CONNECTION_ERRORS as exc:
+                # Gone again: the next reopen re-sends; the caller's deadline bounds it all.
+                log.info("re-sending %s failed (%s)", call.properties.message_id, exc)
