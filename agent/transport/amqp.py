@@ -10,8 +10,8 @@ Topology, under a configurable prefix (see `topics.Names`):
 Replies use RabbitMQ direct reply-to (`amq.rabbitmq.reply-to`): no reply queue to declare.
 
 Delivery rules: every publish is `mandatory` on a confirming channel, so an unroutable request
-fails at once. A call does not wait for its confirm before waiting for the reply (both run at
-once; the reply is the real confirmation); casts, fanouts and events return once confirmed.
+fails at once. A call waits for its confirm, then for its reply; casts, fanouts and events
+return once confirmed.
 Requests are acknowledged after the handler finished and the reply was published. Across a
 broker reconnect, publishes are retried with the same message id and pending calls are re-sent:
 the receiving side de-duplicates by id. Calls live in `amqp_calls`; requests and replies are
@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 import aio_pika
+import aiormq
 from aio_pika.abc import (
     AbstractExchange,
     AbstractQueue,
@@ -279,7 +280,7 @@ class AmqpTransport(Transport):
             # The handler turns request errors into outcomes; reaching here is a bug in it.
             log.exception("request handler failed; dead-lettering %s", delivery.message_id)
             outcome = Outcome(dead_letter="handler-crashed")
-        channel = message.channel
+        channel = cast(aiormq.Channel, message.channel)
         try:
             if outcome.dead_letter is not None:
                 await self._to_dead_letter(message, outcome.dead_letter)
@@ -294,6 +295,7 @@ class AmqpTransport(Transport):
                         message_id=delivery.message_id, correlation_id=delivery.message_id
                     ),
                     mandatory=False,
+                    wait=False,  # the ack below is written after it and waited for
                 )
             await channel.basic_ack(cast(int, deliver.delivery_tag))
         except CONNECTION_ERRORS as exc:

@@ -1,9 +1,9 @@
 """Calls over AMQP: requests published on one confirming channel, replies by direct reply-to.
 
-A call does not wait for its publisher confirm before waiting for the reply (both run at once;
-the reply is the real confirmation); a return (no queue bound for the host) or a nack fails
-the call at once. Requests go out on aiormq's channel directly and replies are consumed there
-(`RawConsumer`): aio-pika's message objects cost more than the rest of the publish.
+A call waits for its publisher confirm, then for the reply: a return (no queue bound for the
+host) or a nack fails the call at once. Requests go out on aiormq's channel directly and
+replies are consumed there (`RawConsumer`): aio-pika's message objects cost more than the rest
+of the publish.
 
 A reply sent to the direct reply-to address of a channel that is gone is lost: whenever the
 channel reopens (alone, or with the whole connection) replies are consumed again, then every
@@ -82,38 +82,32 @@ class AmqpCalls:
         reply: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         call = _PendingCall(reply, body, properties, host_routing_key(host), host)
         self._pending[message_id] = call
-        publish = asyncio.create_task(self._publish(call))
         try:
             async with asyncio.timeout(timeout):
+                # The confirm arrives about when the request reaches its queue, well before
+                # the reply: waiting for it first costs no time and no task.
+                await self._publish(call)
                 return await reply
         except TimeoutError:
             raise CallTimeout(host=host, method=f"message {message_id}", timeout=timeout) from None
         finally:
             self._pending.pop(message_id, None)
-            if not publish.done():
-                publish.cancel()
-            await asyncio.gather(publish, return_exceptions=True)
 
     async def _publish(self, call: _PendingCall) -> None:
         """Publish, waiting out a broker reconnect (the caller's timeout bounds it)."""
-        try:
-            while True:
-                self.check_open()
-                try:
-                    await self._send(call)
-                    return
-                except CONNECTION_ERRORS as exc:
-                    message_id = call.properties.message_id
-                    log.info("publish of %s interrupted (%s); retrying", message_id, exc)
-                    await asyncio.sleep(self.retry_interval)
-        except aio_pika.exceptions.DeliveryError as exc:
-            if not call.reply.done():
-                call.reply.set_exception(delivery_error(exc, call.host))
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            if not call.reply.done():
-                call.reply.set_exception(exc)
+        while True:
+            self.check_open()
+            try:
+                await self._send(call)
+                return
+            except aio_pika.exceptions.DeliveryError as exc:
+                raise delivery_error(exc, call.host) from exc
+            except CONNECTION_ERRORS as exc:
+                if call.reply.done():
+                    return  # answered already: the re-send after a reopen got through
+                message_id = call.properties.message_id
+                log.info("publish of %s interrupted (%s); retrying", message_id, exc)
+                await asyncio.sleep(self.retry_interval)
 
     async def _send(self, call: _PendingCall) -> None:
         underlay = await underlay_channel(self.channel)
