@@ -102,6 +102,15 @@ class AmqpCalls:
                 return
             except aio_pika.exceptions.DeliveryError as exc:
                 raise delivery_error(exc, call.host) from exc
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task is None or task.cancelling():
+                    raise  # the caller's own cancellation, or its timeout
+                # The channel closed under the publish and cancelled its confirmation.
+                if call.reply.done():
+                    return  # with the transport closing: the reply says so
+                log.info("publish of %s interrupted; retrying", call.properties.message_id)
+                await asyncio.sleep(self.retry_interval)
             except CONNECTION_ERRORS as exc:
                 if call.reply.done():
                     return  # answered already: the re-send after a reopen got through

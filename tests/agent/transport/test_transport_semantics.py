@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from agent.errors import CallTimeout, Unroutable
+from agent.errors import CallTimeout, TransportClosed, Unroutable
 from agent.transport import Delivery, InProcessBus, Outcome, Transport
 
 
@@ -129,6 +129,20 @@ async def test_events_reach_subscribers_whose_topic_pattern_matches(transport: T
     assert await take(everything, 3) == [b"s1", b"h1", b"s2"]
     await one_instance.aclose()
     await everything.aclose()
+
+
+@pytest.mark.parametrize("wait", [0.0, 0.3], ids=["closed-while-publishing", "closed-while-queued"])
+async def test_closing_fails_a_waiting_call_and_refuses_new_ones(
+    transport: Transport, wait: float
+) -> None:
+    await declare(transport, "idle")  # a queue with no agent: the call waits
+    call = asyncio.create_task(transport.call("idle", b"x", message_id="w1", timeout=30))
+    await asyncio.sleep(wait)
+    await transport.aclose()
+    with pytest.raises(TransportClosed):
+        await asyncio.wait_for(call, 10)
+    with pytest.raises(TransportClosed):
+        await transport.call("idle", b"y", message_id="w2", timeout=5)
 
 
 async def test_closed_bus_refuses_new_requests() -> None:
