@@ -111,9 +111,13 @@ class AmqpCalls:
                     return  # with the transport closing: the reply says so
                 log.info("publish of %s interrupted; retrying", call.properties.message_id)
                 await asyncio.sleep(self.retry_interval)
-            except CONNECTION_ERRORS as exc:
+            except Exception as exc:
                 if call.reply.done():
-                    return  # answered already: the re-send after a reopen got through
+                    # Answered already (a re-send after a reopen got through), or failed by a
+                    # closing transport, whose connection fails the confirm with its own error.
+                    return
+                if not isinstance(exc, CONNECTION_ERRORS):
+                    raise
                 message_id = call.properties.message_id
                 log.info("publish of %s interrupted (%s); retrying", message_id, exc)
                 await asyncio.sleep(self.retry_interval)
