@@ -97,8 +97,9 @@ async def test_events_reach_the_owning_instance_actor_in_order(ready: Agent) -> 
     ]
     sequences = [e.sequence for e in actor.received]
     assert sequences == sorted(sequences)
-    await wait_for(lambda: actor.power_state == PowerState.SHUTDOWN)
-    assert ready.states(dom_uuid)[-1] == PowerState.SHUTDOWN
+    # The actor reads the new state before it publishes it: wait for the publication.
+    await wait_for(lambda: ready.states(dom_uuid)[-1:] == [PowerState.SHUTDOWN])
+    assert actor.power_state == PowerState.SHUTDOWN
 
 
 async def test_a_hard_reboot_never_shows_power_state_listeners_a_shut_off(ready: Agent) -> None:
