@@ -88,6 +88,10 @@ class AmqpSection:
 class RpcSection:
     call_timeout: float = 60.0
     max_message_bytes: int = 4 * 1024 * 1024
+    # What a redelivered request is answered from instead of running again (see docs/rpc.md).
+    reply_cache_entries: int = 10_000
+    reply_cache_seconds: float = 600.0
+    reply_cache_bytes: int = 64 * 1024 * 1024
     # Pin every object sent to at most these versions during a rolling upgrade, e.g.
     # version_cap = { Instance = "1.0", ComputeNode = "1.0" }.
     version_cap: Mapping[str, str] = field(default_factory=dict)

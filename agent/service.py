@@ -21,6 +21,7 @@ from actors.host import HostActor
 from actors.instance import InstanceActor, InstanceSettings
 from agent.config import AgentConfig, ConfigError
 from agent.rpc.catalogue import exposed_methods
+from agent.rpc.dedup import ReplyCache
 from agent.rpc.events import EventPublisher
 from agent.rpc.methods import MethodTable, Scope
 from agent.rpc.server import Dispatcher
@@ -113,6 +114,11 @@ class Agent:
             manifest=registry.manifest(),
             limits=DecodeLimits(max_size=config.rpc.max_message_bytes),
             is_ready=self.runtime.readiness,
+            cache=ReplyCache(
+                capacity=config.rpc.reply_cache_entries,
+                ttl=config.rpc.reply_cache_seconds,
+                max_bytes=config.rpc.reply_cache_bytes,
+            ),
         )
         self._adoption: asyncio.Task[list[str]] | None = None
 

@@ -4,7 +4,9 @@ A broker redelivers a request whose acknowledgement was lost (consumer crash, co
 failover); a client re-sends a call after reconnecting. Both carry the original message id. The
 first delivery runs; a duplicate that arrives while it runs waits for the same result; one that
 arrives later gets the cached reply. Entries expire after `ttl` seconds and the cache holds at
-most `capacity` finished entries (oldest evicted first), so memory stays bounded.
+most `capacity` finished entries whose replies weigh at most `max_bytes` together (oldest
+evicted first; the newest reply is kept even when it alone is over), so memory stays bounded
+however large the replies (console output, diagnostics) are.
 """
 
 from __future__ import annotations
@@ -27,9 +29,12 @@ class ReplyCache:
         capacity: int = 10_000,
         ttl: float = 600.0,
         clock: Callable[[], float] = time.monotonic,
+        max_bytes: int = 64 * 1024 * 1024,
     ) -> None:
         self.capacity = capacity
         self.ttl = ttl
+        self.max_bytes = max_bytes
+        self.bytes = 0  # of the finished replies held
         self._clock = clock
         self._running: dict[str, asyncio.Future[bytes | None]] = {}
         self._finished: OrderedDict[str, tuple[bytes | None, float]] = OrderedDict()
@@ -70,14 +75,23 @@ class ReplyCache:
         del self._running[message_id]
         result.set_result(reply)
         self._finished[message_id] = (reply, self._clock())
-        while len(self._finished) > self.capacity:
-            self._finished.popitem(last=False)
+        if reply is not None:
+            self.bytes += len(reply)
+        while len(self._finished) > self.capacity or (
+            self.bytes > self.max_bytes and len(self._finished) > 1
+        ):
+            self._forget_oldest()
         return reply, False
 
     def _expire(self) -> None:
         horizon = self._clock() - self.ttl
         while self._finished:
-            oldest_id, (_reply, finished_at) = next(iter(self._finished.items()))
+            _reply, finished_at = next(iter(self._finished.values()))
             if finished_at > horizon:
                 return
-            del self._finished[oldest_id]
+            self._forget_oldest()
+
+    def _forget_oldest(self) -> None:
+        _message_id, (reply, _finished_at) = self._finished.popitem(last=False)
+        if reply is not None:
+            self.bytes -= len(reply)

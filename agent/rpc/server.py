@@ -110,7 +110,7 @@ class Dispatcher:
         self.manifest = Manifest(manifest)
         self.limits = limits
         self.is_ready = is_ready
-        self.cache = cache or ReplyCache()
+        self.cache = ReplyCache() if cache is None else cache  # an empty cache is falsy
         self.wall_clock = wall_clock
         self.stats = ServerStats()
 

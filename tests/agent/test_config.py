@@ -46,3 +46,16 @@ def test_instance_bounds_come_from_the_instance_section_and_are_checked() -> Non
     bad = load_config(environ={"VIRTACTOR_INSTANCE_DETACH_TIMEOUT": "0"})
     with pytest.raises(ConfigError, match=r"\[instance\]: detach_timeout must be > 0"):
         instance_settings_from_config(bad)
+
+
+async def test_the_agents_reply_cache_is_bounded_as_configured() -> None:
+    from agent.service import Agent
+
+    config = load_config(
+        environ={
+            "VIRTACTOR_RPC_REPLY_CACHE_ENTRIES": "50",
+            "VIRTACTOR_RPC_REPLY_CACHE_BYTES": "1048576",
+        }
+    )
+    cache = Agent(config).dispatcher.cache
+    assert (cache.capacity, cache.ttl, cache.max_bytes) == (50, 600.0, 1048576)

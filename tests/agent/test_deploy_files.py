@@ -13,6 +13,7 @@ def test_the_example_configuration_loads_with_every_section() -> None:
     config = load_config(DEPLOY / "virtactor.toml.example", environ={})
     assert (config.agent.host, config.libvirt.uri) == ("cmp-001", "qemu:///system")
     assert config.amqp.url.startswith("amqp://") and config.amqp.quorum is True
+    assert config.rpc.reply_cache_bytes == 64 * 1024 * 1024
 
 
 def test_the_systemd_unit_runs_the_agent_with_that_configuration() -> None:

@@ -103,3 +103,20 @@ async def test_a_long_running_request_does_not_stop_finished_replies_from_being_
     release.set()
     assert await long_run == (b"long", False)
     assert await cache.run_once("long", quick) == (b"long", True)
+
+
+async def test_the_byte_budget_evicts_the_oldest_replies_but_keeps_the_newest() -> None:
+    cache = ReplyCache(capacity=100, ttl=600, max_bytes=1000)
+
+    async def reply(size: int) -> bytes:
+        return b"x" * size
+
+    for i in range(5):
+        await cache.run_once(f"m{i}", lambda: reply(300))
+    assert len(cache) == 3 and cache.bytes == 900
+    assert await cache.run_once("m4", lambda: reply(1)) == (b"x" * 300, True)
+    assert await cache.run_once("m0", lambda: reply(1)) == (b"x", False)  # evicted: runs
+
+    await cache.run_once("huge", lambda: reply(5000))
+    assert len(cache) == 1 and cache.bytes == 5000  # alone over budget, still answered once
+    assert await cache.run_once("huge", lambda: reply(1)) == (b"x" * 5000, True)
