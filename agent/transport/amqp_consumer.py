@@ -91,9 +91,11 @@ class RawConsumer:
             return
         if self._on_broker_cancel not in underlay.on_consumer_cancel_callbacks:
             underlay.on_consumer_cancel_callbacks.add(self._on_broker_cancel)
-        await underlay.basic_consume(
-            self.queue, self.callback, no_ack=self.no_ack, consumer_tag=self.tag
-        )
+        # A reopen and a recovery may race to it: either way the queue is consumed.
+        with contextlib.suppress(aiormq.exceptions.DuplicateConsumerTag):
+            await underlay.basic_consume(
+                self.queue, self.callback, no_ack=self.no_ack, consumer_tag=self.tag
+            )
 
     async def _on_reopen(self, *_args: Any) -> None:
         await self.ensure()
