@@ -93,6 +93,8 @@ class ComputeClient(DriverCalls):
         self.limits = limits or DecodeLimits()
         self.user_id = user_id
         self.project_id = project_id
+        # Checked once here; each request copies it with its own id and deadline.
+        self._context = RequestContext(request_id="-", user_id=user_id, project_id=project_id)
         self.host_manifests: dict[str, Manifest] = {}
         # host -> target_manifest(host), cached; None when it is our own (nothing to back-level)
         self._targets: dict[str, Manifest | None] = {}
@@ -124,15 +126,9 @@ class ComputeClient(DriverCalls):
             self._targets.pop(host, None)
 
     def new_context(self, timeout: float, request_id: str | None = None) -> RequestContext:
-        context = RequestContext(
-            request_id=request_id or f"req-{uuid.uuid4()}",
-            user_id=self.user_id,
-            project_id=self.project_id,
-            deadline=time.time() + timeout,
-        )
-        # A context is never saved anywhere: its change list would only weigh on the wire.
-        context.obj_reset_changes()
-        return context
+        # A context is never saved anywhere: it carries no change list, which would only
+        # weigh on the wire.
+        return self._context.for_request(request_id or f"req-{uuid.uuid4()}", time.time() + timeout)
 
     async def call(
         self,

@@ -23,6 +23,19 @@ class RequestContext(VersionedObject):
     is_admin: bool = fields.Boolean(default=False)
     deadline: float | None = fields.Float(nullable=True, default=None)
 
+    def for_request(self, request_id: str, deadline: float | None) -> RequestContext:
+        """A copy of this context for one request, with no changes recorded.
+
+        The per-call path of a client: the identity fields were checked once when this
+        template was built, so only the two new values are checked here.
+        """
+        if type(request_id) is not str:
+            raise TypeError(f"request_id must be a str, not {type(request_id).__name__}")
+        if deadline is not None:
+            deadline = float(deadline)
+        values = {**self._values, "request_id": request_id, "deadline": deadline}
+        return RequestContext._obj_adopt(values, None)
+
     def time_left(self, now: float) -> float | None:
         """Seconds until the deadline at unix time `now` (negative once past); None if none."""
         return None if self.deadline is None else self.deadline - now

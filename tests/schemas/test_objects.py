@@ -252,6 +252,17 @@ def test_request_context_deadline_arithmetic_takes_now_explicitly() -> None:
     assert not no_deadline.expired(now=1e12)
 
 
+def test_a_context_for_a_request_keeps_the_identity_and_records_no_changes() -> None:
+    template = RequestContext(request_id="-", user_id="u1", project_id="p1")
+    ctx = template.for_request("req-2", 5)
+    assert (ctx.request_id, ctx.user_id, ctx.project_id, ctx.deadline) == ("req-2", "u1", "p1", 5.0)
+    assert type(ctx.deadline) is float and ctx.obj_what_changed() == set()
+    assert not ctx.obj_attr_is_set("roles") and template.request_id == "-"
+    assert decode(encode(ctx)) == ctx
+    with pytest.raises(TypeError, match="request_id must be a str"):
+        template.for_request(None, 5)  # type: ignore[arg-type]
+
+
 def test_object_lists_behave_like_sequences_and_stay_truthy_when_empty() -> None:
     bdms = samples.bdms()
     assert len(bdms) == 2
