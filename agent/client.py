@@ -19,7 +19,7 @@ from typing import Any
 from agent.driver_calls import DriverCalls
 from agent.errors import CallTimeout, ObjectVersionRefused, RemoteError
 from agent.rpc.envelope import Event, Kind, Reply, Request, pack, unpack
-from agent.rpc.manifest import Manifest
+from agent.rpc.manifest import Manifest, UnknownManifestDigest
 from agent.rpc.remote_errors import ErrorRegistry
 from agent.rpc.server import GET_OBJECT_MANIFEST
 from agent.transport import AmqpSettings, AmqpTransport, InProcessBus, Subscription, Transport
@@ -95,6 +95,9 @@ class ComputeClient(DriverCalls):
         self.project_id = project_id
         # Checked once here; each request copies it with its own id and deadline.
         self._context = RequestContext(request_id="-", user_id=user_id, project_id=project_id)
+        # Hosts that have had our manifest in full and answered: calls to them name it by
+        # digest (docs/rpc.md, "Manifest digests").
+        self._digest_hosts: set[str] = set()
         self.host_manifests: dict[str, Manifest] = {}
         # host -> target_manifest(host), cached; None when it is our own (nothing to back-level)
         self._targets: dict[str, Manifest | None] = {}
@@ -148,8 +151,11 @@ class ComputeClient(DriverCalls):
             # The agent refused it before running anything and told us what it understands:
             # send once more, back-levelled, within what is left of the same deadline.
             self.learn_manifest(host, exc.manifest)
-            remaining = deadline - time.monotonic()
-            return await self._call_once(host, method, args, instance, max(remaining, 0.001))
+        except UnknownManifestDigest:
+            # Refused before anything ran: the agent restarted (or evicted our manifest).
+            self._digest_hosts.discard(host)
+        remaining = deadline - time.monotonic()
+        return await self._call_once(host, method, args, instance, max(remaining, 0.001))
 
     async def cast(
         self,
@@ -207,6 +213,7 @@ class ComputeClient(DriverCalls):
         timeout: float,
     ) -> Any:
         request = self._request(Kind.CALL, host, method, args, instance, timeout)
+        request.compact = host in self._digest_hosts
         body = pack(request, target=self._target(host))
         try:
             raw = await self.transport.call(
@@ -220,7 +227,14 @@ class ComputeClient(DriverCalls):
         reply = unpack(raw, self.registry, self.limits)
         if not isinstance(reply, Reply):
             raise RemoteError(exc_type="DecodeError", exc_message="the reply was not a reply")
-        self.learn_manifest(host, reply.manifest)
+        if reply.manifest:
+            self.learn_manifest(host, reply.manifest)
+            # It has read our manifest in full (or by a digest it knew): digests from now on.
+            self._digest_hosts.add(host)
+        else:
+            # Named by a digest we have not seen (the agent was upgraded): full next time,
+            # and the agent answers in full.
+            self._digest_hosts.discard(host)
         if reply.error is not None:
             raise self.errors.rebuild(reply.error)
         return reply.result

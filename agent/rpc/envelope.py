@@ -8,8 +8,8 @@ objects inside it (arguments, results, the request context) keep their name and 
     event    [1, EVENT, topic, sender_host, payload, manifest]
 
 `manifest` is the sender's object manifest ({object name: newest version it knows}, as one
-string: see `Manifest`); the receiver back-levels what it sends back to it. The leading 1 is
-the envelope layout version.
+string: see `Manifest`), or in a call and its reply the manifest's digest (`compact`); the
+receiver back-levels what it sends back to it. The leading 1 is the envelope layout version.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.rpc.manifest import Manifest
+from agent.rpc.manifest import DIGEST_PREFIX, Manifest, UnknownManifestDigest
 from agent.rpc.remote_errors import WireError
 from schemas import DecodeError, DecodeLimits, ObjectRegistry, decode, encode
 
@@ -45,6 +45,7 @@ class Request:
     args: dict[str, Any]
     manifest: Manifest = field(default_factory=lambda: Manifest({}))
     rpc_version: str = RPC_API_VERSION
+    compact: bool = False  # the manifest travels as its digest
 
 
 @dataclass(slots=True)
@@ -53,6 +54,9 @@ class Reply:
     result: Any = None
     error: WireError | None = None
     manifest: Manifest = field(default_factory=lambda: Manifest({}))
+    # The manifest travels as its digest; decoded, with an empty manifest when the digest was
+    # not known here.
+    compact: bool = False
 
 
 @dataclass(slots=True)
@@ -78,7 +82,7 @@ def pack(envelope: Envelope, target: Mapping[str, str] | None = None) -> bytes:
             envelope.instance,
             envelope.context,
             envelope.args,
-            envelope.manifest.wire,
+            envelope.manifest.digest if envelope.compact else envelope.manifest.wire,
             envelope.rpc_version,
         ]
     elif isinstance(envelope, Reply):
@@ -89,7 +93,7 @@ def pack(envelope: Envelope, target: Mapping[str, str] | None = None) -> bytes:
             envelope.message_id,
             envelope.result,
             error,
-            envelope.manifest.wire,
+            envelope.manifest.digest if envelope.compact else envelope.manifest.wire,
         ]
     else:
         body = [
@@ -143,6 +147,7 @@ def _request(kind: Kind, body: list[Any]) -> Request:
         args,
         Manifest.from_wire(manifest),
         rpc_version,
+        _is_digest(manifest),
     )
 
 
@@ -154,7 +159,7 @@ def _reply(body: list[Any]) -> Reply:
         wire_error = None if error is None else WireError.from_primitive(error)
     except ValueError as exc:
         raise DecodeError(reason=str(exc)) from None
-    return Reply(message_id, result, wire_error, Manifest.from_wire(manifest))
+    return Reply(message_id, result, wire_error, _known_manifest(manifest), _is_digest(manifest))
 
 
 def _event(body: list[Any]) -> Event:
@@ -162,7 +167,23 @@ def _event(body: list[Any]) -> Event:
     _, _, topic, sender_host, payload, manifest = body
     _expect(topic, str, "topic")
     _expect(sender_host, str, "sender_host")
-    return Event(topic, sender_host, payload, Manifest.from_wire(manifest))
+    return Event(topic, sender_host, payload, _known_manifest(manifest))
+
+
+def _is_digest(manifest: object) -> bool:
+    return isinstance(manifest, str) and manifest.startswith(DIGEST_PREFIX)
+
+
+def _known_manifest(text: object) -> Manifest:
+    """A reply or an event is read even when its sender's manifest digest is not known here:
+    it only keeps the receiver from learning that manifest this time."""
+    try:
+        return Manifest.from_wire(text)
+    except UnknownManifestDigest:
+        return _NO_MANIFEST
+
+
+_NO_MANIFEST = Manifest({})
 
 
 def _arity(body: list[Any], size: int, kind: Kind) -> None:

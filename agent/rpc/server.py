@@ -159,8 +159,7 @@ class Dispatcher:
                 log.warning("cast %s %s failed: %s", request.message_id, request.method, exc)
                 reply_body = None
             else:
-                error = Reply(request.message_id, error=error_to_wire(exc), manifest=self.manifest)
-                reply_body = pack(error)
+                reply_body = pack(self._reply(request, error=error_to_wire(exc)))
             if exc.retryable:
                 # Not remembered: a redelivery of this message may well succeed (the host has
                 # adopted its guests, libvirt is back), so it must run again.
@@ -168,7 +167,7 @@ class Dispatcher:
             return reply_body
         if request.kind is Kind.CAST:
             return None
-        reply = Reply(request.message_id, result=result, manifest=self.manifest)
+        reply = self._reply(request, result=result)
         # A peer of the same release needs no back-levelling walk.
         same = request.manifest.wire == self.manifest.wire
         try:
@@ -177,8 +176,11 @@ class Dispatcher:
             # The effect happened but its result cannot travel (or cannot be back-levelled to
             # the caller's versions): say so, typed, rather than leaving the caller to time out.
             log.error("result of %s %s cannot be sent: %s", request.message_id, request.method, exc)
-            error = Reply(request.message_id, error=error_to_wire(exc), manifest=self.manifest)
-            return pack(error)
+            return pack(self._reply(request, error=error_to_wire(exc)))
+
+    def _reply(self, request: Request, **outcome: Any) -> Reply:
+        # A caller that named its manifest by digest has ours in full from an earlier reply.
+        return Reply(request.message_id, manifest=self.manifest, compact=request.compact, **outcome)
 
     async def _deliver(self, request: Request) -> Any:
         deadline = getattr(request.context, "deadline", None) if request.context else None
