@@ -98,6 +98,7 @@ class ComputeClient(DriverCalls):
         # Hosts that have had our manifest in full and answered: calls to them name it by
         # digest (docs/rpc.md, "Manifest digests").
         self._digest_hosts: set[str] = set()
+        self._full_only: set[str] = set()  # agents of a release that cannot read digests
         self.host_manifests: dict[str, Manifest] = {}
         # host -> target_manifest(host), cached; None when it is our own (nothing to back-level)
         self._targets: dict[str, Manifest | None] = {}
@@ -145,17 +146,31 @@ class ComputeClient(DriverCalls):
         """Ask `host` to run `method` and return its result; raise its error, typed."""
         timeout = self.default_timeout if timeout is None else timeout
         deadline = time.monotonic() + timeout
+        request = self._request(Kind.CALL, host, method, args, instance, timeout)
+        request.compact = host in self._digest_hosts
         try:
-            return await self._call_once(host, method, args, instance, timeout)
+            return await self._call_once(host, method, request, timeout)
         except ObjectVersionRefused as exc:
             # The agent refused it before running anything and told us what it understands:
             # send once more, back-levelled, within what is left of the same deadline.
             self.learn_manifest(host, exc.manifest)
-        except UnknownManifestDigest:
-            # Refused before anything ran: the agent restarted (or evicted our manifest).
             self._digest_hosts.discard(host)
+            request = self._request(Kind.CALL, host, method, args, instance, timeout)
+        except _DigestRefused as refused:
+            # The agent could not read our manifest's digest: it restarted or forgot it
+            # (`UnknownManifestDigest`), or it is of a release before digests (a plain
+            # `DecodeError`). Send the same message in full: same id, so had it run after
+            # all, the agent would answer from its reply cache instead of running it again.
+            self._digest_hosts.discard(host)
+            request.compact = False
+            remaining = max(deadline - time.monotonic(), 0.001)
+            result = await self._call_once(host, method, request, remaining)
+            if not isinstance(refused.error, UnknownManifestDigest):
+                self._full_only.add(host)
+                self._digest_hosts.discard(host)
+            return result
         remaining = deadline - time.monotonic()
-        return await self._call_once(host, method, args, instance, max(remaining, 0.001))
+        return await self._call_once(host, method, request, max(remaining, 0.001))
 
     async def cast(
         self,
@@ -204,16 +219,7 @@ class ComputeClient(DriverCalls):
             async for event in stream:
                 yield event
 
-    async def _call_once(
-        self,
-        host: str,
-        method: str,
-        args: Mapping[str, Any] | None,
-        instance: str | None,
-        timeout: float,
-    ) -> Any:
-        request = self._request(Kind.CALL, host, method, args, instance, timeout)
-        request.compact = host in self._digest_hosts
+    async def _call_once(self, host: str, method: str, request: Request, timeout: float) -> Any:
         body = pack(request, target=self._target(host))
         try:
             raw = await self.transport.call(
@@ -221,22 +227,27 @@ class ComputeClient(DriverCalls):
             )
         except CallTimeout:
             raise CallTimeout(host=host, method=method, timeout=timeout) from None
-        return self._raise_or_result(host, raw)
+        return self._raise_or_result(host, raw, request.compact)
 
-    def _raise_or_result(self, host: str, raw: bytes) -> Any:
+    def _raise_or_result(self, host: str, raw: bytes, compact: bool = False) -> Any:
         reply = unpack(raw, self.registry, self.limits)
         if not isinstance(reply, Reply):
             raise RemoteError(exc_type="DecodeError", exc_message="the reply was not a reply")
-        if reply.manifest:
-            self.learn_manifest(host, reply.manifest)
-            # It has read our manifest in full (or by a digest it knew): digests from now on.
-            self._digest_hosts.add(host)
-        else:
+        if not reply.manifest:
             # Named by a digest we have not seen (the agent was upgraded): full next time,
             # and the agent answers in full.
             self._digest_hosts.discard(host)
+        else:
+            self.learn_manifest(host, reply.manifest)
         if reply.error is not None:
-            raise self.errors.rebuild(reply.error)
+            error = self.errors.rebuild(reply.error)
+            if compact and isinstance(error, DecodeError):
+                raise _DigestRefused(error)
+            raise error
+        if reply.manifest and host not in self._full_only:
+            # It ran the call, so it read our manifest (in full, or by a digest it knew):
+            # digests from now on.
+            self._digest_hosts.add(host)
         return reply.result
 
     def _request(
@@ -259,6 +270,14 @@ class ComputeClient(DriverCalls):
             args=dict(args or {}),
             manifest=self.manifest,
         )
+
+
+class _DigestRefused(Exception):
+    """A call sent with our manifest's digest came back refused as undecodable."""
+
+    def __init__(self, error: DecodeError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 class EventStream:

@@ -8,7 +8,8 @@ forty entries again on every message.
 A call may carry the manifest's digest instead (`"#"` and 16 hex digits of its BLAKE2b): ~20
 bytes instead of ~500 in every request and reply once both sides have seen the full string
 (see docs/rpc.md, "Manifest digests"). Every manifest built or parsed in this process is
-remembered by digest in a bounded table; a digest not in it raises `UnknownManifestDigest`.
+remembered by digest in a bounded table (least recently used forgotten first); a digest not in
+it raises `UnknownManifestDigest`.
 """
 
 from __future__ import annotations
@@ -66,9 +67,10 @@ class Manifest(Mapping[str, str]):
         if not isinstance(text, str):
             raise DecodeError(reason=f"a manifest is a string, not {type(text).__name__}")
         if text.startswith(DIGEST_PREFIX):
-            known = _BY_DIGEST.get(text)
+            known = _BY_DIGEST.pop(text, None)
             if known is None:
                 raise UnknownManifestDigest(digest=text[:40])
+            _BY_DIGEST[text] = known  # the most recently used is the last to be forgotten
             return known
         manifest = _parse(text)
         if manifest.digest not in _BY_DIGEST:

@@ -163,9 +163,11 @@ class AmqpTransport(Transport):
         with contextlib.suppress(*CONNECTION_ERRORS):
             await consumer.channel.close()
 
-    async def declare_host(self, host: str) -> AbstractQueue:
+    async def declare_host(
+        self, host: str, channel: AbstractRobustChannel | None = None
+    ) -> AbstractQueue:
         """Declare `host`'s durable request queue and its bindings (serving does it too)."""
-        channel = self._channel(self._confirmed)
+        channel = channel or self._channel(self._confirmed)
         arguments: dict[str, Any] = {"x-dead-letter-exchange": self.names.dead_letter_exchange}
         if self.settings.quorum:
             arguments["x-queue-type"] = "quorum"
@@ -176,6 +178,17 @@ class AmqpTransport(Transport):
         await queue.bind(self._exchange(self._commands), routing_key=host_routing_key(host))
         await queue.bind(self._exchange(self._broadcast))
         return queue
+
+    async def _declare_apart(self, host: str) -> None:
+        """`declare_host` on a channel of its own: a consumer's recovery, cancelled half-way
+        by `unserve`, must not close the channel casts and events are confirmed on."""
+        assert self._connection is not None, "start() the transport first"
+        channel: AbstractRobustChannel = await self._connection.channel(publisher_confirms=False)
+        try:
+            await self.declare_host(host, channel)
+        finally:
+            with contextlib.suppress(*CONNECTION_ERRORS):
+                await channel.close()
 
     async def delete_host(self, host: str) -> None:
         """Remove `host`'s queue and whatever is in it (operators retiring a host; tests)."""
@@ -204,7 +217,7 @@ class AmqpTransport(Transport):
             self.names.host_queue(host),
             on_request,
             tag=f"{self.names.host_queue(host)}.{id(self):x}",
-            prepare=lambda: self.declare_host(host),
+            prepare=lambda: self._declare_apart(host),
             retry_interval=self.settings.reconnect_interval,
         )
         await consumer.start()

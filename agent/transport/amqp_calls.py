@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aio_pika
+import aiormq
 from aio_pika.abc import AbstractRobustChannel
 from aiormq.abc import DeliveredMessage
 from pamqp.commands import Basic
@@ -30,6 +31,10 @@ from agent.transport.amqp_messages import CONNECTION_ERRORS, delivery_error
 from agent.transport.topics import host_routing_key
 
 log = logging.getLogger(__name__)
+
+# The channel went away under a publish (its close fails the pending confirms with the broker's
+# reason): publish again once it is back, within the caller's deadline.
+CHANNEL_GONE = (*CONNECTION_ERRORS, aiormq.exceptions.AMQPChannelError)
 
 DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
 
@@ -92,10 +97,12 @@ class AmqpCalls:
             raise CallTimeout(host=host, method=f"message {message_id}", timeout=timeout) from None
         finally:
             self._pending.pop(message_id, None)
+            if reply.done() and not reply.cancelled():
+                reply.exception()  # failed by a closing transport while publishing: seen
 
     async def _publish(self, call: _PendingCall) -> None:
         """Publish, waiting out a broker reconnect (the caller's timeout bounds it)."""
-        while True:
+        while not call.reply.done():  # a re-send after a reopen may have been answered
             self.check_open()
             try:
                 await self._send(call)
@@ -116,7 +123,7 @@ class AmqpCalls:
                     # Answered already (a re-send after a reopen got through), or failed by a
                     # closing transport, whose connection fails the confirm with its own error.
                     return
-                if not isinstance(exc, CONNECTION_ERRORS):
+                if not isinstance(exc, CHANNEL_GONE):
                     raise
                 message_id = call.properties.message_id
                 log.info("publish of %s interrupted (%s); retrying", message_id, exc)
@@ -124,6 +131,10 @@ class AmqpCalls:
 
     async def _send(self, call: _PendingCall) -> None:
         underlay = await underlay_channel(self.channel)
+        if self._replies.tag not in underlay.consumers:
+            # Reopened, and the reopen callback has not consumed replies yet: a request naming
+            # direct reply-to on a channel not consuming it makes the broker close the channel.
+            await self._replies.ensure()
         await underlay.basic_publish(
             call.body,
             exchange=self.exchange,
@@ -147,6 +158,7 @@ class AmqpCalls:
             except aio_pika.exceptions.DeliveryError as exc:
                 if not call.reply.done():
                     call.reply.set_exception(delivery_error(exc, call.host))
-            except CONNECTION_ERRORS as exc:
-                # Gone again: the next reopen re-sends; the caller's deadline bounds it all.
+            except Exception as exc:
+                # Gone again (the next reopen re-sends) or refused: the caller's own publish
+                # loop and deadline decide; the other calls are still re-sent.
                 log.info("re-sending %s failed (%s)", call.properties.message_id, exc)

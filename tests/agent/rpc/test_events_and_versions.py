@@ -10,6 +10,7 @@ import pytest
 
 from actors import HOST_ADDRESS, Actor, ActorSystem, BlockingExecutor, handler
 from agent.client import ComputeClient
+from agent.rpc.envelope import Kind
 from agent.rpc.events import EventPublisher
 from agent.rpc.methods import MethodTable, Scope
 from agent.rpc.server import Dispatcher
@@ -144,9 +145,10 @@ async def test_an_agent_refuses_a_too_new_object_with_its_manifest(transport: Tr
     try:
         client = ComputeClient(transport, registry=NEW_RELEASE, default_timeout=10)
         with pytest.raises(IncompatibleObjectVersion) as refused:
-            await client._call_once(
-                "h1", "describe", {"widget": WidgetNew(name="too-new")}, None, 10
+            request = client._request(
+                Kind.CALL, "h1", "describe", {"widget": WidgetNew(name="too-new")}, None, 10
             )
+            await client._call_once("h1", "describe", request, 10)
         assert refused.value.manifest == OLD_RELEASE.manifest()
     finally:
         await system.aclose(timeout=5)

@@ -12,7 +12,7 @@ from agent.client import ComputeClient
 from agent.rpc import manifest as manifests
 from agent.rpc.manifest import Manifest, UnknownManifestDigest
 from agent.transport import Transport
-from schemas import ObjectRegistry
+from schemas import DecodeError, ObjectRegistry
 from schemas.objects import RequestContext
 
 from .conftest import Stack
@@ -31,11 +31,13 @@ class Wire:
     def __init__(self, transport: Transport) -> None:
         self.requests: list[str] = []
         self.replies: list[str] = []
+        self.message_ids: list[str] = []
         self._call = transport.call
         transport.call = self.call  # type: ignore[method-assign]
 
     async def call(self, host: str, body: bytes, **kwargs: Any) -> bytes:
         self.requests.append(manifest_field(body, "request"))
+        self.message_ids.append(kwargs["message_id"])
         reply = await self._call(host, body, **kwargs)
         self.replies.append(manifest_field(reply, "reply"))
         return reply
@@ -105,8 +107,10 @@ async def test_an_agent_that_forgot_the_digest_refuses_and_the_call_is_sent_in_f
     assert await client.call("h1", "set_host_enabled", {"enabled": False}) == "disabled"
 
     assert wire.requests == [client.manifest.digest, client.manifest.wire]
-    # Refused before it ran: executed once, not twice.
+    # Refused before it ran: executed once, not twice; sent again under the same id, so an
+    # agent that had run it would answer from its reply cache.
     assert stack.journal.calls == [("host", "set_host_enabled:False")]
+    assert wire.message_ids[0] == wire.message_ids[1]
     await client.call("h1", "set_host_enabled", {"enabled": True})
     assert wire.requests[-1] == client.manifest.digest
 
@@ -134,6 +138,33 @@ async def test_a_reply_naming_an_unknown_manifest_is_still_read_and_the_next_cal
         stack.dispatcher.manifest.digest,
     ]
     assert client.host_manifests["h1"].wire == stack.dispatcher.manifest.wire
+
+
+async def test_an_agent_of_a_release_before_digests_gets_every_call_in_full(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = ComputeClient(stack.transport, registry=OTHER_RELEASE, default_timeout=10)
+    await client.call("h1", "set_host_enabled", {"enabled": True})
+    wire = Wire(stack.transport)
+
+    def older_parser(text: object) -> Manifest:
+        # What a release before digests makes of one: a malformed manifest entry.
+        if isinstance(text, str) and text.startswith("#"):
+            raise DecodeError(reason=f"malformed manifest entry {text!r}")
+        return original(text)
+
+    original = Manifest.from_wire
+    monkeypatch.setattr(Manifest, "from_wire", staticmethod(older_parser))
+    stack.journal.calls.clear()
+    for enabled in (False, True, False):
+        await client.call("h1", "set_host_enabled", {"enabled": enabled})
+
+    assert wire.requests == [client.manifest.digest] + [client.manifest.wire] * 3
+    assert stack.journal.calls == [
+        ("host", "set_host_enabled:False"),
+        ("host", "set_host_enabled:True"),
+        ("host", "set_host_enabled:False"),
+    ]
 
 
 def test_an_unknown_digest_is_a_typed_decode_error_and_a_known_one_resolves() -> None:
