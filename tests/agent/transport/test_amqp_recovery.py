@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator
 
 import aio_pika
@@ -92,3 +93,43 @@ async def test_a_call_survives_its_calls_channel_being_closed_by_the_broker(
             await asyncio.sleep(0.01)
     release.set()
     assert await call == b"ping"
+
+
+async def test_calls_keep_flowing_while_the_broker_keeps_closing_their_channel(
+    pair: tuple[AmqpTransport, AmqpTransport],
+) -> None:
+    agent_side, client_side = pair
+
+    async def echo(delivery: Delivery) -> Outcome:
+        return Outcome(reply=delivery.body)
+
+    await agent_side.serve("h1", echo)
+    outcomes: Counter[str] = Counter()
+    stop = asyncio.Event()
+
+    async def caller() -> None:
+        while not stop.is_set():
+            try:
+                await client_side.call("h1", b"x", message_id=uuid.uuid4().hex, timeout=5)
+                outcomes["ok"] += 1
+            except CallTimeout:
+                outcomes["timeout"] += 1
+            except Exception as exc:  # anything else is a transport error leaking to a caller
+                outcomes[type(exc).__name__] += 1
+
+    callers = [asyncio.create_task(caller()) for _ in range(32)]
+    assert client_side._calls is not None
+    for _ in range(4):
+        await asyncio.sleep(0.5)
+        # Publishes go on while the channel closes, reopens and consumes replies again.
+        channel = await client_side._calls.channel.get_underlay_channel()
+        with contextlib.suppress(aiormq.exceptions.ChannelNotFoundEntity):
+            await channel.exchange_declare(f"missing-{uuid.uuid4().hex}", passive=True)
+    await asyncio.sleep(1.0)
+    before = outcomes["ok"]
+    await asyncio.sleep(1.0)
+    stop.set()
+    await asyncio.gather(*callers)
+
+    assert set(outcomes) <= {"ok", "timeout"}, outcomes
+    assert outcomes["ok"] > before, outcomes  # still flowing after the last close
