@@ -92,16 +92,21 @@ async def other_client(stack: Stack) -> ComputeClient:
     return client
 
 
+def forget(monkeypatch: pytest.MonkeyPatch, manifest: Manifest) -> None:
+    """This process no longer knows `manifest` by its digest (until it reads it in full)."""
+    known = dict(manifests._BY_DIGEST)
+    del known[manifest.digest]
+    monkeypatch.setattr(manifests, "_BY_DIGEST", known)
+    manifests._parse.cache_clear()
+
+
 async def test_an_agent_that_forgot_the_digest_refuses_and_the_call_is_sent_in_full(
     stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     client = await other_client(stack)
     wire = Wire(stack.transport)
     # As after an agent restart: the client's digest is unknown on the agent's side.
-    known = dict(manifests._BY_DIGEST)
-    del known[client.manifest.digest]
-    monkeypatch.setattr(manifests, "_BY_DIGEST", known)
-    manifests._parse.cache_clear()
+    forget(monkeypatch, client.manifest)
     stack.journal.calls.clear()
 
     assert await client.call("h1", "set_host_enabled", {"enabled": False}) == "disabled"
@@ -122,10 +127,7 @@ async def test_a_reply_naming_an_unknown_manifest_is_still_read_and_the_next_cal
     wire = Wire(stack.transport)
     # The client has not seen the agent's manifest (as if the agent had been upgraded), while
     # the agent still knows the client's.
-    known = dict(manifests._BY_DIGEST)
-    del known[stack.dispatcher.manifest.digest]
-    monkeypatch.setattr(manifests, "_BY_DIGEST", known)
-    manifests._parse.cache_clear()
+    forget(monkeypatch, stack.dispatcher.manifest)
 
     assert await client.call("h1", "set_host_enabled", {"enabled": False}) == "disabled"
     assert await client.call("h1", "set_host_enabled", {"enabled": True}) == "enabled"
