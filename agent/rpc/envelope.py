@@ -54,8 +54,8 @@ class Reply:
     result: Any = None
     error: WireError | None = None
     manifest: Manifest = field(default_factory=lambda: Manifest({}))
-    # The manifest travels as its digest; decoded, with an empty manifest when the digest was
-    # not known here.
+    # Sent with the manifest as its digest. A decoded reply whose digest is not known here has
+    # an empty manifest.
     compact: bool = False
 
 
@@ -159,7 +159,7 @@ def _reply(body: list[Any]) -> Reply:
         wire_error = None if error is None else WireError.from_primitive(error)
     except ValueError as exc:
         raise DecodeError(reason=str(exc)) from None
-    return Reply(message_id, result, wire_error, _known_manifest(manifest), _is_digest(manifest))
+    return Reply(message_id, result, wire_error, _known_manifest(manifest))
 
 
 def _event(body: list[Any]) -> Event:

@@ -73,8 +73,7 @@ class Manifest(Mapping[str, str]):
             _BY_DIGEST[text] = known  # the most recently used is the last to be forgotten
             return known
         manifest = _parse(text)
-        if manifest.digest not in _BY_DIGEST:
-            _remember(manifest)  # evicted while its parse stayed cached
+        _remember(manifest)  # it may have been forgotten while its parse stayed cached
         return manifest
 
 

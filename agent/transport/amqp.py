@@ -9,9 +9,9 @@ Topology, under a configurable prefix (see `topics.Names`):
 - `<p>.events`     durable topic exchange; each subscription is an exclusive queue bound to it.
 Replies use RabbitMQ direct reply-to (`amq.rabbitmq.reply-to`): no reply queue to declare.
 
-Delivery rules: every publish is `mandatory` on a confirming channel, so an unroutable request
-fails at once. A call waits for its confirm, then for its reply; casts, fanouts and events
-return once confirmed.
+Delivery rules: every request is published `mandatory` on a confirming channel, so an
+unroutable request fails at once. A call waits for its confirm, then for its reply; casts,
+fanouts and events return once confirmed.
 Requests are acknowledged after the handler finished and the reply was published. Across a
 broker reconnect, publishes are retried with the same message id and pending calls are re-sent:
 the receiving side de-duplicates by id. Calls live in `amqp_calls`; requests and replies are

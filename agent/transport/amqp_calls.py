@@ -113,21 +113,17 @@ class AmqpCalls:
                 task = asyncio.current_task()
                 if task is None or task.cancelling():
                     raise  # the caller's own cancellation, or its timeout
-                # The channel closed under the publish and cancelled its confirmation.
-                if call.reply.done():
-                    return  # with the transport closing: the reply says so
-                log.info("publish of %s interrupted; retrying", call.properties.message_id)
-                await asyncio.sleep(self.retry_interval)
+                reason: object = "its channel closed and cancelled the confirm"
             except Exception as exc:
-                if call.reply.done():
-                    # Answered already (a re-send after a reopen got through), or failed by a
-                    # closing transport, whose connection fails the confirm with its own error.
-                    return
-                if not isinstance(exc, CHANNEL_GONE):
+                if not isinstance(exc, CHANNEL_GONE) and not call.reply.done():
                     raise
-                message_id = call.properties.message_id
-                log.info("publish of %s interrupted (%s); retrying", message_id, exc)
-                await asyncio.sleep(self.retry_interval)
+                reason = exc
+            if call.reply.done():
+                # Answered by a re-send after a reopen, or failed by a closing transport, whose
+                # connection fails the confirm with an error of its own.
+                return
+            log.info("publish of %s interrupted (%s); retrying", call.properties.message_id, reason)
+            await asyncio.sleep(self.retry_interval)
 
     async def _send(self, call: _PendingCall) -> None:
         underlay = await underlay_channel(self.channel)

@@ -12,9 +12,6 @@ from __future__ import annotations
 import asyncio
 import re
 import shutil
-import socket
-import subprocess
-import time
 import uuid as uuidlib
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -46,9 +43,9 @@ from schemas.objects.instance import Instance
 from schemas.objects.volume import VolumeConnection
 from tests.agent.virt import guest_samples as samples
 from tests.agent.virt.conftest import RecordingListener
-from tests.conftest import missing_component
 from tests.system.conftest import DomainJanitor, LocalHost, wait_for_console_async
 from tests.system.guest_image import HEARTBEAT_RE, GuestImage, GuestMarker, disks_line, nics_line
+from tests.system.instance_helpers import serve_nbd
 
 pytestmark = [pytest.mark.libvirt_qemu, pytest.mark.asyncio(loop_scope="session")]
 
@@ -107,48 +104,8 @@ async def bed(test_hosts: tuple[LocalHost, ...], guest_root: Path) -> AsyncItera
 @pytest.fixture
 def nbd_export(qemu_tmp_path: Path) -> Iterator[tuple[str, int]]:
     """A 4 MiB raw file served by qemu-nbd on 127.0.0.1 as export `vol-nbd`."""
-    if shutil.which("qemu-nbd") is None:
-        missing_component("qemu-nbd", "apt-get install qemu-utils (make test does)")
-    disk = qemu_tmp_path / "nbd.img"
-    disk.write_bytes(b"\x00" * 4 * MIB)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen(
-        [
-            "qemu-nbd",
-            "--persistent",
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--export-name",
-            "vol-nbd",
-            "--format",
-            "raw",
-            str(disk),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    wait_for_listener(port)
-    try:
-        yield "vol-nbd", port
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
-
-
-def wait_for_listener(port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
+    with serve_nbd(qemu_tmp_path) as export:
+        yield export
 
 
 def kernel_image(guest_image: GuestImage, **props: object) -> ImageMeta:
