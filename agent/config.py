@@ -44,7 +44,7 @@ class LibvirtSection:
 
 @dataclass(slots=True, frozen=True)
 class GuestSection:
-    """How guests are built (see agent/virt/guest_settings.py); empty paths take defaults:
+    """How guests are built (see agent/virt/guest/settings.py); empty paths take defaults:
     the image cache under `instances_path/_base`, snapshots in `images_path`."""
 
     images_path: str = "/var/lib/virtactor/images"

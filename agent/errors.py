@@ -10,8 +10,8 @@
     │   └── InvalidRoutingKey               a host or pattern word that is not one routing word
     ├── HypervisorUnavailable               libvirt is unreachable (retryable)
     ├── AgentInitializing                   the host is still adopting guests (retryable)
-    ├── InstanceNotFound / InstanceInvalidState / NotSupported   actors.instance_errors
-    ├── InstanceRequestError ...            actors.instance_errors (bad arguments, devices)
+    ├── InstanceNotFound / InstanceInvalidState / NotSupported   actors.instance.errors
+    ├── InstanceRequestError ...            actors.instance.errors (bad arguments, devices)
     ├── ClaimFailed
     ├── UnknownMethod, InvalidArguments, RequestExpired,
     │   IncompatibleRpcVersion      refused before any effect
@@ -23,7 +23,7 @@ Errors keep "we closed it" (TransportClosed, ActorStopped) apart from "it broke"
 from __future__ import annotations
 
 # Raised by the instance actors, which cannot import the agent; the same classes here.
-from actors.instance_errors import InstanceInvalidState, InstanceNotFound, NotSupported
+from actors.instance.errors import InstanceInvalidState, InstanceNotFound, NotSupported
 from schemas.errors import IncompatibleObjectVersion, SchemaError, VirtactorError
 
 

@@ -26,7 +26,7 @@ from agent.rpc.events import EventPublisher
 from agent.rpc.methods import MethodTable, Scope
 from agent.rpc.server import Dispatcher
 from agent.transport import AmqpSettings, AmqpTransport, InProcessBus, Transport
-from agent.virt.guest_settings import guest_settings_from_config
+from agent.virt.guest.settings import guest_settings_from_config
 from agent.virt.runtime import HostRuntime, HostRuntimeSettings
 from schemas import DecodeLimits, ObjectRegistry, VirtactorError, default_registry
 

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from agent.virt import qemu_img
-from agent.virt.guest_errors import ImageError, ImageNotFound, InvalidImage
+from agent.virt.guest.errors import ImageError, ImageNotFound, InvalidImage
 
 log = logging.getLogger(__name__)
 

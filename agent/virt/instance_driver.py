@@ -20,12 +20,13 @@ import libvirt
 from agent.errors import NotSupported
 from agent.virt import reports
 from agent.virt.domains import read_domain_info
-from agent.virt.guest import Guest
-from agent.virt.guest_devices import DetachTiming, attach_device, detach_device
-from agent.virt.guest_disks import InstancePaths, parse_device_name
-from agent.virt.guest_errors import ConsoleUnavailable, GuestConfigError, SnapshotFailed
-from agent.virt.guest_events import DeviceEvents
-from agent.virt.guest_info import (
+from agent.virt.guest.device_events import DeviceEvents
+from agent.virt.guest.devices import DetachTiming, attach_device, detach_device
+from agent.virt.guest.disks import InstancePaths, parse_device_name
+from agent.virt.guest.domain import Guest
+from agent.virt.guest.elements import to_xml
+from agent.virt.guest.errors import ConsoleUnavailable, GuestConfigError, SnapshotFailed
+from agent.virt.guest.info import (
     console_log_path,
     diagnostics,
     disk_source_file,
@@ -36,17 +37,16 @@ from agent.virt.guest_info import (
     serial_pty,
     vnc_port,
 )
-from agent.virt.guest_metadata import (
+from agent.virt.guest.metadata import (
     RECOVERY_NS,
     RECOVERY_PREFIX,
     parse_recovery,
     recovery_fragment,
 )
-from agent.virt.guest_rescue import plan_rescue, run_block_copy, run_rescue, run_unrescue
-from agent.virt.guest_settings import GuestSettings
-from agent.virt.guest_snapshot import convert_to_qcow2
-from agent.virt.guest_spawn import plan_spawn, remove_instance_files, run_spawn
-from agent.virt.guest_xml import to_xml
+from agent.virt.guest.rescue import plan_rescue, run_block_copy, run_rescue, run_unrescue
+from agent.virt.guest.settings import GuestSettings
+from agent.virt.guest.snapshot import convert_to_qcow2
+from agent.virt.guest.spawn import plan_spawn, remove_instance_files, run_spawn
 from agent.virt.host import Host
 from agent.virt.images import ImageCache, check_id
 from agent.virt.power_state import power_state_of
@@ -442,7 +442,7 @@ def _ignore_not_running(action: Callable[[], None]) -> None:
 
 
 if TYPE_CHECKING:
-    from actors.instance_driver import InstanceDriver
+    from actors.instance.driver import InstanceDriver
 
     def _implements_the_protocol(driver: LibvirtInstanceDriver) -> InstanceDriver:
         return driver  # mypy checks every method's signature against the protocol here

@@ -1,6 +1,6 @@
 """`HostRuntime`: the libvirt Host, its event bridge and the host actor, wired together.
 
-    libvirt ──events──> Host ──TeeListener──> HostEventBridge ──tell──> HostActor
+    libvirt ──events──> Host ──TeeListener──> HostEventRelay ──tell──> HostActor
                          ▲         │           (reboot flaps held)       │ route / adopt
                          │         └─> DeviceEvents (detach waits)       ▼
                          ├──── LibvirtHypervisor <───────────────── InstanceActor(s)
@@ -22,9 +22,9 @@ from typing import Any
 from actors import HOST_ADDRESS, Actor, ActorRef, ActorSystem
 from actors.host import HostActor, HostActorSettings, Readiness
 from actors.instance import EventSink, InstanceActor, InstanceSettings
-from agent.virt.bridge import HostEventBridge
-from agent.virt.guest_events import DeviceEvents, TeeListener
-from agent.virt.guest_settings import GuestSettings
+from agent.virt.event_relay import HostEventRelay
+from agent.virt.guest.device_events import DeviceEvents, TeeListener
+from agent.virt.guest.settings import GuestSettings
 from agent.virt.host import Host
 from agent.virt.hypervisor import LibvirtHypervisor
 from agent.virt.images import ImageCache
@@ -91,7 +91,7 @@ class HostRuntime:
                 self.host, settings.guest, cache, self.device_events
             )
         self._make_instance = instance_factory
-        self.bridge: HostEventBridge | None = None
+        self.bridge: HostEventRelay | None = None
         self.ref: ActorRef | None = None
 
     def instance_factory(self, uuid: str) -> Actor:
@@ -130,7 +130,7 @@ class HostRuntime:
             ),
         )
         self.ref = ref
-        self.bridge = HostEventBridge(ref.tell, flap_delay=self.settings.reboot_flap_delay)
+        self.bridge = HostEventRelay(ref.tell, flap_delay=self.settings.reboot_flap_delay)
         self.bridge.start()
         # Detach waits see DEVICE_REMOVED first: the actor that waits is busy, its mailbox shut.
         await self.host.start(TeeListener(self.bridge, self.device_events))

@@ -16,8 +16,8 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
-from agent.virt.guest_errors import InvalidVIF
-from agent.virt.guest_xml import checked, element, sub
+from agent.virt.guest.elements import checked, element, sub
+from agent.virt.guest.errors import InvalidVIF
 from schemas.objects.enums import VIFModel, VIFType
 from schemas.objects.image import ImageMetaProps
 from schemas.objects.network import VIF

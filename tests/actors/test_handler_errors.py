@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from actors import ActorSystem, HandlerFailed
-from actors.instance_errors import InstanceInvalidState
+from actors.instance.errors import InstanceInvalidState
 
 from .actors_for_tests import Recorder
 

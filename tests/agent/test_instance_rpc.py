@@ -17,7 +17,7 @@ import pytest
 from actors import ActorSystem, BlockingExecutor
 from actors.host import HostActor
 from actors.instance import InstanceActor
-from actors.instance_errors import (
+from actors.instance.errors import (
     InstanceInvalidState,
     InstanceNotFound,
     InvalidConnectionInfo,
@@ -44,7 +44,7 @@ from schemas.objects import (
     VolumeConnection,
     VolumeConnectionData,
 )
-from tests.actors.instance_fakes import (
+from tests.actors.instance.fakes import (
     IMAGE_ID,
     UUID,
     FakeInstanceDriver,

@@ -24,14 +24,14 @@ import pytest_asyncio
 from actors import BlockingExecutor
 from agent.errors import InstanceNotFound, NotSupported
 from agent.virt import qemu_img
-from agent.virt.guest_errors import (
+from agent.virt.guest.device_events import DeviceEvents, TeeListener
+from agent.virt.guest.errors import (
     DeviceNotAttached,
     GuestConfigError,
     InstanceExists,
     MalformedVolumeConnection,
 )
-from agent.virt.guest_events import DeviceEvents, TeeListener
-from agent.virt.guest_settings import GuestSettings
+from agent.virt.guest.settings import GuestSettings
 from agent.virt.host import Host
 from agent.virt.images import ImageCache
 from agent.virt.instance_driver import LibvirtInstanceDriver
@@ -41,8 +41,8 @@ from schemas.objects.enums import PowerState
 from schemas.objects.image import ImageMeta
 from schemas.objects.instance import Instance
 from schemas.objects.volume import VolumeConnection
-from tests.agent.virt import guest_samples as samples
 from tests.agent.virt.conftest import RecordingListener
+from tests.agent.virt.guest import samples
 from tests.system.conftest import DomainJanitor, LocalHost, wait_for_console_async
 from tests.system.guest_image import HEARTBEAT_RE, GuestImage, GuestMarker, disks_line, nics_line
 from tests.system.instance_helpers import serve_nbd

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from actors.instance_errors import (
+from actors.instance.errors import (
     InstanceNotFound,
     InvalidConnectionInfo,
     InvalidInstanceArgument,

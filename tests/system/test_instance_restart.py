@@ -21,8 +21,8 @@ from pathlib import Path
 import libvirt
 import pytest
 
-from actors.instance_errors import InstanceInvalidState
-from actors.instance_recovery import RecoveryRecord, encode_recovery
+from actors.instance.errors import InstanceInvalidState
+from actors.instance.recovery import RecoveryRecord, encode_recovery
 from agent.config import AmqpSection
 from tests.system.conftest import DomainJanitor, LocalHost
 from tests.system.guest_image import GuestImage

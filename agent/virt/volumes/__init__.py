@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from agent.virt.guest_errors import MalformedVolumeConnection
+from agent.virt.guest.errors import MalformedVolumeConnection
 from agent.virt.volumes.base import VolumeDriver
 from agent.virt.volumes.local import BlockVolumeDriver, FileVolumeDriver
 from agent.virt.volumes.network import IscsiVolumeDriver, NbdVolumeDriver, RbdVolumeDriver

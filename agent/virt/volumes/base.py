@@ -13,8 +13,8 @@ import re
 import xml.etree.ElementTree as ET
 from typing import Protocol
 
-from agent.virt.guest_errors import MalformedVolumeConnection
-from agent.virt.guest_xml import checked, element, sub
+from agent.virt.guest.elements import checked, element, sub
+from agent.virt.guest.errors import MalformedVolumeConnection
 from schemas.objects.enums import VolumeAccessMode
 from schemas.objects.volume import VolumeConnection, VolumeConnectionData
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from agent.virt.guest_xml import sub
+from agent.virt.guest.elements import sub
 from agent.virt.volumes.base import disk_frame, finish, local_path
 from schemas.objects.volume import VolumeConnection
 

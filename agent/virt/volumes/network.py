@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
-from agent.virt.guest_xml import sub
+from agent.virt.guest.elements import sub
 from agent.virt.volumes.base import (
     disk_frame,
     finish,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from agent.virt import qemu_img
-from agent.virt.guest_errors import ImageNotFound, InvalidImage
+from agent.virt.guest.errors import ImageNotFound, InvalidImage
 from agent.virt.images import ImageCache, root_size_mib
 from agent.virt.undo import Undo
 from tests.conftest import missing_component

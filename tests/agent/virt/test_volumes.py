@@ -6,11 +6,11 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from agent.virt.guest_errors import InvalidXMLValue, MalformedVolumeConnection
-from agent.virt.guest_xml import to_xml
+from agent.virt.guest.elements import to_xml
+from agent.virt.guest.errors import InvalidXMLValue, MalformedVolumeConnection
 from agent.virt.volumes import driver_for, volume_disk_element
 from schemas.objects.volume import VolumeConnection
-from tests.agent.virt.guest_samples import connection
+from tests.agent.virt.guest.samples import connection
 
 SECRET = "11111111-2222-4333-8444-555555555555"
 

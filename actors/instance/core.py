@@ -1,0 +1,414 @@
+"""The instance actor's state and plumbing, shared by its handler groups.
+
+`InstanceCore` owns one instance's record (`RecoveryRecord`: the versioned `Instance` with
+its vm_state, task_state and power_state, and the image it was built from), keeps it in the
+domain's <metadata> through the `InstanceDriver`, and publishes every change. The handler
+groups (`instance_lifecycle`, `instance_devices`, `instance_queries`) and the power-state
+sync (`instance.InstanceActor`) build on it.
+
+Published events (topic -> object):
+
+    instance.<uuid>.state        Instance holding only the changed fields (and the uuid)
+    instance.<uuid>.power_state  InstanceInfo(state): the power state, when it changed
+    instance.<uuid>.snapshot     ImageMeta of the snapshot being written (status queued,
+                                 saving, active; killed when it failed)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from actors.actor import Actor
+from actors.instance.driver import InstanceDriver
+from actors.instance.errors import (
+    InstanceInvalidState,
+    InstanceNotFound,
+    InvalidInstanceArgument,
+    NotSupported,
+)
+from actors.instance.recovery import (
+    RecoveryDataInvalid,
+    RecoveryRecord,
+    decode_recovery,
+    encode_recovery,
+)
+from actors.instance.states import (
+    Operation,
+    check_allowed,
+    invalid_state,
+    reconcile_recovered,
+    vm_state_for_power,
+)
+from schemas.base import VersionedObject
+from schemas.errors import VirtactorError
+from schemas.objects.enums import PowerState
+from schemas.objects.instance import Instance
+from schemas.objects.virt import InstanceInfo
+
+log = logging.getLogger(__name__)
+
+# What is published for a domain whose state cannot be read: nova's NOSTATE ("pending"),
+# never SHUTDOWN, as an unreadable guest may well be running.
+UNKNOWN_POWER_STATE = PowerState.PENDING
+
+
+# Never in an event: whoever subscribes to an instance's events would read them.
+PRIVATE_FIELDS = ("user_data", "key_data")
+
+
+def public_view(instance: Instance) -> Instance:
+    """`instance` (a copy made for publishing) without its private fields."""
+    for name in PRIVATE_FIELDS:
+        if instance.obj_attr_is_set(name):
+            delattr(instance, name)
+    return instance
+
+
+class EventSink(Protocol):
+    """Where the agent's actors publish what happened (the bus, in the agent)."""
+
+    async def publish(self, topic: str, obj: VersionedObject) -> None: ...
+
+
+class InstanceHypervisor(Protocol):
+    """What an instance actor needs from the hypervisor to know its power state."""
+
+    async def read_power_state(self, uuid: str) -> PowerState | None:
+        """The domain's power state now; `PowerState.PENDING` (no state) when the domain
+        does not exist, None when its state cannot be read."""
+        ...
+
+
+def power_state_topic(uuid: str) -> str:
+    return f"instance.{uuid}.power_state"
+
+
+def state_topic(uuid: str) -> str:
+    return f"instance.{uuid}.state"
+
+
+def snapshot_topic(uuid: str) -> str:
+    return f"instance.{uuid}.snapshot"
+
+
+@dataclass(slots=True, frozen=True)
+class InstanceSettings:
+    """Bounds of the instance operations, in seconds (bytes for the console)."""
+
+    reboot_timeout: float = 120.0  # a soft reboot falls back to a hard one after this
+    shutdown_timeout: float = 60.0  # power_off's clean shutdown, unless the call sets one
+    shutdown_retry_interval: float = 10.0  # ACPI power button pressed again this often
+    detach_timeout: float = 30.0  # waiting for the guest to let a device go
+    guest_agent_timeout: float = 30.0
+    console_max_bytes: int = 100 * 1024  # get_console_output returns at most this tail
+
+    def __post_init__(self) -> None:
+        for name in ("reboot_timeout", "detach_timeout", "guest_agent_timeout"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0 seconds, got {getattr(self, name)}")
+        if self.shutdown_timeout < 0 or self.shutdown_retry_interval <= 0:
+            raise ValueError(
+                f"shutdown_timeout must be >= 0 and shutdown_retry_interval > 0 seconds, got "
+                f"{self.shutdown_timeout} and {self.shutdown_retry_interval}"
+            )
+        if self.console_max_bytes <= 0:
+            raise ValueError(f"console_max_bytes must be > 0, got {self.console_max_bytes}")
+
+
+@dataclass(slots=True, frozen=True)
+class ReceivedEvent:
+    """A domain event as the instance actor received it."""
+
+    kind: str
+    detail: str
+    sequence: int
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class InstanceCore(Actor):
+    """State and helpers of the actor of instance `uuid`; see the module docstring.
+
+    `record` is None while the actor knows no instance (never spawned here, destroyed, or a
+    guest adopted without recovery data). `power_state` is the last state read (None:
+    unknown, or never read).
+    """
+
+    def __init__(
+        self,
+        uuid: str,
+        hypervisor: InstanceHypervisor,
+        sink: EventSink,
+        *,
+        driver: InstanceDriver | None = None,
+        settings: InstanceSettings | None = None,
+        down_confirm_delay: float = 0.0,
+        history: int = 64,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.uuid = uuid
+        self.settings = settings or InstanceSettings()
+        self.record: RecoveryRecord | None = None
+        self.power_state: PowerState | None = None
+        self.received: deque[ReceivedEvent] = deque(maxlen=history)
+        self.syncs = 0  # state reads so far
+        self.unconfirmed_downs = 0  # "shut off" reads the confirmation read found up again
+        self._hypervisor = hypervisor
+        self._sink = sink
+        self._driver = driver
+        self._clock = clock
+        self._down_confirm_delay = down_confirm_delay
+        self._published: PowerState | None = None
+        self._confirm: asyncio.Task[None] | None = None
+        self._loaded = False
+
+    # --- life cycle ------------------------------------------------------------------------
+
+    async def on_start(self) -> None:
+        await self._try_load()
+
+    async def _try_load(self) -> None:
+        """`_load`, logging a failure instead of raising it: not a crash, the next message
+        that needs the record tries again."""
+        try:
+            await self._load()
+        except VirtactorError as exc:
+            log.warning(
+                "instance %s: recovery data not loaded yet: %s",
+                self.uuid,
+                exc,
+                extra={"instance_uuid": self.uuid},
+            )
+
+    async def on_stop(self) -> None:
+        if self._confirm is not None:
+            self._confirm.cancel()
+            await asyncio.wait([self._confirm])
+            self._confirm = None
+
+    async def _load(self) -> None:
+        """Read the record back from the domain's <metadata>, once per incarnation."""
+        if self._loaded or self._driver is None:
+            return
+        try:
+            data = await self._driver.load_recovery(self.uuid)
+        except InstanceNotFound:
+            data = None
+        self._loaded = True
+        if data is None:
+            return
+        try:
+            record = decode_recovery(self.uuid, data)
+        except RecoveryDataInvalid as exc:
+            log.error("%s", exc, extra={"instance_uuid": self.uuid})
+            return
+        self.record = record
+        await self._reconcile_recovered()
+
+    async def _reconcile_recovered(self) -> None:
+        assert self.record is not None
+        instance = self.record.instance
+        shown = await self._read()
+        settled = reconcile_recovered(instance.vm_state, instance.task_state, shown)
+        log.info(
+            "instance %s recovered: vm_state %s, task_state %s, power_state %s",
+            self.uuid,
+            settled.vm_state,
+            settled.task_state,
+            shown,
+            extra={"instance_uuid": self.uuid},
+        )
+        await self._commit(
+            strict=False,
+            vm_state=settled.vm_state,
+            task_state=settled.task_state,
+            power_state=shown,
+        )
+
+    # --- what every operation does first ---------------------------------------------------
+
+    def _check_target(self, action: str, instance: Instance) -> None:
+        """Refuse an `instance` argument that names another instance than this actor's."""
+        if not instance.obj_attr_is_set("uuid"):
+            raise InvalidInstanceArgument(
+                action=action, uuid=self.uuid, argument="instance", reason="it has no uuid"
+            )
+        if instance.uuid != self.uuid:
+            raise InvalidInstanceArgument(
+                action=action,
+                uuid=self.uuid,
+                argument="instance",
+                reason=f"it names instance {instance.uuid}",
+            )
+
+    def _need_driver(self, action: str) -> InstanceDriver:
+        if self._driver is None:
+            reason = "this agent has no instance driver configured"
+            raise NotSupported(operation=action, reason=reason)
+        return self._driver
+
+    async def _begin(self, action: str, instance: Instance) -> RecoveryRecord:
+        """The record of the instance `action` works on, after checking the request.
+
+        A guest the actor has no record of (adopted, not spawned here) takes the caller's
+        `instance` as its record, with the power state read now; a guest that does not exist
+        is `InstanceNotFound`.
+        """
+        self._check_target(action, instance)
+        driver = self._need_driver(action)
+        await self._load()
+        shown = await self._read()
+        if self.record is not None:
+            # Events are triggers, not truth: the state check below sees the guest as it is.
+            await self._apply_power(shown)
+            return self.record
+        if self.power_state is None:
+            # Unreadable is not absent: the driver says which (unreachable, or not found).
+            shown = await driver.power_state(self.uuid)
+        if shown == PowerState.PENDING:
+            raise InstanceNotFound(uuid=self.uuid)
+        adopted = instance.obj_clone()
+        adopted.task_state = None
+        adopted.power_state = shown
+        adopted.obj_reset_changes(recursive=True)
+        self.record = RecoveryRecord(adopted)
+        log.info(
+            "instance %s adopted from the request (no recovery data)",
+            self.uuid,
+            extra={"instance_uuid": self.uuid},
+        )
+        await driver.store_recovery(self.uuid, encode_recovery(self.record))
+        return self.record
+
+    def _allowed(self, action: str) -> Operation:
+        assert self.record is not None
+        instance = self.record.instance
+        return check_allowed(
+            action, self.uuid, instance.vm_state, instance.task_state, instance.power_state
+        )
+
+    async def _operate(self, action: str, work: Callable[[Operation], Awaitable[None]]) -> Instance:
+        """Run `work` as operation `action` on the loaded record: check the state, show the
+        task_state while it runs, then record the vm_state it ends in and the power state
+        read afterwards. If `work` fails, the task_state is cleared and the power state read
+        again before the error propagates. Returns a copy of the record."""
+        op = self._allowed(action)
+        if op.task_state is not None:
+            await self._commit(strict=True, task_state=op.task_state)
+        await self._run_or_settle(work(op))
+        shown = await self._read()
+        assert self.record is not None
+        vm_state = op.done or self.record.instance.vm_state
+        await self._commit(task_state=None, vm_state=vm_state, power_state=shown)
+        return self.record.instance.obj_clone()
+
+    async def _run_or_settle(self, work: Awaitable[Any]) -> Any:
+        try:
+            return await work
+        except Exception:  # whatever failed (libvirt's own errors too) propagates as it is
+            await self._settle_after_failure()
+            raise
+
+    async def _settle_after_failure(self) -> None:
+        if self.record is None:
+            return
+        shown = await self._read()
+        try:
+            await self._commit(task_state=None, power_state=shown)
+        except VirtactorError as exc:  # the operation's own error is the one to report
+            log.warning("instance %s: %s", self.uuid, exc, extra={"instance_uuid": self.uuid})
+
+    # --- changing the record ---------------------------------------------------------------
+
+    async def _commit(self, *, strict: bool = False, store: bool = True, **values: Any) -> None:
+        """Set `values` on the record, keep it in the domain's <metadata>, publish the change.
+
+        Fields that already hold the value are left alone, so an event carries only what
+        changed; nothing changed, nothing happens. A record that cannot be stored fails the
+        call when `strict` (before an operation: nothing done yet), else it is logged (after
+        one: the guest already changed; the next store catches up).
+        """
+        if self.record is None:
+            return
+        instance = self.record.instance
+        instance.obj_reset_changes(recursive=True)
+        for name, value in values.items():
+            if not instance.obj_attr_is_set(name) or getattr(instance, name) != value:
+                setattr(instance, name, value)
+        if not instance.obj_what_changed():
+            return
+        instance.updated_at = self._clock()
+        changes = instance.obj_changes_only()
+        if store:
+            await self._store(strict)
+        await self._sink.publish(state_topic(self.uuid), public_view(changes))
+        instance.obj_reset_changes(recursive=True)
+        if "power_state" in changes.obj_what_changed():
+            await self._publish(PowerState(instance.power_state))
+
+    async def _store(self, strict: bool) -> None:
+        if self.record is None or self._driver is None:
+            return
+        try:
+            await self._driver.store_recovery(self.uuid, encode_recovery(self.record))
+        except VirtactorError as exc:
+            if strict:
+                raise
+            log.warning(
+                "instance %s: recovery data not stored: %s",
+                self.uuid,
+                exc,
+                extra={"instance_uuid": self.uuid},
+            )
+
+    def _invalid_state(self, action: str, attr: str, state: str | None) -> InstanceInvalidState:
+        return invalid_state(action, self.uuid, attr, state)
+
+    def _bad_argument(self, action: str, argument: str, reason: str) -> InvalidInstanceArgument:
+        return InvalidInstanceArgument(
+            action=action, uuid=self.uuid, argument=argument, reason=reason
+        )
+
+    # --- power state -----------------------------------------------------------------------
+
+    async def _apply_power(self, shown: PowerState) -> None:
+        """Record a power state read outside any operation (and the vm_state it implies),
+        then publish it."""
+        if self.record is not None:
+            instance = self.record.instance
+            vm_state = vm_state_for_power(
+                instance.vm_state, instance.task_state, instance.power_state, shown
+            )
+            values: dict[str, Any] = {"power_state": shown}
+            if vm_state is not None:
+                values["vm_state"] = vm_state
+            # A guest that is gone has no <metadata> to store to.
+            await self._commit(store=shown != PowerState.PENDING, **values)
+        await self._publish(shown)
+
+    async def _read(self) -> PowerState:
+        """The power state now, `UNKNOWN_POWER_STATE` when it cannot be read."""
+        state = await self._hypervisor.read_power_state(self.uuid)
+        self.syncs += 1
+        self.power_state = state
+        return UNKNOWN_POWER_STATE if state is None else state
+
+    async def _publish(self, shown: PowerState) -> None:
+        if shown != self._published:
+            log.info(
+                "instance %s power state %s -> %s",
+                self.uuid,
+                self._published,
+                shown,
+                extra={"instance_uuid": self.uuid},
+            )
+            await self._sink.publish(power_state_topic(self.uuid), InstanceInfo(state=shown))
+            self._published = shown

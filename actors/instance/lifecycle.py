@@ -1,0 +1,234 @@
+"""The instance actor's create/remove handlers and snapshot, named as the ComputeDriver
+methods (power and rescue are in `instance_power`).
+
+Each one checks its request (the `instance` must be this actor's; names and ids must be
+well formed), then the state (`instance_states`), shows its task_state while the driver
+works, and records where it ends. A failure leaves the vm_state as it was, clears the
+task_state and re-reads the power state; the driver leaves no half-done work behind.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from actors.handlers import handler
+from actors.instance.core import InstanceCore, public_view, snapshot_topic, state_topic
+from actors.instance.errors import InvalidInstanceArgument
+from actors.instance.names import check_connection, check_domain_name, check_image_id, check_vif
+from actors.instance.recovery import RecoveryRecord, encode_recovery
+from actors.instance.states import Operation
+from schemas.objects.block_device import BlockDeviceMappingList
+from schemas.objects.enums import PowerState, TaskState, VMState
+from schemas.objects.image import ImageMeta, ImageMetaProps
+from schemas.objects.instance import Instance
+from schemas.objects.network import NetworkInfo
+
+log = logging.getLogger(__name__)
+
+
+class LifecycleHandlers(InstanceCore):
+    """spawn, destroy, cleanup, snapshot."""
+
+    # --- creating and removing ---------------------------------------------------------------
+
+    @handler
+    async def spawn(
+        self,
+        instance: Instance,
+        image_meta: ImageMeta,
+        network_info: NetworkInfo | None = None,
+        block_device_info: BlockDeviceMappingList | None = None,
+    ) -> Instance:
+        """Build the guest and start it: building/spawning, then active and running.
+
+        Refused when the actor holds a live record or a domain of this uuid exists. A spawn
+        that fails publishes vm_state error, and the actor forgets the instance: the driver
+        removed whatever it had created, so a new spawn may start over.
+        """
+        self._check_target("spawn", instance)
+        driver = self._need_driver("spawn")
+        self._check_spawn_arguments(instance, network_info, block_device_info)
+        await self._load()
+        if self.record is not None and self.record.instance.vm_state != VMState.DELETED:
+            raise self._invalid_state("spawn", "vm_state", self.record.instance.vm_state)
+        existing = await self._read()
+        if existing != PowerState.PENDING:
+            raise self._invalid_state("spawn", "power_state", existing)
+        built = instance.obj_clone()
+        if network_info is not None:
+            built.network_info = network_info
+        if block_device_info is not None:
+            built.block_device_mappings = block_device_info
+        built.vm_state, built.task_state = VMState.BUILDING, TaskState.SPAWNING
+        built.power_state = PowerState.PENDING
+        self.record = RecoveryRecord(built, image_meta.obj_clone())
+        await self._commit_all(store=False)
+        try:
+            await driver.spawn(
+                built, image_meta, block_device_info, network_info, encode_recovery(self.record)
+            )
+        except Exception:  # whatever failed propagates as it is, once recorded
+            await self._commit(store=False, vm_state=VMState.ERROR, task_state=None)
+            self.record = None
+            raise
+        shown = await self._read()
+        await self._commit(
+            vm_state=VMState.ACTIVE,
+            task_state=None,
+            power_state=shown,
+            launched_at=self._clock(),
+        )
+        return self.record.instance.obj_clone()
+
+    def _check_spawn_arguments(
+        self,
+        instance: Instance,
+        network_info: NetworkInfo | None,
+        block_device_info: BlockDeviceMappingList | None,
+    ) -> None:
+        for required in ("name", "flavor", "memory_mb", "vcpus", "root_gb"):
+            if not instance.obj_attr_is_set(required):
+                raise InvalidInstanceArgument(
+                    action="spawn", uuid=self.uuid, argument=f"instance.{required}", reason="unset"
+                )
+        check_domain_name("spawn", self.uuid, instance.name)
+        for vif in network_info or []:
+            check_vif("spawn", self.uuid, vif)
+        for bdm in block_device_info or []:
+            if bdm.connection_info is not None:
+                check_connection(self.uuid, bdm.connection_info)
+
+    async def _commit_all(self, *, store: bool) -> None:
+        """Publish the whole new record (a spawn's first event), stored or not."""
+        assert self.record is not None
+        instance = self.record.instance
+        instance.updated_at = self._clock()
+        await self._sink.publish(state_topic(self.uuid), public_view(instance.obj_clone()))
+        instance.obj_reset_changes(recursive=True)
+        if store:
+            await self._store(strict=True)
+
+    @handler
+    async def destroy(
+        self,
+        instance: Instance,
+        network_info: NetworkInfo | None = None,
+        block_device_info: BlockDeviceMappingList | None = None,
+        destroy_disks: bool = True,
+    ) -> Instance:
+        """Stop and remove the guest (and its disks when `destroy_disks`); idempotent.
+
+        A guest that is already gone is success, logged as a warning. Returns the instance
+        as deleted; the actor forgets it, so the uuid may be spawned again.
+        """
+        self._check_target("destroy", instance)
+        driver = self._need_driver("destroy")
+        await self._load()
+        record = self.record
+        if record is not None:
+            self._allowed("destroy")
+            await self._commit(task_state=TaskState.DELETING)
+        target = record.instance if record is not None else instance
+        existed = await self._run_or_settle(driver.destroy(target, destroy_disks))
+        if not existed:
+            log.warning(
+                "destroy: instance %s had no domain; nothing to remove",
+                self.uuid,
+                extra={"instance_uuid": self.uuid},
+            )
+        shown = await self._read()
+        done: dict[str, Any] = {
+            "vm_state": VMState.DELETED,
+            "task_state": None,
+            "power_state": shown,
+            "terminated_at": self._clock(),
+        }
+        if record is None:
+            result = instance.obj_clone()
+            for name, value in done.items():
+                setattr(result, name, value)
+            return result
+        await self._commit(store=False, **done)
+        self.record = None
+        return record.instance.obj_clone()
+
+    @handler
+    async def cleanup(
+        self,
+        instance: Instance,
+        network_info: NetworkInfo | None = None,
+        block_device_info: BlockDeviceMappingList | None = None,
+        destroy_disks: bool = True,
+    ) -> None:
+        """Remove what is left of a guest that no longer runs here (its definition, and its
+        disks when `destroy_disks`), e.g. after it moved to another host. The instance's
+        recorded state is not changed (it lives on elsewhere); the actor forgets it.
+        Refused while the guest runs or is paused."""
+        self._check_target("cleanup", instance)
+        driver = self._need_driver("cleanup")
+        await self._load()
+        shown = await self._read()
+        if self.record is not None:
+            await self._commit(power_state=shown)
+            self._allowed("cleanup")
+        elif shown in (PowerState.RUNNING, PowerState.PAUSED):
+            raise self._invalid_state("cleanup", "power_state", shown)
+        target = self.record.instance if self.record is not None else instance
+        await driver.destroy(target, destroy_disks)
+        self.record = None
+        await self._publish(await self._read())
+
+    # --- snapshot ----------------------------------------------------------------------------
+
+    @handler
+    async def snapshot(self, instance: Instance, image_id: str) -> str:
+        """Write the guest's root disk as a qcow2 image named by `image_id` (a UUID) to the
+        images directory; returns its path. Progress: task_state image_snapshot, then
+        image_uploading while the file is written, and `ImageMeta` events on
+        `instance.<uuid>.snapshot` (queued, saving, active; killed on failure)."""
+        image_id = check_image_id("snapshot", self.uuid, image_id)
+        record = await self._begin("snapshot", instance)
+        driver = self._need_driver("snapshot")
+        image = self._snapshot_image(record, image_id)
+        written: list[str] = []
+
+        async def progress(percent: int) -> None:
+            if image.status != "saving":
+                await self._commit(task_state=TaskState.IMAGE_UPLOADING)
+                await self._publish_image(image, "saving")
+            log.debug("instance %s snapshot %s: %d%%", self.uuid, image_id, percent)
+
+        async def work(op: Operation) -> None:
+            await self._publish_image(image, "queued")
+            try:
+                written.append(await driver.snapshot(record.instance, image_id, progress))
+            except Exception:
+                await self._publish_image(image, "killed")
+                raise
+            await self._publish_image(image, "active")
+
+        await self._operate("snapshot", work)
+        return written[0]
+
+    def _snapshot_image(self, record: RecoveryRecord, image_id: str) -> ImageMeta:
+        source = record.image_meta
+        properties = (
+            source.properties.obj_clone()
+            if source is not None and source.obj_attr_is_set("properties")
+            else ImageMetaProps()
+        )
+        return ImageMeta(
+            id=image_id,
+            name=f"{record.instance.name}-snapshot",
+            disk_format="qcow2",
+            container_format="bare",
+            min_disk=record.instance.root_gb,
+            min_ram=record.instance.memory_mb,
+            owner=record.instance.project_id,
+            properties=properties,
+        )
+
+    async def _publish_image(self, image: ImageMeta, status: str) -> None:
+        image.status = status
+        await self._sink.publish(snapshot_topic(self.uuid), image.obj_clone())

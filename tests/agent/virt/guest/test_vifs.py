@@ -1,0 +1,88 @@
+"""Interface drivers: bridge, tap/ethernet and libvirt networks; model from the image."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from agent.virt.guest.elements import to_xml
+from agent.virt.guest.errors import InvalidVIF
+from agent.virt.vifs import interface_element
+from schemas.objects.image import ImageMetaProps
+from schemas.objects.network import VIF, Network
+from tests.agent.virt.guest.samples import vif
+
+VIF_ID = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"
+
+
+def iface(the_vif: VIF, props: ImageMetaProps | None = None) -> ET.Element:
+    return ET.fromstring(to_xml(interface_element(the_vif, props)))
+
+
+def test_a_bridge_vif_plugs_a_named_tap_into_its_bridge() -> None:
+    element = iface(vif("bridge", "br-private"))
+    assert element.get("type") == "bridge"
+    assert [(e.tag, e.attrib) for e in element] == [
+        ("source", {"bridge": "br-private"}),
+        ("mac", {"address": "fa:16:3e:11:22:33"}),
+        ("model", {"type": "virtio"}),
+        ("target", {"dev": "tap9a8b7c6d-5e"}),
+    ]
+
+
+def test_the_image_vif_model_wins_over_the_vif_model() -> None:
+    element = iface(vif(model="e1000"), ImageMetaProps(hw_vif_model="rtl8139"))
+    assert element.find("model").get("type") == "rtl8139"  # type: ignore[union-attr]
+    assert iface(vif(model="e1000")).find("model").get("type") == "e1000"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("vif_type", ["tap", "ethernet"])
+def test_tap_and_ethernet_vifs_are_ethernet_interfaces_on_their_devname(vif_type: str) -> None:
+    element = iface(vif(vif_type, None, devname="tap-web1"))
+    assert element.get("type") == "ethernet"
+    assert element.find("source") is None
+    assert element.find("target").attrib == {"dev": "tap-web1"}  # type: ignore[union-attr]
+
+
+def test_a_libvirt_network_vif_and_the_network_mtu() -> None:
+    network = Network(id="1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d", label="l", mtu=1450)
+    element = iface(vif("other", network=network, details={"libvirt_network": "default"}))
+    assert element.get("type") == "network"
+    assert element.find("source").attrib == {"network": "default"}  # type: ignore[union-attr]
+    assert element.find("mtu").attrib == {"size": "1450"}  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("the_vif", "message"),
+    [
+        (vif("bridge", None), "network.bridge is missing"),
+        (vif("bridge", "br0'/><x"), 'network.bridge "br0\'/><x" is not a bridge name'),
+        (
+            vif("bridge", "a-very-long-bridge-name"),
+            "network.bridge 'a-very-long-bridge-name' is not a bridge name",
+        ),
+        (vif("tap", devname="tap 1"), "devname 'tap 1' is not a Linux interface name"),
+        (
+            vif("ovs"),
+            "type 'ovs' cannot be plugged here (bridge, tap, ethernet, "
+            "or other with details['libvirt_network'])",
+        ),
+        (
+            vif("other", details={"libvirt_network": "a/b"}),
+            "details['libvirt_network'] 'a/b' is not a libvirt network name",
+        ),
+    ],
+)
+def test_vifs_that_cannot_be_plugged_are_refused_naming_the_field(
+    the_vif: VIF, message: str
+) -> None:
+    with pytest.raises(InvalidVIF) as caught:
+        interface_element(the_vif, None)
+    assert str(caught.value) == f"invalid network interface {VIF_ID}: {message}"
+
+
+def test_an_mtu_out_of_range_is_refused() -> None:
+    network = Network(id="1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d", label="l", bridge="br0", mtu=20)
+    with pytest.raises(InvalidVIF, match=r"network\.mtu 20 is out of range"):
+        interface_element(vif(network=network), None)
