@@ -73,6 +73,7 @@ class InstanceSection:
     detach_timeout: float = 30.0
     guest_agent_timeout: float = 30.0
     console_max_bytes: int = 100 * 1024
+    metadata_max_bytes: int = 256 * 1024
 
 
 @dataclass(slots=True, frozen=True)

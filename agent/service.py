@@ -13,6 +13,7 @@ serving (in-flight requests finish), then the actors, then libvirt and the trans
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from typing import cast
 
@@ -55,14 +56,8 @@ def instance_settings_from_config(config: AgentConfig) -> InstanceSettings:
     """The instance actors' bounds from `[instance]`; a value out of range is a ConfigError."""
     section = config.instance
     try:
-        return InstanceSettings(
-            reboot_timeout=section.reboot_timeout,
-            shutdown_timeout=section.shutdown_timeout,
-            shutdown_retry_interval=section.shutdown_retry_interval,
-            detach_timeout=section.detach_timeout,
-            guest_agent_timeout=section.guest_agent_timeout,
-            console_max_bytes=section.console_max_bytes,
-        )
+        # The section and the settings have the same fields (a test keeps them so).
+        return InstanceSettings(**dataclasses.asdict(section))
     except ValueError as exc:
         raise ConfigError(where="[instance]", reason=str(exc)) from None
 

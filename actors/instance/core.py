@@ -17,14 +17,17 @@ Published events (topic -> object):
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from actors.actor import Actor
+from actors.handlers import handler
 from actors.instance.driver import InstanceDriver
 from actors.instance.errors import (
     InstanceInvalidState,
@@ -107,6 +110,11 @@ class InstanceSettings:
     detach_timeout: float = 30.0  # waiting for the guest to let a device go
     guest_agent_timeout: float = 30.0
     console_max_bytes: int = 100 * 1024  # get_console_output returns at most this tail
+    # The instance's metadata map, keys and values in UTF-8. It is written into the domain's
+    # <metadata> twice (the instance and the recovery record) and libvirt refuses a domain
+    # XML over a few MiB ("Unable to encode message payload"), long after the request was
+    # taken: so the map is bounded well below that, up front.
+    metadata_max_bytes: int = 256 * 1024
 
     def __post_init__(self) -> None:
         for name in ("reboot_timeout", "detach_timeout", "guest_agent_timeout"):
@@ -117,8 +125,9 @@ class InstanceSettings:
                 f"shutdown_timeout must be >= 0 and shutdown_retry_interval > 0 seconds, got "
                 f"{self.shutdown_timeout} and {self.shutdown_retry_interval}"
             )
-        if self.console_max_bytes <= 0:
-            raise ValueError(f"console_max_bytes must be > 0, got {self.console_max_bytes}")
+        for name in ("console_max_bytes", "metadata_max_bytes"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
 
 
 @dataclass(slots=True, frozen=True)
@@ -132,6 +141,31 @@ class ReceivedEvent:
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+# The driver method running in this actor's task: errors and state checks name it, so no
+# handler types its own name again. A ContextVar, not an attribute, because handlers call
+# each other (resume_state_on_host_boot runs a hard reboot) and each call sees its own.
+_RUNNING_METHOD: ContextVar[str] = ContextVar("virtactor_instance_method")
+
+DriverMethod = TypeVar("DriverMethod", bound=Callable[..., Coroutine[Any, Any, Any]])
+
+
+def driver_method(function: DriverMethod) -> DriverMethod:
+    """Declare an instance actor method as the handler of the ComputeDriver method of the
+    same name (`@handler`), and name it, while it runs, as `self.method` (what its errors
+    and state checks say). The signature stays the function's own: it is what callers see."""
+    name = function.__name__
+
+    @functools.wraps(function)
+    async def run(self: Any, /, *args: Any, **kwargs: Any) -> Any:
+        token = _RUNNING_METHOD.set(name)
+        try:
+            return await function(self, *args, **kwargs)
+        finally:
+            _RUNNING_METHOD.reset(token)
+
+    return handler(run)  # type: ignore[return-value]  # wraps keeps the signature
 
 
 class InstanceCore(Actor):
@@ -235,44 +269,41 @@ class InstanceCore(Actor):
 
     # --- what every operation does first ---------------------------------------------------
 
-    def _check_target(self, action: str, instance: Instance) -> None:
+    @property
+    def method(self) -> str:
+        """The driver method running now (see `driver_method`)."""
+        return _RUNNING_METHOD.get()
+
+    def _check_target(self, instance: Instance) -> None:
         """Refuse an `instance` argument that names another instance than this actor's."""
         if not instance.obj_attr_is_set("uuid"):
-            raise InvalidInstanceArgument(
-                action=action, uuid=self.uuid, argument="instance", reason="it has no uuid"
-            )
+            raise self._bad_argument("instance", "it has no uuid")
         if instance.uuid != self.uuid:
-            raise InvalidInstanceArgument(
-                action=action,
-                uuid=self.uuid,
-                argument="instance",
-                reason=f"it names instance {instance.uuid}",
-            )
+            raise self._bad_argument("instance", f"it names instance {instance.uuid}")
 
-    def _need_driver(self, action: str) -> InstanceDriver:
+    def _need_driver(self) -> InstanceDriver:
         if self._driver is None:
             reason = "this agent has no instance driver configured"
-            raise NotSupported(operation=action, reason=reason)
+            raise NotSupported(operation=self.method, reason=reason)
         return self._driver
 
-    async def _begin(self, action: str, instance: Instance) -> RecoveryRecord:
-        """The record of the instance `action` works on, after checking the request.
+    async def _begin(self, instance: Instance) -> RecoveryRecord:
+        """The record of the instance the running method works on, after checking the
+        request and reading the power state.
 
         A guest the actor has no record of (adopted, not spawned here) takes the caller's
         `instance` as its record, with the power state read now; a guest that does not exist
-        is `InstanceNotFound`.
+        is `InstanceNotFound`; a state that cannot be read is the driver's typed reason
+        (`HypervisorUnavailable` while libvirt is unreachable), never a state conflict.
         """
-        self._check_target(action, instance)
-        driver = self._need_driver(action)
+        self._check_target(instance)
+        self._need_driver()
         await self._load()
-        shown = await self._read()
+        shown = await self._read_or_raise()
         if self.record is not None:
             # Events are triggers, not truth: the state check below sees the guest as it is.
             await self._apply_power(shown)
             return self.record
-        if self.power_state is None:
-            # Unreadable is not absent: the driver says which (unreachable, or not found).
-            shown = await driver.power_state(self.uuid)
         if shown == PowerState.PENDING:
             raise InstanceNotFound(uuid=self.uuid)
         adopted = instance.obj_clone()
@@ -285,22 +316,41 @@ class InstanceCore(Actor):
             self.uuid,
             extra={"instance_uuid": self.uuid},
         )
-        await driver.store_recovery(self.uuid, encode_recovery(self.record))
+        await self._need_driver().store_recovery(self.uuid, encode_recovery(self.record))
         return self.record
 
-    def _allowed(self, action: str) -> Operation:
+    async def _read_or_raise(self) -> PowerState:
+        """The power state now; when it cannot be read, the driver's own reason why, as a
+        typed error (unreachable, not found), so that no operation mistakes an unknown
+        state for a conflict."""
+        shown = await self._read()
+        if self.power_state is None:
+            shown = await self._need_driver().power_state(self.uuid)
+            self.power_state = shown
+        return shown
+
+    def _allowed(self, operation: str | None = None) -> Operation:
+        """The state-table entry of `operation` (the running method by default), if the
+        instance may start it now; `InstanceInvalidState` if not."""
         assert self.record is not None
         instance = self.record.instance
         return check_allowed(
-            action, self.uuid, instance.vm_state, instance.task_state, instance.power_state
+            operation or self.method,
+            self.uuid,
+            instance.vm_state,
+            instance.task_state,
+            instance.power_state,
         )
 
-    async def _operate(self, action: str, work: Callable[[Operation], Awaitable[None]]) -> Instance:
-        """Run `work` as operation `action` on the loaded record: check the state, show the
-        task_state while it runs, then record the vm_state it ends in and the power state
-        read afterwards. If `work` fails, the task_state is cleared and the power state read
-        again before the error propagates. Returns a copy of the record."""
-        op = self._allowed(action)
+    async def _operate(
+        self, work: Callable[[Operation], Awaitable[None]], operation: str | None = None
+    ) -> Instance:
+        """Run `work` as `operation` (the running method by default) on the loaded record:
+        check the state, show the task_state while it runs, then record the vm_state it
+        ends in and the power state read afterwards. If `work` fails, the task_state is
+        cleared and the power state read again before the error propagates. Returns a copy
+        of the record."""
+        op = self._allowed(operation)
         if op.task_state is not None:
             await self._commit(strict=True, task_state=op.task_state)
         await self._run_or_settle(work(op))
@@ -369,12 +419,12 @@ class InstanceCore(Actor):
                 extra={"instance_uuid": self.uuid},
             )
 
-    def _invalid_state(self, action: str, attr: str, state: str | None) -> InstanceInvalidState:
-        return invalid_state(action, self.uuid, attr, state)
+    def _invalid_state(self, attr: str, state: str | None) -> InstanceInvalidState:
+        return invalid_state(self.method, self.uuid, attr, state)
 
-    def _bad_argument(self, action: str, argument: str, reason: str) -> InvalidInstanceArgument:
+    def _bad_argument(self, argument: str, reason: str) -> InvalidInstanceArgument:
         return InvalidInstanceArgument(
-            action=action, uuid=self.uuid, argument=argument, reason=reason
+            action=self.method, uuid=self.uuid, argument=argument, reason=reason
         )
 
     # --- power state -----------------------------------------------------------------------

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import uuid as uuid_module
 
-from actors.handlers import handler
-from actors.instance.core import InstanceCore
+from actors.instance.core import InstanceCore, driver_method
 from actors.instance.errors import (
     DeviceInUse,
     InterfaceAlreadyAttached,
@@ -43,16 +42,16 @@ class DeviceHandlers(InstanceCore):
 
     # --- volumes -----------------------------------------------------------------------------
 
-    @handler
+    @driver_method
     async def attach_volume(
         self, instance: Instance, connection_info: VolumeConnection, mountpoint: str
     ) -> Instance:
         """Attach the volume at `mountpoint` (/dev/vdb): to the running guest and to its
         definition. Refused for a device already in use."""
-        device = device_name("attach_volume", self.uuid, mountpoint)
+        device = device_name(self.method, self.uuid, mountpoint)
         check_connection(self.uuid, connection_info)
-        record = await self._begin("attach_volume", instance)
-        driver = self._need_driver("attach_volume")
+        record = await self._begin(instance)
+        driver = self._need_driver()
         if device in self._devices_in_use():
             raise DeviceInUse(uuid=self.uuid, device=device)
         mapping = BlockDeviceMapping(
@@ -72,19 +71,19 @@ class DeviceHandlers(InstanceCore):
             mappings.objects.append(mapping)
             await self._commit(block_device_mappings=mappings)
 
-        await self._operate("attach_volume", attach)
+        await self._operate(attach)
         return record.instance.obj_clone()
 
-    @handler
+    @driver_method
     async def detach_volume(
         self, instance: Instance, connection_info: VolumeConnection, mountpoint: str
     ) -> Instance:
         """Detach the volume at `mountpoint`; waits for the guest to let it go (the driver
         retries, and raises a typed error if the guest never does)."""
-        device = device_name("detach_volume", self.uuid, mountpoint)
+        device = device_name(self.method, self.uuid, mountpoint)
         check_connection(self.uuid, connection_info)
-        record = await self._begin("detach_volume", instance)
-        driver = self._need_driver("detach_volume")
+        record = await self._begin(instance)
+        driver = self._need_driver()
         self._attached_volume(device)
 
         async def detach(op: Operation) -> None:
@@ -95,10 +94,10 @@ class DeviceHandlers(InstanceCore):
             mappings.objects = [m for m in mappings if _device_of(m) != device]
             await self._commit(block_device_mappings=mappings)
 
-        await self._operate("detach_volume", detach)
+        await self._operate(detach)
         return record.instance.obj_clone()
 
-    @handler
+    @driver_method
     async def swap_volume(
         self,
         instance: Instance,
@@ -109,13 +108,13 @@ class DeviceHandlers(InstanceCore):
     ) -> Instance:
         """Move the disk at `mountpoint` from the old volume to the new one while the guest
         runs (the data is copied); `resize_to` GiB grows the new one (0: same size)."""
-        device = device_name("swap_volume", self.uuid, mountpoint)
+        device = device_name(self.method, self.uuid, mountpoint)
         check_connection(self.uuid, old_connection_info)
         check_connection(self.uuid, new_connection_info)
         if resize_to < 0:
-            raise self._bad_argument("swap_volume", "resize_to", f"{resize_to} is negative")
-        record = await self._begin("swap_volume", instance)
-        driver = self._need_driver("swap_volume")
+            raise self._bad_argument("resize_to", f"{resize_to} is negative")
+        record = await self._begin(instance)
+        driver = self._need_driver()
         self._attached_volume(device)
 
         async def swap(op: Operation) -> None:
@@ -129,7 +128,7 @@ class DeviceHandlers(InstanceCore):
                     mapping.volume_id = new_connection_info.data.volume_id
             await self._commit(block_device_mappings=mappings)
 
-        await self._operate("swap_volume", swap)
+        await self._operate(swap)
         return record.instance.obj_clone()
 
     def _mappings(self) -> BlockDeviceMappingList:
@@ -154,15 +153,15 @@ class DeviceHandlers(InstanceCore):
 
     # --- interfaces --------------------------------------------------------------------------
 
-    @handler
+    @driver_method
     async def attach_interface(
         self, instance: Instance, vif: VIF, image_meta: ImageMeta | None = None
     ) -> Instance:
         """Plug port `vif` into the guest (NIC model from `image_meta`, else the image the
         guest was built from). Refused for a port already attached."""
-        check_vif("attach_interface", self.uuid, vif)
-        record = await self._begin("attach_interface", instance)
-        driver = self._need_driver("attach_interface")
+        check_vif(self.method, self.uuid, vif)
+        record = await self._begin(instance)
+        driver = self._need_driver()
         if any(v.id == vif.id for v in self._vifs()):
             raise InterfaceAlreadyAttached(uuid=self.uuid, port=vif.id)
         image = image_meta if image_meta is not None else record.image_meta
@@ -173,14 +172,14 @@ class DeviceHandlers(InstanceCore):
             vifs.objects.append(vif)
             await self._commit(network_info=vifs)
 
-        await self._operate("attach_interface", attach)
+        await self._operate(attach)
         return record.instance.obj_clone()
 
-    @handler
+    @driver_method
     async def detach_interface(self, instance: Instance, vif: VIF) -> Instance:
         """Unplug port `vif` (matched by its id); waits for the guest to let it go."""
-        record = await self._begin("detach_interface", instance)
-        driver = self._need_driver("detach_interface")
+        record = await self._begin(instance)
+        driver = self._need_driver()
         attached = next((v for v in self._vifs() if v.id == vif.id), None)
         if attached is None:
             raise InterfaceNotAttached(uuid=self.uuid, port=vif.id)
@@ -191,7 +190,7 @@ class DeviceHandlers(InstanceCore):
             vifs.objects = [v for v in vifs if v.id != vif.id]
             await self._commit(network_info=vifs)
 
-        await self._operate("detach_interface", detach)
+        await self._operate(detach)
         return record.instance.obj_clone()
 
     def _vifs(self) -> NetworkInfo:
@@ -201,13 +200,13 @@ class DeviceHandlers(InstanceCore):
 
     # --- device names and the connector ------------------------------------------------------
 
-    @handler
+    @driver_method
     async def get_volume_connector(self, instance: Instance) -> VolumeConnector:
         """This host as a storage initiator, for the volume service's connection info."""
-        self._check_target("get_volume_connector", instance)
-        return await self._need_driver("get_volume_connector").volume_connector(instance)
+        self._check_target(instance)
+        return await self._need_driver().volume_connector(instance)
 
-    @handler
+    @driver_method
     async def default_root_device_name(
         self,
         instance: Instance,
@@ -216,10 +215,10 @@ class DeviceHandlers(InstanceCore):
     ) -> str:
         """The root disk's device: /dev/vda for virtio, /dev/sda for SCSI/SATA/USB, /dev/hda
         for IDE (the root mapping's bus first, then the image's hw_disk_bus)."""
-        self._check_target("default_root_device_name", instance)
+        self._check_target(instance)
         return root_device_name_for(image_meta, root_bdm)
 
-    @handler
+    @driver_method
     async def default_device_names_for_instance(
         self,
         instance: Instance,
@@ -227,8 +226,8 @@ class DeviceHandlers(InstanceCore):
         block_device_mappings: BlockDeviceMappingList,
     ) -> BlockDeviceMappingList:
         """`block_device_mappings` with a device name for each that has none."""
-        self._check_target("default_device_names_for_instance", instance)
-        root = f"/dev/{device_name('default_device_names', self.uuid, root_device_name)}"
+        self._check_target(instance)
+        root = f"/dev/{device_name(self.method, self.uuid, root_device_name)}"
         return default_device_names(root, block_device_mappings)
 
 

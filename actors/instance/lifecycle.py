@@ -12,9 +12,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from actors.handlers import handler
-from actors.instance.core import InstanceCore, public_view, snapshot_topic, state_topic
-from actors.instance.errors import InvalidInstanceArgument
+from actors.instance.core import (
+    InstanceCore,
+    driver_method,
+    public_view,
+    snapshot_topic,
+    state_topic,
+)
 from actors.instance.names import check_connection, check_domain_name, check_image_id, check_vif
 from actors.instance.recovery import RecoveryRecord, encode_recovery
 from actors.instance.states import Operation
@@ -32,7 +36,7 @@ class LifecycleHandlers(InstanceCore):
 
     # --- creating and removing ---------------------------------------------------------------
 
-    @handler
+    @driver_method
     async def spawn(
         self,
         instance: Instance,
@@ -46,15 +50,15 @@ class LifecycleHandlers(InstanceCore):
         that fails publishes vm_state error, and the actor forgets the instance: the driver
         removed whatever it had created, so a new spawn may start over.
         """
-        self._check_target("spawn", instance)
-        driver = self._need_driver("spawn")
+        self._check_target(instance)
+        driver = self._need_driver()
         self._check_spawn_arguments(instance, network_info, block_device_info)
         await self._load()
         if self.record is not None and self.record.instance.vm_state != VMState.DELETED:
-            raise self._invalid_state("spawn", "vm_state", self.record.instance.vm_state)
+            raise self._invalid_state("vm_state", self.record.instance.vm_state)
         existing = await self._read()
         if existing != PowerState.PENDING:
-            raise self._invalid_state("spawn", "power_state", existing)
+            raise self._invalid_state("power_state", existing)
         built = instance.obj_clone()
         if network_info is not None:
             built.network_info = network_info
@@ -89,12 +93,10 @@ class LifecycleHandlers(InstanceCore):
     ) -> None:
         for required in ("name", "flavor", "memory_mb", "vcpus", "root_gb"):
             if not instance.obj_attr_is_set(required):
-                raise InvalidInstanceArgument(
-                    action="spawn", uuid=self.uuid, argument=f"instance.{required}", reason="unset"
-                )
-        check_domain_name("spawn", self.uuid, instance.name)
+                raise self._bad_argument(f"instance.{required}", "unset")
+        check_domain_name(self.method, self.uuid, instance.name)
         for vif in network_info or []:
-            check_vif("spawn", self.uuid, vif)
+            check_vif(self.method, self.uuid, vif)
         for bdm in block_device_info or []:
             if bdm.connection_info is not None:
                 check_connection(self.uuid, bdm.connection_info)
@@ -109,7 +111,7 @@ class LifecycleHandlers(InstanceCore):
         if store:
             await self._store(strict=True)
 
-    @handler
+    @driver_method
     async def destroy(
         self,
         instance: Instance,
@@ -122,12 +124,12 @@ class LifecycleHandlers(InstanceCore):
         A guest that is already gone is success, logged as a warning. Returns the instance
         as deleted; the actor forgets it, so the uuid may be spawned again.
         """
-        self._check_target("destroy", instance)
-        driver = self._need_driver("destroy")
+        self._check_target(instance)
+        driver = self._need_driver()
         await self._load()
         record = self.record
         if record is not None:
-            self._allowed("destroy")
+            self._allowed()
             await self._commit(task_state=TaskState.DELETING)
         target = record.instance if record is not None else instance
         existed = await self._run_or_settle(driver.destroy(target, destroy_disks))
@@ -153,7 +155,7 @@ class LifecycleHandlers(InstanceCore):
         self.record = None
         return record.instance.obj_clone()
 
-    @handler
+    @driver_method
     async def cleanup(
         self,
         instance: Instance,
@@ -165,15 +167,15 @@ class LifecycleHandlers(InstanceCore):
         disks when `destroy_disks`), e.g. after it moved to another host. The instance's
         recorded state is not changed (it lives on elsewhere); the actor forgets it.
         Refused while the guest runs or is paused."""
-        self._check_target("cleanup", instance)
-        driver = self._need_driver("cleanup")
+        self._check_target(instance)
+        driver = self._need_driver()
         await self._load()
         shown = await self._read()
         if self.record is not None:
             await self._commit(power_state=shown)
-            self._allowed("cleanup")
+            self._allowed()
         elif shown in (PowerState.RUNNING, PowerState.PAUSED):
-            raise self._invalid_state("cleanup", "power_state", shown)
+            raise self._invalid_state("power_state", shown)
         target = self.record.instance if self.record is not None else instance
         await driver.destroy(target, destroy_disks)
         self.record = None
@@ -181,15 +183,15 @@ class LifecycleHandlers(InstanceCore):
 
     # --- snapshot ----------------------------------------------------------------------------
 
-    @handler
+    @driver_method
     async def snapshot(self, instance: Instance, image_id: str) -> str:
         """Write the guest's root disk as a qcow2 image named by `image_id` (a UUID) to the
         images directory; returns its path. Progress: task_state image_snapshot, then
         image_uploading while the file is written, and `ImageMeta` events on
         `instance.<uuid>.snapshot` (queued, saving, active; killed on failure)."""
-        image_id = check_image_id("snapshot", self.uuid, image_id)
-        record = await self._begin("snapshot", instance)
-        driver = self._need_driver("snapshot")
+        image_id = check_image_id(self.method, self.uuid, image_id)
+        record = await self._begin(instance)
+        driver = self._need_driver()
         image = self._snapshot_image(record, image_id)
         written: list[str] = []
 
@@ -208,7 +210,7 @@ class LifecycleHandlers(InstanceCore):
                 raise
             await self._publish_image(image, "active")
 
-        await self._operate("snapshot", work)
+        await self._operate(work)
         return written[0]
 
     def _snapshot_image(self, record: RecoveryRecord, image_id: str) -> ImageMeta:

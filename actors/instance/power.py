@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from actors.handlers import handler
-from actors.instance.core import InstanceCore
-from actors.instance.errors import InvalidInstanceArgument
+from actors.instance.core import InstanceCore, driver_method
 from actors.instance.recovery import RecoveryRecord, encode_recovery
 from actors.instance.states import Operation, reboot_overdue, should_resume_on_host_boot
 from schemas.objects.block_device import BlockDeviceMappingList
@@ -31,7 +29,7 @@ class PowerHandlers(InstanceCore):
 
     # --- power -------------------------------------------------------------------------------
 
-    @handler
+    @driver_method
     async def reboot(
         self,
         instance: Instance,
@@ -42,14 +40,9 @@ class PowerHandlers(InstanceCore):
         """SOFT: an ACPI reboot, falling back to HARD when the guest has not rebooted within
         `reboot_timeout`. HARD: the domain is destroyed and created again from its config."""
         if reboot_type not in REBOOT_TYPES:
-            raise InvalidInstanceArgument(
-                action="reboot",
-                uuid=self.uuid,
-                argument="reboot_type",
-                reason=f"{reboot_type!r} is not SOFT or HARD",
-            )
-        record = await self._begin("reboot", instance)
-        driver = self._need_driver("reboot")
+            raise self._bad_argument("reboot_type", f"{reboot_type!r} is not SOFT or HARD")
+        record = await self._begin(instance)
+        driver = self._need_driver()
         if reboot_type == "HARD":
             return await self._reboot_hard(record)
 
@@ -65,17 +58,17 @@ class PowerHandlers(InstanceCore):
             await self._commit(task_state=TaskState.REBOOTING_HARD)
             await driver.reboot_hard(record.instance)
 
-        return await self._operate("reboot_soft", soft)
+        return await self._operate(soft, "reboot_soft")
 
     async def _reboot_hard(self, record: RecoveryRecord) -> Instance:
-        driver = self._need_driver("reboot")
+        driver = self._need_driver()
 
         async def hard(op: Operation) -> None:
             await driver.reboot_hard(record.instance)
 
-        return await self._operate("reboot_hard", hard)
+        return await self._operate(hard, "reboot_hard")
 
-    @handler
+    @driver_method
     async def power_off(
         self, instance: Instance, timeout: float | None = None, retry_interval: float | None = None
     ) -> Instance:
@@ -87,21 +80,18 @@ class PowerHandlers(InstanceCore):
         if interval is None:
             interval = self.settings.shutdown_retry_interval
         if timeout < 0 or interval <= 0:
-            raise InvalidInstanceArgument(
-                action="power_off",
-                uuid=self.uuid,
-                argument="timeout",
-                reason=f"timeout {timeout} must be >= 0 and retry_interval {interval} > 0",
+            raise self._bad_argument(
+                "timeout", f"timeout {timeout} must be >= 0 and retry_interval {interval} > 0"
             )
-        await self._begin("power_off", instance)
+        await self._begin(instance)
 
         async def off(op: Operation) -> None:
             await self._shut_down(timeout, interval)
 
-        return await self._operate("power_off", off)
+        return await self._operate(off)
 
     async def _shut_down(self, timeout: float, interval: float) -> None:
-        driver = self._need_driver("power_off")
+        driver = self._need_driver()
         if timeout > 0 and self.power_state == PowerState.RUNNING:
             if await driver.shutdown(self.uuid, timeout, interval):
                 log.info("instance %s shut down cleanly", self.uuid)
@@ -114,7 +104,7 @@ class PowerHandlers(InstanceCore):
             )
         await driver.power_off_hard(self.uuid)
 
-    @handler
+    @driver_method
     async def power_on(
         self,
         instance: Instance,
@@ -122,31 +112,31 @@ class PowerHandlers(InstanceCore):
         block_device_info: BlockDeviceMappingList | None = None,
     ) -> Instance:
         """Start the stopped guest from its definition."""
-        await self._begin("power_on", instance)
-        driver = self._need_driver("power_on")
-        return await self._operate("power_on", lambda op: driver.power_on(self.uuid))
+        await self._begin(instance)
+        driver = self._need_driver()
+        return await self._operate(lambda op: driver.power_on(self.uuid))
 
-    @handler
+    @driver_method
     async def pause(self, instance: Instance) -> Instance:
         """Freeze the running guest's vCPUs (it stays in memory)."""
-        await self._begin("pause", instance)
-        driver = self._need_driver("pause")
-        return await self._operate("pause", lambda op: driver.pause(self.uuid))
+        await self._begin(instance)
+        driver = self._need_driver()
+        return await self._operate(lambda op: driver.pause(self.uuid))
 
-    @handler
+    @driver_method
     async def unpause(self, instance: Instance) -> Instance:
-        await self._begin("unpause", instance)
-        driver = self._need_driver("unpause")
-        return await self._operate("unpause", lambda op: driver.unpause(self.uuid))
+        await self._begin(instance)
+        driver = self._need_driver()
+        return await self._operate(lambda op: driver.unpause(self.uuid))
 
-    @handler
+    @driver_method
     async def suspend(self, instance: Instance) -> Instance:
         """Save the guest's memory to disk (libvirt's managed save) and stop it."""
-        await self._begin("suspend", instance)
-        driver = self._need_driver("suspend")
-        return await self._operate("suspend", lambda op: driver.suspend(self.uuid))
+        await self._begin(instance)
+        driver = self._need_driver()
+        return await self._operate(lambda op: driver.suspend(self.uuid))
 
-    @handler
+    @driver_method
     async def resume(
         self,
         instance: Instance,
@@ -154,52 +144,52 @@ class PowerHandlers(InstanceCore):
         block_device_info: BlockDeviceMappingList | None = None,
     ) -> Instance:
         """Start the suspended guest from its saved memory."""
-        await self._begin("resume", instance)
-        driver = self._need_driver("resume")
-        return await self._operate("resume", lambda op: driver.resume(self.uuid))
+        await self._begin(instance)
+        driver = self._need_driver()
+        return await self._operate(lambda op: driver.resume(self.uuid))
 
-    @handler
+    @driver_method
     async def soft_delete(self, instance: Instance) -> Instance:
         """Keep the guest and its disks but stop it (cleanly, as power_off), until restore."""
-        await self._begin("soft_delete", instance)
+        await self._begin(instance)
         settings = self.settings
 
         async def off(op: Operation) -> None:
             if self.power_state in (PowerState.RUNNING, PowerState.PAUSED):
                 await self._shut_down(settings.shutdown_timeout, settings.shutdown_retry_interval)
 
-        return await self._operate("soft_delete", off)
+        return await self._operate(off)
 
-    @handler
+    @driver_method
     async def restore(self, instance: Instance) -> Instance:
         """Bring a soft-deleted instance back: its guest is started again."""
-        await self._begin("restore", instance)
-        driver = self._need_driver("restore")
-        return await self._operate("restore", lambda op: driver.power_on(self.uuid))
+        await self._begin(instance)
+        driver = self._need_driver()
+        return await self._operate(lambda op: driver.power_on(self.uuid))
 
-    @handler
+    @driver_method
     async def rescue(self, instance: Instance, image_meta: ImageMeta) -> Instance:
         """Boot the guest from a fresh disk of `image_meta`, its own root disk attached
         second, so an operator can repair it; `unrescue` returns to the original."""
-        record = await self._begin("rescue", instance)
-        driver = self._need_driver("rescue")
+        record = await self._begin(instance)
+        driver = self._need_driver()
 
         async def work(op: Operation) -> None:
             await driver.rescue(record.instance, image_meta, encode_recovery(record))
 
-        return await self._operate("rescue", work)
+        return await self._operate(work)
 
-    @handler
+    @driver_method
     async def unrescue(self, instance: Instance) -> Instance:
-        record = await self._begin("unrescue", instance)
-        driver = self._need_driver("unrescue")
+        record = await self._begin(instance)
+        driver = self._need_driver()
 
         async def work(op: Operation) -> None:
             await driver.unrescue(record.instance, encode_recovery(record))
 
-        return await self._operate("unrescue", work)
+        return await self._operate(work)
 
-    @handler
+    @driver_method
     async def resume_state_on_host_boot(
         self,
         instance: Instance,
@@ -208,19 +198,19 @@ class PowerHandlers(InstanceCore):
     ) -> Instance:
         """After the host booted: an active instance whose guest does not run is started
         again (a hard reboot, from its config); anything else is left as it is."""
-        record = await self._begin("resume_state_on_host_boot", instance)
-        self._allowed("resume_state_on_host_boot")
+        record = await self._begin(instance)
+        self._allowed()
         shown = await self._read()
         await self._commit(power_state=shown)
         if not should_resume_on_host_boot(record.instance.vm_state, shown):
             return record.instance.obj_clone()
         return await self._reboot_hard(record)
 
-    @handler
+    @driver_method
     async def poll_rebooting_instances(self, timeout: float) -> bool:
         """Finish a reboot recorded as in progress for more than `timeout` seconds (one an
         agent restart interrupted) with a hard reboot. Returns whether it rebooted."""
-        driver = self._need_driver("poll_rebooting_instances")
+        driver = self._need_driver()
         await self._load()
         record = self.record
         if record is None:
@@ -238,5 +228,5 @@ class PowerHandlers(InstanceCore):
         async def hard(op: Operation) -> None:
             await driver.reboot_hard(record.instance)
 
-        await self._operate("reboot_hard", hard)
+        await self._operate(hard, "reboot_hard")
         return True

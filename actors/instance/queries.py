@@ -12,8 +12,7 @@ import base64
 import logging
 from typing import Any
 
-from actors.handlers import handler
-from actors.instance.core import InstanceCore
+from actors.instance.core import InstanceCore, driver_method
 from actors.instance.errors import NotSupported
 from actors.instance.names import check_guest_path, check_vif
 from actors.instance.recovery import RecoveryRecord
@@ -31,56 +30,56 @@ class QueryHandlers(InstanceCore):
 
     # --- reads -------------------------------------------------------------------------------
 
-    @handler
+    @driver_method
     async def get_info(self, instance: Instance) -> InstanceInfo:
         """The guest's state and basic counters."""
-        self._check_target("get_info", instance)
-        return await self._need_driver("get_info").info(self.uuid)
+        self._check_target(instance)
+        return await self._need_driver().info(self.uuid)
 
-    @handler
+    @driver_method
     async def get_diagnostics(self, instance: Instance) -> Diagnostics:
-        self._check_target("get_diagnostics", instance)
-        return await self._need_driver("get_diagnostics").diagnostics(self.uuid)
+        self._check_target(instance)
+        return await self._need_driver().diagnostics(self.uuid)
 
-    @handler
+    @driver_method
     async def block_stats(self, instance: Instance, disk_id: str) -> list[int]:
         """[read requests, read bytes, write requests, write bytes, errors] of one disk."""
-        self._check_target("block_stats", instance)
-        return await self._need_driver("block_stats").block_stats(self.uuid, disk_id)
+        self._check_target(instance)
+        return await self._need_driver().block_stats(self.uuid, disk_id)
 
-    @handler
+    @driver_method
     async def interface_stats(self, instance: Instance, iface_id: str) -> list[int]:
         """[rx bytes, rx packets, rx errs, rx drop, tx bytes, tx packets, tx errs, tx drop]."""
-        self._check_target("interface_stats", instance)
-        return await self._need_driver("interface_stats").interface_stats(self.uuid, iface_id)
+        self._check_target(instance)
+        return await self._need_driver().interface_stats(self.uuid, iface_id)
 
-    @handler
+    @driver_method
     async def get_console_output(self, instance: Instance) -> str:
         """The tail of the guest's serial console log, at most `console_max_bytes`."""
-        self._check_target("get_console_output", instance)
-        driver = self._need_driver("get_console_output")
+        self._check_target(instance)
+        driver = self._need_driver()
         return await driver.console_output(self.uuid, self.settings.console_max_bytes)
 
-    @handler
+    @driver_method
     async def get_vnc_console(self, instance: Instance) -> ConsoleInfo:
-        self._check_target("get_vnc_console", instance)
-        return await self._need_driver("get_vnc_console").vnc_console(self.uuid)
+        self._check_target(instance)
+        return await self._need_driver().vnc_console(self.uuid)
 
-    @handler
+    @driver_method
     async def get_serial_console(self, instance: Instance) -> ConsoleInfo:
-        self._check_target("get_serial_console", instance)
-        return await self._need_driver("get_serial_console").serial_console(self.uuid)
+        self._check_target(instance)
+        return await self._need_driver().serial_console(self.uuid)
 
-    @handler
+    @driver_method
     async def macs_for_instance(self, instance: Instance) -> list[str]:
         """The MAC addresses of the instance's ports, sorted."""
-        record = await self._begin("macs_for_instance", instance)
+        record = await self._begin(instance)
         vifs = record.instance.network_info
         return sorted(vif.address for vif in vifs or [])
 
     # --- the record --------------------------------------------------------------------------
 
-    @handler
+    @driver_method
     async def change_instance_metadata(
         self, instance: Instance, diff: dict[str, list[str]]
     ) -> Instance:
@@ -89,59 +88,63 @@ class QueryHandlers(InstanceCore):
         try:
             metadata = _parse_diff(diff)
         except ValueError as exc:
-            raise self._bad_argument("change_instance_metadata", "diff", str(exc)) from None
-        record = await self._begin("change_instance_metadata", instance)
-        self._allowed("change_instance_metadata")
+            raise self._bad_argument("diff", str(exc)) from None
+        record = await self._begin(instance)
+        self._allowed()
         merged = dict(record.instance.metadata)
         for key, value in metadata.items():
             if value is None:
                 merged.pop(key, None)
             else:
                 merged[key] = value
+        size = metadata_size(merged)
+        if size > self.settings.metadata_max_bytes:
+            raise self._bad_argument(
+                "diff",
+                f"the metadata would be {size} bytes, over this agent's limit of "
+                f"{self.settings.metadata_max_bytes} bytes (metadata_max_bytes)",
+            )
         await self._commit(metadata=merged)
         return record.instance.obj_clone()
 
-    @handler
+    @driver_method
     async def inject_network_info(self, instance: Instance, network_info: NetworkInfo) -> Instance:
         """Record new details (subnets, addresses) of the instance's ports. The set of ports
         must be the one attached (attach_interface and detach_interface change that)."""
         for vif in network_info:
-            check_vif("inject_network_info", self.uuid, vif)
-        record = await self._begin("inject_network_info", instance)
-        self._allowed("inject_network_info")
+            check_vif(self.method, self.uuid, vif)
+        record = await self._begin(instance)
+        self._allowed()
         attached = sorted(v.id for v in record.instance.network_info or [])
         given = sorted(v.id for v in network_info)
         if attached != given:
             raise self._bad_argument(
-                "inject_network_info",
                 "network_info",
                 f"it names ports {given}, the instance has {attached}",
             )
         await self._commit(network_info=network_info.obj_clone())
         return record.instance.obj_clone()
 
-    @handler
+    @driver_method
     async def reset_network(self, instance: Instance) -> None:
         """Not for QEMU guests: the QEMU guest agent has no command to reset a guest's
         network (guests configure it by DHCP or their config drive), as with nova's libvirt
         driver. Raises `NotSupported` for an instance that exists."""
-        await self._begin("reset_network", instance)
+        await self._begin(instance)
         raise NotSupported(
-            operation="reset_network",
+            operation=self.method,
             reason="QEMU guests configure their network themselves (DHCP or config drive)",
         )
 
     # --- the guest agent ---------------------------------------------------------------------
 
-    @handler
+    @driver_method
     async def set_admin_password(self, instance: Instance, new_pass: str) -> None:
         """Set the password of the guest's administrator (root; Administrator on Windows)."""
         if not new_pass or "\0" in new_pass:
-            raise self._bad_argument(
-                "set_admin_password", "new_pass", "empty or containing a NUL byte"
-            )
-        record = await self._begin("set_admin_password", instance)
-        self._require_guest_agent("set_admin_password", record)
+            raise self._bad_argument("new_pass", "empty or containing a NUL byte")
+        record = await self._begin(instance)
+        self._require_guest_agent(record)
         props = record.image_meta.properties if record.image_meta is not None else None
         user = "Administrator" if props is not None and props.os_type == "windows" else "root"
         command = {
@@ -156,14 +159,14 @@ class QueryHandlers(InstanceCore):
         async def work(op: Operation) -> None:
             await self._agent(command)
 
-        await self._operate("set_admin_password", work)
+        await self._operate(work)
 
-    @handler
+    @driver_method
     async def inject_file(self, instance: Instance, path: str, contents: bytes) -> None:
         """Write `contents` to the absolute `path` in the running guest."""
-        check_guest_path("inject_file", self.uuid, path)
-        record = await self._begin("inject_file", instance)
-        self._require_guest_agent("inject_file", record)
+        check_guest_path(self.method, self.uuid, path)
+        record = await self._begin(instance)
+        self._require_guest_agent(record)
 
         async def work(op: Operation) -> None:
             opened = await self._agent(
@@ -172,7 +175,7 @@ class QueryHandlers(InstanceCore):
             handle = opened.get("return")
             if not isinstance(handle, int):
                 raise NotSupported(
-                    operation="inject_file", reason=f"the guest agent answered {opened!r}"
+                    operation=self.method, reason=f"the guest agent answered {opened!r}"
                 )
             try:
                 buf = base64.b64encode(contents).decode()
@@ -182,7 +185,7 @@ class QueryHandlers(InstanceCore):
             finally:
                 await self._close_guest_file(handle)
 
-        await self._operate("inject_file", work)
+        await self._operate(work)
 
     async def _close_guest_file(self, handle: int) -> None:
         try:
@@ -196,7 +199,7 @@ class QueryHandlers(InstanceCore):
                 extra={"instance_uuid": self.uuid},
             )
 
-    def _require_guest_agent(self, action: str, record: RecoveryRecord) -> None:
+    def _require_guest_agent(self, record: RecoveryRecord) -> None:
         image = record.image_meta
         has_agent = (
             image is not None
@@ -205,14 +208,19 @@ class QueryHandlers(InstanceCore):
         )
         if not has_agent:
             raise NotSupported(
-                operation=action,
+                operation=self.method,
                 reason=f"instance {self.uuid} has no QEMU guest agent (image hw_qemu_guest_agent)",
             )
 
     async def _agent(self, command: dict[str, Any]) -> dict[str, Any]:
-        driver = self._need_driver(str(command["execute"]))
+        driver = self._need_driver()
         timeout = self.settings.guest_agent_timeout
         return await driver.guest_agent_command(self.uuid, command, timeout)
+
+
+def metadata_size(metadata: dict[str, str]) -> int:
+    """The bytes a metadata map takes: its keys and values in UTF-8."""
+    return sum(len(k.encode()) + len(v.encode()) for k, v in metadata.items())
 
 
 def _parse_diff(diff: dict[str, list[str]]) -> dict[str, str | None]:

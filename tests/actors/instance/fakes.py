@@ -70,6 +70,8 @@ class FakeInstanceDriver:
     soft_reboot_works: bool = True
     clean_shutdown_works: bool = True
     unreadable: bool = False
+    # Set: the hypervisor is unreachable; every read answers this error.
+    unreachable: VirtactorError | None = None
     _failures: dict[str, Exception] = field(default_factory=dict)
 
     def fail_next(self, method: str, error: Exception | None = None) -> None:
@@ -99,7 +101,7 @@ class FakeInstanceDriver:
     # --- InstanceHypervisor ------------------------------------------------------------------
 
     async def read_power_state(self, uuid: str) -> PowerState | None:
-        if self.unreadable:
+        if self.unreadable or self.unreachable is not None:
             return None
         domain = self.domains.get(uuid)
         return PowerState.PENDING if domain is None else domain.state
@@ -132,6 +134,8 @@ class FakeInstanceDriver:
         return existed
 
     async def power_state(self, uuid: str) -> PowerState:
+        if self.unreachable is not None:
+            raise self.unreachable
         return self._domain(uuid).state
 
     async def info(self, uuid: str) -> InstanceInfo:
