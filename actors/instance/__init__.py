@@ -7,11 +7,10 @@ domain's <metadata>, `driver` the `InstanceDriver` protocol the handlers act thr
 `errors` the typed errors they raise.
 """
 
-from actors.instance.actor import (
-    STATE_EVENTS,
+from actors.instance.actor import STATE_EVENTS, InstanceActor
+from actors.instance.core import (
     UNKNOWN_POWER_STATE,
     EventSink,
-    InstanceActor,
     InstanceHypervisor,
     InstanceSettings,
     ReceivedEvent,

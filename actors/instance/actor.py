@@ -21,16 +21,7 @@ from __future__ import annotations
 import asyncio
 
 from actors.handlers import handler
-from actors.instance.core import (
-    UNKNOWN_POWER_STATE,
-    EventSink,
-    InstanceHypervisor,
-    InstanceSettings,
-    ReceivedEvent,
-    power_state_topic,
-    snapshot_topic,
-    state_topic,
-)
+from actors.instance.core import ReceivedEvent
 from actors.instance.devices import DeviceHandlers
 from actors.instance.lifecycle import LifecycleHandlers
 from actors.instance.power import PowerHandlers
@@ -112,17 +103,3 @@ class InstanceActor(LifecycleHandlers, PowerHandlers, DeviceHandlers, QueryHandl
     async def _confirm_later(self) -> None:
         await asyncio.sleep(self._down_confirm_delay)
         await self.system.lookup(self.address).tell("confirm_power_state")
-
-
-__all__ = [
-    "STATE_EVENTS",
-    "UNKNOWN_POWER_STATE",
-    "EventSink",
-    "InstanceActor",
-    "InstanceHypervisor",
-    "InstanceSettings",
-    "ReceivedEvent",
-    "power_state_topic",
-    "snapshot_topic",
-    "state_topic",
-]

@@ -360,6 +360,15 @@ class InstanceCore(Actor):
         await self._commit(task_state=None, vm_state=vm_state, power_state=shown)
         return self.record.instance.obj_clone()
 
+    async def _act(
+        self, instance: Instance, verb: Callable[[InstanceDriver], Awaitable[None]]
+    ) -> Instance:
+        """The whole of a plain operation: check the request, then `verb(driver)` as the
+        running method (`_begin`, then `_operate`)."""
+        await self._begin(instance)
+        driver = self._need_driver()
+        return await self._operate(lambda op: verb(driver))
+
     async def _run_or_settle(self, work: Awaitable[Any]) -> Any:
         try:
             return await work

@@ -112,29 +112,21 @@ class PowerHandlers(InstanceCore):
         block_device_info: BlockDeviceMappingList | None = None,
     ) -> Instance:
         """Start the stopped guest from its definition."""
-        await self._begin(instance)
-        driver = self._need_driver()
-        return await self._operate(lambda op: driver.power_on(self.uuid))
+        return await self._act(instance, lambda driver: driver.power_on(self.uuid))
 
     @driver_method
     async def pause(self, instance: Instance) -> Instance:
         """Freeze the running guest's vCPUs (it stays in memory)."""
-        await self._begin(instance)
-        driver = self._need_driver()
-        return await self._operate(lambda op: driver.pause(self.uuid))
+        return await self._act(instance, lambda driver: driver.pause(self.uuid))
 
     @driver_method
     async def unpause(self, instance: Instance) -> Instance:
-        await self._begin(instance)
-        driver = self._need_driver()
-        return await self._operate(lambda op: driver.unpause(self.uuid))
+        return await self._act(instance, lambda driver: driver.unpause(self.uuid))
 
     @driver_method
     async def suspend(self, instance: Instance) -> Instance:
         """Save the guest's memory to disk (libvirt's managed save) and stop it."""
-        await self._begin(instance)
-        driver = self._need_driver()
-        return await self._operate(lambda op: driver.suspend(self.uuid))
+        return await self._act(instance, lambda driver: driver.suspend(self.uuid))
 
     @driver_method
     async def resume(
@@ -144,9 +136,7 @@ class PowerHandlers(InstanceCore):
         block_device_info: BlockDeviceMappingList | None = None,
     ) -> Instance:
         """Start the suspended guest from its saved memory."""
-        await self._begin(instance)
-        driver = self._need_driver()
-        return await self._operate(lambda op: driver.resume(self.uuid))
+        return await self._act(instance, lambda driver: driver.resume(self.uuid))
 
     @driver_method
     async def soft_delete(self, instance: Instance) -> Instance:
@@ -163,9 +153,7 @@ class PowerHandlers(InstanceCore):
     @driver_method
     async def restore(self, instance: Instance) -> Instance:
         """Bring a soft-deleted instance back: its guest is started again."""
-        await self._begin(instance)
-        driver = self._need_driver()
-        return await self._operate(lambda op: driver.power_on(self.uuid))
+        return await self._act(instance, lambda driver: driver.power_on(self.uuid))
 
     @driver_method
     async def rescue(self, instance: Instance, image_meta: ImageMeta) -> Instance:

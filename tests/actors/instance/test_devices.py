@@ -34,16 +34,6 @@ from tests.actors.instance.fakes import (
 
 
 @pytest.fixture
-def driver() -> FakeInstanceDriver:
-    return FakeInstanceDriver()
-
-
-@pytest.fixture
-def sink() -> RecordingSink:
-    return RecordingSink()
-
-
-@pytest.fixture
 async def ref(system: ActorSystem, driver: FakeInstanceDriver, sink: RecordingSink) -> ActorRef:
     ref, _actor = make_actor(system, driver, sink)
     await ref.ask("spawn", {"instance": instance(), "image_meta": image_meta()})

@@ -34,16 +34,6 @@ OTHER = "11111111-2222-4333-8444-555555555555"
 RUNNING = {"vm_state": "active", "task_state": None, "power_state": "running"}
 
 
-@pytest.fixture
-def driver() -> FakeInstanceDriver:
-    return FakeInstanceDriver()
-
-
-@pytest.fixture
-def sink() -> RecordingSink:
-    return RecordingSink()
-
-
 async def spawned(
     system: ActorSystem, driver: FakeInstanceDriver, sink: RecordingSink, **options: Any
 ) -> ActorRef:

@@ -29,16 +29,6 @@ class HypervisorDown(VirtactorError):
     retryable = True
 
 
-@pytest.fixture
-def driver() -> FakeInstanceDriver:
-    return FakeInstanceDriver()
-
-
-@pytest.fixture
-def sink() -> RecordingSink:
-    return RecordingSink()
-
-
 async def spawned(
     system: ActorSystem, driver: FakeInstanceDriver, sink: RecordingSink, **options: object
 ) -> tuple[ActorRef, InstanceActor]:

@@ -21,16 +21,6 @@ from tests.actors.instance.fakes import (
 )
 
 
-@pytest.fixture
-def driver() -> FakeInstanceDriver:
-    return FakeInstanceDriver()
-
-
-@pytest.fixture
-def sink() -> RecordingSink:
-    return RecordingSink()
-
-
 async def spawn(
     system: ActorSystem,
     driver: FakeInstanceDriver,

@@ -24,16 +24,6 @@ from tests.actors.instance.fakes import (
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
 
-@pytest.fixture
-def driver() -> FakeInstanceDriver:
-    return FakeInstanceDriver()
-
-
-@pytest.fixture
-def sink() -> RecordingSink:
-    return RecordingSink()
-
-
 def domain_with_record(driver: FakeInstanceDriver, state: PowerState, **values: object) -> None:
     """A domain as a previous agent left it: its record in <metadata>."""
     record = RecoveryRecord(instance(**values), image_meta())
