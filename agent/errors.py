@@ -14,7 +14,8 @@
     ├── InstanceRequestError ...            actors.instance.errors (bad arguments, devices)
     ├── ClaimFailed
     ├── UnknownMethod, InvalidArguments, RequestExpired,
-    │   IncompatibleRpcVersion      refused before any effect
+    │   IncompatibleRpcVersion, MessageIdConflict   refused before any effect
+    ├── UnpublishableEvent                  an event that is not a registered object (a bug)
     └── RemoteError                         a remote failure with no local class of that name
 
 Errors keep "we closed it" (TransportClosed, ActorStopped) apart from "it broke".
@@ -77,6 +78,7 @@ __all__ = [
     "InstanceNotFound",
     "InvalidArguments",
     "InvalidRoutingKey",
+    "MessageIdConflict",
     "NotSupported",
     "ObjectVersionRefused",
     "RemoteError",
@@ -85,6 +87,7 @@ __all__ = [
     "TransportClosed",
     "TransportError",
     "UnknownMethod",
+    "UnpublishableEvent",
     "Unroutable",
     "VirtactorError",
 ]
@@ -100,6 +103,26 @@ class InvalidArguments(VirtactorError):
 
 class RequestExpired(VirtactorError):
     msg_fmt = "request {message_id} for {method!r} expired before it was started"
+
+
+class MessageIdConflict(VirtactorError):
+    """A message id already taken by a call of another method, target or arguments: the
+    first call's reply is not this one's, so nothing runs."""
+
+    msg_fmt = (
+        "message id {message_id!r} was already used for another call ({first_method!r}); "
+        "this {method!r} call was not run: give a new call a new message id"
+    )
+
+
+class UnpublishableEvent(VirtactorError):
+    """Only objects of the publisher's registry travel as events: a subscriber decodes with
+    the same kind of registry and could not read anything else."""
+
+    msg_fmt = (
+        "cannot publish a {value_type} on {topic!r}: an event is a versioned object "
+        "registered with the publisher's registry"
+    )
 
 
 class IncompatibleRpcVersion(VirtactorError):
