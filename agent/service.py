@@ -80,7 +80,7 @@ class Agent:
         self.executor = BlockingExecutor(config.agent.blocking_workers, name="libvirt")
         self.system = ActorSystem(executor=self.executor)
         self.events = EventPublisher(
-            self.transport, self.host, registry.manifest(), config.rpc.version_cap or None
+            self.transport, self.host, registry, config.rpc.version_cap or None
         )
         self.runtime = HostRuntime(
             self.system,

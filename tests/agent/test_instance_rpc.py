@@ -97,7 +97,7 @@ async def stack() -> AsyncIterator[Stack]:
     executor = BlockingExecutor(2, "instance-rpc")
     system = ActorSystem(executor=executor, stop_timeout=2.0)
     driver = FakeInstanceDriver()
-    publisher = EventPublisher(bus, HOST, default_registry.manifest())
+    publisher = EventPublisher(bus, HOST, default_registry)
     dispatcher = Dispatcher(
         host=HOST,
         system=system,
@@ -234,18 +234,19 @@ async def test_a_hostile_name_is_refused_over_the_bus_with_nothing_created(stack
 
 async def test_every_typed_instance_call_reaches_its_handler(stack: Stack) -> None:
     client, me, image = stack.client, instance(), image_meta(guest_agent=True)
-    await client.spawn(HOST, me, image, NetworkInfo(objects=[vif()]), None)
-    await client.reboot(HOST, me, "HARD")
+    ports, disks = NetworkInfo(objects=[vif()]), BlockDeviceMappingList()
+    await client.spawn(HOST, me, image, ports, None)
+    await client.reboot(HOST, me, "HARD", ports, disks)
     await client.power_off(HOST, me, 5, 1)
-    await client.power_on(HOST, me)
+    await client.power_on(HOST, me, ports, disks)
     await client.suspend(HOST, me)
-    await client.resume(HOST, me)
+    await client.resume(HOST, me, ports, disks)
     await client.soft_delete(HOST, me)
     await client.restore(HOST, me)
     await client.rescue(HOST, me, image)
     await client.unrescue(HOST, me)
-    await client.resume_state_on_host_boot(HOST, me)
-    assert await client.poll_rebooting_instances(HOST, UUID, 60) is False
+    await client.resume_state_on_host_boot(HOST, me, ports, disks)
+    assert await client.poll_rebooting_instances(HOST, 60, uuid=UUID) is False
     old, new = file_volume(), nbd_volume()
     await client.attach_volume(HOST, me, old, "/dev/vdb")
     swapped = await client.swap_volume(HOST, me, old, new, "/dev/vdb", 0)
@@ -275,7 +276,7 @@ async def test_every_typed_instance_call_reaches_its_handler(stack: Stack) -> No
     with pytest.raises(NotSupported):
         await client.reset_network(HOST, me)
     await client.power_off(HOST, me, 0)
-    await client.cleanup(HOST, me, True)
+    await client.cleanup(HOST, me, ports, disks, destroy_disks=True)
     assert stack.driver.domains == {}
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from actors import HOST_ADDRESS, Actor, ActorSystem, BlockingExecutor, handler
 from agent.client import ComputeClient
+from agent.errors import UnpublishableEvent
 from agent.rpc.envelope import Kind
 from agent.rpc.events import EventPublisher
 from agent.rpc.methods import MethodTable, Scope
@@ -92,7 +93,7 @@ async def serve_old_release(transport: Transport, host: str) -> tuple[ActorSyste
 
 
 async def test_published_events_reach_matching_subscribers_as_objects(stack: Stack) -> None:
-    publisher = EventPublisher(stack.transport, "h1", default_registry.manifest())
+    publisher = EventPublisher(stack.transport, "h1", default_registry)
     instance_uuid = str(uuid.uuid4())
     stream = await stack.client.subscribe(f"instance.{instance_uuid}.*")
     info = InstanceInfo(state="paused")
@@ -176,11 +177,43 @@ async def test_an_event_from_a_newer_release_is_skipped_and_the_stream_goes_on(
     transport: Transport,
 ) -> None:
     old_client = ComputeClient(transport, registry=OLD_RELEASE, default_timeout=10)
-    newer_agent = EventPublisher(transport, "h9", NEW_RELEASE.manifest())
+    newer_agent = EventPublisher(transport, "h9", NEW_RELEASE)
     async with await old_client.subscribe("host.h9.*") as stream:
         await newer_agent.publish("host.h9.widget", WidgetNew(name="too-new"))
-        older_agent = EventPublisher(transport, "h9", OLD_RELEASE.manifest())
+        older_agent = EventPublisher(transport, "h9", OLD_RELEASE)
         await older_agent.publish("host.h9.widget", WidgetOld(name="readable"))
         event = await asyncio.wait_for(anext(aiter(stream)), 10)
         assert event.payload == WidgetOld(name="readable")
         assert stream.skipped == 1
+
+
+async def test_publishing_a_plain_dict_is_refused_at_the_call_and_nothing_is_sent(
+    stack: Stack,
+) -> None:
+    publisher = EventPublisher(stack.transport, "h1", default_registry)
+    instance_uuid = str(uuid.uuid4())
+    topic = f"instance.{instance_uuid}.power_state"
+    async with await stack.client.subscribe(f"instance.{instance_uuid}.*") as stream:
+        with pytest.raises(UnpublishableEvent) as refused:
+            await publisher.publish(topic, {"state": "running"})  # type: ignore[arg-type]
+        assert str(refused.value) == (
+            f"cannot publish a dict on {topic!r}: an event is a versioned object "
+            "registered with the publisher's registry"
+        )
+        assert publisher.published == 0
+        await publisher.publish(topic, InstanceInfo(state="paused"))
+        event = await asyncio.wait_for(anext(aiter(stream)), 10)
+        assert event.payload == InstanceInfo(state="paused")  # the first and only event
+
+
+async def test_an_object_of_a_class_the_publishers_registry_does_not_hold_is_refused(
+    transport: Transport,
+) -> None:
+    old_agent = EventPublisher(transport, "h9", OLD_RELEASE)
+    with pytest.raises(UnpublishableEvent) as refused:
+        await old_agent.publish("host.h9.widget", WidgetNew(name="other-release"))
+    assert str(refused.value) == (
+        f"cannot publish a Widget 1.1 of class {__name__}.WidgetNew on 'host.h9.widget': "
+        "an event is a versioned object registered with the publisher's registry"
+    )
+    assert old_agent.published == 0
