@@ -6,18 +6,21 @@ above the deployment-wide `version_cap`. If an agent still refuses an object as 
 client learns the manifest from the refusal and retries once, back-levelled.
 
 Errors raised on the agent come back as the same exception class (`InstanceNotFound`,
-`InstanceInvalidState`, ...), or `RemoteError` for a class this client does not know.
+`InstanceInvalidState`, ...), or `RemoteError` for a class this client does not know. A call
+an agent refuses as still adopting its guests (`AgentInitializing`) is retried within its
+deadline; a caller re-sends a timed-out call safely under its idempotency key (`call`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from agent.driver_calls import DriverCalls
-from agent.errors import CallTimeout, ObjectVersionRefused, RemoteError
+from agent.errors import AgentInitializing, CallTimeout, ObjectVersionRefused, RemoteError
 from agent.rpc.envelope import Event, Kind, Reply, Request, pack, unpack
 from agent.rpc.manifest import Manifest, UnknownManifestDigest
 from agent.rpc.remote_errors import ErrorRegistry
@@ -32,6 +35,15 @@ from schemas import (
     default_registry,
     obj_manifest,
 )
+
+# The back-off between attempts of a call an agent refused as still adopting its guests.
+INITIALIZING_RETRY_MIN = 0.05
+INITIALIZING_RETRY_MAX = 1.0
+
+
+def _left(deadline: float) -> float:
+    """Seconds left until `deadline` (monotonic), never zero: a transport needs a timeout."""
+    return max(deadline - time.monotonic(), 0.001)
 
 
 def _older(a: str, b: str) -> str:
@@ -142,20 +154,48 @@ class ComputeClient(DriverCalls):
         *,
         instance: str | None = None,
         timeout: float | None = None,
+        message_id: str | None = None,
     ) -> Any:
-        """Ask `host` to run `method` and return its result; raise its error, typed."""
+        """Ask `host` to run `method` and return its result; raise its error, typed.
+
+        `timeout` (the client's default when None) bounds the whole call, retries included:
+        an agent still adopting its guests (`AgentInitializing`) is asked again with a short
+        back-off until it is ready or too little time is left, then its last refusal is
+        raised. No reply in time raises `CallTimeout`; the agent may still run the call.
+
+        `message_id` is an idempotency key (a fresh one when None). Sent again with the same
+        key, the same method and the same arguments, a call that ran (or runs) is answered
+        from the agent's reply cache instead of running twice: after a `CallTimeout`, that is
+        how to learn what the first attempt did. A key names one call: different arguments
+        under it are refused. Cancelling stops only the wait.
+        """
         timeout = self.default_timeout if timeout is None else timeout
         deadline = time.monotonic() + timeout
-        request = self._request(Kind.CALL, host, method, args, instance, timeout)
+        request = self._request(Kind.CALL, host, method, args, instance, timeout, message_id)
+        backoff = INITIALIZING_RETRY_MIN
+        while True:
+            try:
+                return await self._negotiated(host, method, request, deadline)
+            except AgentInitializing:
+                # Refused before running, and not remembered by the agent: the same request
+                # (same id) is safe to send again while the deadline leaves room for it.
+                if deadline - time.monotonic() <= backoff:
+                    raise
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, INITIALIZING_RETRY_MAX)
+
+    async def _negotiated(self, host: str, method: str, request: Request, deadline: float) -> Any:
+        """One call of `request`, sent again once if the agent refused it for our manifest."""
         request.compact = host in self._digest_hosts
         try:
-            return await self._call_once(host, method, request, timeout)
+            return await self._call_once(host, method, request, _left(deadline))
         except ObjectVersionRefused as exc:
             # The agent refused it before running anything and told us what it understands:
-            # send once more, back-levelled, within what is left of the same deadline.
+            # send once more, back-levelled (`pack` lowers to what we just learnt), under the
+            # same id: a refusal is not remembered.
             self.learn_manifest(host, exc.manifest)
             self._digest_hosts.discard(host)
-            request = self._request(Kind.CALL, host, method, args, instance, timeout)
+            request.compact = False
         except _DigestRefused as refused:
             # The agent could not read our manifest's digest: it restarted or forgot it
             # (`UnknownManifestDigest`), or it is of a release before digests (a plain
@@ -163,14 +203,12 @@ class ComputeClient(DriverCalls):
             # all, the agent would answer from its reply cache instead of running it again.
             self._digest_hosts.discard(host)
             request.compact = False
-            remaining = max(deadline - time.monotonic(), 0.001)
-            result = await self._call_once(host, method, request, remaining)
+            result = await self._call_once(host, method, request, _left(deadline))
             if not isinstance(refused.error, UnknownManifestDigest):
                 self._full_only.add(host)
                 self._digest_hosts.discard(host)
             return result
-        remaining = deadline - time.monotonic()
-        return await self._call_once(host, method, request, max(remaining, 0.001))
+        return await self._call_once(host, method, request, _left(deadline))
 
     async def cast(
         self,
@@ -258,8 +296,9 @@ class ComputeClient(DriverCalls):
         args: Mapping[str, Any] | None,
         instance: str | None,
         timeout: float,
+        message_id: str | None = None,
     ) -> Request:
-        message_id = str(uuid.uuid4())
+        message_id = message_id or str(uuid.uuid4())
         return Request(
             message_id=message_id,
             kind=kind,

@@ -345,7 +345,7 @@ async def snapshot_power_off_and_destroy(walk: Walk) -> None:
     assert (await asyncio.to_thread(qemu_img.info, path)).format == "qcow2"
     walk.expect(("-", "image_snapshot", "-"), ("-", "image_uploading", "-"), ("-", "None", "-"))
 
-    stopped = await client.power_off(HOST, me, shutdown_timeout=90, retry_interval=10)
+    stopped = await client.power_off(HOST, me, timeout=90, retry_interval=10)
     assert (stopped.vm_state, stopped.power_state) == ("stopped", "shutdown")
     walk.operation("powering-off", "stopped", "shutdown")
     await walk.shut_down()  # clean: the guest logged the power button

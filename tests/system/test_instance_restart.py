@@ -101,8 +101,8 @@ async def test_an_instance_is_rebuilt_from_libvirt_alone_after_each_agent_restar
         with pytest.raises(InstanceInvalidState) as busy:
             await client.pause(HOST, me)
         assert (busy.value.attr, busy.value.state) == ("task_state", "rebooting")
-        assert await client.poll_rebooting_instances(HOST, me.uuid, 60) is True
-        assert await client.poll_rebooting_instances(HOST, me.uuid, 60) is False
+        assert await client.poll_rebooting_instances(HOST, 60, uuid=me.uuid) is True
+        assert await client.poll_rebooting_instances(HOST, 60, uuid=me.uuid) is False
         paused = await client.pause(HOST, me)
         assert (paused.vm_state, paused.task_state) == ("paused", None)
         await client.unpause(HOST, me)
@@ -119,11 +119,11 @@ async def test_an_instance_is_rebuilt_from_libvirt_alone_after_each_agent_restar
         with pytest.raises(InstanceInvalidState) as running:
             await client.cleanup(HOST, me)
         assert (running.value.attr, running.value.state) == ("power_state", "running")
-        stopped = await client.power_off(HOST, me, shutdown_timeout=0)
+        stopped = await client.power_off(HOST, me, timeout=0)
         assert (stopped.vm_state, stopped.power_state) == ("stopped", "shutdown")
         started = await client.power_on(HOST, me)
         assert (started.vm_state, started.power_state) == ("active", "running")
-        await client.power_off(HOST, me, shutdown_timeout=0)
+        await client.power_off(HOST, me, timeout=0)
         await client.cleanup(HOST, me, destroy_disks=True)
 
     assert me.uuid not in await asyncio.to_thread(domain_view, host.uri)
