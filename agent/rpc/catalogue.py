@@ -1,14 +1,21 @@
 """The message catalogue: the ComputeDriver contract as RPC methods, and where each one stands.
 
 Every driver method has one entry: its message name (the driver method's own name), which
-actor serves it, and its status. Only `IMPLEMENTED_*` methods are exposed over RPC; the README
-table is checked against this catalogue by a test, so the two cannot drift apart.
+actor serves it, and its status. Only implemented methods are exposed over RPC. Their
+arguments and results are read from the handlers' signatures, so the README table (checked
+against this catalogue by a test) cannot drift from what the agent serves.
 """
 
 from __future__ import annotations
 
 import enum
+import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
+
+from actors.host import HostActor
+from actors.instance import InstanceActor
 
 
 class Status(enum.Enum):
@@ -22,126 +29,118 @@ class Status(enum.Enum):
 
 @dataclass(slots=True, frozen=True)
 class Entry:
+    """One driver method. An implemented one's arguments and result are read from its handler;
+    the notes say only what the signature cannot. A planned one has no handler yet: its
+    `planned` (arguments, result) are written by hand."""
+
     method: str
     scope: str  # "host" or "instance"
-    arguments: str
-    result: str
     status: Status
+    arguments_note: str = ""
+    result_note: str = ""
     planned_in: str = ""  # the piece of work that will bring a planned method
+    planned: tuple[str, str] = ("", "")
+
+    def handler(self) -> Callable[..., Any]:
+        actor = HostActor if self.scope == "host" else InstanceActor
+        return actor.handlers[self.method]
+
+    @property
+    def arguments(self) -> str:
+        if self.status is Status.PLANNED:
+            return self.planned[0]
+        parameters = list(inspect.signature(self.handler()).parameters.values())[1:]  # self
+        return _noted(", ".join(_parameter(p) for p in parameters) or "-", self.arguments_note)
+
+    @property
+    def result(self) -> str:
+        if self.status is Status.PLANNED:
+            return self.planned[1]
+        returned = inspect.signature(self.handler()).return_annotation
+        return _noted(_annotation(returned), self.result_note)
 
 
+def _annotation(annotation: object) -> str:
+    # Handler modules use postponed annotations: the text as written is the readable form.
+    return annotation if isinstance(annotation, str) else inspect.formatannotation(annotation)
+
+
+def _parameter(parameter: inspect.Parameter) -> str:
+    text = f"{parameter.name}: {_annotation(parameter.annotation)}"
+    if parameter.default is not parameter.empty:
+        text = f"{text} = {parameter.default!r}"
+    return text
+
+
+def _noted(text: str, note: str) -> str:
+    return f"{text} ({note})" if note else text
+
+
+_R = Status.REAL_QEMU
+_RECORDED = "as recorded after the operation"
+
+# (method, arguments note, result note)
 _HOST_REAL = [
-    ("get_available_resource", "nodename: str", "ComputeNode"),
-    ("get_available_nodes", "refresh: bool", "list[str]"),
-    ("get_host_uptime", "-", "float (seconds)"),
-    ("get_host_ip_addr", "-", "str | None"),
-    ("set_host_enabled", "enabled: bool", "str"),
-    ("host_maintenance_mode", "host: str, mode: bool", "str"),
-    ("list_instances", "-", "list[str] (domain names)"),
-    ("list_instance_uuids", "-", "list[str]"),
-    ("instance_exists", "uuid: str", "bool"),
-    ("get_info", "uuid: str (any instance the host knows)", "InstanceInfo"),
-    ("get_per_instance_usage", "-", "dict[str, InstanceInfo]"),
-    ("get_all_bw_counters", "instance_uuids: list[str] | None", "list[dict]"),
-    ("get_all_volume_usage", "instance_uuids: list[str] | None", "list[dict]"),
+    ("get_available_resource", "", ""),
+    ("get_available_nodes", "", ""),
+    ("get_host_uptime", "", "seconds"),
+    ("get_host_ip_addr", "", ""),
+    ("set_host_enabled", "", ""),
+    ("host_maintenance_mode", "", ""),
+    ("list_instances", "", "domain names"),
+    ("list_instance_uuids", "", ""),
+    ("instance_exists", "", ""),
+    ("get_info", "any instance the host knows", ""),
+    ("get_per_instance_usage", "", ""),
+    ("get_all_bw_counters", "", ""),
+    ("get_all_volume_usage", "", ""),
 ]
 
-_I = "instance: Instance"
-_STATE = "Instance (as recorded after the operation)"
-_NET = "network_info, block_device_info (both optional)"
-_VOLUME = "connection_info: VolumeConnection, mountpoint: str"
-
-# (method, arguments, result, status)
+# (method, status, arguments note, result note)
 _INSTANCE = [
-    (
-        "spawn",
-        f"{_I}, image_meta: ImageMeta, {_NET}",
-        _STATE,
-        Status.REAL_QEMU,
-    ),
-    ("destroy", f"{_I}, {_NET}, destroy_disks: bool", _STATE, Status.REAL_QEMU),
-    ("cleanup", f"{_I}, {_NET}, destroy_disks: bool", "None", Status.REAL_QEMU),
-    ("reboot", f"{_I}, reboot_type: SOFT|HARD, {_NET}", _STATE, Status.REAL_QEMU),
-    (
-        "power_off",
-        f"{_I}, timeout: float | None, retry_interval: float | None",
-        _STATE,
-        Status.REAL_QEMU,
-    ),
-    ("power_on", f"{_I}, {_NET}", _STATE, Status.REAL_QEMU),
-    ("pause", _I, _STATE, Status.REAL_QEMU),
-    ("unpause", _I, _STATE, Status.REAL_QEMU),
-    ("suspend", _I, _STATE, Status.REAL_QEMU),
-    ("resume", f"{_I}, {_NET}", _STATE, Status.REAL_QEMU),
-    ("soft_delete", _I, _STATE, Status.REAL_QEMU),
-    ("restore", _I, _STATE, Status.REAL_QEMU),
-    ("rescue", f"{_I}, image_meta: ImageMeta", _STATE, Status.REAL_QEMU),
-    ("unrescue", _I, _STATE, Status.REAL_QEMU),
-    ("resume_state_on_host_boot", f"{_I}, {_NET}", _STATE, Status.REAL_QEMU),
-    (
-        "snapshot",
-        f"{_I}, image_id: str (UUID)",
-        "str (the qcow2 file written; ImageMeta events)",
-        Status.REAL_QEMU,
-    ),
+    ("spawn", _R, "", _RECORDED),
+    ("destroy", _R, "", _RECORDED),
+    ("cleanup", _R, "", ""),
+    ("reboot", _R, "reboot_type: SOFT or HARD", _RECORDED),
+    ("power_off", _R, "timeout: seconds for a clean shutdown, then hard", _RECORDED),
+    ("power_on", _R, "", _RECORDED),
+    ("pause", _R, "", _RECORDED),
+    ("unpause", _R, "", _RECORDED),
+    ("suspend", _R, "", _RECORDED),
+    ("resume", _R, "", _RECORDED),
+    ("soft_delete", _R, "", _RECORDED),
+    ("restore", _R, "", _RECORDED),
+    ("rescue", _R, "", _RECORDED),
+    ("unrescue", _R, "", _RECORDED),
+    ("resume_state_on_host_boot", _R, "", _RECORDED),
+    ("snapshot", _R, "image_id: a UUID", "the qcow2 file written; ImageMeta events"),
     (
         "poll_rebooting_instances",
-        "timeout: float (per instance: its actor finishes its own overdue reboot)",
-        "bool (rebooted)",
-        Status.REAL_QEMU,
+        _R,
+        "per instance: its actor finishes its own overdue reboot",
+        "rebooted",
     ),
-    ("attach_volume", f"{_I}, {_VOLUME}", _STATE, Status.REAL_QEMU),
-    ("detach_volume", f"{_I}, {_VOLUME}", _STATE, Status.REAL_QEMU),
-    (
-        "swap_volume",
-        f"{_I}, old_connection_info: VolumeConnection, new_connection_info: VolumeConnection, "
-        "mountpoint: str, resize_to: int",
-        _STATE,
-        Status.REAL_QEMU,
-    ),
-    (
-        "attach_interface",
-        f"{_I}, vif: VIF, image_meta: ImageMeta | None",
-        _STATE,
-        Status.REAL_QEMU,
-    ),
-    ("detach_interface", f"{_I}, vif: VIF", _STATE, Status.REAL_QEMU),
-    ("get_volume_connector", _I, "VolumeConnector", Status.REAL_QEMU),
-    (
-        "default_root_device_name",
-        f"{_I}, image_meta: ImageMeta, root_bdm: BlockDeviceMapping | None",
-        "str",
-        Status.REAL_QEMU,
-    ),
-    (
-        "default_device_names_for_instance",
-        f"{_I}, root_device_name: str, block_device_mappings: BlockDeviceMappingList",
-        "BlockDeviceMappingList",
-        Status.REAL_QEMU,
-    ),
-    ("get_info", _I, "InstanceInfo", Status.REAL_QEMU),
-    ("get_diagnostics", _I, "Diagnostics", Status.REAL_QEMU),
-    ("block_stats", f"{_I}, disk_id: str", "list[int]", Status.REAL_QEMU),
-    ("interface_stats", f"{_I}, iface_id: str", "list[int]", Status.REAL_QEMU),
-    ("get_console_output", _I, "str (the serial log's tail)", Status.REAL_QEMU),
-    ("get_vnc_console", _I, "ConsoleInfo", Status.REAL_QEMU),
-    ("get_serial_console", _I, "ConsoleInfo", Status.REAL_QEMU),
-    ("macs_for_instance", _I, "list[str]", Status.REAL_QEMU),
-    (
-        "change_instance_metadata",
-        f"{_I}, diff: dict (key: ['+', value] | ['-'])",
-        _STATE,
-        Status.REAL_QEMU,
-    ),
-    ("set_admin_password", f"{_I}, new_pass: str", "None", Status.FAKE_DRIVER),
-    ("inject_file", f"{_I}, path: str, contents: bytes", "None", Status.FAKE_DRIVER),
-    ("inject_network_info", f"{_I}, network_info: NetworkInfo", _STATE, Status.REAL_QEMU),
-    (
-        "reset_network",
-        _I,
-        "None (NotSupported: QEMU guests configure their own network)",
-        Status.REAL_QEMU,
-    ),
+    ("attach_volume", _R, "", _RECORDED),
+    ("detach_volume", _R, "", _RECORDED),
+    ("swap_volume", _R, "", _RECORDED),
+    ("attach_interface", _R, "", _RECORDED),
+    ("detach_interface", _R, "", _RECORDED),
+    ("get_volume_connector", _R, "", ""),
+    ("default_root_device_name", _R, "", ""),
+    ("default_device_names_for_instance", _R, "", ""),
+    ("get_info", _R, "", ""),
+    ("get_diagnostics", _R, "", ""),
+    ("block_stats", _R, "", ""),
+    ("interface_stats", _R, "", ""),
+    ("get_console_output", _R, "", "the serial log's tail"),
+    ("get_vnc_console", _R, "", ""),
+    ("get_serial_console", _R, "", ""),
+    ("macs_for_instance", _R, "", ""),
+    ("change_instance_metadata", _R, "diff: key -> ['+', value] or ['-']", _RECORDED),
+    ("set_admin_password", Status.FAKE_DRIVER, "", ""),
+    ("inject_file", Status.FAKE_DRIVER, "", ""),
+    ("inject_network_info", _R, "", _RECORDED),
+    ("reset_network", _R, "", "NotSupported: QEMU guests configure their own network"),
 ]
 
 _INSTANCE_PLANNED = [
@@ -196,14 +195,14 @@ _MIGRATION_PLANNED = [
 ]
 
 CATALOGUE: tuple[Entry, ...] = (
-    *(Entry(m, "host", a, r, Status.REAL_QEMU) for m, a, r in _HOST_REAL),
-    *(Entry(m, "instance", a, r, status) for m, a, r, status in _INSTANCE),
+    *(Entry(m, "host", _R, a, r) for m, a, r in _HOST_REAL),
+    *(Entry(m, "instance", status, a, r) for m, status, a, r in _INSTANCE),
     *(
-        Entry(m, "instance", a, r, Status.PLANNED, "host networking")
+        Entry(m, "instance", Status.PLANNED, planned_in="host networking", planned=(a, r))
         for m, a, r in _INSTANCE_PLANNED
     ),
     *(
-        Entry(m, "instance", a, r, Status.PLANNED, "live migration")
+        Entry(m, "instance", Status.PLANNED, planned_in="live migration", planned=(a, r))
         for m, a, r in _MIGRATION_PLANNED
     ),
 )

@@ -30,3 +30,23 @@ def test_planned_methods_are_not_reachable() -> None:
     }
     assert planned_only.isdisjoint(exposed_methods())
     assert "live_migration" in planned_only
+
+
+def test_an_implemented_methods_columns_are_read_from_its_handler() -> None:
+    entry = next(e for e in CATALOGUE if e.method == "power_off")
+    assert entry.arguments == (
+        "instance: Instance, timeout: float | None = None, retry_interval: float | None = None"
+        " (timeout: seconds for a clean shutdown, then hard)"
+    )
+    assert entry.result == "Instance (as recorded after the operation)"
+
+
+def test_a_method_with_no_arguments_says_so() -> None:
+    entry = next(e for e in CATALOGUE if e.method == "get_host_uptime")
+    assert (entry.arguments, entry.result) == ("-", "float (seconds)")
+
+
+def test_a_planned_method_keeps_its_hand_written_columns() -> None:
+    entry = next(e for e in CATALOGUE if e.method == "live_migration")
+    assert entry.arguments == "instance: Instance, dest: str, migrate_data: LiveMigrateData"
+    assert entry.result == "None (progress events)"
