@@ -9,6 +9,7 @@ layers never read files or the environment themselves.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import socket
 import tomllib
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agent.host_address import default_host_ip
 from schemas.errors import VirtactorError
 
 
@@ -27,13 +29,32 @@ class ConfigError(VirtactorError):
 @dataclass(slots=True, frozen=True)
 class AgentSection:
     host: str = field(default_factory=socket.gethostname)
-    # The address other hosts reach this one on (migrations, consoles); empty: not set.
+    # The address other hosts reach this one on (migrations, consoles); empty: the address of
+    # the interface carrying the default route (agent/host_address.py), found once, here.
     host_ip: str = ""
+    # The address storage reaches this host on (the volume connector's `ip`, nova's
+    # `my_block_storage_ip`); empty: `host_ip`.
+    storage_ip: str = ""
     instances_path: str = "/var/lib/virtactor/instances"
     blocking_workers: int = 16
     heartbeat_interval: float = 10.0
     resync_interval: float = 300.0
     reboot_flap_delay: float = 2.0
+
+    def __post_init__(self) -> None:
+        # Resolved here so every layer below sees one concrete address, never "not set".
+        if not self.host_ip:
+            object.__setattr__(self, "host_ip", default_host_ip())
+        if not self.storage_ip:
+            object.__setattr__(self, "storage_ip", self.host_ip)
+        for name in ("host_ip", "storage_ip"):
+            value = getattr(self, name)
+            try:
+                ipaddress.ip_address(value)
+            except ValueError:
+                raise ConfigError(
+                    where=f"[agent] {name}", reason=f"{value!r} is not an IP address"
+                ) from None
 
 
 @dataclass(slots=True, frozen=True)
@@ -141,11 +162,11 @@ def load_config(path: Path | None = None, environ: Mapping[str, str] | None = No
 def _build(cls: type[Any], section: str, values: Mapping[str, Any]) -> Any:
     known = {f.name: f for f in dataclasses.fields(cls)}
     kwargs: dict[str, Any] = {}
+    defaults = cls()
     for key, value in values.items():
         if key not in known:
             raise ConfigError(where=f"[{section}] {key}", reason="unknown setting")
-        default = getattr(cls(), key)
-        kwargs[key] = _coerce(value, default, f"[{section}] {key}")
+        kwargs[key] = _coerce(value, getattr(defaults, key), f"[{section}] {key}")
     return cls(**kwargs)
 
 

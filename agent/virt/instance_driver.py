@@ -287,7 +287,7 @@ class LibvirtInstanceDriver:
     async def volume_connector(self, instance: Instance) -> VolumeConnector:
         return VolumeConnector(
             host=self.settings.host,
-            ip=self.settings.host_ip,
+            ip=self.settings.storage_ip,
             initiator=self.settings.iscsi_initiator,
             platform=self.settings.arch,
             os_type="linux",

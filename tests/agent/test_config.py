@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -59,3 +62,67 @@ async def test_the_agents_reply_cache_is_bounded_as_configured() -> None:
     )
     cache = Agent(config).dispatcher.cache
     assert (cache.capacity, cache.ttl, cache.max_bytes) == (50, 600.0, 1048576)
+
+
+def test_the_default_host_ip_is_this_hosts_default_route_address() -> None:
+    from agent.host_address import default_host_ip
+
+    agent = load_config(environ={}).agent
+    assert agent.host_ip == default_host_ip()
+    assert not ipaddress.ip_address(agent.host_ip).is_loopback  # this machine has a route
+    assert agent.storage_ip == agent.host_ip
+
+
+def test_storage_ip_is_its_own_setting_and_host_ip_stays_as_set() -> None:
+    agent = load_config(
+        environ={"VIRTACTOR_AGENT_HOST_IP": "192.0.2.10", "VIRTACTOR_AGENT_STORAGE_IP": "fd00::9"}
+    ).agent
+    assert (agent.host_ip, agent.storage_ip) == ("192.0.2.10", "fd00::9")
+    assert load_config(environ={"VIRTACTOR_AGENT_HOST_IP": "192.0.2.10"}).agent.storage_ip == (
+        "192.0.2.10"
+    )
+
+
+def test_an_address_that_is_not_an_ip_is_refused_naming_the_setting() -> None:
+    with pytest.raises(ConfigError) as exc:
+        load_config(environ={"VIRTACTOR_AGENT_STORAGE_IP": "storage.example.net"})
+    assert str(exc.value) == (
+        "configuration [agent] storage_ip: 'storage.example.net' is not an IP address"
+    )
+
+
+@pytest.mark.parametrize(
+    ("route_sources", "interfaces", "chosen"),
+    [
+        (["192.0.2.2", "fd00::2"], ["127.0.0.1", "198.51.100.1"], "192.0.2.2"),
+        ([], ["127.0.0.1", "169.254.0.5", "198.51.100.1"], "198.51.100.1"),
+        (["fd00::2"], [], "fd00::2"),
+        ([], ["127.0.0.1"], "127.0.0.1"),
+        ([], [], "127.0.0.1"),
+    ],
+)
+def test_the_host_ip_is_the_route_source_then_an_interface_address_then_loopback(
+    route_sources: list[str], interfaces: list[str], chosen: str
+) -> None:
+    from agent.host_address import choose_host_ip
+
+    assert choose_host_ip(route_sources, interfaces) == chosen
+
+
+def test_in_a_network_namespace_with_no_route_the_host_ip_is_loopback() -> None:
+    # A fresh network namespace has only a loopback device, and it is down.
+    found = subprocess.run(
+        ["unshare", "--net", sys.executable, "-c", NO_ROUTE_PROBE],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    )
+    assert found.stdout.split() == ["[]", "[]", "127.0.0.1"]
+
+
+NO_ROUTE_PROBE = """
+from agent import host_address
+print(host_address._route_source_addresses(), host_address._interface_addresses(),
+      host_address.default_host_ip())
+"""

@@ -1,6 +1,6 @@
 """`GuestSettings`: the configuration values the Guest layer builds and runs guests with.
 
-Read once from `agent.config` (`[guest]`, plus `[agent] host`/`host_ip`/`instances_path`) by
+Read once from `agent.config` (`[guest]`, plus `[agent] host`/`storage_ip`/`instances_path`) by
 `guest_settings_from_config` and passed down; nothing below reads configuration itself.
 """
 
@@ -37,7 +37,7 @@ class GuestSettings:
     - `disk_cachemode`: QEMU cache mode of local disks (`none` needs O_DIRECT).
     - `iscsi_initiator`: this host's iSCSI initiator IQN (QEMU's own initiator uses it).
     - `image_cache_max_age`: seconds an unused base image stays cached.
-    - `host`, `host_ip`: this host, as the volume connector names it.
+    - `host`, `storage_ip`: this host, as the volume connector names it to storage.
     - `state_poll_interval`: how often a wait for a guest's state (shutdown, reboot) looks.
     - `detach_attempt_timeout`: how long one detach request waits for DEVICE_REMOVED.
     - `block_copy_timeout`: the longest a volume swap's copy may take.
@@ -48,7 +48,7 @@ class GuestSettings:
     image_cache_path: str
     snapshots_path: str
     host: str = "localhost"
-    host_ip: str | None = None
+    storage_ip: str | None = None
     virt_type: str = "kvm"
     machine_type: str = "pc"
     arch: str = "x86_64"
@@ -92,7 +92,7 @@ def guest_settings_from_config(config: AgentConfig) -> GuestSettings:
         image_cache_path=guest.image_cache_path or f"{instances}/_base",
         snapshots_path=guest.snapshots_path or guest.images_path,
         host=agent.host,
-        host_ip=agent.host_ip or None,
+        storage_ip=agent.storage_ip or None,
         virt_type=guest.virt_type,
         machine_type=guest.machine_type,
         cpu_mode=guest.cpu_mode,

@@ -64,7 +64,7 @@ def settings(root: Path, **overrides: object) -> GuestSettings:
         "image_cache_path": str(root / "instances" / "_base"),
         "snapshots_path": str(root / "snapshots"),
         "host": "compute-1",
-        "host_ip": "192.0.2.10",
+        "storage_ip": "192.0.2.10",
         "virt_type": "qemu",
         "cpu_mode": "none",
     }
