@@ -84,6 +84,16 @@ class DiskUsage:
 
 
 @dataclass(slots=True, frozen=True)
+class GuestKind:
+    """One kind of guest the host can run, in nova's canonical names (nova's
+    `supported_instances` entry): architecture, hypervisor (domain) type, VM mode."""
+
+    arch: str
+    hv_type: str
+    vm_mode: str
+
+
+@dataclass(slots=True, frozen=True)
 class HostFacts:
     """What the host has and uses. `host_uuid` is libvirt's host uuid (None if unreported);
     `running_vms` counts active domains and `vcpus_used` their vCPUs."""
@@ -102,6 +112,7 @@ class HostFacts:
     cpu: CpuInfo
     pci_devices: tuple[PciDevice, ...]
     pci_pools: tuple[PciPool, ...]
+    guest_kinds: tuple[GuestKind, ...]
 
 
 def _parse(xml: str, what: str) -> ET.Element:
@@ -155,6 +166,34 @@ def parse_cpu_info(capabilities_xml: str, fallback_topology: tuple[int, int, int
         threads=threads,
         features=tuple(sorted(name for name in features if name)),
     )
+
+
+# nova's Architecture / VMMode canonicalize(): libvirt's spellings to the names nova filters on.
+_ARCH_ALIASES = {"i386": "i686", "i486": "i686", "i586": "i686", "x86_32": "i686"}
+_ARCH_ALIASES |= {"amd64": "x86_64", "x64": "x86_64", "arm64": "aarch64"}
+_VM_MODE_ALIASES = {"hv": "hvm", "baremetal": "hvm", "pv": "xen", "xapi": "xen"}
+
+
+def parse_guest_kinds(capabilities_xml: str) -> tuple[GuestKind, ...]:
+    """Every (arch, domain type, OS type) a capabilities document's `<guest>` elements offer,
+    as nova's libvirt driver lists them, without repeats, in document order."""
+    kinds: dict[GuestKind, None] = {}
+    for guest in _parse(capabilities_xml, "capabilities").findall("guest"):
+        os_type = (guest.findtext("os_type") or "").strip().lower()
+        arch = guest.find("arch")
+        if not os_type or arch is None or not arch.get("name"):
+            continue
+        name = arch.get("name", "").lower()
+        for domain in arch.findall("domain"):
+            hv_type = domain.get("type", "").lower()
+            if hv_type:
+                kind = GuestKind(
+                    arch=_ARCH_ALIASES.get(name, name),
+                    hv_type=hv_type,
+                    vm_mode=_VM_MODE_ALIASES.get(os_type, os_type),
+                )
+                kinds[kind] = None
+    return tuple(kinds)
 
 
 def _pci_address(element: ET.Element) -> str:
@@ -302,6 +341,7 @@ def read_host_facts(conn: libvirt.virConnect, instances_path: str) -> HostFacts:
         cpu=parse_cpu_info(capabilities, (sockets, cores, threads)),
         pci_devices=pci_devices,
         pci_pools=group_pci_pools(pci_devices),
+        guest_kinds=parse_guest_kinds(capabilities),
     )
 
 

@@ -85,6 +85,7 @@ def compute_node(facts: HostFacts, *, host: str, host_ip: str | None) -> Compute
         disk_available_least=facts.disk.available_least // GIB,
         running_vms=facts.running_vms,
         pci_device_pools=pci_pool_list(facts.pci_pools),
+        supported_instances=[[k.arch, k.hv_type, k.vm_mode] for k in facts.guest_kinds],
     )
 
 

@@ -21,7 +21,8 @@ class ComputeNode(PersistentObject):
 
     # 1.0: Initial version
     # 1.1: Added pci_device_pools
-    VERSION = "1.1"
+    # 1.2: Added supported_instances
+    VERSION = "1.2"
     __slots__ = ()
     OBJ_KEY = "uuid"
     OBJ_RELATIONSHIPS: ClassVar[Relationships] = {"pci_device_pools": [("1.1", "1.0")]}
@@ -56,9 +57,14 @@ class ComputeNode(PersistentObject):
     pci_device_pools: PciDevicePoolList | None = fields.Object(
         "PciDevicePoolList", nullable=True, default=None
     )
+    # What guests the host can run: [architecture, hypervisor type, VM mode] triples, e.g.
+    # ["x86_64", "kvm", "hvm"], one per <guest>/<arch>/<domain> of libvirt's capabilities.
+    supported_instances: list[list[str]] = fields.List(fields.List(fields.String()), default=[])
 
     def make_compatible(self, primitive: dict[str, Any], target_version: Version) -> None:
         # Also dropped by the relationship map; kept explicit as the history says why.
+        if target_version < (1, 2):
+            primitive.pop("supported_instances", None)
         if target_version < (1, 1):
             primitive.pop("pci_device_pools", None)
 

@@ -134,6 +134,7 @@ def compute_node(**overrides: object) -> ComputeNode:
         "pci_device_pools": PciDevicePoolList(
             objects=[PciDevicePool(vendor_id="8086", product_id="154d", count=4)]
         ),
+        "supported_instances": [["x86_64", "kvm", "hvm"], ["x86_64", "qemu", "hvm"]],
     }
     values.update(overrides)
     node = ComputeNode(**values)

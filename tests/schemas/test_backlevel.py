@@ -48,7 +48,7 @@ def old_release(
 def release_n() -> ObjectRegistry:
     """Release N: ComputeNode 1.0 (no PCI pools), Instance 1.0 (no `hidden`), Flavor 1.0."""
     old = ObjectRegistry()
-    old.register(old_release(ComputeNode, "1.0", drop=("pci_device_pools",)))
+    old.register(old_release(ComputeNode, "1.0", drop=("pci_device_pools", "supported_instances")))
     old.register(old_release(Flavor, "1.0", drop=("description",)))
     old.register(
         old_release(
@@ -76,10 +76,25 @@ def test_the_old_release_advertises_older_versions() -> None:
     assert manifest["ComputeNode"] == "1.0"
     assert manifest["Instance"] == "1.0"
     assert manifest["Flavor"] == "1.0"
-    assert obj_manifest(default_registry)["ComputeNode"] == "1.1"
+    assert obj_manifest(default_registry)["ComputeNode"] == "1.2"
 
 
-# -- ComputeNode 1.0 <-> 1.1 -------------------------------------------------------------------
+# -- ComputeNode 1.0 <-> 1.1 <-> 1.2 -----------------------------------------------------------
+
+
+def test_compute_node_back_levelled_to_1_1_drops_supported_instances_and_keeps_pools() -> None:
+    node = samples.compute_node()
+    assert node.supported_instances == [["x86_64", "kvm", "hvm"], ["x86_64", "qemu", "hvm"]]
+    primitive = node.to_primitive(target_version="1.1")
+    assert primitive.version == "1.1"
+    assert "supported_instances" not in primitive.data
+    assert "pci_device_pools" in primitive.data
+
+
+def test_compute_node_back_levelled_to_1_0_drops_supported_instances_too() -> None:
+    primitive = samples.compute_node().to_primitive(target_version="1.0")
+    assert primitive.version == "1.0"
+    assert not {"pci_device_pools", "supported_instances"} & primitive.data.keys()
 
 
 def test_compute_node_back_levelled_to_1_0_drops_pci_device_pools() -> None:
@@ -95,14 +110,15 @@ def test_a_new_compute_node_reaches_the_old_release_through_its_manifest() -> No
     received = decode(encode(node, manifest=obj_manifest(OLD)), registry=OLD)
     assert type(received) is OLD.lookup("ComputeNode")
     assert received.VERSION == "1.0"
-    assert received.obj_fields() == tuple(n for n in node.obj_fields() if n != "pci_device_pools")
+    new_fields = ("pci_device_pools", "supported_instances")
+    assert received.obj_fields() == tuple(n for n in node.obj_fields() if n not in new_fields)
     for name in received.obj_fields():
         assert received.obj_attr_is_set(name) == node.obj_attr_is_set(name)
         if node.obj_attr_is_set(name):
             assert getattr(received, name) == getattr(node, name)
 
 
-def test_an_old_compute_node_is_read_by_the_new_release_with_pools_unset() -> None:
+def test_an_old_compute_node_is_read_by_the_new_release_with_the_new_fields_unset() -> None:
     old_node = OLD.lookup("ComputeNode")(
         uuid=samples.NODE_UUID,
         host="compute-1",
@@ -118,6 +134,8 @@ def test_an_old_compute_node_is_read_by_the_new_release_with_pools_unset() -> No
     assert received.vcpus == 8
     assert not received.obj_attr_is_set("pci_device_pools")
     assert received.pci_device_pools is None  # its default
+    assert not received.obj_attr_is_set("supported_instances")
+    assert received.supported_instances == []
     assert received.obj_what_changed() == set(old_node.obj_what_changed())
 
 
@@ -128,9 +146,9 @@ def test_sending_too_new_an_object_raises_incompatible_with_the_receivers_manife
     error = exc.value
     assert not isinstance(error, DecodeError)
     assert error.retryable
-    assert (error.objname, error.objver, error.supported) == ("ComputeNode", "1.1", "1.0")
+    assert (error.objname, error.objver, error.supported) == ("ComputeNode", "1.2", "1.0")
     assert error.manifest == obj_manifest(OLD)
-    assert str(error) == "ComputeNode version 1.1 is newer than the supported 1.0"
+    assert str(error) == "ComputeNode version 1.2 is newer than the supported 1.0"
     # What the RPC layer does with it: encode again for the manifest, and it goes through.
     retried = decode(encode(samples.compute_node(), manifest=error.manifest), registry=OLD)
     assert retried.VERSION == "1.0"

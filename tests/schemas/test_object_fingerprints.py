@@ -17,7 +17,7 @@ from schemas.versions import parse_version
 EXPECTED_FINGERPRINTS = {
     "BlockDeviceMapping": "1.0-fb341780ecee4e75288a214eb118bf24",
     "BlockDeviceMappingList": "1.0-5796e735545e751fd436ada9b5ab47c9",
-    "ComputeNode": "1.1-35a67dd43375764e76ab99bc1a79da90",
+    "ComputeNode": "1.2-f1de62ea385061d60dfecc4c11148e35",
     "ConsoleInfo": "1.0-4311a4a86668cdad3d74277b20445159",
     "CpuDiagnostics": "1.0-713e3e8cede0ec11a3a1000f152e30a8",
     "Diagnostics": "1.0-c457b9377db4bd6d6a44606c7b0ffc5a",

@@ -173,3 +173,4 @@ async def test_get_available_resource_matches_what_libvirt_reports(
     assert sum(pool.count for pool in node.pci_device_pools.objects) == pci_devices
     capabilities = await agent.run(lambda conn: conn.getCapabilities())
     assert node.uuid in capabilities
+    assert ["x86_64", "qemu", "hvm"] in node.supported_instances

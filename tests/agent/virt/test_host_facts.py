@@ -13,6 +13,7 @@ from agent.virt.host_facts import (
     PF_TYPE,
     VF_TYPE,
     CpuInfo,
+    GuestKind,
     InstancesPathUnavailable,
     MalformedHostXML,
     PciDevice,
@@ -21,6 +22,7 @@ from agent.virt.host_facts import (
     local_disk_paths,
     measure_disk,
     parse_cpu_info,
+    parse_guest_kinds,
     parse_pci_device,
     read_host_facts,
 )
@@ -40,6 +42,33 @@ QEMU_CAPABILITIES = """
       <pages unit='KiB' size='4'/>
     </cpu>
   </host>
+</capabilities>
+"""
+
+QEMU_GUESTS = """
+<capabilities>
+  <host><cpu><arch>x86_64</arch></cpu></host>
+  <guest>
+    <os_type>hvm</os_type>
+    <arch name='i686'>
+      <emulator>/usr/bin/qemu-system-i386</emulator>
+      <domain type='qemu'/>
+      <domain type='kvm'/>
+    </arch>
+  </guest>
+  <guest>
+    <os_type>hvm</os_type>
+    <arch name='x86_64'>
+      <emulator>/usr/bin/qemu-system-x86_64</emulator>
+      <domain type='qemu'/>
+      <domain type='kvm'/>
+    </arch>
+  </guest>
+  <guest>
+    <os_type>hvm</os_type>
+    <arch name='x86_64'><domain type='qemu'/></arch>
+  </guest>
+  <guest><os_type>hvm</os_type></guest>
 </capabilities>
 """
 
@@ -131,6 +160,27 @@ def test_capabilities_without_a_host_cpu_raise_malformed_host_xml() -> None:
         parse_cpu_info("<capabilities><host/></capabilities>", (1, 1, 1))
     assert str(caught.value) == (
         "libvirt returned capabilities XML that cannot be read: no <host><cpu> element"
+    )
+
+
+def test_guest_kinds_are_every_arch_and_domain_type_of_each_guest_once() -> None:
+    assert parse_guest_kinds(QEMU_GUESTS) == (
+        GuestKind("i686", "qemu", "hvm"),
+        GuestKind("i686", "kvm", "hvm"),
+        GuestKind("x86_64", "qemu", "hvm"),
+        GuestKind("x86_64", "kvm", "hvm"),
+    )
+
+
+def test_guest_kinds_take_novas_canonical_names() -> None:
+    capabilities = """<capabilities><guest><os_type>HV</os_type>
+      <arch name='i386'><domain type='QEMU'/></arch></guest>
+      <guest><os_type>xen</os_type><arch name='amd64'><domain type='xen'/></arch></guest>
+    </capabilities>"""
+
+    assert parse_guest_kinds(capabilities) == (
+        GuestKind("i686", "qemu", "hvm"),
+        GuestKind("x86_64", "xen", "xen"),
     )
 
 
@@ -230,3 +280,7 @@ def test_read_host_facts_on_the_test_driver_match_what_libvirt_reports(tmp_path:
     assert facts.pci_devices == ()
     assert facts.pci_pools == ()
     assert facts.disk.available_least == facts.disk.free
+    assert facts.guest_kinds == (
+        GuestKind("i686", "test", "hvm"),
+        GuestKind("i686", "test", "xen"),
+    )

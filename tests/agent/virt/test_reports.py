@@ -6,7 +6,15 @@ import json
 from dataclasses import replace
 
 from agent.virt.domains import DomainInfo
-from agent.virt.host_facts import PCI_TYPE, VF_TYPE, CpuInfo, DiskUsage, HostFacts, PciPool
+from agent.virt.host_facts import (
+    PCI_TYPE,
+    VF_TYPE,
+    CpuInfo,
+    DiskUsage,
+    GuestKind,
+    HostFacts,
+    PciPool,
+)
 from agent.virt.reports import compute_node, instance_info, node_uuid
 from schemas.objects.enums import PowerState
 
@@ -30,6 +38,7 @@ FACTS = HostFacts(
         PciPool("8086", "154c", 1, VF_TYPE, 4),
         PciPool("1af4", "1041", None, PCI_TYPE, 1),
     ),
+    guest_kinds=(GuestKind("x86_64", "qemu", "hvm"), GuestKind("x86_64", "kvm", "hvm")),
 )
 
 
@@ -62,6 +71,7 @@ def test_compute_node_carries_the_facts_in_novas_units() -> None:
         ("8086", "154c", 1, {"dev_type": VF_TYPE}, 4),
         ("1af4", "1041", None, {"dev_type": PCI_TYPE}, 1),
     ]
+    assert node.supported_instances == [["x86_64", "qemu", "hvm"], ["x86_64", "kvm", "hvm"]]
 
 
 def test_a_host_without_a_libvirt_uuid_gets_a_stable_one_from_its_names() -> None:
