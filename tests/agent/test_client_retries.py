@@ -1,0 +1,185 @@
+"""The client's retries: an agent still adopting its guests is asked again within the call's
+deadline, and a call re-sent under its idempotency key after a timeout gets the first answer.
+
+The adopting agent is a whole agent on libvirt's test driver whose node file does not exist
+yet: libvirt cannot be opened, so the host cannot adopt, until the test writes the file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from actors import ActorSystem, BlockingExecutor
+from actors.host import HostActor
+from actors.instance import InstanceActor
+from actors.instance.errors import InstanceInvalidState
+from agent.client import ComputeClient
+from agent.config import AgentConfig, AgentSection, GuestSection, LibvirtSection
+from agent.errors import AgentInitializing, CallTimeout
+from agent.rpc.catalogue import exposed_methods
+from agent.rpc.events import EventPublisher
+from agent.rpc.methods import MethodTable, Scope
+from agent.rpc.server import Dispatcher
+from agent.service import Agent
+from agent.transport import InProcessBus, Transport
+from agent.virt import qemu_img
+from schemas import DecodeLimits, default_registry
+from tests.actors.instance.fakes import IMAGE_ID, UUID, FakeInstanceDriver, image_meta, instance
+
+HOST = "h1"  # the `transport` fixture deletes this host's queue afterwards
+
+# --- an agent still adopting ------------------------------------------------------------------
+
+
+@dataclass
+class Adopting:
+    agent: Agent
+    client: ComputeClient
+    node_file: Path
+
+    def refusals(self) -> int:
+        return self.agent.dispatcher.stats.errors
+
+
+@asynccontextmanager
+async def adopting_agent(tmp_path: Path) -> AsyncIterator[Adopting]:
+    images = tmp_path / "images"
+    images.mkdir()
+    await asyncio.to_thread(
+        qemu_img.run, ["create", "-q", "-f", "qcow2", str(images / IMAGE_ID), "8M"]
+    )
+    node_file = tmp_path / "node.xml"  # written by the test when libvirt may come up
+    config = AgentConfig(
+        agent=AgentSection(host=HOST, instances_path=str(tmp_path / "instances")),
+        libvirt=LibvirtSection(uri=f"test://{node_file}"),
+        guest=GuestSection(images_path=str(images), virt_type="qemu", cpu_mode="none"),
+    )
+    bus = InProcessBus()
+    await bus.start()
+    agent = Agent(config, transport=bus)
+    await agent.start()
+    try:
+        yield Adopting(agent, ComputeClient(bus, default_timeout=30), node_file)
+    finally:
+        await agent.aclose()
+        await bus.aclose()
+
+
+# libvirt binds its events to one asyncio loop per process: the session loop.
+@pytest.mark.asyncio(loop_scope="session")
+@pytest.mark.usefixtures("session_loop_not_blocked")
+async def test_a_call_to_an_agent_still_adopting_is_retried_until_it_is_ready(
+    tmp_path: Path,
+) -> None:
+    async with adopting_agent(tmp_path) as adopting:
+        me = instance(str(uuid.uuid4()))
+        spawn = asyncio.create_task(adopting.client.spawn(HOST, me, image_meta(), rpc_timeout=30))
+        async with asyncio.timeout(10):
+            while adopting.refusals() == 0:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+        assert not spawn.done()
+        await asyncio.to_thread(adopting.node_file.write_text, "<node/>")
+        spawned = await spawn
+        assert (spawned.vm_state, spawned.power_state) == ("active", "running")
+        assert adopting.agent.runtime.readiness()
+
+
+@pytest.mark.asyncio(loop_scope="session")
+@pytest.mark.usefixtures("session_loop_not_blocked")
+async def test_an_agent_adopting_past_the_deadline_answers_with_its_last_refusal(
+    tmp_path: Path,
+) -> None:
+    async with adopting_agent(tmp_path) as adopting:
+        started = time.monotonic()
+        with pytest.raises(AgentInitializing) as caught:
+            await adopting.client.pause(HOST, instance(str(uuid.uuid4())), rpc_timeout=0.6)
+        elapsed = time.monotonic() - started
+        # Let it adopt: an agent closed mid-adoption waits out its host actor's stop timeout.
+        await asyncio.to_thread(adopting.node_file.write_text, "<node/>")
+        await adopting.agent.wait_ready(timeout=10)
+    assert str(caught.value) == f"host {HOST!r} is still adopting its guests; retry shortly"
+    assert adopting.refusals() >= 3  # asked again, with a back-off, not once
+    assert 0.2 < elapsed < 1.0
+
+
+# --- the idempotency key ----------------------------------------------------------------------
+
+
+@dataclass
+class SlowSpawnDriver(FakeInstanceDriver):
+    """A spawn that takes until the test releases it: longer than its caller waits."""
+
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def spawn(self, *args: Any, **kwargs: Any) -> None:
+        await self.release.wait()
+        await super().spawn(*args, **kwargs)
+
+
+@asynccontextmanager
+async def serving(transport: Transport, driver: FakeInstanceDriver) -> AsyncIterator[ComputeClient]:
+    executor = BlockingExecutor(2, "client-retries")
+    system = ActorSystem(executor=executor, stop_timeout=2.0)
+    publisher = EventPublisher(transport, HOST, default_registry)
+    dispatcher = Dispatcher(
+        host=HOST,
+        system=system,
+        methods=MethodTable(
+            {Scope.HOST: HostActor, Scope.INSTANCE: InstanceActor}, exposed=exposed_methods()
+        ),
+        instance_factory=lambda u: InstanceActor(u, driver, publisher, driver=driver),
+        registry=default_registry,
+        manifest=default_registry.manifest(),
+        limits=DecodeLimits(),
+    )
+    await transport.serve(HOST, dispatcher.handle)
+    try:
+        yield ComputeClient(transport, default_timeout=10)
+    finally:
+        await transport.unserve(HOST, 5)
+        await system.aclose()
+        await executor.aclose()
+
+
+async def test_a_spawn_sent_again_under_its_key_after_a_timeout_gets_the_first_answer(
+    transport: Transport,
+) -> None:
+    driver = SlowSpawnDriver()
+    me, image, key = instance(), image_meta(), f"spawn-{uuid.uuid4()}"
+    async with serving(transport, driver) as client:
+        with pytest.raises(CallTimeout):
+            await client.spawn(HOST, me, image, rpc_timeout=0.3, message_id=key)
+        driver.release.set()
+        spawned = await client.spawn(HOST, me, image, message_id=key)
+        assert (spawned.uuid, spawned.vm_state, spawned.task_state) == (UUID, "active", None)
+        assert driver.calls().count("spawn") == 1
+        # Without the key the same spawn is a new request, refused: the guest exists.
+        with pytest.raises(InstanceInvalidState) as again:
+            await client.spawn(HOST, me, image)
+    assert (again.value.attr, again.value.state) == ("vm_state", "active")
+    assert driver.calls().count("spawn") == 1
+
+
+async def test_a_call_sent_again_under_its_key_while_it_runs_waits_for_the_same_answer(
+    transport: Transport,
+) -> None:
+    driver = SlowSpawnDriver()
+    me, image, key = instance(), image_meta(), f"spawn-{uuid.uuid4()}"
+    async with serving(transport, driver) as client:
+        with pytest.raises(CallTimeout):
+            await client.spawn(HOST, me, image, rpc_timeout=0.3, message_id=key)
+        second = asyncio.create_task(client.spawn(HOST, me, image, message_id=key))
+        await asyncio.sleep(0.2)
+        assert not second.done()
+        driver.release.set()
+        assert (await second).vm_state == "active"
+    assert driver.calls().count("spawn") == 1
