@@ -9,16 +9,26 @@
     │   ├── TransportClosed                 used after aclose()
     │   └── InvalidRoutingKey               a host or pattern word that is not one routing word
     ├── HypervisorUnavailable               libvirt is unreachable (retryable)
+    ├── HypervisorError                     any other libvirt failure: its code, origin, message
     ├── AgentInitializing                   the host is still adopting guests (retryable)
     ├── InstanceNotFound / InstanceInvalidState / NotSupported   actors.instance.errors
     ├── InstanceRequestError ...            actors.instance.errors (bad arguments, devices)
+    ├── RecoveryDataInvalid                 actors.instance.recovery
+    ├── HostClosed, EventLoopMismatch, ...  agent.virt.errors (the Host layer)
+    ├── GuestConfigError, InstanceExists,   agent.virt.guest.errors (the Guest layer)
+    │   GuestAgentUnavailable (retryable), ...
+    ├── QemuImgError                        agent.virt.qemu_img
+    ├── ConfigError                         agent.config
     ├── ClaimFailed
     ├── UnknownMethod, InvalidArguments, RequestExpired,
     │   IncompatibleRpcVersion, MessageIdConflict   refused before any effect
     ├── UnpublishableEvent                  an event that is not a registered object (a bug)
     └── RemoteError                         a remote failure with no local class of that name
 
-Errors keep "we closed it" (TransportClosed, ActorStopped) apart from "it broke".
+Errors keep "we closed it" (TransportClosed, ActorStopped) apart from "it broke". libvirt's
+own errors never travel: `Host.run` translates each one, once (`agent.virt.libvirt_errors`).
+Every module named above is loaded by `agent.rpc.remote_errors`, so a client rebuilds each
+error as its own class; none of them needs libvirt.
 """
 
 from __future__ import annotations
@@ -51,8 +61,21 @@ class InvalidRoutingKey(TransportError):
 
 
 class HypervisorUnavailable(VirtactorError):
+    uri: str
+    reason: str
     msg_fmt = "the hypervisor at {uri!r} is unavailable: {reason}"
     retryable = True
+
+
+class HypervisorError(VirtactorError):
+    """libvirt failed a call for a reason no narrower error names. `code` and `origin` are
+    libvirt's `virErrorNumber` and `virErrorDomain` (where in libvirt it arose), `reason`
+    libvirt's message."""
+
+    code: int
+    origin: int
+    reason: str
+    msg_fmt = "libvirt failed: {reason} (libvirt error {code}, domain {origin})"
 
 
 class AgentInitializing(VirtactorError):
@@ -72,6 +95,7 @@ __all__ = [
     "AgentInitializing",
     "CallTimeout",
     "ClaimFailed",
+    "HypervisorError",
     "HypervisorUnavailable",
     "IncompatibleRpcVersion",
     "InstanceInvalidState",

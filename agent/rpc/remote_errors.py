@@ -4,6 +4,11 @@ On the wire an error is (class name, message, fields, retryable). The caller loo
 name up among the `VirtactorError` subclasses it knows and rebuilds the exception with the same
 fields; a name it does not know becomes `RemoteError`, keeping the type name and message, so a
 newer agent's new error class never breaks an older client.
+
+"Knows" means "has imported": this module imports every module that defines errors the agent
+can raise (the tree drawn in `agent.errors`), so that a client, which never loads the Guest
+layer or libvirt, still rebuilds each one as its own class. None of them needs libvirt;
+tests/agent/rpc/test_error_classes.py checks both in a fresh interpreter.
 """
 
 from __future__ import annotations
@@ -12,8 +17,27 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import actors.errors
+import actors.instance.errors
+import actors.instance.recovery
+import agent.config
+import agent.rpc.manifest
+import agent.virt.errors
+import agent.virt.guest.errors
+import agent.virt.qemu_img
 from agent.errors import RemoteError
 from schemas.errors import VirtactorError
+
+ERROR_MODULES = (
+    actors.errors,
+    actors.instance.errors,
+    actors.instance.recovery,
+    agent.config,
+    agent.rpc.manifest,
+    agent.virt.errors,
+    agent.virt.guest.errors,
+    agent.virt.qemu_img,
+)
 
 
 @dataclass(slots=True, frozen=True)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import libvirt
 
 from agent.virt.events import DeliverEvent, domain_event_callbacks
+from agent.virt.libvirt_errors import is_unsupported
 from agent.virt.reconnect import describe
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ def open_connection(
             conn.setKeepAlive(*keepalive)
         except libvirt.libvirtError as exc:
             # Local drivers (test:///) have no socket to keep alive.
-            if exc.get_error_code() != libvirt.VIR_ERR_NO_SUPPORT:
+            if not is_unsupported(exc):
                 raise
         conn.registerCloseCallback(on_close, close_opaque)
         for event_id, callback in domain_event_callbacks(deliver):

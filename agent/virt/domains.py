@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import libvirt
 
 from agent.errors import InstanceNotFound
-from agent.virt.reconnect import is_connection_lost
+from agent.virt.libvirt_errors import is_domain_gone, is_lost, is_unsupported
 
 # States in which the domain has a QEMU process (virDomainState).
 ACTIVE_STATES = frozenset(
@@ -44,19 +44,14 @@ class DomainRecord:
         return None if self.state is None else self.state in ACTIVE_STATES
 
 
-def _unreadable(exc: libvirt.libvirtError) -> bool:
-    """An error about this one domain, not about the connection (which callers must see)."""
-    return not is_connection_lost(exc.get_error_code(), exc.get_error_domain())
-
-
 def _record(dom: libvirt.virDomain) -> DomainRecord | None:
     """The domain's record; None if it vanished; state None if libvirt could not read it."""
     try:
         state, reason = dom.state()
     except libvirt.libvirtError as exc:
-        if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+        if is_domain_gone(exc):
             return None
-        if not _unreadable(exc):
+        if is_lost(exc):  # not about this domain: the caller must hear of it
             raise
         return DomainRecord(dom.UUIDString(), dom.name(), None, None)
     return DomainRecord(dom.UUIDString(), dom.name(), state, reason)
@@ -67,7 +62,7 @@ def read_domain_records(conn: libvirt.virConnect) -> dict[str, DomainRecord]:
     try:
         stats = conn.getAllDomainStats(libvirt.VIR_DOMAIN_STATS_STATE)
     except libvirt.libvirtError as exc:
-        if exc.get_error_code() != libvirt.VIR_ERR_NO_SUPPORT:
+        if not is_unsupported(exc):
             raise
         # Drivers without bulk stats: one state() call per domain.
         records = (_record(dom) for dom in conn.listAllDomains(0))
@@ -82,14 +77,9 @@ def read_domain_records(conn: libvirt.virConnect) -> dict[str, DomainRecord]:
 
 
 def read_domain_record(conn: libvirt.virConnect, uuid: str) -> DomainRecord:
-    """The domain `uuid` and its current state (blocking); `InstanceNotFound` if absent."""
-    try:
-        dom = conn.lookupByUUIDString(uuid)
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
-            raise InstanceNotFound(uuid=uuid) from exc
-        raise
-    record = _record(dom)
+    """The domain `uuid` and its current state (blocking); `InstanceNotFound` if it vanished
+    while read. Run it with `Host.run_on(uuid, ...)`, which names a lookup that failed."""
+    record = _record(conn.lookupByUUIDString(uuid))
     if record is None:
         raise InstanceNotFound(uuid=uuid)
     return record
@@ -126,13 +116,8 @@ def _info(dom: libvirt.virDomain) -> DomainInfo:
 
 
 def read_domain_info(conn: libvirt.virConnect, uuid: str) -> DomainInfo:
-    """`DomainInfo` of domain `uuid` (blocking); `InstanceNotFound` if absent."""
-    try:
-        return _info(conn.lookupByUUIDString(uuid))
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
-            raise InstanceNotFound(uuid=uuid) from exc
-        raise
+    """`DomainInfo` of domain `uuid` (blocking); run it with `Host.run_on(uuid, ...)`."""
+    return _info(conn.lookupByUUIDString(uuid))
 
 
 def read_domain_infos(conn: libvirt.virConnect) -> dict[str, DomainInfo]:
@@ -142,7 +127,7 @@ def read_domain_infos(conn: libvirt.virConnect) -> dict[str, DomainInfo]:
         try:
             info = _info(dom)
         except libvirt.libvirtError as exc:
-            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+            if is_domain_gone(exc):
                 continue
             raise
         infos[info.uuid] = info

@@ -39,22 +39,12 @@ from typing import Any
 import libvirt
 import libvirtaio
 
-from schemas.errors import VirtactorError
+from agent.virt.errors import EventLoopMismatch
 
 log = logging.getLogger(__name__)
 
 HandleCallback = Callable[[int, int, int, Any], None]
 TimeoutCallback = Callable[[int, Any], None]
-
-
-class EventLoopMismatch(VirtactorError):
-    """libvirt's events are bound to another asyncio loop; this loop would never see them."""
-
-    msg_fmt = (
-        "libvirt events are bound to event loop {bound} for the life of this process "
-        "(libvirt registers one event loop per process); they cannot be used from loop "
-        "{running}. Run every coroutine that opens a libvirt Host on the same loop"
-    )
 
 
 class LoopBoundEventImpl:

@@ -16,7 +16,7 @@ from typing import Any
 
 import libvirt
 
-from schemas.errors import VirtactorError
+from agent.virt.errors import UnknownLifecycleEvent
 
 
 class DomainEventKind(StrEnum):
@@ -104,12 +104,6 @@ _LIFECYCLE_DETAILS: dict[DomainEventKind, dict[int, str]] = {
 }
 _WATCHDOG_ACTIONS = _constant_names("VIR_DOMAIN_EVENT_WATCHDOG_")
 _IO_ERROR_ACTIONS = _constant_names("VIR_DOMAIN_EVENT_IO_ERROR_")
-
-
-class UnknownLifecycleEvent(VirtactorError):
-    """libvirt reported a lifecycle event type this libvirt-python does not name."""
-
-    msg_fmt = "unknown libvirt lifecycle event type {event} for domain {uuid}"
 
 
 def lifecycle_event(uuid: str, name: str, event: int, detail: int) -> DomainEvent:

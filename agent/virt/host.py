@@ -12,6 +12,9 @@ keepalive timeout), calls that fail with a connection error, and a periodic live
 When the connection is lost every call fails at once with `HypervisorUnavailable`, the
 listener hears `connection_lost`, and the supervisor reconnects, registers every event
 callback again and tells the listener `connection_restored`. `aclose()` stops all of it.
+
+Errors: `run` is the one edge libvirt's errors cross, translated into the agent's typed
+errors by `agent.virt.libvirt_errors.translate`; no caller sees a `libvirtError`.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 import libvirt
 
-from agent.errors import HypervisorUnavailable, InstanceNotFound
+from agent.errors import HypervisorUnavailable
 from agent.virt.connection import (
     CLOSE_REASONS,
     OpenConnection,
@@ -35,27 +38,24 @@ from agent.virt.connection import (
     open_connection,
     pack_version,
 )
-from agent.virt.domains import DomainRecord, read_domain_record, read_domain_records
+from agent.virt.domains import (
+    DomainInfo,
+    DomainRecord,
+    read_domain_info,
+    read_domain_record,
+    read_domain_records,
+)
+from agent.virt.errors import HostAlreadyStarted, HostClosed
 from agent.virt.eventloop import bind_libvirt_events
 from agent.virt.events import DomainEvent
 from agent.virt.host_facts import HostFacts, read_host_facts, read_uptime
-from agent.virt.reconnect import Backoff, describe, is_connection_lost
-from schemas.errors import VirtactorError
+from agent.virt.libvirt_errors import is_lost, translate
+from agent.virt.reconnect import Backoff, describe
 
 log = logging.getLogger(__name__)
 
 P = ParamSpec("P")
 T = TypeVar("T")
-
-
-class HostClosed(VirtactorError):
-    """The Host was closed on purpose (`aclose`); it will not reconnect."""
-
-    msg_fmt = "the libvirt host for {uri!r} is closed"
-
-
-class HostAlreadyStarted(VirtactorError):
-    msg_fmt = "the libvirt host for {uri!r} was already started"
 
 
 class Executor(Protocol):
@@ -184,19 +184,43 @@ class Host:
         """`fn(conn, *args, **kwargs)` in the blocking executor, with the live connection.
 
         Raises `HypervisorUnavailable` at once while disconnected, and when `fn` fails
-        because the connection broke (which also starts the reconnect). Other libvirt errors
-        propagate unchanged. Never keep `conn` or objects from it past the call: after a
-        reconnect they belong to a dead connection.
+        because the connection broke (which also starts the reconnect). Any other libvirt
+        error comes out translated (`libvirt_errors.translate`): a vanished domain is
+        `InstanceNotFound` when libvirt names its uuid, the rest `HypervisorError` or
+        narrower. Never keep `conn` or objects from it past the call: after a reconnect they
+        belong to a dead connection.
         """
+        return await self._call(None, fn, *args, **kwargs)
+
+    async def run_on(
+        self,
+        uuid: str,
+        fn: Callable[Concatenate[libvirt.virConnect, P], T],
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """`run` for work on the domain of instance `uuid`: libvirt's errors about the domain
+        name that instance (a vanished domain is `InstanceNotFound(uuid)`, a silent guest
+        agent `GuestAgentUnavailable(uuid)`)."""
+        return await self._call(uuid, fn, *args, **kwargs)
+
+    async def _call(
+        self,
+        uuid: str | None,
+        fn: Callable[Concatenate[libvirt.virConnect, P], T],
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
         opened, generation = self._require(), self._generation
         try:
             return await self._executor.run(fn, opened.conn, *args, **kwargs)
         except libvirt.libvirtError as exc:
-            if not is_connection_lost(exc.get_error_code(), exc.get_error_domain()):
-                raise
-            reason = describe(exc)
-            self._mark_lost(generation, reason)
-            raise HypervisorUnavailable(uri=self.uri, reason=reason) from exc
+            error = translate(exc, uri=self.uri, uuid=uuid)
+            if isinstance(error, HypervisorUnavailable):
+                self._mark_lost(generation, error.reason)
+            raise error from exc
 
     def has_min_version(self, libvirt: Version | None = None, qemu: Version | None = None) -> bool:
         """Whether libvirt is at least `libvirt` and the hypervisor is QEMU at least `qemu`.
@@ -221,14 +245,18 @@ class Host:
 
     async def domain_record(self, uuid: str) -> DomainRecord:
         """The domain `uuid` and its current state; `InstanceNotFound` if libvirt has none."""
-        return await self.run(read_domain_record, uuid)
+        return await self.run_on(uuid, read_domain_record, uuid)
+
+    async def domain_info(self, uuid: str) -> DomainInfo:
+        """`virDomainGetInfo` of the domain `uuid`; `InstanceNotFound` if libvirt has none."""
+        return await self.run_on(uuid, read_domain_info, uuid)
 
     async def get_domain(self, uuid: str) -> libvirt.virDomain:
         """The libvirt domain `uuid`; `InstanceNotFound` if libvirt has none.
 
         Use the result only in calls made through `run`, never after a reconnect.
         """
-        return await self.run(_lookup, uuid)
+        return await self.run_on(uuid, lambda conn: conn.lookupByUUIDString(uuid))
 
     async def get_host_facts(self) -> HostFacts:
         return await self.run(read_host_facts, self.instances_path)
@@ -317,7 +345,7 @@ class Host:
             reason = f"liveness probe got no answer within {self._probe_timeout}s"
             self._mark_lost(generation, reason)
         except libvirt.libvirtError as exc:
-            if is_connection_lost(exc.get_error_code(), exc.get_error_domain()):
+            if is_lost(exc):
                 self._mark_lost(generation, describe(exc))
             else:
                 log.warning("libvirt %s: liveness probe failed: %s", self.uri, describe(exc))
@@ -372,12 +400,3 @@ class Host:
             self._loop.call_soon_threadsafe(fn, *args)
         except RuntimeError:
             log.debug("libvirt %s: callback after the event loop closed", self.uri)
-
-
-def _lookup(conn: libvirt.virConnect, uuid: str) -> libvirt.virDomain:
-    try:
-        return conn.lookupByUUIDString(uuid)
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
-            raise InstanceNotFound(uuid=uuid) from exc
-        raise

@@ -15,21 +15,14 @@ from dataclasses import dataclass
 
 import libvirt
 
-from schemas.errors import VirtactorError
+from agent.virt.errors import InstancesPathUnavailable, MalformedHostXML
+from agent.virt.libvirt_errors import is_domain_gone, is_wrong_state
 
 MIB = 1024 * 1024
 
 PCI_TYPE = "type-PCI"
 PF_TYPE = "type-PF"
 VF_TYPE = "type-VF"
-
-
-class InstancesPathUnavailable(VirtactorError):
-    msg_fmt = "the instances path {path!r} cannot be measured: {reason}"
-
-
-class MalformedHostXML(VirtactorError):
-    msg_fmt = "libvirt returned {what} XML that cannot be read: {reason}"
 
 
 @dataclass(slots=True, frozen=True)
@@ -278,7 +271,7 @@ def measure_disk(instances_path: str, over_commit: int) -> DiskUsage:
 
 def _domain_gone(exc: libvirt.libvirtError) -> bool:
     # A domain listed a moment ago may be undefined or stop before we look at it.
-    return exc.get_error_code() in (libvirt.VIR_ERR_NO_DOMAIN, libvirt.VIR_ERR_OPERATION_INVALID)
+    return is_domain_gone(exc) or is_wrong_state(exc)
 
 
 def _disk_over_commit(conn: libvirt.virConnect, instances_path: str) -> int:

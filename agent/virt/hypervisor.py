@@ -9,20 +9,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import libvirt
-
 from actors.host import DomainSummary
-from agent.errors import HypervisorUnavailable, InstanceNotFound
+from agent.errors import HypervisorError, HypervisorUnavailable, InstanceNotFound
 from agent.virt import reports
-from agent.virt.domains import (
-    read_block_counters,
-    read_domain_info,
-    read_domain_infos,
-    read_interface_counters,
-)
+from agent.virt.domains import read_block_counters, read_domain_infos, read_interface_counters
 from agent.virt.host import Host
 from agent.virt.power_state import power_state_of
-from agent.virt.reconnect import describe
 from schemas.objects.compute_node import ComputeNode
 from schemas.objects.enums import PowerState
 from schemas.objects.virt import InstanceInfo
@@ -58,16 +50,13 @@ class LibvirtHypervisor:
         except HypervisorUnavailable as exc:
             log.info("power state of %s unknown: %s", uuid, exc, extra={"instance_uuid": uuid})
             return None
-        except libvirt.libvirtError as exc:
-            reason = describe(exc)
-            log.warning(
-                "power state of %s unknown: %s", uuid, reason, extra={"instance_uuid": uuid}
-            )
+        except HypervisorError as exc:
+            log.warning("power state of %s unknown: %s", uuid, exc, extra={"instance_uuid": uuid})
             return None
         return power_state_of(record.state, record.reason)
 
     async def get_info(self, uuid: str) -> InstanceInfo:
-        return reports.instance_info(await self.host.run(read_domain_info, uuid))
+        return reports.instance_info(await self.host.domain_info(uuid))
 
     async def get_available_resource(self, nodename: str) -> ComputeNode:
         # One hypervisor node per host: like nova's libvirt driver, the name is not checked.

@@ -19,7 +19,6 @@ import libvirt
 
 from agent.errors import NotSupported
 from agent.virt import reports
-from agent.virt.domains import read_domain_info
 from agent.virt.guest.device_events import DeviceEvents
 from agent.virt.guest.devices import DetachTiming, attach_device, detach_device
 from agent.virt.guest.disks import InstancePaths, parse_device_name
@@ -49,6 +48,7 @@ from agent.virt.guest.snapshot import convert_to_qcow2
 from agent.virt.guest.spawn import plan_spawn, remove_instance_files, run_spawn
 from agent.virt.host import Host
 from agent.virt.images import ImageCache, check_id
+from agent.virt.libvirt_errors import is_wrong_state
 from agent.virt.power_state import power_state_of
 from agent.virt.qemu_img import QemuImgError
 from agent.virt.vifs import interface_element
@@ -108,7 +108,9 @@ class LibvirtInstanceDriver:
             self.settings,
             self.image_cache,
         )
-        job = asyncio.ensure_future(self.host.run(run_spawn, plan, self.image_cache))
+        job = asyncio.ensure_future(
+            self.host.run_on(instance.uuid, run_spawn, plan, self.image_cache)
+        )
         try:
             await asyncio.shield(job)
         except asyncio.CancelledError:
@@ -131,7 +133,7 @@ class LibvirtInstanceDriver:
             guest.undefine()
             return True
 
-        existed = await self.host.run(job)
+        existed = await self.host.run_on(uuid, job)
         if not existed:
             log.warning("destroy %s: no such domain", uuid, extra={"instance_uuid": uuid})
         if destroy_disks:
@@ -145,7 +147,7 @@ class LibvirtInstanceDriver:
         return power_state_of(record.state, record.reason) or PowerState.PENDING
 
     async def info(self, uuid: str) -> InstanceInfo:
-        return reports.instance_info(await self.host.run(read_domain_info, uuid))
+        return reports.instance_info(await self.host.domain_info(uuid))
 
     async def shutdown(self, uuid: str, timeout: float, retry_interval: float) -> bool:
         """Press the ACPI power button (again every `retry_interval`, as a guest may miss
@@ -213,11 +215,11 @@ class LibvirtInstanceDriver:
         """Boot from a fresh overlay on `image_meta`'s image (first disk), the guest's own
         root disk second; the original definition is kept for `unrescue`."""
         plan = plan_rescue(instance, image_meta, self.settings, self.image_cache, recovery)
-        await self.host.run(run_rescue, plan, self.image_cache)
+        await self.host.run_on(instance.uuid, run_rescue, plan, self.image_cache)
 
     async def unrescue(self, instance: Instance, recovery: bytes) -> None:
         paths = InstancePaths(self.settings.instances_path, instance.uuid)
-        await self.host.run(run_unrescue, paths, self.image_cache, recovery)
+        await self.host.run_on(instance.uuid, run_unrescue, paths, self.image_cache, recovery)
 
     # --- devices -------------------------------------------------------------------------
 
@@ -244,7 +246,8 @@ class LibvirtInstanceDriver:
         new_disk = volume_disk_element(
             new, target, bus, iscsi_initiator=self.settings.iscsi_initiator
         )
-        await self.host.run(
+        await self.host.run_on(
+            uuid,
             run_block_copy,
             uuid,
             target,
@@ -385,7 +388,7 @@ class LibvirtInstanceDriver:
         self, uuid: str, command: dict[str, Any], timeout: float
     ) -> dict[str, Any]:
         """Run `command` through the QEMU guest agent; `NotSupported` when the guest has no
-        agent channel or no agent answering on it."""
+        agent channel, `GuestAgentUnavailable` (retryable) when no agent answers on it."""
 
         def verb(guest: Guest) -> dict[str, Any]:
             if not has_agent_channel(guest.config()):
@@ -393,26 +396,14 @@ class LibvirtInstanceDriver:
                     operation="guest agent command",
                     reason=f"instance {uuid} has no guest agent channel",
                 )
-            try:
-                return guest.agent_command(command, max(1, int(timeout)))
-            except libvirt.libvirtError as exc:
-                if exc.get_error_code() in (
-                    libvirt.VIR_ERR_AGENT_UNRESPONSIVE,
-                    libvirt.VIR_ERR_OPERATION_INVALID,
-                    libvirt.VIR_ERR_AGENT_COMMAND_TIMEOUT,
-                ):
-                    raise NotSupported(
-                        operation="guest agent command",
-                        reason=f"instance {uuid}: {exc.get_error_message()}",
-                    ) from exc
-                raise
+            return guest.agent_command(command, max(1, int(timeout)))
 
         return await self._verb(uuid, verb)
 
     # --- helpers -------------------------------------------------------------------------
 
     async def _verb(self, uuid: str, verb: Callable[[Guest], Any]) -> Any:
-        return await self.host.run(lambda conn: verb(Guest.lookup(conn, uuid)))
+        return await self.host.run_on(uuid, lambda conn: verb(Guest.lookup(conn, uuid)))
 
     async def _active(self, uuid: str) -> bool:
         return bool(await self._verb(uuid, lambda g: g.is_active()))
@@ -437,7 +428,7 @@ def _ignore_not_running(action: Callable[[], None]) -> None:
     try:
         action()
     except libvirt.libvirtError as exc:
-        if exc.get_error_code() != libvirt.VIR_ERR_OPERATION_INVALID:
+        if not is_wrong_state(exc):
             raise
 
 

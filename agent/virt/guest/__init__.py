@@ -5,8 +5,6 @@
 XML helpers, `metadata` the agent's own <metadata>), `disks`, `devices` and
 `device_events` attach and detach devices and wait for the guest to let them go, `spawn`,
 `rescue` and `snapshot` are the multi-step operations, `info` reads state and stats back.
+
+The package itself imports nothing: `errors` is loaded by clients that have no libvirt.
 """
-
-from agent.virt.guest.domain import Guest
-
-__all__ = ["Guest"]

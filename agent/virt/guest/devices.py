@@ -26,6 +26,7 @@ from agent.virt.guest.domain import Guest
 from agent.virt.guest.errors import DeviceDetachFailed, DeviceNotAttached, GuestConfigError
 from agent.virt.guest.info import alias_of
 from agent.virt.host import Host
+from agent.virt.libvirt_errors import has_code
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ async def attach_device(host: Host, uuid: str, xml: str, label: str, find: Finde
             raise GuestConfigError(uuid=uuid, reason=f"{label} is already attached")
         guest.attach_device(xml, live=guest.is_active())
 
-    await host.run(job)
+    await host.run_on(uuid, job)
 
 
 async def detach_device(
@@ -66,7 +67,7 @@ async def detach_device(
     `DeviceNotAttached` if the guest has no such device."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timing.timeout
-    live, config, active = await host.run(_read, uuid, find)
+    live, config, active = await host.run_on(uuid, _read, uuid, find)
     if live is None and config is None:
         raise DeviceNotAttached(uuid=uuid, device=label)
     if active and live is not None:
@@ -79,7 +80,9 @@ async def detach_device(
                 wait.close()
     if config is not None:
         config_xml = ET.tostring(config, encoding="unicode")
-        await host.run(lambda conn: Guest.lookup(conn, uuid).detach_device(config_xml, False))
+        await host.run_on(
+            uuid, lambda conn: Guest.lookup(conn, uuid).detach_device(config_xml, False)
+        )
     log.info("detached %s from %s", label, uuid, extra={"instance_uuid": uuid})
 
 
@@ -98,7 +101,7 @@ async def _detach_live(
     requests = 0
     while True:
         requests += 1
-        if not await host.run(_request_detach, uuid, xml):
+        if not await host.run_on(uuid, _request_detach, uuid, xml):
             return  # libvirt no longer has it
         next_request = min(loop.time() + timing.attempt_timeout, deadline)
         while loop.time() < next_request:
@@ -108,7 +111,7 @@ async def _detach_live(
                     return
             else:
                 await asyncio.sleep(step)
-            still, _config, _active = await host.run(_read, uuid, find)
+            still, _config, _active = await host.run_on(uuid, _read, uuid, find)
             if still is None:
                 return
         if loop.time() >= deadline:
@@ -133,7 +136,7 @@ def _request_detach(conn: libvirt.virConnect, uuid: str, xml: str) -> bool:
     try:
         Guest.lookup(conn, uuid).detach_device(xml, live=True)
     except libvirt.libvirtError as exc:
-        if exc.get_error_code() == libvirt.VIR_ERR_DEVICE_MISSING:
+        if has_code(exc, libvirt.VIR_ERR_DEVICE_MISSING):
             return False
         if _UNPLUG_PENDING in str(exc):
             return True

@@ -5,7 +5,7 @@ a few), values passed in by the caller, nothing read from configuration. A `Gues
 `virDomain` of one connection, so it lives only inside one `Host.run` call (after a reconnect
 the domain object belongs to a dead connection):
 
-    await host.run(lambda conn: Guest.lookup(conn, uuid).pause())
+    await host.run_on(uuid, lambda conn: Guest.lookup(conn, uuid).pause())
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 import libvirt
 import libvirt_qemu
 
-from agent.errors import InstanceNotFound
+from agent.virt.libvirt_errors import has_code, is_domain_gone
 
 BASIC_UNDEFINE_FLAGS = (
     libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
@@ -39,8 +39,8 @@ def flags_refused(exc: libvirt.libvirtError) -> bool:
 
 
 class Guest:
-    """One domain. Every method blocks; libvirt errors propagate unchanged but for a missing
-    domain, which is `InstanceNotFound`."""
+    """One domain. Every method blocks; libvirt errors propagate unchanged to `Host.run_on`,
+    which translates them (a missing domain is `InstanceNotFound` there)."""
 
     def __init__(self, dom: libvirt.virDomain) -> None:
         self._dom = dom
@@ -49,20 +49,17 @@ class Guest:
 
     @classmethod
     def lookup(cls, conn: libvirt.virConnect, uuid: str) -> Guest:
-        try:
-            return cls(conn.lookupByUUIDString(uuid))
-        except libvirt.libvirtError as exc:
-            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
-                raise InstanceNotFound(uuid=uuid) from exc
-            raise
+        return cls(conn.lookupByUUIDString(uuid))
 
     @classmethod
     def find(cls, conn: libvirt.virConnect, uuid: str) -> Guest | None:
         """The domain `uuid`, or None if libvirt has none."""
         try:
             return cls.lookup(conn, uuid)
-        except InstanceNotFound:
-            return None
+        except libvirt.libvirtError as exc:
+            if is_domain_gone(exc):
+                return None
+            raise
 
     @classmethod
     def define(cls, conn: libvirt.virConnect, xml: str) -> Guest:
@@ -129,7 +126,7 @@ class Guest:
         except libvirt.libvirtError as exc:
             # A driver without NVRAM or checkpoints (libvirt's test driver) refuses those
             # flags as unsupported; it then has none of either to remove.
-            if exc.get_error_code() != libvirt.VIR_ERR_INVALID_ARG:
+            if not has_code(exc, libvirt.VIR_ERR_INVALID_ARG):
                 raise
             self._dom.undefineFlags(BASIC_UNDEFINE_FLAGS)
 
@@ -170,7 +167,7 @@ class Guest:
                 )
             )
         except libvirt.libvirtError as exc:
-            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN_METADATA:
+            if has_code(exc, libvirt.VIR_ERR_NO_DOMAIN_METADATA):
                 return None
             raise
 

@@ -13,7 +13,8 @@
     ├── DeviceNotAttached           detach of a device the domain does not have
     ├── DeviceDetachFailed          the guest never let go of a device
     ├── SnapshotFailed              qemu-img could not write the snapshot
-    └── ConsoleUnavailable          the guest has no console of that kind (right now)
+    ├── ConsoleUnavailable          the guest has no console of that kind (right now)
+    └── GuestAgentUnavailable       no guest agent answers in the guest (yet) (retryable)
 
 Each message names the instance or object and the offending value.
 """
@@ -74,3 +75,12 @@ class SnapshotFailed(VirtactorError):
 
 class ConsoleUnavailable(VirtactorError):
     msg_fmt = "instance {uuid} has no {console_type} console: {reason}"
+
+
+class GuestAgentUnavailable(VirtactorError):
+    """The domain has an agent channel but nothing answers on it: the agent is not installed,
+    not started yet (early in the boot) or too slow. Retryable: an agent that is starting
+    answers a later call; one that is not installed never will, so callers bound retries."""
+
+    msg_fmt = "the guest agent of instance {uuid} is not answering: {reason}"
+    retryable = True

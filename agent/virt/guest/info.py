@@ -14,6 +14,7 @@ import libvirt
 
 from agent.virt.guest.config_devices import GUEST_AGENT_CHANNEL
 from agent.virt.guest.domain import Guest
+from agent.virt.libvirt_errors import is_lost
 from agent.virt.power_state import power_state_of
 from schemas.objects.enums import PowerState
 from schemas.objects.virt import (
@@ -154,7 +155,11 @@ def diagnostics(guest: Guest, hypervisor: str) -> Diagnostics:
     result.nic_details = nic_details
     try:
         memory = guest.memory_stats()
-    except libvirt.libvirtError:
+    except libvirt.libvirtError as exc:
+        # Memory figures are optional (a guest without a balloon has none); a lost
+        # connection is not.
+        if is_lost(exc):
+            raise
         memory = {}
     if "actual" in memory and "unused" in memory:
         result.memory_details = MemoryDiagnostics(

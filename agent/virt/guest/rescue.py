@@ -27,6 +27,7 @@ from agent.virt.guest.info import find_disk
 from agent.virt.guest.metadata import RECOVERY_NS, RECOVERY_PREFIX, recovery_fragment
 from agent.virt.guest.settings import GuestSettings
 from agent.virt.images import ImageCache, check_id
+from agent.virt.libvirt_errors import has_code
 from agent.virt.undo import Undo
 from schemas.objects.enums import DiskBus
 from schemas.objects.image import ImageMeta
@@ -174,7 +175,7 @@ def run_block_copy(
                 guest.block_job_abort(target, pivot=True)
                 break
             except libvirt.libvirtError as exc:
-                if exc.get_error_code() != libvirt.VIR_ERR_BLOCK_COPY_ACTIVE:
+                if not has_code(exc, libvirt.VIR_ERR_BLOCK_COPY_ACTIVE):
                     raise
             _check_copy_deadline(uuid, target, deadline, timeout)
             time.sleep(poll)

@@ -10,7 +10,7 @@ import libvirt
 import pytest
 
 from actors import BlockingExecutor
-from agent.errors import HypervisorUnavailable, InstanceNotFound
+from agent.errors import HypervisorError, HypervisorUnavailable, InstanceNotFound
 from agent.virt.domains import DomainRecord
 from agent.virt.eventloop import EventLoopMismatch, bound_event_loop
 from agent.virt.events import DomainEventKind
@@ -113,13 +113,20 @@ async def test_domain_record_of_an_unknown_uuid_raises_instance_not_found(
         await test_host.get_domain(missing)
 
 
-async def test_other_libvirt_errors_propagate_unchanged_and_keep_the_connection(
+async def test_other_libvirt_errors_are_hypervisor_errors_and_keep_the_connection(
     test_host: Host,
 ) -> None:
-    with pytest.raises(libvirt.libvirtError) as caught:
+    with pytest.raises(HypervisorError) as caught:
         await test_host.run(lambda conn: conn.defineXML("<domain type='test'>"))
 
-    assert caught.value.get_error_code() == libvirt.VIR_ERR_XML_DETAIL
+    error = caught.value
+    assert (error.code, error.origin) == (libvirt.VIR_ERR_XML_DETAIL, libvirt.VIR_FROM_DOMAIN)
+    assert error.reason.startswith("(domain_definition):1: Premature end of data in tag domain")
+    assert str(error) == (
+        f"libvirt failed: {error.reason} "
+        f"(libvirt error {libvirt.VIR_ERR_XML_DETAIL}, domain {libvirt.VIR_FROM_DOMAIN})"
+    )
+    assert isinstance(error.__cause__, libvirt.libvirtError)
     assert test_host.connected
 
 
