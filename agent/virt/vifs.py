@@ -2,6 +2,12 @@
 
 - `bridge`: a tap device libvirt creates and enslaves to the VIF's Linux bridge
   (`network.bridge`), like nova's `LibvirtGenericVIFDriver` for linuxbridge ports.
+- `ovs`: a tap device libvirt adds as a port of the VIF's Open vSwitch bridge
+  (`network.bridge`, e.g. `br-int`) with `external-ids:iface-id` set to the port id
+  (`ovs_interfaceid`, else the VIF's id), so the Neutron agent finds and wires it: nova's
+  direct OVS plug, `<virtualport type='openvswitch'>`. The hybrid plug (a Linux bridge per
+  port for iptables security groups, `details["ovs_hybrid_plug"]`) needs os-vif to build
+  that bridge, and is refused.
 - `tap` and `ethernet`: a tap device and nothing more (`<interface type='ethernet'>`); who
   plugs it somewhere is outside libvirt.
 - `other` with `details["libvirt_network"]`: a port on a libvirt network (`type='network'`).
@@ -14,6 +20,7 @@ interface name holds 15).
 from __future__ import annotations
 
 import re
+import uuid
 import xml.etree.ElementTree as ET
 
 from agent.virt.guest.elements import checked, element, sub
@@ -26,6 +33,7 @@ from schemas.objects.network import VIF
 _IFNAME = re.compile(r"[A-Za-z0-9_.-]{1,15}")
 _NETWORK_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 LIBVIRT_NETWORK_DETAIL = "libvirt_network"
+OVS_HYBRID_PLUG_DETAIL = "ovs_hybrid_plug"
 DEFAULT_MODEL = VIFModel.VIRTIO
 
 
@@ -49,6 +57,8 @@ def interface_element(vif: VIF, props: ImageMetaProps | None) -> ET.Element:
     """The `<interface>` of `vif`; `InvalidVIF` naming the field for what cannot be plugged."""
     if vif.type == VIFType.BRIDGE:
         iface = _bridge(vif)
+    elif vif.type == VIFType.OVS:
+        iface = _ovs(vif)
     elif vif.type in (VIFType.TAP, VIFType.ETHERNET):
         iface = element("interface", type="ethernet")
     elif vif.type == VIFType.OTHER and LIBVIRT_NETWORK_DETAIL in vif.details:
@@ -57,7 +67,7 @@ def interface_element(vif: VIF, props: ImageMetaProps | None) -> ET.Element:
         raise InvalidVIF(
             vif_id=vif.id,
             field="type",
-            reason=f"{vif.type!r} cannot be plugged here (bridge, tap, ethernet, "
+            reason=f"{vif.type!r} cannot be plugged here (bridge, ovs, tap, ethernet, "
             f"or other with details[{LIBVIRT_NETWORK_DETAIL!r}])",
         )
     sub(iface, "mac", address=vif.address)
@@ -81,6 +91,29 @@ def _bridge(vif: VIF) -> ET.Element:
         )
     iface = element("interface", type="bridge")
     sub(iface, "source", bridge=bridge)
+    return iface
+
+
+def _ovs(vif: VIF) -> ET.Element:
+    hybrid = vif.details.get(OVS_HYBRID_PLUG_DETAIL, "false")
+    if hybrid.lower() not in ("false", "0", "no"):
+        raise InvalidVIF(
+            vif_id=vif.id,
+            field=f"details[{OVS_HYBRID_PLUG_DETAIL!r}]",
+            reason=f"{hybrid!r}: the hybrid plug (a Linux bridge per port) is not supported, "
+            "only a direct Open vSwitch port",
+        )
+    interface_id = vif.ovs_interfaceid or vif.id
+    try:
+        interface_id = str(uuid.UUID(interface_id))
+    except ValueError:
+        # libvirt and the Neutron agent both take the interface id as a UUID.
+        raise InvalidVIF(
+            vif_id=vif.id, field="ovs_interfaceid", reason=f"{interface_id!r} is not a UUID"
+        ) from None
+    iface = _bridge(vif)
+    port = sub(iface, "virtualport", type="openvswitch")
+    sub(port, "parameters", interfaceid=interface_id)
     return iface
 
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Start the real services the tests use, if they are not already running:
-# RabbitMQ on 127.0.0.1:5672, and virtlogd + libvirtd with the QEMU driver (qemu:///system).
+# RabbitMQ on 127.0.0.1:5672, virtlogd + libvirtd with the QEMU driver (qemu:///system), and
+# Open vSwitch (ovsdb-server + ovs-vswitchd) when it is installed.
 # Works with and without systemd; never restarts a service that is already up.
 set -euo pipefail
 
@@ -60,7 +61,32 @@ start_libvirt() {
     echo "services: libvirtd answering on qemu:///system"
 }
 
+ovs_up() {
+    ovs-vsctl --timeout=5 show >/dev/null 2>&1
+}
+
+start_ovs() {
+    if ! command -v ovs-vsctl >/dev/null; then
+        echo "services: Open vSwitch not installed (system-packages.sh test installs it)"
+        return
+    fi
+    if ovs_up; then
+        echo "services: Open vSwitch already answering"
+        return
+    fi
+    echo "services: starting Open vSwitch"
+    if have_systemd; then
+        systemctl start openvswitch-switch
+    else
+        # Without the kernel module (containers) ovs-ctl still starts; bridges then need
+        # datapath_type=netdev, the userspace datapath.
+        /usr/share/openvswitch/scripts/ovs-ctl start --system-id=random >/dev/null
+    fi
+    wait_for "Open vSwitch" 30 ovs_up
+    echo "services: Open vSwitch answering"
+}
+
 case "${1:-start}" in
-    start) start_rabbitmq; start_libvirt ;;
+    start) start_rabbitmq; start_libvirt; start_ovs ;;
     *) echo "usage: $0 start" >&2; exit 2 ;;
 esac

@@ -10,8 +10,9 @@ build=(libvirt-dev pkg-config gcc)
 runtime=(libvirt-clients qemu-utils)
 services=(rabbitmq-server libvirt-daemon-system libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils)
 # The system tests build a tiny real guest (kernel + busybox initramfs) from Debian packages,
-# and use iproute2 for network namespaces and nbd-server for network disks.
-guest=(linux-image-amd64 busybox-static cpio gzip kmod iproute2 nbd-server)
+# and use iproute2 for network namespaces, nbd-server for network disks, and Open vSwitch for
+# nova's `ovs` ports (userspace datapath: no kernel module needed).
+guest=(linux-image-amd64 busybox-static cpio gzip kmod iproute2 nbd-server openvswitch-switch)
 
 case "$profile" in
     demo) wanted=("${build[@]}" "${runtime[@]}") ;;

@@ -1,4 +1,5 @@
-"""Interface drivers: bridge, tap/ethernet and libvirt networks; model from the image."""
+"""Interface drivers: bridge, Open vSwitch, tap/ethernet and libvirt networks; model from the
+image."""
 
 from __future__ import annotations
 
@@ -29,6 +30,34 @@ def test_a_bridge_vif_plugs_a_named_tap_into_its_bridge() -> None:
         ("model", {"type": "virtio"}),
         ("target", {"dev": "tap9a8b7c6d-5e"}),
     ]
+
+
+def test_an_ovs_vif_is_a_port_of_its_ovs_bridge_named_by_the_port_id() -> None:
+    element = iface(vif("ovs", "br-int"))
+    assert element.get("type") == "bridge"
+    assert [(e.tag, e.attrib) for e in element] == [
+        ("source", {"bridge": "br-int"}),
+        ("virtualport", {"type": "openvswitch"}),
+        ("mac", {"address": "fa:16:3e:11:22:33"}),
+        ("model", {"type": "virtio"}),
+        ("target", {"dev": "tap9a8b7c6d-5e"}),
+    ]
+    parameters = element.find("virtualport/parameters")
+    assert parameters is not None
+    assert parameters.attrib == {"interfaceid": VIF_ID}
+
+
+def test_an_ovs_vif_takes_its_ovs_interfaceid_when_it_has_one() -> None:
+    other = "0f1e2d3c-4b5a-4968-8776-655443322110"
+    element = iface(vif("ovs", "br-int", ovs_interfaceid=other.upper()))
+    parameters = element.find("virtualport/parameters")
+    assert parameters is not None
+    assert parameters.attrib == {"interfaceid": other}
+
+
+def test_an_ovs_vif_without_hybrid_plug_is_plugged_directly() -> None:
+    element = iface(vif("ovs", "br-int", details={"ovs_hybrid_plug": "False"}))
+    assert element.find("virtualport").get("type") == "openvswitch"  # type: ignore[union-attr]
 
 
 def test_the_image_vif_model_wins_over_the_vif_model() -> None:
@@ -64,9 +93,19 @@ def test_a_libvirt_network_vif_and_the_network_mtu() -> None:
         ),
         (vif("tap", devname="tap 1"), "devname 'tap 1' is not a Linux interface name"),
         (
-            vif("ovs"),
-            "type 'ovs' cannot be plugged here (bridge, tap, ethernet, "
+            vif("vhostuser"),
+            "type 'vhostuser' cannot be plugged here (bridge, ovs, tap, ethernet, "
             "or other with details['libvirt_network'])",
+        ),
+        (vif("ovs", None), "network.bridge is missing"),
+        (
+            vif("ovs", "br-int", details={"ovs_hybrid_plug": "True"}),
+            "details['ovs_hybrid_plug'] 'True': the hybrid plug (a Linux bridge per port) is "
+            "not supported, only a direct Open vSwitch port",
+        ),
+        (
+            vif("ovs", "br-int", ovs_interfaceid="port-1"),
+            "ovs_interfaceid 'port-1' is not a UUID",
         ),
         (
             vif("other", details={"libvirt_network": "a/b"}),
