@@ -22,7 +22,7 @@ import pytest
 import pytest_asyncio
 
 from actors import BlockingExecutor
-from agent.errors import InstanceNotFound, NotSupported
+from agent.errors import HypervisorError, InstanceNotFound, NotSupported
 from agent.virt import qemu_img
 from agent.virt.guest.device_events import DeviceEvents, TeeListener
 from agent.virt.guest.errors import (
@@ -341,7 +341,7 @@ async def test_a_spawn_that_fails_leaves_no_domain_disk_or_image_reference(
     # libvirt refuses the machine type at define: disks and references were made by then.
     uuid = domain_janitor.track(str(uuidlib.uuid4()))
     instance = samples.instance(uuid=uuid, name=f"fails-{uuid[:8]}")
-    with pytest.raises(libvirt.libvirtError):
+    with pytest.raises(HypervisorError):  # libvirt 9.0: "XML error: No PCI buses available"
         await driver.spawn(
             instance, kernel_image(guest_image, hw_machine_type="no-such-machine"), None, None, b""
         )
@@ -349,7 +349,7 @@ async def test_a_spawn_that_fails_leaves_no_domain_disk_or_image_reference(
     uuid2 = domain_janitor.track(str(uuidlib.uuid4()))
     missing = samples.connection("file", device_path=str(bed.root / "no-such-volume.img"))
     bdms = samples_bdms(uuid2, missing)
-    with pytest.raises(libvirt.libvirtError):
+    with pytest.raises(HypervisorError) as missing_volume:
         await driver.spawn(
             samples.instance(uuid=uuid2, name=f"fails-{uuid2[:8]}"),
             kernel_image(guest_image),
@@ -357,6 +357,7 @@ async def test_a_spawn_that_fails_leaves_no_domain_disk_or_image_reference(
             None,
             b"",
         )
+    assert "no-such-volume.img" in missing_volume.value.reason
     # Bad input is refused before anything is made.
     with pytest.raises(GuestConfigError):
         await driver.spawn(
