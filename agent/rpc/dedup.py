@@ -3,7 +3,10 @@
 A broker redelivers a request whose acknowledgement was lost (consumer crash, connection cut,
 failover); a client re-sends a call after reconnecting. Both carry the original message id. The
 first delivery runs; a duplicate that arrives while it runs waits for the same result; one that
-arrives later gets the cached reply. Entries expire after `ttl` seconds and the cache holds at
+arrives later gets the cached reply. A duplicate is the same call: each id is remembered with
+its `CallKey` (the method, and a digest of the target and the encoded arguments), and the id
+reused for another call is refused with `MessageIdConflict` rather than answered with a reply
+that is not its own. Entries expire after `ttl` seconds and the cache holds at
 most `capacity` finished entries whose replies weigh at most `max_bytes` together (oldest
 evicted first; the newest reply is kept even when it alone is over), so memory stays bounded
 however large the replies (console output, diagnostics) are.
@@ -15,6 +18,18 @@ import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from agent.errors import MessageIdConflict
+
+
+@dataclass(slots=True, frozen=True)
+class CallKey:
+    """What one message id stands for: `method`, and `digest` of its target and arguments
+    (as encoded: a re-send of the same call has the same bytes)."""
+
+    method: str
+    digest: bytes
 
 
 class ReplyCache:
@@ -36,32 +51,36 @@ class ReplyCache:
         self.max_bytes = max_bytes
         self.bytes = 0  # of the finished replies held
         self._clock = clock
-        self._running: dict[str, asyncio.Future[bytes | None]] = {}
-        self._finished: OrderedDict[str, tuple[bytes | None, float]] = OrderedDict()
+        self._running: dict[str, tuple[CallKey, asyncio.Future[bytes | None]]] = {}
+        self._finished: OrderedDict[str, tuple[bytes | None, float, CallKey]] = OrderedDict()
         self.duplicates = 0
 
     def __len__(self) -> int:
         return len(self._running) + len(self._finished)
 
     async def run_once(
-        self, message_id: str, work: Callable[[], Awaitable[bytes | None]]
+        self, message_id: str, key: CallKey, work: Callable[[], Awaitable[bytes | None]]
     ) -> tuple[bytes | None, bool]:
         """Run `work` unless `message_id` ran (or runs) already; returns (reply, was_duplicate).
 
-        If `work` raises, nothing is remembered, so a redelivery runs it again. Cancelling the
-        first runner cancels the shared work; waiting duplicates then see `CancelledError` too.
+        Raises `MessageIdConflict`, running nothing, when `message_id` ran (or runs) for a
+        call of another `key`. If `work` raises, nothing is remembered, so a redelivery runs
+        it again. Cancelling the first runner cancels the shared work; waiting duplicates then
+        see `CancelledError` too.
         """
         self._expire()
         finished = self._finished.get(message_id)
         if finished is not None:
+            _check_same_call(message_id, finished[2], key)
             self.duplicates += 1
             return finished[0], True
         running = self._running.get(message_id)
         if running is not None:
+            _check_same_call(message_id, running[0], key)
             self.duplicates += 1
-            return await asyncio.shield(running), True
+            return await asyncio.shield(running[1]), True
         result: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
-        self._running[message_id] = result
+        self._running[message_id] = (key, result)
         try:
             reply = await work()
         except BaseException as exc:
@@ -74,7 +93,7 @@ class ReplyCache:
             raise
         del self._running[message_id]
         result.set_result(reply)
-        self._finished[message_id] = (reply, self._clock())
+        self._finished[message_id] = (reply, self._clock(), key)
         if reply is not None:
             self.bytes += len(reply)
         while len(self._finished) > self.capacity or (
@@ -86,12 +105,17 @@ class ReplyCache:
     def _expire(self) -> None:
         horizon = self._clock() - self.ttl
         while self._finished:
-            _reply, finished_at = next(iter(self._finished.values()))
+            _reply, finished_at, _key = next(iter(self._finished.values()))
             if finished_at > horizon:
                 return
             self._forget_oldest()
 
     def _forget_oldest(self) -> None:
-        _message_id, (reply, _finished_at) = self._finished.popitem(last=False)
+        _message_id, (reply, _finished_at, _key) = self._finished.popitem(last=False)
         if reply is not None:
             self.bytes -= len(reply)
+
+
+def _check_same_call(message_id: str, first: CallKey, now: CallKey) -> None:
+    if first != now:
+        raise MessageIdConflict(message_id=message_id, method=now.method, first_method=first.method)

@@ -15,9 +15,12 @@ receiver back-levels what it sends back to it. The leading 1 is the envelope lay
 from __future__ import annotations
 
 import enum
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+import msgpack  # type: ignore[import-untyped]
 
 from agent.rpc.manifest import DIGEST_PREFIX, Manifest, UnknownManifestDigest
 from agent.rpc.remote_errors import WireError
@@ -123,6 +126,28 @@ def unpack(data: bytes, registry: ObjectRegistry, limits: DecodeLimits) -> Envel
     if kind is Kind.REPLY:
         return _reply(body)
     return _event(body)
+
+
+# The request items that make a call what it is: kind, method, host, instance, args. Not the
+# message id, nor what a re-send may change (context and its deadline, manifest or its digest,
+# RPC version).
+_CALL_ITEMS = (False, True, False, True, True, True, False, True)
+
+
+def request_digest(data: bytes) -> bytes:
+    """A digest of the call `data` (a request `unpack` accepted) makes, from its encoded items:
+    equal for re-sends of one call, different for another method, target or arguments."""
+    unpacker = msgpack.Unpacker(max_buffer_size=len(data))
+    unpacker.feed(data)
+    unpacker.read_array_header()
+    view = memoryview(data)
+    digest = hashlib.sha256()
+    for wanted in _CALL_ITEMS:
+        start = unpacker.tell()
+        unpacker.skip()
+        if wanted:
+            digest.update(view[start : unpacker.tell()])
+    return digest.digest()
 
 
 def _request(kind: Kind, body: list[Any]) -> Request:

@@ -5,15 +5,17 @@ For each delivery the `Dispatcher`:
    field types are decode errors). An object newer than this agent knows is answered with
    `IncompatibleObjectVersion` carrying our manifest, so the caller can back-level and retry;
 2. runs the rest once per message id (`ReplyCache`): a redelivered request gets the first
-   reply and never a second execution;
+   reply and never a second execution; the id reused for another call (method, target or
+   encoded arguments differ) is refused with `MessageIdConflict`, and nothing runs;
 3. refuses, with a typed error and no effect, a request past its deadline, an unknown method,
    bad arguments, or an instance command before the host finished adopting its guests;
 4. asks the owning actor (instance methods: that instance's actor, got or spawned; host
    methods: the host actor; claims: the tracker) with the request's deadline;
 5. encodes the reply with every object back-levelled to the caller's manifest.
 
-A request that cannot be answered (a cast that fails to decode) is dead-lettered; a cast whose
-handler fails is logged and acknowledged, as its effect was attempted once.
+A request that cannot be answered (a cast that fails to decode or reuses a message id) is
+dead-lettered; a cast whose handler fails is logged and acknowledged, as its effect was
+attempted once.
 """
 
 from __future__ import annotations
@@ -31,11 +33,20 @@ from agent.errors import (
     IncompatibleRpcVersion,
     InstanceNotFound,
     InvalidArguments,
+    MessageIdConflict,
     ObjectVersionRefused,
     RequestExpired,
 )
-from agent.rpc.dedup import ReplyCache
-from agent.rpc.envelope import RPC_API_VERSION, Kind, Reply, Request, pack, unpack
+from agent.rpc.dedup import CallKey, ReplyCache
+from agent.rpc.envelope import (
+    RPC_API_VERSION,
+    Kind,
+    Reply,
+    Request,
+    pack,
+    request_digest,
+    unpack,
+)
 from agent.rpc.manifest import Manifest
 from agent.rpc.methods import MethodTable, Scope
 from agent.rpc.remote_errors import error_to_wire
@@ -131,12 +142,16 @@ class Dispatcher:
             log.warning("refused message %s: %s", delivery.message_id, exc)
             return self._refuse(delivery, exc, "undecodable")
         message_id = delivery.message_id or envelope.message_id
+        key = CallKey(envelope.method, request_digest(delivery.body))
         try:
             reply, duplicate = await self.cache.run_once(
-                message_id, lambda: self._execute(envelope)
+                message_id, key, lambda: self._execute(envelope)
             )
         except _UncachedReply as uncached:
             reply, duplicate = uncached.reply, False
+        except MessageIdConflict as exc:
+            log.warning("refused message %s: %s", message_id, exc)
+            return self._refuse(delivery, exc, "message-id-conflict")
         if duplicate:
             self.stats.duplicates += 1
             log.info("duplicate delivery of %s answered from the reply cache", message_id)

@@ -1,4 +1,5 @@
-"""A redelivered message id runs its work once and gets the first reply."""
+"""A redelivered message id runs its work once and gets the first reply; the id reused for
+another call is refused."""
 
 from __future__ import annotations
 
@@ -6,7 +7,10 @@ import asyncio
 
 import pytest
 
-from agent.rpc.dedup import ReplyCache
+from agent.errors import MessageIdConflict
+from agent.rpc.dedup import CallKey, ReplyCache
+
+KEY = CallKey("pause", b"digest-of-target-and-arguments")
 
 
 class Clock:
@@ -25,8 +29,8 @@ async def test_a_duplicate_after_completion_gets_the_cached_reply_without_runnin
         runs.append("ran")
         return b"reply"
 
-    assert await cache.run_once("m1", work) == (b"reply", False)
-    assert await cache.run_once("m1", work) == (b"reply", True)
+    assert await cache.run_once("m1", KEY, work) == (b"reply", False)
+    assert await cache.run_once("m1", KEY, work) == (b"reply", True)
     assert runs == ["ran"]
     assert cache.duplicates == 1
 
@@ -42,9 +46,9 @@ async def test_a_duplicate_during_the_first_run_waits_for_the_same_reply() -> No
         await release.wait()
         return b"done"
 
-    first = asyncio.create_task(cache.run_once("m1", work))
+    first = asyncio.create_task(cache.run_once("m1", KEY, work))
     await asyncio.sleep(0)
-    second = asyncio.create_task(cache.run_once("m1", work))
+    second = asyncio.create_task(cache.run_once("m1", KEY, work))
     await asyncio.sleep(0)
     release.set()
     assert await first == (b"done", False)
@@ -64,8 +68,8 @@ async def test_a_failed_run_is_forgotten_so_a_redelivery_runs_again() -> None:
         return b"ok"
 
     with pytest.raises(OSError, match="first try fails"):
-        await cache.run_once("m1", flaky)
-    assert await cache.run_once("m1", flaky) == (b"ok", False)
+        await cache.run_once("m1", KEY, flaky)
+    assert await cache.run_once("m1", KEY, flaky) == (b"ok", False)
 
 
 async def test_entries_expire_after_ttl_and_capacity_evicts_the_oldest() -> None:
@@ -75,13 +79,13 @@ async def test_entries_expire_after_ttl_and_capacity_evicts_the_oldest() -> None
     async def reply(body: bytes) -> bytes:
         return body
 
-    await cache.run_once("a", lambda: reply(b"a"))
-    await cache.run_once("b", lambda: reply(b"b"))
-    await cache.run_once("c", lambda: reply(b"c"))
+    await cache.run_once("a", KEY, lambda: reply(b"a"))
+    await cache.run_once("b", KEY, lambda: reply(b"b"))
+    await cache.run_once("c", KEY, lambda: reply(b"c"))
     assert len(cache) == 2
-    assert await cache.run_once("a", lambda: reply(b"a-again")) == (b"a-again", False)
+    assert await cache.run_once("a", KEY, lambda: reply(b"a-again")) == (b"a-again", False)
     clock.now = 100
-    assert await cache.run_once("c", lambda: reply(b"c-again")) == (b"c-again", False)
+    assert await cache.run_once("c", KEY, lambda: reply(b"c-again")) == (b"c-again", False)
 
 
 async def test_a_long_running_request_does_not_stop_finished_replies_from_being_evicted() -> None:
@@ -95,14 +99,14 @@ async def test_a_long_running_request_does_not_stop_finished_replies_from_being_
     async def quick() -> bytes:
         return b"quick"
 
-    long_run = asyncio.create_task(cache.run_once("long", long_work))
+    long_run = asyncio.create_task(cache.run_once("long", KEY, long_work))
     await asyncio.sleep(0)
     for i in range(50):
-        await cache.run_once(f"m{i}", quick)
+        await cache.run_once(f"m{i}", KEY, quick)
     assert len(cache) == 4  # three finished, one running
     release.set()
     assert await long_run == (b"long", False)
-    assert await cache.run_once("long", quick) == (b"long", True)
+    assert await cache.run_once("long", KEY, quick) == (b"long", True)
 
 
 async def test_the_byte_budget_evicts_the_oldest_replies_but_keeps_the_newest() -> None:
@@ -112,11 +116,53 @@ async def test_the_byte_budget_evicts_the_oldest_replies_but_keeps_the_newest() 
         return b"x" * size
 
     for i in range(5):
-        await cache.run_once(f"m{i}", lambda: reply(300))
+        await cache.run_once(f"m{i}", KEY, lambda: reply(300))
     assert len(cache) == 3 and cache.bytes == 900
-    assert await cache.run_once("m4", lambda: reply(1)) == (b"x" * 300, True)
-    assert await cache.run_once("m0", lambda: reply(1)) == (b"x", False)  # evicted: runs
+    assert await cache.run_once("m4", KEY, lambda: reply(1)) == (b"x" * 300, True)
+    assert await cache.run_once("m0", KEY, lambda: reply(1)) == (b"x", False)  # evicted: runs
 
-    await cache.run_once("huge", lambda: reply(5000))
+    await cache.run_once("huge", KEY, lambda: reply(5000))
     assert len(cache) == 1 and cache.bytes == 5000  # alone over budget, still answered once
-    assert await cache.run_once("huge", lambda: reply(1)) == (b"x" * 5000, True)
+    assert await cache.run_once("huge", KEY, lambda: reply(1)) == (b"x" * 5000, True)
+
+
+async def test_an_id_reused_for_other_arguments_is_refused_and_nothing_runs() -> None:
+    cache = ReplyCache()
+    runs: list[str] = []
+
+    async def work() -> bytes:
+        runs.append("ran")
+        return b"paused"
+
+    await cache.run_once("m1", KEY, work)
+    with pytest.raises(MessageIdConflict) as refused:
+        await cache.run_once("m1", CallKey("pause", b"another-instance"), work)
+    assert str(refused.value) == (
+        "message id 'm1' was already used for another call ('pause'); this 'pause' call "
+        "was not run: give a new call a new message id"
+    )
+    assert runs == ["ran"]
+    assert cache.duplicates == 0
+    assert await cache.run_once("m1", KEY, work) == (b"paused", True)  # still the first's
+
+
+async def test_an_id_reused_for_another_method_while_the_first_runs_is_refused() -> None:
+    cache = ReplyCache()
+    release = asyncio.Event()
+
+    async def work() -> bytes:
+        await release.wait()
+        return b"paused"
+
+    first = asyncio.create_task(cache.run_once("m1", KEY, work))
+    await asyncio.sleep(0)
+    with pytest.raises(MessageIdConflict) as refused:
+        async with asyncio.timeout(5):  # a duplicate would wait for the first to finish
+            await cache.run_once("m1", CallKey("unpause", KEY.digest), work)
+    assert refused.value.fields == {
+        "message_id": "m1",
+        "method": "unpause",
+        "first_method": "pause",
+    }
+    release.set()
+    assert await first == (b"paused", False)
