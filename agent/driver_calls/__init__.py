@@ -1,6 +1,7 @@
 """Typed coroutines for the driver methods the agent serves; `ComputeClient` inherits them.
 
-Each is a thin, typed `ComputeClient.call`, named exactly as its handler, and its handler's
+Each is a declared signature that `driver_call` turns into a `ComputeClient.call` of the
+method of its name, sending every argument under its parameter's name. Its handler's
 signature is the contract (tests/agent/test_client_contract.py checks every one):
 
 - `host` first (the agent to ask), then exactly the handler's parameters after `self`, with
