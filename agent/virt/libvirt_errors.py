@@ -76,6 +76,15 @@ def is_unsupported(exc: libvirt.libvirtError) -> bool:
     return error_code(exc) == libvirt.VIR_ERR_NO_SUPPORT
 
 
+def flags_refused(exc: libvirt.libvirtError) -> bool:
+    """A driver refusing a flag it does not implement: libvirt's `virCheckFlags` answers
+    VIR_ERR_INVALID_ARG "unsupported flags (0x..)", some drivers VIR_ERR_NO_SUPPORT."""
+    code = error_code(exc)
+    return code == libvirt.VIR_ERR_INVALID_ARG or (
+        code == libvirt.VIR_ERR_NO_SUPPORT and "unsupported flags" in str(exc)
+    )
+
+
 def is_lost(exc: libvirt.libvirtError) -> bool:
     """The connection to libvirtd is gone, as opposed to an error of the call itself."""
     return is_connection_lost(error_code(exc), exc.get_error_domain() or 0)

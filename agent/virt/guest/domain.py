@@ -17,7 +17,7 @@ from typing import Any
 import libvirt
 import libvirt_qemu
 
-from agent.virt.libvirt_errors import has_code, is_domain_gone
+from agent.virt.libvirt_errors import flags_refused, has_code, is_domain_gone
 
 BASIC_UNDEFINE_FLAGS = (
     libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
@@ -27,15 +27,6 @@ UNDEFINE_FLAGS = (
     | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM
     | libvirt.VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA
 )
-
-
-def flags_refused(exc: libvirt.libvirtError) -> bool:
-    """Whether `exc` is a driver refusing a flag it does not implement: libvirt's
-    `virCheckFlags` answers INVALID_ARG "unsupported flags (0x..)", some drivers NO_SUPPORT."""
-    code = exc.get_error_code()
-    return code == libvirt.VIR_ERR_INVALID_ARG or (
-        code == libvirt.VIR_ERR_NO_SUPPORT and "unsupported flags" in str(exc)
-    )
 
 
 class Guest:
@@ -126,7 +117,7 @@ class Guest:
         except libvirt.libvirtError as exc:
             # A driver without NVRAM or checkpoints (libvirt's test driver) refuses those
             # flags as unsupported; it then has none of either to remove.
-            if not has_code(exc, libvirt.VIR_ERR_INVALID_ARG):
+            if not flags_refused(exc):
                 raise
             self._dom.undefineFlags(BASIC_UNDEFINE_FLAGS)
 

@@ -13,6 +13,7 @@ from agent.virt.guest.errors import GuestAgentUnavailable
 from agent.virt.host import Host
 from agent.virt.libvirt_errors import (
     VIR_ERR_AGENT_COMMAND_TIMEOUT,
+    flags_refused,
     is_domain_gone,
     is_wrong_state,
     translate,
@@ -144,6 +145,19 @@ def test_the_predicates_read_the_raw_error() -> None:
 
     assert (is_domain_gone(gone), is_wrong_state(gone)) == (True, False)
     assert (is_domain_gone(stopped), is_wrong_state(stopped)) == (False, True)
+
+
+@pytest.mark.parametrize(
+    ("code", "message", "refused"),
+    [
+        (libvirt.VIR_ERR_INVALID_ARG, "unsupported flags (0x1) in testDomainShutdown", True),
+        (libvirt.VIR_ERR_NO_SUPPORT, "unsupported flags (0x4) in virDomainUndefine", True),
+        (libvirt.VIR_ERR_NO_SUPPORT, "this function is not supported by the driver", False),
+        (libvirt.VIR_ERR_OPERATION_INVALID, "domain is not running", False),
+    ],
+)
+def test_a_refused_flag_is_told_from_a_missing_api(code: int, message: str, refused: bool) -> None:
+    assert flags_refused(libvirt_error(code, libvirt.VIR_FROM_TEST, message)) is refused
 
 
 # --- through the Host, on libvirt's test driver ----------------------------------------------
