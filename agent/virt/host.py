@@ -190,22 +190,9 @@ class Host:
         narrower. Never keep `conn` or objects from it past the call: after a reconnect they
         belong to a dead connection.
         """
-        return await self._call(None, fn, *args, **kwargs)
+        return await self.run_on(None, fn, *args, **kwargs)
 
     async def run_on(
-        self,
-        uuid: str,
-        fn: Callable[Concatenate[libvirt.virConnect, P], T],
-        /,
-        *args: P.args,
-        **kwargs: P.kwargs,
-    ) -> T:
-        """`run` for work on the domain of instance `uuid`: libvirt's errors about the domain
-        name that instance (a vanished domain is `InstanceNotFound(uuid)`, a silent guest
-        agent `GuestAgentUnavailable(uuid)`)."""
-        return await self._call(uuid, fn, *args, **kwargs)
-
-    async def _call(
         self,
         uuid: str | None,
         fn: Callable[Concatenate[libvirt.virConnect, P], T],
@@ -213,6 +200,9 @@ class Host:
         *args: P.args,
         **kwargs: P.kwargs,
     ) -> T:
+        """`run` for work on the domain of instance `uuid`: libvirt's errors about the domain
+        name that instance (a vanished domain is `InstanceNotFound(uuid)`, a silent guest
+        agent `GuestAgentUnavailable(uuid)`). `run_on(None, ...)` is `run(...)`."""
         opened, generation = self._require(), self._generation
         try:
             return await self._executor.run(fn, opened.conn, *args, **kwargs)
