@@ -8,6 +8,7 @@ Topology, under a configurable prefix (see `topics.Names`):
   crashing its consumer ends there instead of looping.
 - `<p>.events`     durable topic exchange; each subscription is an exclusive queue bound to it.
 Replies use RabbitMQ direct reply-to (`amq.rabbitmq.reply-to`): no reply queue to declare.
+A request naming any other reply address is dead-lettered (`invalid-reply-to`) unhandled.
 
 Delivery rules: every request is published `mandatory` on a confirming channel, so an
 unroutable request fails at once. A call waits for its confirm, then for its reply; casts,
@@ -44,9 +45,11 @@ from agent.transport.amqp_calls import AmqpCalls
 from agent.transport.amqp_consumer import RawConsumer
 from agent.transport.amqp_messages import (
     CONNECTION_ERRORS,
+    INVALID_REPLY_TO,
     REASON_HEADER,
     dead_letter_reason,
     delivery_error,
+    is_direct_reply_to,
     persistent_message,
 )
 from agent.transport.amqp_subscription import AmqpSubscription
@@ -287,12 +290,21 @@ class AmqpTransport(Transport):
             reply_expected=reply_to is not None,
             redelivered=bool(deliver.redelivered),
         )
-        try:
-            outcome = await handler(delivery)
-        except Exception:
-            # The handler turns request errors into outcomes; reaching here is a bug in it.
-            log.exception("request handler failed; dead-lettering %s", delivery.message_id)
-            outcome = Outcome(dead_letter="handler-crashed")
+        if reply_to is not None and not is_direct_reply_to(reply_to):
+            # Refused before the handler: no effect for a reply that must not be sent.
+            log.warning(
+                "refused %s: reply-to %r is not a direct reply-to address",
+                delivery.message_id,
+                reply_to,
+            )
+            outcome = Outcome(dead_letter=INVALID_REPLY_TO)
+        else:
+            try:
+                outcome = await handler(delivery)
+            except Exception:
+                # The handler turns request errors into outcomes; reaching here is a bug in it.
+                log.exception("request handler failed; dead-lettering %s", delivery.message_id)
+                outcome = Outcome(dead_letter="handler-crashed")
         channel = cast(aiormq.Channel, message.channel)
         try:
             if outcome.dead_letter is not None:

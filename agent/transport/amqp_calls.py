@@ -27,7 +27,7 @@ from pamqp.commands import Basic
 
 from agent.errors import CallTimeout, TransportClosed
 from agent.transport.amqp_consumer import RawConsumer, underlay_channel
-from agent.transport.amqp_messages import CONNECTION_ERRORS, delivery_error
+from agent.transport.amqp_messages import CONNECTION_ERRORS, DIRECT_REPLY_TO, delivery_error
 from agent.transport.topics import host_routing_key
 
 log = logging.getLogger(__name__)
@@ -35,8 +35,6 @@ log = logging.getLogger(__name__)
 # The channel went away under a publish (its close fails the pending confirms with the broker's
 # reason): publish again once it is back, within the caller's deadline.
 CHANNEL_GONE = (*CONNECTION_ERRORS, aiormq.exceptions.AMQPChannelError)
-
-DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
 
 
 @dataclass(slots=True)

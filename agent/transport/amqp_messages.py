@@ -10,6 +10,13 @@ from aio_pika.abc import AbstractIncomingMessage
 from agent.errors import TransportError, Unroutable
 
 REASON_HEADER = "x-virtactor-reason"
+# RabbitMQ direct reply-to: a caller names the pseudo-queue, and the broker hands the server
+# `amq.rabbitmq.reply-to.<token>`, an address that reaches only that caller's channel.
+# https://www.rabbitmq.com/docs/direct-reply-to
+DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
+_DIRECT_REPLY_TO_ADDRESS = f"{DIRECT_REPLY_TO}."
+# The reason a request naming any other reply address is dead-lettered with.
+INVALID_REPLY_TO = "invalid-reply-to"
 # Errors that mean "the connection or channel went away": retry once it is back.
 CONNECTION_ERRORS = (
     aiormq.exceptions.AMQPConnectionError,
@@ -26,6 +33,13 @@ def persistent_message(body: bytes, message_id: str, ttl: float | None) -> aio_p
         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         expiration=None if ttl is None else max(ttl, 0.001),
     )
+
+
+def is_direct_reply_to(address: str) -> bool:
+    """Whether `address` is a caller's direct reply-to address as the broker hands it to the
+    server, the only kind a reply is sent to: a reply to an ordinary queue would let whoever
+    may publish a request fill any queue with replies."""
+    return address.startswith(_DIRECT_REPLY_TO_ADDRESS)
 
 
 def dead_letter_reason(message: AbstractIncomingMessage) -> str:
