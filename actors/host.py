@@ -2,9 +2,10 @@
 
 It serves the host-scoped methods of the ComputeDriver contract (same names), adopts every
 existing domain into an instance actor at `init_host`, routes domain events to the owning
-instance actor in arrival order, resynchronises every instance periodically and after each
-reconnect, and publishes the host's own events: connection lost/restored, enabled/disabled,
-and the `Service` heartbeat.
+instance actor in arrival order (publishing each lifecycle transition among them as a
+`LifecycleEvent` on `instance.<uuid>.lifecycle`), resynchronises every instance periodically
+and after each reconnect, and publishes the host's own events: connection lost/restored,
+enabled/disabled, and the `Service` heartbeat.
 
 It talks to the hypervisor only through `HostHypervisor` (the agent's libvirt side
 implements it) and to the bus only through an `EventSink`, so it imports nothing of the
@@ -28,11 +29,12 @@ from actors.actor import Actor
 from actors.addresses import INSTANCE_PREFIX, instance_address
 from actors.handlers import handler
 from actors.instance import EventSink, InstanceHypervisor
+from actors.lifecycle_events import lifecycle_topic, lifecycle_transition
 from actors.ref import ActorRef
 from schemas.objects.compute_node import ComputeNode
 from schemas.objects.enums import PowerState
 from schemas.objects.service import Service
-from schemas.objects.virt import InstanceInfo
+from schemas.objects.virt import InstanceInfo, LifecycleEvent
 
 log = logging.getLogger(__name__)
 
@@ -243,10 +245,17 @@ class HostActor(Actor):
 
     @handler
     async def route_domain_event(
-        self, uuid: str, kind: str, detail: str = "", sequence: int = 0
+        self,
+        uuid: str,
+        kind: str,
+        detail: str = "",
+        sequence: int = 0,
+        occurred_at: float | None = None,
     ) -> None:
         """Hand a domain event to its instance actor, in arrival order (an unknown domain is
-        adopted). Dropped before `init_host`, which reads every domain anyway."""
+        adopted), and publish its lifecycle transition, if it is one, stamped `occurred_at`
+        (seconds since the epoch; now when not given). Dropped before `init_host`, which
+        reads every domain anyway."""
         if not self.readiness.ready:
             return
         address = instance_address(uuid)
@@ -254,6 +263,11 @@ class HostActor(Actor):
             return
         args = {"kind": kind, "detail": detail, "sequence": sequence}
         await self._instance(uuid).tell("domain_event", args)
+        transition = lifecycle_transition(kind, detail)
+        if transition is not None:
+            at = self._clock() if occurred_at is None else datetime.fromtimestamp(occurred_at, UTC)
+            event = LifecycleEvent(instance_uuid=uuid, transition=transition, timestamp=at)
+            await self._sink.publish(lifecycle_topic(uuid), event)
 
     @handler
     async def hypervisor_connection_lost(self, reason: str) -> None:

@@ -3,13 +3,16 @@
 The Host calls its listener synchronously on the event loop; the host actor takes messages
 through an awaitable `tell`. The bridge queues what the Host says and one pump task delivers
 it, in that order. Domain events pass the `RebootFlapFilter` first; a timer on the loop
-releases held events when their hold expires.
+releases held events when their hold expires. Each domain event carries the wall-clock time
+it arrived at (`occurred_at`, seconds since the epoch), so one held for a while still says
+when it happened.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -26,15 +29,24 @@ Deliver = Callable[[str, Mapping[str, Any]], Awaitable[None]]
 class HostEventRelay:
     """A `HostListener` that delivers to the host actor with `deliver(method, args)`.
 
-    Messages: `route_domain_event(uuid, kind, detail, sequence)`,
+    Messages: `route_domain_event(uuid, kind, detail, sequence, occurred_at)`,
     `hypervisor_connection_lost(reason)`, `hypervisor_connection_restored()`.
     """
 
-    def __init__(self, deliver: Deliver, *, flap_delay: float) -> None:
+    def __init__(
+        self,
+        deliver: Deliver,
+        *,
+        flap_delay: float,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
         self.filter = RebootFlapFilter(flap_delay)
         self.delivered = 0
         self.failed = 0
         self._deliver = deliver
+        self._wall_clock = wall_clock
+        # sequence -> (uuid, arrival time) of each event not yet delivered nor dropped.
+        self._arrived: dict[int, tuple[str, float]] = {}
         self._queue: deque[tuple[str, Mapping[str, Any]]] = deque()
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -56,6 +68,7 @@ class HostEventRelay:
             pump.cancel()
             await asyncio.wait([pump])
         self._queue.clear()
+        self._arrived.clear()
 
     @property
     def pending(self) -> int:
@@ -64,8 +77,15 @@ class HostEventRelay:
     # --- HostListener ----------------------------------------------------------------------
 
     def domain_event(self, event: DomainEvent) -> None:
+        self._arrived[event.sequence] = (event.uuid, self._wall_clock())
+        dropped = self.filter.dropped
         for ready in self.filter.feed(event, self._now()):
             self._enqueue_event(ready)
+        if self.filter.dropped != dropped:
+            # A start ended the domain's hold: what of it was not released was dropped.
+            for sequence, (uuid, _at) in list(self._arrived.items()):
+                if uuid == event.uuid:
+                    del self._arrived[sequence]
         self._arm_timer()
 
     def connection_lost(self, reason: str) -> None:
@@ -84,11 +104,13 @@ class HostEventRelay:
         return asyncio.get_running_loop().time() if self._loop is None else self._loop.time()
 
     def _enqueue_event(self, event: DomainEvent) -> None:
+        arrived = self._arrived.pop(event.sequence, None)
         args = {
             "uuid": event.uuid,
             "kind": event.kind.value,
             "detail": event.detail,
             "sequence": event.sequence,
+            "occurred_at": self._wall_clock() if arrived is None else arrived[1],
         }
         self._enqueue("route_domain_event", args)
 

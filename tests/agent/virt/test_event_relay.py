@@ -41,9 +41,22 @@ async def deliveries() -> Deliveries:
     return Deliveries()
 
 
+class WallClock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 @pytest_asyncio.fixture(loop_scope="session")
-async def bridge(deliveries: Deliveries) -> AsyncIterator[HostEventRelay]:
-    bridge = HostEventRelay(deliveries, flap_delay=FLAP_DELAY)
+async def wall_clock() -> WallClock:
+    return WallClock()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def bridge(deliveries: Deliveries, wall_clock: WallClock) -> AsyncIterator[HostEventRelay]:
+    bridge = HostEventRelay(deliveries, flap_delay=FLAP_DELAY, wall_clock=wall_clock)
     bridge.start()
     yield bridge
     await bridge.aclose()
@@ -61,8 +74,12 @@ async def test_domain_events_are_delivered_in_order_as_route_domain_event(
     bridge.domain_event(event(K.SUSPENDED, "paused", 3))
     await wait_for(lambda: len(deliveries.seen) == 3)
 
+    at = 1_800_000_000.0
     assert deliveries.seen == [
-        ("route_domain_event", {"uuid": UUID, "kind": k, "detail": d, "sequence": n})
+        (
+            "route_domain_event",
+            {"uuid": UUID, "kind": k, "detail": d, "sequence": n, "occurred_at": at},
+        )
         for k, d, n in [
             ("defined", "added", 1),
             ("started", "booted", 2),
@@ -93,6 +110,16 @@ async def test_a_stop_alone_is_delivered_once_its_hold_expires(
 
     await wait_for(lambda: deliveries.kinds() == ["stopped"])
     assert bridge.pending == 0
+
+
+async def test_a_held_stop_is_delivered_with_the_time_it_arrived_not_its_release(
+    bridge: HostEventRelay, deliveries: Deliveries, wall_clock: WallClock
+) -> None:
+    bridge.domain_event(event(K.STOPPED, "shutdown", 1))
+    wall_clock.now += 60  # the hold ends later: the event still says when it happened
+    await wait_for(lambda: deliveries.kinds() == ["stopped"])
+
+    assert deliveries.seen[0][1]["occurred_at"] == 1_800_000_000.0
 
 
 async def test_connection_news_is_delivered_after_the_events_before_it(

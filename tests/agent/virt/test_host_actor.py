@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import libvirt
@@ -17,13 +18,14 @@ import pytest_asyncio
 from actors import HOST_ADDRESS, ActorSystem, BlockingExecutor, instance_address
 from actors.host import AUTO_DISABLED_PREFIX, HostActorSettings, host_topic, service_uuid
 from actors.instance import InstanceActor, power_state_topic
+from actors.lifecycle_events import lifecycle_topic
 from agent.errors import InstanceNotFound
 from agent.virt.host import Host
 from agent.virt.hypervisor import LibvirtHypervisor
 from schemas.objects.compute_node import ComputeNode
 from schemas.objects.enums import PowerState
 from schemas.objects.service import Service
-from schemas.objects.virt import InstanceInfo
+from schemas.objects.virt import InstanceInfo, LifecycleEvent
 from tests.agent.virt.conftest import TEST_URI, domain_xml
 from tests.agent.virt.helpers import Agent, RecordingSink, start_agent, stop_agent, wait_for
 
@@ -126,6 +128,57 @@ async def test_a_real_stop_is_published_once_its_hold_expires(ready: Agent) -> N
     await ready.sink.wait_until(lambda: len(ready.states(DEFAULT_UUID)) == 2)
     assert ready.states(DEFAULT_UUID) == [PowerState.RUNNING, PowerState.SHUTDOWN]
     assert ready.actors.kinds(DEFAULT_UUID) == ["stopped"]
+
+
+def lifecycle(agent: Agent, uuid: str) -> list[LifecycleEvent]:
+    """The lifecycle events published for `uuid`, in order."""
+    published = agent.sink.on(lifecycle_topic(uuid))
+    return [obj for obj in published if isinstance(obj, LifecycleEvent)]
+
+
+def transitions(agent: Agent, uuid: str) -> list[tuple[str, str]]:
+    return [(str(e.instance_uuid), e.transition) for e in lifecycle(agent, uuid)]
+
+
+async def test_a_pause_and_a_resume_are_published_as_lifecycle_events_in_order(
+    ready: Agent,
+) -> None:
+    before = datetime.now(UTC)
+    await ready.run(lambda conn: conn.lookupByUUIDString(DEFAULT_UUID).suspend())
+    await ready.sink.wait_until(lambda: len(lifecycle(ready, DEFAULT_UUID)) == 1)
+    await ready.run(lambda conn: conn.lookupByUUIDString(DEFAULT_UUID).resume())
+    await ready.sink.wait_until(lambda: len(lifecycle(ready, DEFAULT_UUID)) == 2)
+
+    assert transitions(ready, DEFAULT_UUID) == [(DEFAULT_UUID, "paused"), (DEFAULT_UUID, "resumed")]
+    paused, resumed = lifecycle(ready, DEFAULT_UUID)
+    assert before <= paused.timestamp <= resumed.timestamp <= datetime.now(UTC)
+    # Besides the power states, which are published as before.
+    await ready.sink.wait_until(lambda: len(ready.states(DEFAULT_UUID)) == 3)
+    assert ready.states(DEFAULT_UUID) == [PowerState.RUNNING, PowerState.PAUSED, PowerState.RUNNING]
+
+
+async def test_a_hard_reboot_is_published_as_a_start_without_its_stop(ready: Agent) -> None:
+    def hard_reboot(conn: libvirt.virConnect) -> None:
+        dom = conn.lookupByUUIDString(DEFAULT_UUID)
+        dom.destroy()
+        dom.create()
+
+    await ready.run(hard_reboot)
+    await ready.sink.wait_until(lambda: bool(lifecycle(ready, DEFAULT_UUID)))
+    await asyncio.sleep(FLAP_DELAY * 2)  # past any hold: nothing more may arrive
+
+    assert transitions(ready, DEFAULT_UUID) == [(DEFAULT_UUID, "started")]
+
+
+async def test_a_held_stop_is_published_with_the_time_it_happened(ready: Agent) -> None:
+    await ready.run(lambda conn: conn.lookupByUUIDString(DEFAULT_UUID).destroy())
+    await ready.sink.wait_until(lambda: bool(lifecycle(ready, DEFAULT_UUID)))
+    seen_at = datetime.now(UTC)
+
+    [stopped] = lifecycle(ready, DEFAULT_UUID)
+    assert stopped.transition == "stopped"
+    # Published once its reboot-flap hold expired, stamped with when libvirt reported it.
+    assert stopped.timestamp <= seen_at - timedelta(seconds=FLAP_DELAY / 2)
 
 
 async def test_events_before_init_host_are_dropped_and_init_reads_the_truth(
