@@ -14,6 +14,7 @@ deadline; a caller re-sends a timed-out call safely under its idempotency key (`
 from __future__ import annotations
 
 import asyncio
+import copy
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
@@ -116,6 +117,24 @@ class ComputeClient(DriverCalls):
         self._targets: dict[str, Manifest | None] = {}
         self.errors = ErrorRegistry()
         self._owns_transport = False
+        # The typed calls' options (`with_options`): None is the default deadline and a
+        # fresh message id per call.
+        self.call_timeout: float | None = None
+        self.call_message_id: str | None = None
+
+    def with_options(
+        self, *, timeout: float | None = None, message_id: str | None = None
+    ) -> ComputeClient:
+        """This client, for typed calls with their own deadline (`timeout` seconds) or
+        idempotency key (`message_id`, see `call`): `client.with_options(timeout=300).spawn(
+        host, instance, image_meta)`. The copy shares everything else (transport, learnt
+        manifests) and never closes the transport. A key names one call: make a copy per
+        call that uses one."""
+        view = copy.copy(self)
+        view._owns_transport = False
+        view.call_timeout = timeout
+        view.call_message_id = message_id
+        return view
 
     def target_manifest(self, host: str) -> Manifest:
         """The versions to send `host`: ours, lowered to what it advertised and to the cap."""

@@ -82,7 +82,9 @@ async def test_a_call_to_an_agent_still_adopting_is_retried_until_it_is_ready(
 ) -> None:
     async with adopting_agent(tmp_path) as adopting:
         me = instance(str(uuid.uuid4()))
-        spawn = asyncio.create_task(adopting.client.spawn(HOST, me, image_meta(), rpc_timeout=30))
+        spawn = asyncio.create_task(
+            adopting.client.with_options(timeout=30).spawn(HOST, me, image_meta())
+        )
         async with asyncio.timeout(10):
             while adopting.refusals() == 0:  # noqa: ASYNC110
                 await asyncio.sleep(0.01)
@@ -101,7 +103,7 @@ async def test_an_agent_adopting_past_the_deadline_answers_with_its_last_refusal
     async with adopting_agent(tmp_path) as adopting:
         started = time.monotonic()
         with pytest.raises(AgentInitializing) as caught:
-            await adopting.client.pause(HOST, instance(str(uuid.uuid4())), rpc_timeout=0.6)
+            await adopting.client.with_options(timeout=0.6).pause(HOST, instance(str(uuid.uuid4())))
         elapsed = time.monotonic() - started
         # Let it adopt: an agent closed mid-adoption waits out its host actor's stop timeout.
         await asyncio.to_thread(adopting.node_file.write_text, "<node/>")
@@ -157,9 +159,9 @@ async def test_a_spawn_sent_again_under_its_key_after_a_timeout_gets_the_first_a
     me, image, key = instance(), image_meta(), f"spawn-{uuid.uuid4()}"
     async with serving(transport, driver) as client:
         with pytest.raises(CallTimeout):
-            await client.spawn(HOST, me, image, rpc_timeout=0.3, message_id=key)
+            await client.with_options(timeout=0.3, message_id=key).spawn(HOST, me, image)
         driver.release.set()
-        spawned = await client.spawn(HOST, me, image, message_id=key)
+        spawned = await client.with_options(message_id=key).spawn(HOST, me, image)
         assert (spawned.uuid, spawned.vm_state, spawned.task_state) == (UUID, "active", None)
         assert driver.calls().count("spawn") == 1
         # Without the key the same spawn is a new request, refused: the guest exists.
@@ -176,8 +178,8 @@ async def test_a_call_sent_again_under_its_key_while_it_runs_waits_for_the_same_
     me, image, key = instance(), image_meta(), f"spawn-{uuid.uuid4()}"
     async with serving(transport, driver) as client:
         with pytest.raises(CallTimeout):
-            await client.spawn(HOST, me, image, rpc_timeout=0.3, message_id=key)
-        second = asyncio.create_task(client.spawn(HOST, me, image, message_id=key))
+            await client.with_options(timeout=0.3, message_id=key).spawn(HOST, me, image)
+        second = asyncio.create_task(client.with_options(message_id=key).spawn(HOST, me, image))
         await asyncio.sleep(0.2)
         assert not second.done()
         driver.release.set()

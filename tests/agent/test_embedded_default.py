@@ -86,7 +86,7 @@ async def test_power_off_with_its_defaults_shuts_the_guest_down(embedded: Embedd
     stopped = await embedded.client.power_off(HOST, embedded.guest)
 
     assert (stopped.vm_state, stopped.power_state) == ("stopped", "shutdown")
-    assert (await embedded.client.get_info(HOST, instance=embedded.guest)).state == "shutdown"
+    assert (await embedded.client.get_info(HOST, embedded.guest)).state == "shutdown"
 
 
 async def test_a_soft_reboot_leaves_the_guest_running(embedded: Embedded) -> None:

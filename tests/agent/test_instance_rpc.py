@@ -154,7 +154,7 @@ async def test_a_guest_through_its_lifecycle_over_the_bus_with_events_in_order(
     assert isinstance(spawned, Instance) and spawned.vm_state == "active"
     await client.pause(HOST, me)
     await client.unpause(HOST, me)
-    info = await client.get_info(HOST, instance=me)
+    info = await client.get_info(HOST, me)
     assert info.state == "running"
     attached = await client.attach_volume(HOST, me, file_volume(), "/dev/vdb")
     assert [m.device_name for m in attached.block_device_mappings] == ["/dev/vdb"]
@@ -246,7 +246,7 @@ async def test_every_typed_instance_call_reaches_its_handler(stack: Stack) -> No
     await client.rescue(HOST, me, image)
     await client.unrescue(HOST, me)
     await client.resume_state_on_host_boot(HOST, me, ports, disks)
-    assert await client.poll_rebooting_instances(HOST, 60, uuid=UUID) is False
+    assert await client.poll_rebooting_instances(HOST, UUID, 60) is False
     old, new = file_volume(), nbd_volume()
     await client.attach_volume(HOST, me, old, "/dev/vdb")
     swapped = await client.swap_volume(HOST, me, old, new, "/dev/vdb", 0)
@@ -332,7 +332,7 @@ async def test_the_libvirt_driver_serves_the_instance_over_the_bus_on_the_test_d
         suspended = await client.suspend(HOST, me)
         assert (suspended.vm_state, suspended.power_state) == ("suspended", "shutdown")
         assert (await client.resume(HOST, me)).vm_state == "active"
-        assert (await client.get_info(HOST, instance=me)).state == "running"
+        assert (await client.get_info(HOST, me)).state == "running"
         assert (await client.get_diagnostics(HOST, me)).driver == "libvirt"
         with pytest.raises(InstanceInvalidState):
             await client.unpause(HOST, me)

@@ -122,7 +122,7 @@ async def test_a_failed_agent_call_leaves_the_guest_running_and_ready_for_the_ne
     with pytest.raises(GuestAgentUnavailable):
         await client.set_admin_password(HOST, me, "again")
 
-    assert (await client.get_info(HOST, instance=me)).state == "running"
+    assert (await client.get_info(HOST, me)).state == "running"
     paused = await client.pause(HOST, me)
     assert (paused.vm_state, paused.task_state, paused.power_state) == ("paused", None, "paused")
     assert (await client.unpause(HOST, me)).power_state == "running"

@@ -211,7 +211,7 @@ async def spawn_and_look(walk: Walk) -> None:
     walk.states.append(("building", "spawning", "pending"))
     walk.expect(("active", "None", "running"))
     await walk.booted()
-    info = await client.get_info(HOST, instance=me)
+    info = await client.get_info(HOST, me)
     assert (info.state, info.num_cpu) == ("running", 1)
     diagnostics = await client.get_diagnostics(HOST, me)
     assert (diagnostics.state, diagnostics.driver, diagnostics.num_disks) == (
@@ -383,7 +383,7 @@ async def test_bad_input_is_refused_with_typed_errors_and_libvirt_unchanged(
         await client.pause(HOST, unknown)
     assert not_found.value.uuid == unknown.uuid
     with pytest.raises(InstanceNotFound):
-        await client.get_info(HOST, instance=unknown)
+        await client.get_info(HOST, unknown)
 
     flavor = Flavor(flavorid="tiny", name="tiny", memory_mb=128, vcpus=1, root_gb=0)
     with pytest.raises(InvalidArguments) as wrong_type:

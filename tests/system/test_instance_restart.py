@@ -101,8 +101,8 @@ async def test_an_instance_is_rebuilt_from_libvirt_alone_after_each_agent_restar
         with pytest.raises(InstanceInvalidState) as busy:
             await client.pause(HOST, me)
         assert (busy.value.attr, busy.value.state) == ("task_state", "rebooting")
-        assert await client.poll_rebooting_instances(HOST, 60, uuid=me.uuid) is True
-        assert await client.poll_rebooting_instances(HOST, 60, uuid=me.uuid) is False
+        assert await client.poll_rebooting_instances(HOST, me.uuid, 60) is True
+        assert await client.poll_rebooting_instances(HOST, me.uuid, 60) is False
         paused = await client.pause(HOST, me)
         assert (paused.vm_state, paused.task_state) == ("paused", None)
         await client.unpause(HOST, me)
