@@ -48,7 +48,7 @@ from agent.virt.guest.snapshot import convert_to_qcow2
 from agent.virt.guest.spawn import plan_spawn, remove_instance_files, run_spawn
 from agent.virt.host import Host
 from agent.virt.images import ImageCache, check_id
-from agent.virt.libvirt_errors import is_wrong_state
+from agent.virt.libvirt_errors import is_domain_gone, is_wrong_state
 from agent.virt.power_state import power_state_of
 from agent.virt.qemu_img import QemuImgError
 from agent.virt.vifs import interface_element
@@ -128,9 +128,17 @@ class LibvirtInstanceDriver:
             guest = Guest.find(conn, uuid)
             if guest is None:
                 return False
-            if guest.is_active():
-                _ignore_not_running(guest.poweroff)
-            guest.undefine()
+            try:
+                # A transient domain (created, never defined) is gone once powered off.
+                persistent = guest.is_persistent()
+                if guest.is_active():
+                    _ignore_not_running(guest.poweroff)
+                if persistent:
+                    guest.undefine()
+            except libvirt.libvirtError as exc:
+                # Removed by another party meanwhile: what destroy was asked for holds.
+                if not is_domain_gone(exc):
+                    raise
             return True
 
         existed = await self.host.run_on(uuid, job)

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import libvirt
 import pytest
 import pytest_asyncio
 
@@ -146,3 +147,32 @@ async def test_the_compute_node_lists_the_test_drivers_guest_kinds(embedded: Emb
     node = await embedded.client.get_available_resource(HOST, nodes[0])
 
     assert node.supported_instances == [["i686", "test", "hvm"], ["i686", "test", "xen"]]
+
+
+def _create_transient(name: str, domain_uuid: str) -> None:
+    conn = libvirt.open("test:///default")
+    try:
+        conn.createXML(
+            f"<domain type='test'><name>{name}</name><uuid>{domain_uuid}</uuid>"
+            "<memory>65536</memory><os><type>hvm</type></os></domain>"
+        )
+    finally:
+        conn.close()
+
+
+async def test_destroying_a_transient_guest_that_vanishes_when_stopped_succeeds(
+    tmp_path: Path,
+) -> None:
+    # A transient domain is gone as soon as it is powered off: destroy must not then fail
+    # to undefine it.
+    agent, bus, client = await start_agent(embedded_config(tmp_path))
+    guest = instance(str(uuid.uuid4()), name="transient-guest")
+    try:
+        await asyncio.to_thread(_create_transient, guest.name, guest.uuid)
+        destroyed = await client.destroy(HOST, guest)
+        assert (destroyed.vm_state, destroyed.power_state) == ("deleted", "pending")
+    finally:
+        await agent.aclose()
+        await bus.aclose()
+        left = await asyncio.to_thread(remove_test_domain, guest.uuid)
+    assert guest.uuid not in left

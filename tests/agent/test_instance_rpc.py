@@ -293,9 +293,11 @@ def remove_test_domain(uuid: str) -> list[str]:
         except libvirt.libvirtError:
             pass
         else:
+            persistent = dom.isPersistent()
             if dom.isActive():
                 dom.destroy()
-            dom.undefine()
+            if persistent:
+                dom.undefine()
         return [d.UUIDString() for d in conn.listAllDomains(0)]
     finally:
         conn.close()

@@ -70,6 +70,10 @@ class Guest:
     def is_active(self) -> bool:
         return bool(self._dom.isActive())
 
+    def is_persistent(self) -> bool:
+        """Whether the domain has a definition (a transient one exists only while it runs)."""
+        return bool(self._dom.isPersistent())
+
     def state(self) -> int:
         """libvirt's `virDomainState`."""
         return int(self._dom.state()[0])
@@ -143,20 +147,21 @@ class Guest:
         self._dom.detachDeviceFlags(xml, flags)
 
     def set_metadata(self, fragment: str, key: str, uri: str) -> None:
-        """Replace the `<metadata>` element of namespace `uri` (config, and live if running)."""
-        flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG
-        if self.is_active():
-            flags |= libvirt.VIR_DOMAIN_AFFECT_LIVE
+        """Replace the `<metadata>` element of namespace `uri` (config, and live if running;
+        a transient domain has only its live one)."""
+        flags = libvirt.VIR_DOMAIN_AFFECT_LIVE if self.is_active() else 0
+        if self.is_persistent():
+            flags |= libvirt.VIR_DOMAIN_AFFECT_CONFIG
         self._dom.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, fragment, key, uri, flags)
 
     def get_metadata(self, uri: str) -> str | None:
-        """The `<metadata>` element of namespace `uri` in the persistent config, or None."""
+        """The `<metadata>` element of namespace `uri` in the persistent config (the live
+        one of a transient domain), or None."""
+        scope = libvirt.VIR_DOMAIN_AFFECT_CONFIG
+        if not self.is_persistent():
+            scope = libvirt.VIR_DOMAIN_AFFECT_LIVE
         try:
-            return str(
-                self._dom.metadata(
-                    libvirt.VIR_DOMAIN_METADATA_ELEMENT, uri, libvirt.VIR_DOMAIN_AFFECT_CONFIG
-                )
-            )
+            return str(self._dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, uri, scope))
         except libvirt.libvirtError as exc:
             if has_code(exc, libvirt.VIR_ERR_NO_DOMAIN_METADATA):
                 return None
