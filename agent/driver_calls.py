@@ -27,38 +27,24 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Coroutine, Mapping
-from typing import Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, cast, overload
 
 from actors.host import HostActor
 from actors.instance import InstanceActor
 from schemas.objects import Instance, InstanceInfo
+
+if TYPE_CHECKING:  # the client inherits these calls
+    from agent.client import ComputeClient as Caller
 
 P = ParamSpec("P")
 R = TypeVar("R")
 Handler = Callable[..., Coroutine[Any, Any, Any]]
 
 
-class Caller(Protocol):
-    """What a typed call needs of the client: its generic `call` and its options."""
-
-    call_timeout: float | None
-    call_message_id: str | None
-
-    async def call(
-        self,
-        host: str,
-        method: str,
-        args: Mapping[str, Any] | None = None,
-        *,
-        instance: str | None = None,
-        timeout: float | None = None,
-        message_id: str | None = None,
-    ) -> Any: ...
-
-
 async def _send(
     caller: Caller, host: str, method: str, args: dict[str, Any], uuid: str | None
 ) -> Any:
+    """`caller.call` of `method`, with the options `with_options` set on `caller`."""
     return await caller.call(
         host,
         method,
@@ -225,13 +211,14 @@ class DriverCalls:
     inject_network_info = DriverCall(InstanceActor.inject_network_info)
     reset_network = DriverCall(InstanceActor.reset_network)
 
-    async def get_info(self: Caller, host: str, instance: Instance | str) -> InstanceInfo:
+    async def get_info(self, host: str, instance: Instance | str) -> InstanceInfo:
         """Served by both scopes: an `Instance` is answered by its actor (the handler
         `get_info(instance)`), a uuid by the host for any domain it has (`get_info(uuid)`)."""
+        caller = cast("Caller", self)
         if isinstance(instance, Instance):
-            info = await _send(self, host, "get_info", {"instance": instance}, instance.uuid)
+            info = await _send(caller, host, "get_info", {"instance": instance}, instance.uuid)
         else:
-            info = await _send(self, host, "get_info", {"uuid": instance}, None)
+            info = await _send(caller, host, "get_info", {"uuid": instance}, None)
         return cast(InstanceInfo, info)
 
 

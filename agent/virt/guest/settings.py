@@ -6,7 +6,7 @@ Read once from `agent.config` (`[guest]`, plus `[agent] host`/`storage_ip`/`inst
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING
 
 from agent.virt.guest.errors import GuestSettingsError
@@ -83,25 +83,17 @@ def _one_of(name: str, value: str, allowed: tuple[str, ...]) -> None:
 
 
 def guest_settings_from_config(config: AgentConfig) -> GuestSettings:
-    """The settings of `config`'s `[guest]` section, with `[agent]`'s host and paths."""
+    """The settings of `config`'s `[guest]` section (every one of its fields is a setting of
+    the same name), with `[agent]`'s host, address and paths, and the empty paths defaulted."""
     guest, agent = config.guest, config.agent
     instances = agent.instances_path
-    return GuestSettings(
+    values = {f.name: getattr(guest, f.name) for f in fields(guest)}
+    values.update(
         instances_path=instances,
-        images_path=guest.images_path,
         image_cache_path=guest.image_cache_path or f"{instances}/_base",
         snapshots_path=guest.snapshots_path or guest.images_path,
         host=agent.host,
         storage_ip=agent.storage_ip or None,
-        virt_type=guest.virt_type,
-        machine_type=guest.machine_type,
-        cpu_mode=guest.cpu_mode,
-        cpu_model=guest.cpu_model,
-        vnc_enabled=guest.vnc_enabled,
-        vnc_listen=guest.vnc_listen,
-        console_log_max_bytes=guest.console_log_max_bytes,
-        disk_cachemode=guest.disk_cachemode,
         iscsi_initiator=guest.iscsi_initiator or None,
-        image_cache_max_age=guest.image_cache_max_age,
-        detach_attempt_timeout=guest.detach_attempt_timeout,
     )
+    return GuestSettings(**values)
