@@ -153,7 +153,10 @@ class BlockCounters:
     wr_bytes: int
 
 
-def _numbered(stats: dict[str, object], prefix: str) -> list[dict[str, object]]:
+Stats = dict[str, object]
+
+
+def _numbered(stats: Stats, prefix: str) -> list[Stats]:
     """`<prefix>.count` and `<prefix>.<i>.<key>` entries of a domain's bulk stats as dicts."""
     count = stats.get(f"{prefix}.count", 0)
     entries = []
@@ -163,40 +166,37 @@ def _numbered(stats: dict[str, object], prefix: str) -> list[dict[str, object]]:
     return entries
 
 
-def _int(value: object) -> int:
-    return value if isinstance(value, int) else 0
+def _ints(stats: Stats, *keys: str) -> list[int]:
+    """The integer values of `keys` in `stats`, 0 for one missing."""
+    return [value if isinstance(value := stats.get(key), int) else 0 for key in keys]
+
+
+def _devices(conn: libvirt.virConnect, group: int, prefix: str) -> list[tuple[str, Stats]]:
+    """(domain uuid, one device's stats) for every `prefix` device of every running domain,
+    from one bulk stats call of `group` (blocking)."""
+    return [
+        (dom.UUIDString(), device)
+        for dom, stats in conn.getAllDomainStats(group)
+        for device in _numbered(stats, prefix)
+    ]
 
 
 def read_interface_counters(conn: libvirt.virConnect) -> list[InterfaceCounters]:
     """Traffic counters of every running domain's interfaces (blocking)."""
-    counters = []
-    for dom, stats in conn.getAllDomainStats(libvirt.VIR_DOMAIN_STATS_INTERFACE):
-        for net in _numbered(stats, "net"):
-            counters.append(
-                InterfaceCounters(
-                    dom.UUIDString(),
-                    str(net.get("name", "")),
-                    _int(net.get("rx.bytes")),
-                    _int(net.get("tx.bytes")),
-                )
-            )
-    return counters
+    return [
+        InterfaceCounters(uuid, str(net.get("name", "")), *_ints(net, "rx.bytes", "tx.bytes"))
+        for uuid, net in _devices(conn, libvirt.VIR_DOMAIN_STATS_INTERFACE, "net")
+    ]
 
 
 def read_block_counters(conn: libvirt.virConnect) -> list[BlockCounters]:
     """I/O counters of every running domain's disks (blocking)."""
-    counters = []
-    for dom, stats in conn.getAllDomainStats(libvirt.VIR_DOMAIN_STATS_BLOCK):
-        for block in _numbered(stats, "block"):
-            counters.append(
-                BlockCounters(
-                    dom.UUIDString(),
-                    str(block.get("name", "")),
-                    str(block.get("path", "")),
-                    _int(block.get("rd.reqs")),
-                    _int(block.get("rd.bytes")),
-                    _int(block.get("wr.reqs")),
-                    _int(block.get("wr.bytes")),
-                )
-            )
-    return counters
+    return [
+        BlockCounters(
+            uuid,
+            str(block.get("name", "")),
+            str(block.get("path", "")),
+            *_ints(block, "rd.reqs", "rd.bytes", "wr.reqs", "wr.bytes"),
+        )
+        for uuid, block in _devices(conn, libvirt.VIR_DOMAIN_STATS_BLOCK, "block")
+    ]

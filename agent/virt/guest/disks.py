@@ -16,6 +16,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from actors.instance.names import BUS_PREFIX
 from agent.virt.guest.elements import element, sub
 from agent.virt.guest.errors import GuestConfigError
 from schemas.objects.block_device import BlockDeviceMapping, BlockDeviceMappingList
@@ -24,14 +25,6 @@ from schemas.objects.image import ImageMeta
 from schemas.objects.instance import Instance
 from schemas.objects.volume import VolumeConnection
 
-BUS_PREFIX = {
-    DiskBus.VIRTIO: "vd",
-    DiskBus.SCSI: "sd",
-    DiskBus.SATA: "sd",
-    DiskBus.USB: "sd",
-    DiskBus.IDE: "hd",
-    DiskBus.XEN: "xvd",
-}
 PREFIX_BUS = {"vd": DiskBus.VIRTIO, "sd": DiskBus.SCSI, "hd": DiskBus.IDE, "xvd": DiskBus.XEN}
 _DEVICE_NAME = re.compile(r"(?:/dev/)?(xvd|vd|sd|hd)([a-z]{1,2})")
 SWAP_FORMAT = "swap"
