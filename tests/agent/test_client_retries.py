@@ -18,22 +18,15 @@ from typing import Any
 
 import pytest
 
-from actors import ActorSystem, BlockingExecutor
-from actors.host import HostActor
-from actors.instance import InstanceActor
 from actors.instance.errors import InstanceInvalidState
 from agent.client import ComputeClient
-from agent.config import AgentConfig, AgentSection, GuestSection, LibvirtSection
 from agent.errors import AgentInitializing, CallTimeout
-from agent.rpc.catalogue import exposed_methods
-from agent.rpc.events import EventPublisher
-from agent.rpc.methods import MethodTable, Scope
-from agent.rpc.server import Dispatcher
 from agent.service import Agent
-from agent.transport import InProcessBus, Transport
-from agent.virt import qemu_img
-from schemas import DecodeLimits, default_registry
-from tests.actors.instance.fakes import IMAGE_ID, UUID, FakeInstanceDriver, image_meta, instance
+from agent.transport import Transport
+from schemas.objects import ImageMeta, Instance
+from tests.actors.instance.fakes import UUID, FakeInstanceDriver, image_meta, instance
+from tests.agent.embedded import embedded_agent, embedded_config, make_root_image
+from tests.agent.serving import serving_instances
 
 HOST = "h1"  # the `transport` fixture deletes this host's queue afterwards
 
@@ -52,26 +45,11 @@ class Adopting:
 
 @asynccontextmanager
 async def adopting_agent(tmp_path: Path) -> AsyncIterator[Adopting]:
-    images = tmp_path / "images"
-    images.mkdir()
-    await asyncio.to_thread(
-        qemu_img.run, ["create", "-q", "-f", "qcow2", str(images / IMAGE_ID), "8M"]
-    )
+    await make_root_image(tmp_path)
     node_file = tmp_path / "node.xml"  # written by the test when libvirt may come up
-    config = AgentConfig(
-        agent=AgentSection(host=HOST, instances_path=str(tmp_path / "instances")),
-        libvirt=LibvirtSection(uri=f"test://{node_file}"),
-        guest=GuestSection(images_path=str(images), virt_type="qemu", cpu_mode="none"),
-    )
-    bus = InProcessBus()
-    await bus.start()
-    agent = Agent(config, transport=bus)
-    await agent.start()
-    try:
-        yield Adopting(agent, ComputeClient(bus, default_timeout=30), node_file)
-    finally:
-        await agent.aclose()
-        await bus.aclose()
+    config = embedded_config(tmp_path, HOST, uri=f"test://{node_file}")
+    async with embedded_agent(config, ready_timeout=None) as (agent, client):
+        yield Adopting(agent, client, node_file)
 
 
 # libvirt binds its events to one asyncio loop per process: the session loop.
@@ -127,61 +105,54 @@ class SlowSpawnDriver(FakeInstanceDriver):
         await super().spawn(*args, **kwargs)
 
 
+@dataclass
+class TimedOutSpawn:
+    """A spawn sent under an idempotency key whose caller stopped waiting before the (slow)
+    driver finished it."""
+
+    client: ComputeClient
+    driver: SlowSpawnDriver
+    me: Instance
+    image: ImageMeta
+    key: str
+
+    async def again(self) -> Instance:
+        """The same spawn sent again under the same key."""
+        return await self.client.with_options(message_id=self.key).spawn(HOST, self.me, self.image)
+
+
 @asynccontextmanager
-async def serving(transport: Transport, driver: FakeInstanceDriver) -> AsyncIterator[ComputeClient]:
-    executor = BlockingExecutor(2, "client-retries")
-    system = ActorSystem(executor=executor, stop_timeout=2.0)
-    publisher = EventPublisher(transport, HOST, default_registry)
-    dispatcher = Dispatcher(
-        host=HOST,
-        system=system,
-        methods=MethodTable(
-            {Scope.HOST: HostActor, Scope.INSTANCE: InstanceActor}, exposed=exposed_methods()
-        ),
-        instance_factory=lambda u: InstanceActor(u, driver, publisher, driver=driver),
-        registry=default_registry,
-        manifest=default_registry.manifest(),
-        limits=DecodeLimits(),
-    )
-    await transport.serve(HOST, dispatcher.handle)
-    try:
-        yield ComputeClient(transport, default_timeout=10)
-    finally:
-        await transport.unserve(HOST, 5)
-        await system.aclose()
-        await executor.aclose()
+async def timed_out_spawn(transport: Transport) -> AsyncIterator[TimedOutSpawn]:
+    driver = SlowSpawnDriver()
+    me, image, key = instance(), image_meta(), f"spawn-{uuid.uuid4()}"
+    async with serving_instances(transport, HOST, driver) as client:
+        with pytest.raises(CallTimeout):
+            await client.with_options(timeout=0.3, message_id=key).spawn(HOST, me, image)
+        yield TimedOutSpawn(client, driver, me, image, key)
 
 
 async def test_a_spawn_sent_again_under_its_key_after_a_timeout_gets_the_first_answer(
     transport: Transport,
 ) -> None:
-    driver = SlowSpawnDriver()
-    me, image, key = instance(), image_meta(), f"spawn-{uuid.uuid4()}"
-    async with serving(transport, driver) as client:
-        with pytest.raises(CallTimeout):
-            await client.with_options(timeout=0.3, message_id=key).spawn(HOST, me, image)
-        driver.release.set()
-        spawned = await client.with_options(message_id=key).spawn(HOST, me, image)
+    async with timed_out_spawn(transport) as timed_out:
+        timed_out.driver.release.set()
+        spawned = await timed_out.again()
         assert (spawned.uuid, spawned.vm_state, spawned.task_state) == (UUID, "active", None)
-        assert driver.calls().count("spawn") == 1
+        assert timed_out.driver.calls().count("spawn") == 1
         # Without the key the same spawn is a new request, refused: the guest exists.
         with pytest.raises(InstanceInvalidState) as again:
-            await client.spawn(HOST, me, image)
+            await timed_out.client.spawn(HOST, timed_out.me, timed_out.image)
     assert (again.value.attr, again.value.state) == ("vm_state", "active")
-    assert driver.calls().count("spawn") == 1
+    assert timed_out.driver.calls().count("spawn") == 1
 
 
 async def test_a_call_sent_again_under_its_key_while_it_runs_waits_for_the_same_answer(
     transport: Transport,
 ) -> None:
-    driver = SlowSpawnDriver()
-    me, image, key = instance(), image_meta(), f"spawn-{uuid.uuid4()}"
-    async with serving(transport, driver) as client:
-        with pytest.raises(CallTimeout):
-            await client.with_options(timeout=0.3, message_id=key).spawn(HOST, me, image)
-        second = asyncio.create_task(client.with_options(message_id=key).spawn(HOST, me, image))
+    async with timed_out_spawn(transport) as timed_out:
+        second = asyncio.create_task(timed_out.again())
         await asyncio.sleep(0.2)
         assert not second.done()
-        driver.release.set()
+        timed_out.driver.release.set()
         assert (await second).vm_state == "active"
-    assert driver.calls().count("spawn") == 1
+    assert timed_out.driver.calls().count("spawn") == 1

@@ -8,21 +8,21 @@ import asyncio
 import ipaddress
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import libvirt
 import pytest
 import pytest_asyncio
 
-from agent.client import ComputeClient
-from agent.config import AgentConfig, AgentSection, GuestSection, LibvirtSection
-from agent.service import Agent
-from agent.transport import InProcessBus
-from agent.virt import qemu_img
-from schemas.objects import Instance
-from tests.actors.instance.fakes import IMAGE_ID, image_meta, instance
-from tests.agent.test_instance_rpc import remove_test_domain
+from tests.actors.instance.fakes import image_meta, instance
+from tests.agent.embedded import (
+    TEST_URI,
+    EmbeddedGuest,
+    domain_removed,
+    embedded_agent,
+    embedded_config,
+    embedded_guest,
+)
 
 HOST = "compute-embedded"
 
@@ -33,64 +33,25 @@ pytestmark = [
 ]
 
 
-@dataclass
-class Embedded:
-    client: ComputeClient
-    config: AgentConfig
-    guest: Instance
-
-
-def embedded_config(tmp_path: Path, **agent: str) -> AgentConfig:
-    (tmp_path / "instances").mkdir(exist_ok=True)
-    return AgentConfig(
-        agent=AgentSection(host=HOST, instances_path=str(tmp_path / "instances"), **agent),
-        libvirt=LibvirtSection(uri="test:///default"),
-        guest=GuestSection(images_path=str(tmp_path / "images"), virt_type="qemu", cpu_mode="none"),
-    )
-
-
-async def start_agent(config: AgentConfig) -> tuple[Agent, InProcessBus, ComputeClient]:
-    bus = InProcessBus()
-    await bus.start()
-    agent = Agent(config, transport=bus)
-    await agent.start()
-    await agent.wait_ready(timeout=30)
-    return agent, bus, ComputeClient(bus, default_timeout=30)
-
-
 @pytest_asyncio.fixture(loop_scope="session")
-async def embedded(tmp_path: Path) -> AsyncIterator[Embedded]:
+async def embedded(tmp_path: Path) -> AsyncIterator[EmbeddedGuest]:
     """An agent on the embedded default, with a running guest built from a real image."""
-    images = tmp_path / "images"
-    images.mkdir()
-    await asyncio.to_thread(
-        qemu_img.run, ["create", "-q", "-f", "qcow2", str(images / IMAGE_ID), "8M"]
-    )
-    config = embedded_config(tmp_path)
-    agent, bus, client = await start_agent(config)
-    guest = instance(str(uuid.uuid4()))
-    try:
-        spawned = await client.spawn(HOST, guest, image_meta())
-        assert (spawned.vm_state, spawned.power_state) == ("active", "running")
-        yield Embedded(client, config, guest)
-    finally:
-        await agent.aclose()
-        await bus.aclose()
-        left = await asyncio.to_thread(remove_test_domain, guest.uuid)
-    assert guest.uuid not in left
+    async with embedded_guest(tmp_path, HOST, image_meta()) as running:
+        assert (running.spawned.vm_state, running.spawned.power_state) == ("active", "running")
+        yield running
 
 
 # --- power: the test driver refuses the ACPI flag, so a plain shutdown request is sent ------
 
 
-async def test_power_off_with_its_defaults_shuts_the_guest_down(embedded: Embedded) -> None:
+async def test_power_off_with_its_defaults_shuts_the_guest_down(embedded: EmbeddedGuest) -> None:
     stopped = await embedded.client.power_off(HOST, embedded.guest)
 
     assert (stopped.vm_state, stopped.power_state) == ("stopped", "shutdown")
     assert (await embedded.client.get_info(HOST, embedded.guest)).state == "shutdown"
 
 
-async def test_a_soft_reboot_leaves_the_guest_running(embedded: Embedded) -> None:
+async def test_a_soft_reboot_leaves_the_guest_running(embedded: EmbeddedGuest) -> None:
     rebooted = await embedded.client.reboot(HOST, embedded.guest, "SOFT")
 
     assert (rebooted.vm_state, rebooted.power_state, rebooted.task_state) == (
@@ -100,7 +61,7 @@ async def test_a_soft_reboot_leaves_the_guest_running(embedded: Embedded) -> Non
     )
 
 
-async def test_soft_delete_stops_the_guest_and_restore_starts_it(embedded: Embedded) -> None:
+async def test_soft_delete_stops_the_guest_and_restore_starts_it(embedded: EmbeddedGuest) -> None:
     deleted = await embedded.client.soft_delete(HOST, embedded.guest)
     assert (deleted.vm_state, deleted.power_state) == ("soft-delete", "shutdown")
 
@@ -112,7 +73,7 @@ async def test_soft_delete_stops_the_guest_and_restore_starts_it(embedded: Embed
 
 
 async def test_the_default_configuration_reports_a_host_address_to_the_host_and_connector(
-    embedded: Embedded,
+    embedded: EmbeddedGuest,
 ) -> None:
     host_ip = await embedded.client.get_host_ip_addr(HOST)
     connector = await embedded.client.get_volume_connector(HOST, embedded.guest)
@@ -123,16 +84,12 @@ async def test_the_default_configuration_reports_a_host_address_to_the_host_and_
 
 
 async def test_storage_ip_changes_only_the_volume_connectors_address(tmp_path: Path) -> None:
-    config = embedded_config(tmp_path, host_ip="192.0.2.10", storage_ip="198.51.100.7")
-    agent, bus, client = await start_agent(config)
-    try:
+    config = embedded_config(tmp_path, HOST, host_ip="192.0.2.10", storage_ip="198.51.100.7")
+    async with embedded_agent(config) as (_agent, client):
         guest = instance(str(uuid.uuid4()))
         connector = await client.get_volume_connector(HOST, guest)
         host_ip = await client.get_host_ip_addr(HOST)
         node = await client.get_available_resource(HOST, "")
-    finally:
-        await agent.aclose()
-        await bus.aclose()
 
     assert str(connector.ip) == "198.51.100.7"
     assert host_ip == "192.0.2.10"
@@ -142,7 +99,7 @@ async def test_storage_ip_changes_only_the_volume_connectors_address(tmp_path: P
 # --- what the host can run ----------------------------------------------------------------
 
 
-async def test_the_compute_node_lists_the_test_drivers_guest_kinds(embedded: Embedded) -> None:
+async def test_the_compute_node_lists_the_test_drivers_guest_kinds(embedded: EmbeddedGuest) -> None:
     nodes = await embedded.client.get_available_nodes(HOST)
     node = await embedded.client.get_available_resource(HOST, nodes[0])
 
@@ -150,7 +107,7 @@ async def test_the_compute_node_lists_the_test_drivers_guest_kinds(embedded: Emb
 
 
 def _create_transient(name: str, domain_uuid: str) -> None:
-    conn = libvirt.open("test:///default")
+    conn = libvirt.open(TEST_URI)
     try:
         conn.createXML(
             f"<domain type='test'><name>{name}</name><uuid>{domain_uuid}</uuid>"
@@ -165,14 +122,9 @@ async def test_destroying_a_transient_guest_that_vanishes_when_stopped_succeeds(
 ) -> None:
     # A transient domain is gone as soon as it is powered off: destroy must not then fail
     # to undefine it.
-    agent, bus, client = await start_agent(embedded_config(tmp_path))
     guest = instance(str(uuid.uuid4()), name="transient-guest")
-    try:
+    config = embedded_config(tmp_path, HOST)
+    async with domain_removed(guest.uuid), embedded_agent(config) as (_agent, client):
         await asyncio.to_thread(_create_transient, guest.name, guest.uuid)
         destroyed = await client.destroy(HOST, guest)
         assert (destroyed.vm_state, destroyed.power_state) == ("deleted", "pending")
-    finally:
-        await agent.aclose()
-        await bus.aclose()
-        left = await asyncio.to_thread(remove_test_domain, guest.uuid)
-    assert guest.uuid not in left

@@ -4,25 +4,16 @@ tests/system/test_guest_agent_errors.py)."""
 
 from __future__ import annotations
 
-import asyncio
-import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import libvirt
 import pytest
 import pytest_asyncio
 
-from agent.client import ComputeClient
-from agent.config import AgentConfig, AgentSection, GuestSection, LibvirtSection
 from agent.errors import HypervisorError, NotSupported
-from agent.service import Agent
-from agent.transport import InProcessBus
-from agent.virt import qemu_img
-from schemas.objects import Instance
-from tests.actors.instance.fakes import IMAGE_ID, image_meta, instance
-from tests.agent.test_instance_rpc import remove_test_domain
+from tests.actors.instance.fakes import image_meta
+from tests.agent.embedded import EmbeddedGuest, embedded_guest
 
 HOST = "compute-errors"
 
@@ -33,43 +24,14 @@ pytestmark = [
 ]
 
 
-@dataclass
-class Running:
-    client: ComputeClient
-    guest: Instance
-
-
 @pytest_asyncio.fixture(loop_scope="session")
-async def running(tmp_path: Path) -> AsyncIterator[Running]:
+async def running(tmp_path: Path) -> AsyncIterator[EmbeddedGuest]:
     """A guest whose image declares a QEMU guest agent, running on the test driver."""
-    images = tmp_path / "images"
-    images.mkdir()
-    await asyncio.to_thread(
-        qemu_img.run, ["create", "-q", "-f", "qcow2", str(images / IMAGE_ID), "8M"]
-    )
-    config = AgentConfig(
-        agent=AgentSection(host=HOST, instances_path=str(tmp_path / "instances")),
-        libvirt=LibvirtSection(uri="test:///default"),
-        guest=GuestSection(images_path=str(images), virt_type="qemu", cpu_mode="none"),
-    )
-    bus = InProcessBus()
-    await bus.start()
-    agent = Agent(config, transport=bus)
-    client = ComputeClient(bus, default_timeout=30)
-    guest = instance(str(uuid.uuid4()))
-    await agent.start()
-    try:
-        await agent.wait_ready(timeout=30)
-        await client.spawn(HOST, guest, image_meta(guest_agent=True))
-        yield Running(client, guest)
-    finally:
-        await agent.aclose()
-        await bus.aclose()
-        left = await asyncio.to_thread(remove_test_domain, guest.uuid)
-    assert guest.uuid not in left
+    async with embedded_guest(tmp_path, HOST, image_meta(guest_agent=True)) as running:
+        yield running
 
 
-async def test_a_guest_agent_call_the_driver_lacks_is_not_supported(running: Running) -> None:
+async def test_a_guest_agent_call_the_driver_lacks_is_not_supported(running: EmbeddedGuest) -> None:
     # It used to end in HandlerFailed: AttributeError, on a libvirt constant this
     # libvirt-python does not define, whatever libvirt had said.
     with pytest.raises(NotSupported) as caught:
@@ -82,7 +44,7 @@ async def test_a_guest_agent_call_the_driver_lacks_is_not_supported(running: Run
 
 
 async def test_a_disk_the_guest_lacks_is_a_hypervisor_error_with_libvirts_code(
-    running: Running,
+    running: EmbeddedGuest,
 ) -> None:
     with pytest.raises(HypervisorError) as caught:
         await running.client.block_stats(HOST, running.guest, "vdz")
@@ -94,7 +56,7 @@ async def test_a_disk_the_guest_lacks_is_a_hypervisor_error_with_libvirts_code(
     }
 
 
-async def test_an_interface_the_guest_lacks_is_a_hypervisor_error(running: Running) -> None:
+async def test_an_interface_the_guest_lacks_is_a_hypervisor_error(running: EmbeddedGuest) -> None:
     with pytest.raises(HypervisorError) as caught:
         await running.client.interface_stats(HOST, running.guest, "tap-nope")
 

@@ -11,11 +11,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import libvirt
 import pytest
 
-from actors import ActorSystem, BlockingExecutor
-from actors.host import HostActor
 from actors.instance import InstanceActor
 from actors.instance.errors import (
     InstanceInvalidState,
@@ -25,17 +22,10 @@ from actors.instance.errors import (
     NotSupported,
 )
 from agent.client import ComputeClient
-from agent.config import AgentConfig, AgentSection, GuestSection, LibvirtSection
 from agent.errors import InvalidArguments, UnknownMethod
-from agent.rpc.catalogue import CATALOGUE, Status, exposed_methods
+from agent.rpc.catalogue import CATALOGUE, Status
 from agent.rpc.envelope import Event
-from agent.rpc.events import EventPublisher
-from agent.rpc.methods import MethodTable, Scope
-from agent.rpc.server import Dispatcher
-from agent.service import Agent
 from agent.transport import InProcessBus
-from agent.virt import qemu_img
-from schemas import DecodeLimits, default_registry
 from schemas.objects import (
     BlockDeviceMappingList,
     ImageMeta,
@@ -45,7 +35,6 @@ from schemas.objects import (
     VolumeConnectionData,
 )
 from tests.actors.instance.fakes import (
-    IMAGE_ID,
     UUID,
     FakeInstanceDriver,
     file_volume,
@@ -55,6 +44,8 @@ from tests.actors.instance.fakes import (
     nbd_volume,
     vif,
 )
+from tests.agent.embedded import embedded_guest
+from tests.agent.serving import serving_instances
 
 HOST = "compute-1"
 # Handlers that are the agent's own plumbing, never driver methods.
@@ -87,44 +78,26 @@ class Stack:
     client: ComputeClient
     driver: FakeInstanceDriver
     log: EventLog
-    system: ActorSystem
 
 
 @pytest.fixture
 async def stack() -> AsyncIterator[Stack]:
     bus = InProcessBus()
     await bus.start()
-    executor = BlockingExecutor(2, "instance-rpc")
-    system = ActorSystem(executor=executor, stop_timeout=2.0)
     driver = FakeInstanceDriver()
-    publisher = EventPublisher(bus, HOST, default_registry)
-    dispatcher = Dispatcher(
-        host=HOST,
-        system=system,
-        methods=MethodTable(
-            {Scope.HOST: HostActor, Scope.INSTANCE: InstanceActor}, exposed=exposed_methods()
-        ),
-        instance_factory=lambda u: InstanceActor(u, driver, publisher, driver=driver),
-        registry=default_registry,
-        manifest=default_registry.manifest(),
-        limits=DecodeLimits(),
-    )
-    await bus.serve(HOST, dispatcher.handle)
-    client = ComputeClient(bus, default_timeout=10)
-    log = EventLog()
-    stream = await client.subscribe("instance.#")
+    async with serving_instances(bus, HOST, driver) as client:
+        log = EventLog()
+        stream = await client.subscribe("instance.#")
 
-    async def collect() -> None:
-        async for event in stream:
-            log.events.append(event)
+        async def collect() -> None:
+            async for event in stream:
+                log.events.append(event)
 
-    collector = asyncio.create_task(collect())
-    yield Stack(client, driver, log, system)
-    collector.cancel()
-    await asyncio.gather(collector, return_exceptions=True)
-    await stream.aclose()
-    await system.aclose()
-    await executor.aclose()
+        collector = asyncio.create_task(collect())
+        yield Stack(client, driver, log)
+        collector.cancel()
+        await asyncio.gather(collector, return_exceptions=True)
+        await stream.aclose()
     await bus.aclose()
 
 
@@ -283,51 +256,14 @@ async def test_every_typed_instance_call_reaches_its_handler(stack: Stack) -> No
 # --- over libvirt's test driver --------------------------------------------------------------
 
 
-def remove_test_domain(uuid: str) -> list[str]:
-    """Remove domain `uuid` from test:///default (state shared by the whole process); returns
-    the uuids left, for the check that nothing was leaked to other tests."""
-    conn = libvirt.open("test:///default")
-    try:
-        try:
-            dom = conn.lookupByUUIDString(uuid)
-        except libvirt.libvirtError:
-            pass
-        else:
-            persistent = dom.isPersistent()
-            if dom.isActive():
-                dom.destroy()
-            if persistent:
-                dom.undefine()
-        return [d.UUIDString() for d in conn.listAllDomains(0)]
-    finally:
-        conn.close()
-
-
 # libvirt binds its events to one asyncio loop per process: the session loop.
 @pytest.mark.asyncio(loop_scope="session")
 @pytest.mark.usefixtures("session_loop_not_blocked")
 async def test_the_libvirt_driver_serves_the_instance_over_the_bus_on_the_test_driver(
     tmp_path: Path,
 ) -> None:
-    images = tmp_path / "images"
-    images.mkdir()
-    await asyncio.to_thread(
-        qemu_img.run, ["create", "-q", "-f", "qcow2", str(images / IMAGE_ID), "8M"]
-    )
-    config = AgentConfig(
-        agent=AgentSection(host=HOST, instances_path=str(tmp_path / "instances")),
-        libvirt=LibvirtSection(uri="test:///default"),
-        guest=GuestSection(images_path=str(images), virt_type="qemu", cpu_mode="none"),
-    )
-    bus = InProcessBus()
-    await bus.start()
-    agent = Agent(config, transport=bus)
-    client = ComputeClient(bus, default_timeout=30)
-    me = instance(str(uuid.uuid4()))
-    await agent.start()
-    try:
-        await agent.wait_ready(timeout=30)
-        spawned = await client.spawn(HOST, me, image_meta())
+    async with embedded_guest(tmp_path, HOST, image_meta()) as running:
+        client, me, spawned = running.client, running.guest, running.spawned
         assert (spawned.vm_state, spawned.power_state) == ("active", "running")
         assert (await client.pause(HOST, me)).power_state == "paused"
         assert (await client.unpause(HOST, me)).power_state == "running"
@@ -338,8 +274,3 @@ async def test_the_libvirt_driver_serves_the_instance_over_the_bus_on_the_test_d
         assert (await client.get_diagnostics(HOST, me)).driver == "libvirt"
         with pytest.raises(InstanceInvalidState):
             await client.unpause(HOST, me)
-    finally:
-        await agent.aclose()
-        await bus.aclose()
-        left = await asyncio.to_thread(remove_test_domain, me.uuid)
-    assert me.uuid not in left

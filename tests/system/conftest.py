@@ -31,6 +31,7 @@ import libvirt
 import pytest
 
 from schemas.errors import VirtactorError
+from tests.agent.virt.helpers import remove_domain_from
 from tests.conftest import missing_component
 from tests.system.guest_image import GuestImage, GuestImageError, build_guest_image
 
@@ -337,22 +338,9 @@ class DomainJanitor:
             conn = libvirt.open(host.uri)
             try:
                 for uuid in self.uuids:
-                    _remove_domain(conn, uuid)
+                    remove_domain_from(conn, uuid)
             finally:
                 conn.close()
-
-
-def _remove_domain(conn: libvirt.virConnect, uuid: str) -> None:
-    try:
-        dom = conn.lookupByUUIDString(uuid)
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
-            return
-        raise
-    if dom.isActive():
-        dom.destroy()
-    if dom.isPersistent():
-        dom.undefine()
 
 
 @pytest.fixture

@@ -135,15 +135,22 @@ def remove_domain(uri: str, uuid: str) -> None:
     """Destroy and undefine domain `uuid` at `uri` if it exists (blocking; test clean-up)."""
     conn = libvirt.open(uri)
     try:
-        try:
-            dom = conn.lookupByUUIDString(uuid)
-        except libvirt.libvirtError as exc:
-            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
-                return
-            raise
-        if dom.isActive():
-            dom.destroy()
-        if dom.isPersistent():
-            dom.undefine()
+        remove_domain_from(conn, uuid)
     finally:
         conn.close()
+
+
+def remove_domain_from(conn: libvirt.virConnect, uuid: str) -> None:
+    """Destroy and undefine domain `uuid` on `conn` if it exists (blocking; test clean-up)."""
+    try:
+        dom = conn.lookupByUUIDString(uuid)
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+            return
+        raise
+    # Read before destroy: a transient domain is gone once destroyed.
+    persistent = dom.isPersistent()
+    if dom.isActive():
+        dom.destroy()
+    if persistent:
+        dom.undefine()
