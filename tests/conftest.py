@@ -10,14 +10,16 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-from collections.abc import AsyncIterator, Iterator
-from typing import NoReturn
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any, NoReturn, TypeVar
 from urllib.parse import urlparse
 
 import pytest
 import pytest_asyncio
 
 from actors.testing import watch_loop_blocking
+
+Marked = TypeVar("Marked", bound=Callable[..., Any])
 
 IN_CI = os.environ.get("CI") == "true"
 AMQP_URL = os.environ.get("VIRTACTOR_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
@@ -84,3 +86,18 @@ async def session_loop_not_blocked() -> AsyncIterator[None]:
         yield
         await asyncio.sleep(0)  # let the report of the test's last step arrive
     detector.assert_not_blocked()
+
+
+# The marks of a test that opens libvirt: libvirt binds its events to one asyncio loop per
+# process, so it runs on the session loop, and fails when anything blocked that loop.
+ON_SESSION_LOOP = [
+    pytest.mark.asyncio(loop_scope="session"),
+    pytest.mark.usefixtures("session_loop_not_blocked"),
+]
+
+
+def on_session_loop(test: Marked) -> Marked:
+    """One test marked ON_SESSION_LOOP, in a module whose other tests need no libvirt."""
+    for mark in ON_SESSION_LOOP:
+        test = mark(test)
+    return test

@@ -27,6 +27,7 @@ from schemas.objects import ImageMeta, Instance
 from tests.actors.instance.fakes import UUID, FakeInstanceDriver, image_meta, instance
 from tests.agent.embedded import embedded_agent, embedded_config, make_root_image
 from tests.agent.serving import serving_instances
+from tests.conftest import on_session_loop
 
 HOST = "h1"  # the `transport` fixture deletes this host's queue afterwards
 
@@ -52,9 +53,7 @@ async def adopting_agent(tmp_path: Path) -> AsyncIterator[Adopting]:
         yield Adopting(agent, client, node_file)
 
 
-# libvirt binds its events to one asyncio loop per process: the session loop.
-@pytest.mark.asyncio(loop_scope="session")
-@pytest.mark.usefixtures("session_loop_not_blocked")
+@on_session_loop
 async def test_a_call_to_an_agent_still_adopting_is_retried_until_it_is_ready(
     tmp_path: Path,
 ) -> None:
@@ -73,8 +72,7 @@ async def test_a_call_to_an_agent_still_adopting_is_retried_until_it_is_ready(
         assert adopting.agent.runtime.readiness()
 
 
-@pytest.mark.asyncio(loop_scope="session")
-@pytest.mark.usefixtures("session_loop_not_blocked")
+@on_session_loop
 async def test_an_agent_adopting_past_the_deadline_answers_with_its_last_refusal(
     tmp_path: Path,
 ) -> None:

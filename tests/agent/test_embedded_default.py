@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import libvirt
-import pytest
 import pytest_asyncio
 
 from tests.actors.instance.fakes import image_meta, instance
@@ -23,14 +22,11 @@ from tests.agent.embedded import (
     embedded_config,
     embedded_guest,
 )
+from tests.conftest import ON_SESSION_LOOP
 
 HOST = "compute-embedded"
 
-# libvirt binds its events to one asyncio loop per process: the session loop.
-pytestmark = [
-    pytest.mark.asyncio(loop_scope="session"),
-    pytest.mark.usefixtures("session_loop_not_blocked"),
-]
+pytestmark = ON_SESSION_LOOP
 
 
 @pytest_asyncio.fixture(loop_scope="session")

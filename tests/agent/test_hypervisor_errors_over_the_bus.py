@@ -14,14 +14,11 @@ import pytest_asyncio
 from agent.errors import HypervisorError, NotSupported
 from tests.actors.instance.fakes import image_meta
 from tests.agent.embedded import EmbeddedGuest, embedded_guest
+from tests.conftest import ON_SESSION_LOOP
 
 HOST = "compute-errors"
 
-# libvirt binds its events to one asyncio loop per process: the session loop.
-pytestmark = [
-    pytest.mark.asyncio(loop_scope="session"),
-    pytest.mark.usefixtures("session_loop_not_blocked"),
-]
+pytestmark = ON_SESSION_LOOP
 
 
 @pytest_asyncio.fixture(loop_scope="session")

@@ -46,6 +46,7 @@ from tests.actors.instance.fakes import (
 )
 from tests.agent.embedded import embedded_guest
 from tests.agent.serving import serving_instances
+from tests.conftest import on_session_loop
 
 HOST = "compute-1"
 # Handlers that are the agent's own plumbing, never driver methods.
@@ -256,9 +257,7 @@ async def test_every_typed_instance_call_reaches_its_handler(stack: Stack) -> No
 # --- over libvirt's test driver --------------------------------------------------------------
 
 
-# libvirt binds its events to one asyncio loop per process: the session loop.
-@pytest.mark.asyncio(loop_scope="session")
-@pytest.mark.usefixtures("session_loop_not_blocked")
+@on_session_loop
 async def test_the_libvirt_driver_serves_the_instance_over_the_bus_on_the_test_driver(
     tmp_path: Path,
 ) -> None:

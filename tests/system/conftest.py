@@ -22,17 +22,19 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import libvirt
 import pytest
+import pytest_asyncio
 
+from actors import BlockingExecutor
 from schemas.errors import VirtactorError
 from tests.agent.virt.helpers import remove_domain_from
-from tests.conftest import missing_component
+from tests.conftest import ON_SESSION_LOOP, missing_component
 from tests.system.guest_image import GuestImage, GuestImageError, build_guest_image
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -45,6 +47,8 @@ TEST_HOST_NAMES = ("host1", "host2")
 # Marks a host started for tests, so the last lease holder knows it may stop it.
 STARTED_FOR_TESTS = "started-for-tests"
 CONSOLE_POLL_SECONDS = 0.2
+# The marks of a test that needs a real libvirtd with QEMU (and opens it: ON_SESSION_LOOP).
+ON_REAL_QEMU = [pytest.mark.libvirt_qemu, *ON_SESSION_LOOP]
 
 Marker = str | re.Pattern[str]
 
@@ -310,9 +314,9 @@ def guest_image() -> GuestImage:
         )
 
 
-@pytest.fixture
-def qemu_tmp_path() -> Iterator[Path]:
-    """A fresh directory QEMU can reach (for disk images), removed after the test."""
+@contextmanager
+def qemu_files_dir() -> Iterator[Path]:
+    """A fresh directory QEMU can reach (for disk images), removed on exit."""
     QEMU_FILES_DIR.mkdir(parents=True, exist_ok=True)
     path = Path(tempfile.mkdtemp(dir=QEMU_FILES_DIR))
     path.chmod(0o755)
@@ -320,6 +324,13 @@ def qemu_tmp_path() -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def qemu_tmp_path() -> Iterator[Path]:
+    """A fresh directory QEMU can reach (for disk images), removed after the test."""
+    with qemu_files_dir() as path:
+        yield path
 
 
 @dataclass(slots=True)
@@ -341,6 +352,14 @@ class DomainJanitor:
                     remove_domain_from(conn, uuid)
             finally:
                 conn.close()
+
+
+@pytest_asyncio.fixture(loop_scope="session", scope="module")
+async def executor() -> AsyncIterator[BlockingExecutor]:
+    """The pool for the blocking calls of a module's agents (`tests.agent.virt.helpers`)."""
+    pool = BlockingExecutor(8, "test-system")
+    yield pool
+    await pool.aclose()
 
 
 @pytest.fixture

@@ -9,8 +9,9 @@ import shutil
 import socket
 import subprocess
 import time
+import uuid as uuidlib
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +21,6 @@ from agent.client import ComputeClient, EventStream
 from agent.config import AgentConfig, AgentSection, AmqpSection, GuestSection, LibvirtSection
 from agent.rpc.envelope import Event
 from agent.service import Agent
-from agent.transport import InProcessBus
 from agent.virt import qemu_img
 from schemas.objects import (
     Flavor,
@@ -30,9 +30,10 @@ from schemas.objects import (
     VolumeConnection,
     VolumeConnectionData,
 )
+from tests.agent import embedded
 from tests.conftest import missing_component
 from tests.system.conftest import DomainJanitor, LocalHost
-from tests.system.guest_image import GuestImage
+from tests.system.guest_image import GuestImage, GuestMarker
 
 HOST = "sys-instances"
 ROOT_IMAGE = "0c3e5a7b-9d1f-4a2b-8c4d-6e8f0a1b2c3d"
@@ -65,7 +66,9 @@ def make_guest_files(qemu_tmp_path: Path, guest_image: GuestImage) -> Path:
     return qemu_tmp_path
 
 
-def config_for(host: LocalHost, root: Path, amqp: AmqpSection) -> AgentConfig:
+def config_for(host: LocalHost, root: Path, amqp: AmqpSection | None = None) -> AgentConfig:
+    """An agent serving `host` with its files under `root`; on the embedded bus unless
+    `amqp` names a broker."""
     return AgentConfig(
         agent=AgentSection(host=HOST, host_ip="127.0.0.1", instances_path=str(root / "instances")),
         libvirt=LibvirtSection(uri=host.uri),
@@ -75,7 +78,7 @@ def config_for(host: LocalHost, root: Path, amqp: AmqpSection) -> AgentConfig:
             virt_type="qemu",
             cpu_mode="none",
         ),
-        amqp=amqp,
+        amqp=amqp or AmqpSection(),
     )
 
 
@@ -87,6 +90,11 @@ def kernel_image(guest_image: GuestImage) -> ImageMeta:
             kernel_id=KERNEL, ramdisk_id=RAMDISK, os_command_line=guest_image.cmdline
         ),
     )
+
+
+def tracked_instance(janitor: DomainJanitor, name: str | None = None) -> Instance:
+    """A new instance whose domain `janitor` removes after the test."""
+    return new_instance(janitor.track(str(uuidlib.uuid4())), name)
 
 
 def new_instance(uuid: str, name: str | None = None) -> Instance:
@@ -211,17 +219,33 @@ def file_volume(path: Path, volume_id: str) -> VolumeConnection:
     )
 
 
+def embedded_agent(config: AgentConfig) -> AbstractAsyncContextManager[tuple[Agent, ComputeClient]]:
+    """An agent on its own in-process bus, ready (guests adopted), and a client on that bus,
+    waiting as long as a real guest under TCG needs."""
+    return embedded.embedded_agent(config, ready_timeout=60, call_timeout=CALL_TIMEOUT)
+
+
 @asynccontextmanager
-async def embedded_agent(config: AgentConfig) -> AsyncIterator[tuple[Agent, ComputeClient]]:
-    """An agent on its own in-process bus, ready (guests adopted), and a client on that bus."""
-    bus = InProcessBus()
-    await bus.start()
-    agent = Agent(config, transport=bus)
-    client = ComputeClient(bus, default_timeout=CALL_TIMEOUT)
-    await agent.start()
-    try:
-        await agent.wait_ready(timeout=60)
-        yield agent, client
-    finally:
-        await agent.aclose()
-        await bus.aclose()
+async def embedded_client(
+    host: LocalHost, files_dir: Path, guest_image: GuestImage
+) -> AsyncIterator[ComputeClient]:
+    """A client of an agent on the embedded bus serving `host`, the guest's files made under
+    `files_dir` (where QEMU reads)."""
+    root = await asyncio.to_thread(make_guest_files, files_dir, guest_image)
+    async with embedded_agent(config_for(host, root)) as (_agent, client):
+        yield client
+
+
+async def console_shows(
+    client: ComputeClient, me: Instance, line: str, timeout: float = 60.0
+) -> None:
+    """Until the guest printed `line` on its console (read over the bus)."""
+    async with asyncio.timeout(timeout):
+        while line not in (await client.get_console_output(HOST, me)).splitlines():  # noqa: ASYNC110
+            await asyncio.sleep(0.5)
+
+
+async def spawn_booted(client: ComputeClient, me: Instance, image: ImageMeta) -> None:
+    """Spawn `me` and wait until its guest printed that it booted."""
+    await client.spawn(HOST, me, image)
+    await console_shows(client, me, GuestMarker.BOOTED.value, BOOT_TIMEOUT)

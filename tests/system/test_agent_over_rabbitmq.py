@@ -22,15 +22,10 @@ from agent.config import AgentConfig, AgentSection, AmqpSection, LibvirtSection
 from agent.service import Agent
 from schemas.objects import ComputeNode, InstanceInfo, Service
 from tests.agent.conftest import delete_amqp_topology
-from tests.system.conftest import DomainJanitor, LocalHost
+from tests.system.conftest import ON_REAL_QEMU, DomainJanitor, LocalHost
 from tests.system.domains import firmware_domain_xml
 
-pytestmark = [
-    pytest.mark.libvirt_qemu,
-    pytest.mark.rabbitmq,
-    pytest.mark.asyncio(loop_scope="session"),
-    pytest.mark.usefixtures("session_loop_not_blocked"),
-]
+pytestmark = [pytest.mark.rabbitmq, *ON_REAL_QEMU]
 
 
 @dataclass

@@ -7,10 +7,6 @@ the bus, and leave the guest as it was. One guest, booted once for the module.
 
 from __future__ import annotations
 
-import asyncio
-import shutil
-import tempfile
-import uuid as uuidlib
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,26 +15,19 @@ import pytest
 import pytest_asyncio
 
 from agent.client import ComputeClient
-from agent.config import AmqpSection
 from agent.virt.guest.errors import GuestAgentUnavailable
 from schemas.objects import Instance
-from tests.system.conftest import QEMU_FILES_DIR, DomainJanitor, LocalHost
-from tests.system.guest_image import GuestImage, GuestMarker
+from tests.system.conftest import ON_REAL_QEMU, DomainJanitor, LocalHost, qemu_files_dir
+from tests.system.guest_image import GuestImage
 from tests.system.instance_helpers import (
-    BOOT_TIMEOUT,
     HOST,
-    config_for,
-    embedded_agent,
+    embedded_client,
     kernel_image,
-    make_guest_files,
-    new_instance,
+    spawn_booted,
+    tracked_instance,
 )
 
-pytestmark = [
-    pytest.mark.libvirt_qemu,
-    pytest.mark.asyncio(loop_scope="session"),
-    pytest.mark.usefixtures("session_loop_not_blocked"),
-]
+pytestmark = ON_REAL_QEMU
 
 # libvirt's words when the channel exists but no agent opened it (qemuDomainAgentAvailable).
 NOT_CONNECTED = "QEMU guest agent is not connected"
@@ -51,42 +40,27 @@ class AgentlessGuest:
 
 
 @pytest.fixture(scope="module")
-def module_files(guest_image: GuestImage) -> Iterator[Path]:
-    """The images the guest boots from, where QEMU reads, for the module's one guest."""
-    QEMU_FILES_DIR.mkdir(parents=True, exist_ok=True)
-    path = Path(tempfile.mkdtemp(dir=QEMU_FILES_DIR))
-    path.chmod(0o755)
-    try:
-        yield make_guest_files(path, guest_image)
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
+def module_dir() -> Iterator[Path]:
+    """Where QEMU reads the module's one guest's files."""
+    with qemu_files_dir() as path:
+        yield path
 
 
 @pytest_asyncio.fixture(loop_scope="session", scope="module")
 async def agentless(
-    test_hosts: tuple[LocalHost, ...], guest_image: GuestImage, module_files: Path
+    test_hosts: tuple[LocalHost, ...], guest_image: GuestImage, module_dir: Path
 ) -> AsyncIterator[AgentlessGuest]:
     janitor = DomainJanitor(hosts=test_hosts)
     try:
-        config = config_for(test_hosts[0], module_files, AmqpSection())
-        async with embedded_agent(config) as (_agent, client):
-            me = new_instance(janitor.track(str(uuidlib.uuid4())))
+        async with embedded_client(test_hosts[0], module_dir, guest_image) as client:
+            me = tracked_instance(janitor)
             image = kernel_image(guest_image)
             image.properties.hw_qemu_guest_agent = True
-            await client.spawn(HOST, me, image)
-            await wait_booted(client, me)
+            # Booted: the agent is absent, not merely not yet up.
+            await spawn_booted(client, me, image)
             yield AgentlessGuest(client, me)
     finally:
         janitor.clean()
-
-
-async def wait_booted(client: ComputeClient, me: Instance) -> None:
-    """Until the guest printed its boot marker: the agent is absent, not merely not yet up."""
-    async with asyncio.timeout(BOOT_TIMEOUT):
-        while True:
-            if GuestMarker.BOOTED.value in await client.get_console_output(HOST, me):
-                return
-            await asyncio.sleep(0.5)  # the console is read over the bus: nothing to wait on
 
 
 async def test_set_admin_password_without_an_agent_in_the_guest_is_guest_agent_unavailable(

@@ -10,36 +10,24 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import libvirt
 import pytest
-import pytest_asyncio
 
 from actors import BlockingExecutor, instance_address
 from schemas.objects.enums import PowerState
 from tests.agent.virt.helpers import remove_domain, start_agent, stop_agent, wait_for
-from tests.system.conftest import wait_for_console_async
+from tests.system.conftest import ON_REAL_QEMU, wait_for_console_async
 from tests.system.domains import guest_domain_xml
 from tests.system.guest_image import HEARTBEAT_RE, GuestImage, GuestMarker
 
-pytestmark = [
-    pytest.mark.libvirt_qemu,
-    pytest.mark.asyncio(loop_scope="session"),
-    pytest.mark.usefixtures("session_loop_not_blocked"),
-]
+pytestmark = ON_REAL_QEMU
 
 BOOT_TIMEOUT = 120.0
 EVENT_TIMEOUT = 30.0
 QEMU_RUN_DIR = Path("/run/libvirt/qemu")
-
-
-@pytest_asyncio.fixture(loop_scope="session", scope="module")
-async def executor() -> AsyncIterator[BlockingExecutor]:
-    pool = BlockingExecutor(8, "test-host-adoption")
-    yield pool
-    await pool.aclose()
 
 
 @pytest.fixture

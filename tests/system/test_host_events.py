@@ -21,23 +21,13 @@ from agent.virt.host_facts import MIB
 from schemas.objects.compute_node import ComputeNode
 from schemas.objects.enums import PowerState
 from tests.agent.virt.helpers import Agent, remove_domain, start_agent, stop_agent, wait_for
+from tests.system.conftest import ON_REAL_QEMU
 from tests.system.domains import firmware_domain_xml
 
-pytestmark = [
-    pytest.mark.libvirt_qemu,
-    pytest.mark.asyncio(loop_scope="session"),
-    pytest.mark.usefixtures("session_loop_not_blocked"),
-]
+pytestmark = ON_REAL_QEMU
 
 FLAP_DELAY = 1.0
 EVENT_TIMEOUT = 30.0
-
-
-@pytest_asyncio.fixture(loop_scope="session", scope="module")
-async def executor() -> AsyncIterator[BlockingExecutor]:
-    pool = BlockingExecutor(8, "test-host-events")
-    yield pool
-    await pool.aclose()
 
 
 @pytest_asyncio.fixture(loop_scope="session")

@@ -24,14 +24,10 @@ from schemas.objects.enums import PowerState
 from schemas.objects.service import Service
 from tests.agent.virt.helpers import Agent, remove_domain, start_agent, stop_agent, wait_for
 from tests.conftest import missing_component
-from tests.system.conftest import HOST_SCRIPT, HostScriptError, run_host_script
+from tests.system.conftest import HOST_SCRIPT, ON_REAL_QEMU, HostScriptError, run_host_script
 from tests.system.domains import firmware_domain_xml
 
-pytestmark = [
-    pytest.mark.libvirt_qemu,
-    pytest.mark.asyncio(loop_scope="session"),
-    pytest.mark.usefixtures("session_loop_not_blocked"),
-]
+pytestmark = ON_REAL_QEMU
 
 # A local host no other test uses: this one gets its libvirtd killed.
 HOST_NAME = "host47"
@@ -59,13 +55,6 @@ def private_host() -> Iterator[tuple[str, Path]]:
     finally:
         if not was_running:
             run_host_script("stop", HOST_NAME, check=False)
-
-
-@pytest_asyncio.fixture(loop_scope="session", scope="module")
-async def executor() -> AsyncIterator[BlockingExecutor]:
-    pool = BlockingExecutor(8, "test-host-reconnect")
-    yield pool
-    await pool.aclose()
 
 
 @pytest_asyncio.fixture(loop_scope="session")

@@ -45,7 +45,7 @@ from schemas.objects import (
     VolumeConnectionData,
 )
 from tests.agent.conftest import delete_amqp_topology
-from tests.system.conftest import DomainJanitor, LocalHost
+from tests.system.conftest import ON_REAL_QEMU, DomainJanitor, LocalHost
 from tests.system.guest_image import GuestImage, GuestMarker, disks_line, nics_line
 from tests.system.instance_helpers import (
     BOOT_TIMEOUT,
@@ -60,13 +60,10 @@ from tests.system.instance_helpers import (
     make_guest_files,
     new_instance,
     serve_nbd,
+    tracked_instance,
 )
 
-pytestmark = [
-    pytest.mark.libvirt_qemu,
-    pytest.mark.asyncio(loop_scope="session"),
-    pytest.mark.usefixtures("session_loop_not_blocked"),
-]
+pytestmark = ON_REAL_QEMU
 
 
 @pytest.fixture
@@ -92,7 +89,7 @@ async def deployment(
     if request.param == "embedded":
         bus = InProcessBus()
         await bus.start()
-        agent = Agent(config_for(host, guest_files, AmqpSection()), transport=bus)
+        agent = Agent(config_for(host, guest_files), transport=bus)
         client = ComputeClient(bus, default_timeout=CALL_TIMEOUT)
     else:
         url = request.getfixturevalue("rabbitmq_url")
@@ -176,7 +173,7 @@ async def test_a_real_guest_through_its_life_over_the_bus_with_its_events_in_ord
     deployment: Deployment, nbd_export: tuple[str, int], request: pytest.FixtureRequest
 ) -> None:
     client = deployment.client
-    me = new_instance(deployment.janitor.track(str(uuidlib.uuid4())))
+    me = tracked_instance(deployment.janitor)
     log = EventLog(await client.subscribe(f"instance.{me.uuid}.*"))
     log.start()
     walk = Walk(deployment, me)
@@ -394,7 +391,7 @@ async def test_bad_input_is_refused_with_typed_errors_and_libvirt_unchanged(
 
     tried = []
     for name in ("</name><devices><disk/></devices><name>", "../../../etc/passwd", "a b"):
-        hostile = new_instance(deployment.janitor.track(str(uuidlib.uuid4())), name=name)
+        hostile = tracked_instance(deployment.janitor, name=name)
         tried.append(hostile.uuid)
         with pytest.raises(InvalidInstanceArgument) as refused:
             await client.spawn(HOST, hostile, image)

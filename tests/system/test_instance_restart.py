@@ -14,7 +14,6 @@ One guest outlives four agents (embedded bus; the transport plays no part in rec
 from __future__ import annotations
 
 import asyncio
-import uuid as uuidlib
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,8 +22,7 @@ import pytest
 
 from actors.instance.errors import InstanceInvalidState
 from actors.instance.recovery import RecoveryRecord, encode_recovery
-from agent.config import AmqpSection
-from tests.system.conftest import DomainJanitor, LocalHost
+from tests.system.conftest import ON_REAL_QEMU, DomainJanitor, LocalHost
 from tests.system.guest_image import GuestImage
 from tests.system.instance_helpers import (
     HOST,
@@ -33,14 +31,10 @@ from tests.system.instance_helpers import (
     embedded_agent,
     kernel_image,
     make_guest_files,
-    new_instance,
+    tracked_instance,
 )
 
-pytestmark = [
-    pytest.mark.libvirt_qemu,
-    pytest.mark.asyncio(loop_scope="session"),
-    pytest.mark.usefixtures("session_loop_not_blocked"),
-]
+pytestmark = ON_REAL_QEMU
 
 LONG_AGO = datetime(2020, 1, 1, tzinfo=UTC)
 
@@ -70,8 +64,8 @@ async def test_an_instance_is_rebuilt_from_libvirt_alone_after_each_agent_restar
 ) -> None:
     host = test_hosts[0]
     root = make_guest_files(qemu_tmp_path, guest_image)
-    config = config_for(host, root, AmqpSection())
-    me = new_instance(domain_janitor.track(str(uuidlib.uuid4())))
+    config = config_for(host, root)
+    me = tracked_instance(domain_janitor)
     image = kernel_image(guest_image)
 
     async with embedded_agent(config) as (_agent, client):

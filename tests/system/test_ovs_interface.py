@@ -20,26 +20,20 @@ import pytest
 import pytest_asyncio
 
 from agent.client import ComputeClient
-from agent.config import AmqpSection
-from schemas.objects import VIF, Instance, Network
+from schemas.objects import VIF, Network
 from tests.conftest import missing_component
-from tests.system.conftest import DomainJanitor, LocalHost
-from tests.system.guest_image import GuestImage, GuestMarker, nics_line
+from tests.system.conftest import ON_REAL_QEMU, DomainJanitor, LocalHost
+from tests.system.guest_image import GuestImage, nics_line
 from tests.system.instance_helpers import (
-    BOOT_TIMEOUT,
     HOST,
-    config_for,
-    embedded_agent,
+    console_shows,
+    embedded_client,
     kernel_image,
-    make_guest_files,
-    new_instance,
+    spawn_booted,
+    tracked_instance,
 )
 
-pytestmark = [
-    pytest.mark.libvirt_qemu,
-    pytest.mark.asyncio(loop_scope="session"),
-    pytest.mark.usefixtures("session_loop_not_blocked"),
-]
+pytestmark = ON_REAL_QEMU
 
 
 def ovs_vsctl(*args: str) -> str:
@@ -76,15 +70,8 @@ def ovs_bridge() -> Iterator[str]:
 async def client(
     test_hosts: tuple[LocalHost, ...], qemu_tmp_path: Path, guest_image: GuestImage
 ) -> AsyncIterator[ComputeClient]:
-    root = await asyncio.to_thread(make_guest_files, qemu_tmp_path, guest_image)
-    async with embedded_agent(config_for(test_hosts[0], root, AmqpSection())) as (_agent, c):
+    async with embedded_client(test_hosts[0], qemu_tmp_path, guest_image) as c:
         yield c
-
-
-async def console_shows(client: ComputeClient, me: Instance, line: str, timeout: float) -> None:
-    async with asyncio.timeout(timeout):
-        while line not in (await client.get_console_output(HOST, me)).splitlines():  # noqa: ASYNC110
-            await asyncio.sleep(0.5)
 
 
 async def ports_become(bridge: str, ports: str, timeout: float = 30) -> None:
@@ -100,7 +87,7 @@ async def test_an_ovs_vif_becomes_a_port_of_its_bridge_named_by_the_port_id(
     domain_janitor: DomainJanitor,
     guest_image: GuestImage,
 ) -> None:
-    me = new_instance(domain_janitor.track(str(uuidlib.uuid4())))
+    me = tracked_instance(domain_janitor)
     port_id = str(uuidlib.uuid4())
     port = VIF(
         id=port_id,
@@ -109,8 +96,7 @@ async def test_an_ovs_vif_becomes_a_port_of_its_bridge_named_by_the_port_id(
         network=Network(id=str(uuidlib.uuid4()), label="private", bridge=ovs_bridge),
     )
     tap = f"tap{port_id[:11]}"
-    await client.spawn(HOST, me, kernel_image(guest_image))
-    await console_shows(client, me, GuestMarker.BOOTED.value, BOOT_TIMEOUT)
+    await spawn_booted(client, me, kernel_image(guest_image))
 
     await client.attach_interface(HOST, me, port)
 
