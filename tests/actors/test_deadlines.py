@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from actors import ActorSystem, AskTimeout, DeadLetterReason, DeadlineExpired, Message
+from actors import ActorRef, ActorSystem, AskTimeout, DeadLetterReason, DeadlineExpired, Message
 from actors.cell import ActorCell
 
 from .actors_for_tests import Recorder, eventually
@@ -15,6 +15,15 @@ from .actors_for_tests import Recorder, eventually
 
 async def _until(deadline: float) -> None:
     await eventually(lambda: time.monotonic() >= deadline)
+
+
+async def busy_host(system: ActorSystem) -> tuple[Recorder, ActorRef]:
+    """A Recorder at "host" held in a handler until its gate opens: what is sent now queues."""
+    actor = Recorder()
+    ref = system.spawn("host", actor)
+    await ref.tell("hold")
+    await actor.holding.wait()
+    return actor, ref
 
 
 async def test_an_ask_without_reply_before_its_timeout_raises_ask_timeout(
@@ -41,10 +50,7 @@ async def test_an_absolute_deadline_bounds_the_ask_like_a_timeout(system: ActorS
 async def test_the_actor_skips_a_told_message_whose_deadline_passed_while_queued(
     system: ActorSystem,
 ) -> None:
-    actor = Recorder()
-    ref = system.spawn("host", actor)
-    await ref.tell("hold")
-    await actor.holding.wait()
+    actor, ref = await busy_host(system)
     deadline = time.monotonic() + 0.02
     await ref.tell("record", {"value": "stale"}, deadline=deadline)
     await ref.tell("record", {"value": "fresh"})
@@ -59,10 +65,7 @@ async def test_the_actor_skips_a_told_message_whose_deadline_passed_while_queued
 async def test_an_asker_gone_at_its_deadline_gets_ask_timeout_and_the_handler_never_runs(
     system: ActorSystem,
 ) -> None:
-    actor = Recorder()
-    ref = system.spawn("host", actor)
-    await ref.tell("hold")
-    await actor.holding.wait()
+    actor, ref = await busy_host(system)
     with pytest.raises(AskTimeout):
         await ref.ask("record", {"value": "late"}, timeout=0.02)
     actor.gate.set()
@@ -111,10 +114,7 @@ async def test_a_start_deadline_waits_for_a_handler_that_started_in_time(
 async def test_a_start_deadline_skips_a_message_that_could_not_start_in_time(
     system: ActorSystem,
 ) -> None:
-    actor = Recorder()
-    ref = system.spawn("host", actor)
-    await ref.tell("hold")
-    await actor.holding.wait()
+    actor, ref = await busy_host(system)
     late = asyncio.ensure_future(
         ref.ask("record", {"value": "late"}, start_deadline=time.monotonic() + 0.02)
     )

@@ -364,6 +364,25 @@ def make_actor(
     return system.spawn(instance_address(uuid), actor), actor
 
 
+async def spawned_actor(
+    system: ActorSystem,
+    driver: FakeInstanceDriver,
+    sink: RecordingSink,
+    image: ImageMeta | None = None,
+    network_info: NetworkInfo | None = None,
+    **options: Any,
+) -> tuple[ActorRef, InstanceActor]:
+    """An instance actor (`make_actor`) whose guest it spawned from `image` (by default
+    `image_meta()`), with the spawn's events cleared from `sink`."""
+    ref, actor = make_actor(system, driver, sink, **options)
+    args: dict[str, Any] = {"instance": instance(), "image_meta": image or image_meta()}
+    if network_info is not None:
+        args["network_info"] = network_info
+    await ref.ask("spawn", args)
+    sink.clear()
+    return ref, actor
+
+
 # --- samples -------------------------------------------------------------------------------
 
 

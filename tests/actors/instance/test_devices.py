@@ -25,19 +25,16 @@ from tests.actors.instance.fakes import (
     FakeInstanceDriver,
     RecordingSink,
     file_volume,
-    image_meta,
     instance,
-    make_actor,
     nbd_volume,
+    spawned_actor,
     vif,
 )
 
 
 @pytest.fixture
 async def ref(system: ActorSystem, driver: FakeInstanceDriver, sink: RecordingSink) -> ActorRef:
-    ref, _actor = make_actor(system, driver, sink)
-    await ref.ask("spawn", {"instance": instance(), "image_meta": image_meta()})
-    sink.clear()
+    ref, _actor = await spawned_actor(system, driver, sink)
     driver.journal.clear()
     return ref
 

@@ -3,8 +3,6 @@ order, refusals before any effect, failures that leave nothing half-done, recove
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from actors import ActorRef, ActorSystem, HandlerFailed, instance_address
@@ -27,6 +25,7 @@ from tests.actors.instance.fakes import (
     image_meta,
     instance,
     make_actor,
+    spawned_actor,
     vif,
 )
 
@@ -34,12 +33,10 @@ OTHER = "11111111-2222-4333-8444-555555555555"
 RUNNING = {"vm_state": "active", "task_state": None, "power_state": "running"}
 
 
-async def spawned(
-    system: ActorSystem, driver: FakeInstanceDriver, sink: RecordingSink, **options: Any
-) -> ActorRef:
-    ref, _actor = make_actor(system, driver, sink, **options)
-    await ref.ask("spawn", {"instance": instance(), "image_meta": image_meta()})
-    sink.clear()
+@pytest.fixture
+async def ref(system: ActorSystem, driver: FakeInstanceDriver, sink: RecordingSink) -> ActorRef:
+    """The instance actor, its guest spawned, the spawn's events cleared."""
+    ref, _actor = await spawned_actor(system, driver, sink)
     return ref
 
 
@@ -74,9 +71,8 @@ async def test_spawn_publishes_building_then_active_and_stores_the_record_in_the
 
 
 async def test_spawn_of_an_instance_that_exists_is_refused_before_the_driver_is_called(
-    system: ActorSystem, driver: FakeInstanceDriver, sink: RecordingSink
+    ref: ActorRef, driver: FakeInstanceDriver, sink: RecordingSink
 ) -> None:
-    ref = await spawned(system, driver, sink)
     driver.journal.clear()
     with pytest.raises(InstanceInvalidState) as caught:
         await ref.ask("spawn", {"instance": instance(), "image_meta": image_meta()})
@@ -153,9 +149,8 @@ async def test_spawn_with_a_hostile_port_name_is_refused_with_no_effect(
 
 
 async def test_a_request_naming_another_instance_is_refused(
-    system: ActorSystem, driver: FakeInstanceDriver, sink: RecordingSink
+    ref: ActorRef, driver: FakeInstanceDriver
 ) -> None:
-    ref = await spawned(system, driver, sink)
     with pytest.raises(InvalidInstanceArgument) as caught:
         await ref.ask("pause", {"instance": instance(OTHER)})
     assert str(caught.value) == (
@@ -195,9 +190,8 @@ async def test_without_a_driver_operations_are_not_supported(
 
 
 async def test_pause_and_unpause_publish_each_step_and_unpause_of_a_running_guest_is_refused(
-    system: ActorSystem, driver: FakeInstanceDriver, sink: RecordingSink
+    ref: ActorRef, sink: RecordingSink
 ) -> None:
-    ref = await spawned(system, driver, sink)
     with pytest.raises(InstanceInvalidState) as caught:
         await ref.ask("unpause", {"instance": instance()})
     assert (caught.value.attr, caught.value.state) == ("vm_state", "active")
@@ -216,9 +210,8 @@ async def test_pause_and_unpause_publish_each_step_and_unpause_of_a_running_gues
 
 
 async def test_suspend_and_resume_go_through_the_managed_save(
-    system: ActorSystem, driver: FakeInstanceDriver, sink: RecordingSink
+    ref: ActorRef, driver: FakeInstanceDriver, sink: RecordingSink
 ) -> None:
-    ref = await spawned(system, driver, sink)
     suspended = await ref.ask("suspend", {"instance": instance()})
     assert (suspended.vm_state, suspended.power_state) == ("suspended", "shutdown")
     assert driver.domains[UUID].managed_save
@@ -232,9 +225,8 @@ async def test_suspend_and_resume_go_through_the_managed_save(
 
 
 async def test_power_off_is_clean_when_the_guest_honours_acpi(
-    system: ActorSystem, driver: FakeInstanceDriver, sink: RecordingSink
+    ref: ActorRef, driver: FakeInstanceDriver
 ) -> None:
-    ref = await spawned(system, driver, sink)
     stopped = await ref.ask("power_off", {"instance": instance(), "timeout": 5})
     assert (stopped.vm_state, stopped.power_state) == ("stopped", "shutdown")
     assert "power_off_hard" not in driver.calls()
@@ -242,9 +234,8 @@ async def test_power_off_is_clean_when_the_guest_honours_acpi(
 
 
 async def test_power_off_falls_back_to_hard_and_timeout_zero_is_hard_at_once(
-    system: ActorSystem, driver: FakeInstanceDriver, sink: RecordingSink
+    ref: ActorRef, driver: FakeInstanceDriver
 ) -> None:
-    ref = await spawned(system, driver, sink)
     driver.clean_shutdown_works = False
     await ref.ask("power_off", {"instance": instance(), "timeout": 5, "retry_interval": 1})
     offs = [m for m in driver.calls() if m in ("shutdown", "power_off_hard")]
@@ -257,10 +248,7 @@ async def test_power_off_falls_back_to_hard_and_timeout_zero_is_hard_at_once(
     assert "power_off_hard" in driver.calls()
 
 
-async def test_power_off_refuses_a_negative_timeout(
-    system: ActorSystem, driver: FakeInstanceDriver, sink: RecordingSink
-) -> None:
-    ref = await spawned(system, driver, sink)
+async def test_power_off_refuses_a_negative_timeout(ref: ActorRef) -> None:
     with pytest.raises(InvalidInstanceArgument) as caught:
         await ref.ask("power_off", {"instance": instance(), "timeout": -1})
     assert caught.value.argument == "timeout"
@@ -269,7 +257,8 @@ async def test_power_off_refuses_a_negative_timeout(
 async def test_a_soft_reboot_the_guest_ignores_falls_back_to_hard(
     system: ActorSystem, driver: FakeInstanceDriver, sink: RecordingSink
 ) -> None:
-    ref = await spawned(system, driver, sink, settings=InstanceSettings(reboot_timeout=0.5))
+    settings = InstanceSettings(reboot_timeout=0.5)
+    ref, _actor = await spawned_actor(system, driver, sink, settings=settings)
     driver.soft_reboot_works = False
     rebooted = await ref.ask("reboot", {"instance": instance(), "reboot_type": "SOFT"})
 
@@ -282,19 +271,13 @@ async def test_a_soft_reboot_the_guest_ignores_falls_back_to_hard(
     ]
 
 
-async def test_reboot_types_other_than_soft_and_hard_are_refused(
-    system: ActorSystem, driver: FakeInstanceDriver, sink: RecordingSink
-) -> None:
-    ref = await spawned(system, driver, sink)
+async def test_reboot_types_other_than_soft_and_hard_are_refused(ref: ActorRef) -> None:
     with pytest.raises(InvalidInstanceArgument) as caught:
         await ref.ask("reboot", {"instance": instance(), "reboot_type": "soft; halt"})
     assert caught.value.reason == "'soft; halt' is not SOFT or HARD"
 
 
-async def test_a_hard_reboot_starts_a_stopped_guest(
-    system: ActorSystem, driver: FakeInstanceDriver, sink: RecordingSink
-) -> None:
-    ref = await spawned(system, driver, sink)
+async def test_a_hard_reboot_starts_a_stopped_guest(ref: ActorRef) -> None:
     await ref.ask("power_off", {"instance": instance(), "timeout": 0})
     with pytest.raises(InstanceInvalidState):
         await ref.ask("reboot", {"instance": instance(), "reboot_type": "SOFT"})
@@ -303,9 +286,8 @@ async def test_a_hard_reboot_starts_a_stopped_guest(
 
 
 async def test_a_failed_operation_clears_its_task_and_keeps_the_vm_state(
-    system: ActorSystem, driver: FakeInstanceDriver, sink: RecordingSink
+    ref: ActorRef, driver: FakeInstanceDriver, sink: RecordingSink
 ) -> None:
-    ref = await spawned(system, driver, sink)
     driver.fail_next("pause")
     with pytest.raises(FakeDriverError):
         await ref.ask("pause", {"instance": instance()})
@@ -315,9 +297,8 @@ async def test_a_failed_operation_clears_its_task_and_keeps_the_vm_state(
 
 
 async def test_soft_delete_stops_the_guest_and_restore_starts_it(
-    system: ActorSystem, driver: FakeInstanceDriver, sink: RecordingSink
+    ref: ActorRef, driver: FakeInstanceDriver
 ) -> None:
-    ref = await spawned(system, driver, sink)
     deleted = await ref.ask("soft_delete", {"instance": instance()})
     assert (deleted.vm_state, deleted.power_state) == ("soft-delete", "shutdown")
     assert UUID in driver.disks
@@ -326,9 +307,8 @@ async def test_soft_delete_stops_the_guest_and_restore_starts_it(
 
 
 async def test_rescue_and_unrescue_keep_the_record_in_the_domain(
-    system: ActorSystem, driver: FakeInstanceDriver, sink: RecordingSink
+    ref: ActorRef, driver: FakeInstanceDriver
 ) -> None:
-    ref = await spawned(system, driver, sink)
     rescued = await ref.ask("rescue", {"instance": instance(), "image_meta": image_meta()})
     assert rescued.vm_state == "rescued"
     assert (
@@ -343,9 +323,8 @@ async def test_rescue_and_unrescue_keep_the_record_in_the_domain(
 
 
 async def test_destroy_is_idempotent_and_a_missing_domain_is_success(
-    system: ActorSystem, driver: FakeInstanceDriver, sink: RecordingSink
+    ref: ActorRef, driver: FakeInstanceDriver, sink: RecordingSink
 ) -> None:
-    ref = await spawned(system, driver, sink)
     gone = await ref.ask("destroy", {"instance": instance(), "destroy_disks": True})
     assert (gone.vm_state, gone.task_state, gone.power_state) == ("deleted", None, "pending")
     assert UUID not in driver.domains and UUID not in driver.disks
@@ -358,18 +337,16 @@ async def test_destroy_is_idempotent_and_a_missing_domain_is_success(
 
 
 async def test_destroy_keeps_the_disks_unless_asked(
-    system: ActorSystem, driver: FakeInstanceDriver, sink: RecordingSink
+    ref: ActorRef, driver: FakeInstanceDriver
 ) -> None:
-    ref = await spawned(system, driver, sink)
     await ref.ask("destroy", {"instance": instance(), "destroy_disks": False})
     assert UUID not in driver.domains
     assert UUID in driver.disks
 
 
 async def test_cleanup_is_refused_while_the_guest_runs_and_removes_a_stopped_one(
-    system: ActorSystem, driver: FakeInstanceDriver, sink: RecordingSink
+    ref: ActorRef, driver: FakeInstanceDriver
 ) -> None:
-    ref = await spawned(system, driver, sink)
     with pytest.raises(InstanceInvalidState) as caught:
         await ref.ask("cleanup", {"instance": instance()})
     assert (caught.value.attr, caught.value.state) == ("power_state", "running")
@@ -382,9 +359,8 @@ async def test_cleanup_is_refused_while_the_guest_runs_and_removes_a_stopped_one
 
 
 async def test_snapshot_reports_progress_and_returns_the_image_path(
-    system: ActorSystem, driver: FakeInstanceDriver, sink: RecordingSink
+    ref: ActorRef, sink: RecordingSink
 ) -> None:
-    ref = await spawned(system, driver, sink)
     path = await ref.ask("snapshot", {"instance": instance(), "image_id": IMAGE_ID})
 
     assert path == f"/images/{IMAGE_ID}.qcow2"
@@ -400,9 +376,8 @@ async def test_snapshot_reports_progress_and_returns_the_image_path(
 
 
 async def test_a_failed_snapshot_is_reported_killed_and_the_task_cleared(
-    system: ActorSystem, driver: FakeInstanceDriver, sink: RecordingSink
+    ref: ActorRef, driver: FakeInstanceDriver, sink: RecordingSink
 ) -> None:
-    ref = await spawned(system, driver, sink)
     driver.fail_next("snapshot")
     with pytest.raises(FakeDriverError):
         await ref.ask("snapshot", {"instance": instance(), "image_id": IMAGE_ID})
@@ -412,9 +387,8 @@ async def test_a_failed_snapshot_is_reported_killed_and_the_task_cleared(
 
 
 async def test_a_snapshot_image_id_that_is_not_a_uuid_is_refused(
-    system: ActorSystem, driver: FakeInstanceDriver, sink: RecordingSink
+    ref: ActorRef, driver: FakeInstanceDriver, sink: RecordingSink
 ) -> None:
-    ref = await spawned(system, driver, sink)
     with pytest.raises(InvalidInstanceArgument):
         await ref.ask("snapshot", {"instance": instance(), "image_id": "../x"})
     assert "snapshot" not in driver.calls()

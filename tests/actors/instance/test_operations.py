@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from actors import ActorRef, ActorSystem
+from actors import ActorSystem
 from actors.instance import InstanceActor, InstanceSettings
 from actors.instance.errors import InvalidInstanceArgument
 from schemas.errors import VirtactorError
@@ -14,9 +14,8 @@ from tests.actors.instance.fakes import (
     UUID,
     FakeInstanceDriver,
     RecordingSink,
-    image_meta,
     instance,
-    make_actor,
+    spawned_actor,
 )
 
 OTHER = "11111111-2222-4333-8444-555555555555"
@@ -27,15 +26,6 @@ class HypervisorDown(VirtactorError):
 
     msg_fmt = "the hypervisor is unavailable: {reason}"
     retryable = True
-
-
-async def spawned(
-    system: ActorSystem, driver: FakeInstanceDriver, sink: RecordingSink, **options: object
-) -> tuple[ActorRef, InstanceActor]:
-    ref, actor = make_actor(system, driver, sink, **options)
-    await ref.ask("spawn", {"instance": instance(), "image_meta": image_meta()})
-    sink.clear()
-    return ref, actor
 
 
 def test_every_driver_method_of_the_actor_keeps_its_own_signature() -> None:
@@ -70,7 +60,7 @@ async def test_a_call_while_the_hypervisor_is_unreachable_answers_its_typed_reas
     method: str,
     args: dict[str, object],
 ) -> None:
-    ref, actor = await spawned(system, driver, sink)
+    ref, actor = await spawned_actor(system, driver, sink)
     driver.unreachable = HypervisorDown(reason="connection lost")
     calls_before = list(driver.journal)
 
@@ -92,7 +82,7 @@ async def test_a_call_while_the_hypervisor_is_unreachable_answers_its_typed_reas
 async def test_the_call_succeeds_once_the_hypervisor_is_back(
     system: ActorSystem, driver: FakeInstanceDriver, sink: RecordingSink
 ) -> None:
-    ref, _actor = await spawned(system, driver, sink)
+    ref, _actor = await spawned_actor(system, driver, sink)
     driver.unreachable = HypervisorDown(reason="connection lost")
     with pytest.raises(HypervisorDown):
         await ref.ask("pause", {"instance": instance(vm_state="active")})
@@ -123,7 +113,7 @@ async def test_a_refused_argument_names_the_method_that_refused_it(
     args: dict[str, object],
     argument: str,
 ) -> None:
-    ref, _actor = await spawned(system, driver, sink)
+    ref, _actor = await spawned_actor(system, driver, sink)
     with pytest.raises(InvalidInstanceArgument) as caught:
         await ref.ask(method, {"instance": instance(vm_state="active"), **args})
     assert (caught.value.action, caught.value.argument) == (method, argument)
@@ -134,7 +124,7 @@ async def test_a_refused_argument_names_the_method_that_refused_it(
 async def test_an_instance_argument_naming_another_instance_names_the_method(
     system: ActorSystem, driver: FakeInstanceDriver, sink: RecordingSink, method: str
 ) -> None:
-    ref, _actor = await spawned(system, driver, sink)
+    ref, _actor = await spawned_actor(system, driver, sink)
     args: dict[str, object] = {"instance": instance(uuid=OTHER)}
     if method == "snapshot":
         args["image_id"] = "0c9e7a4e-2b7d-4f0e-8e55-3a1b2c3d4e50"
@@ -148,7 +138,7 @@ async def test_metadata_over_the_limit_is_refused_up_front_naming_the_limit(
     system: ActorSystem, driver: FakeInstanceDriver, sink: RecordingSink
 ) -> None:
     settings = InstanceSettings(metadata_max_bytes=1024)
-    ref, actor = await spawned(system, driver, sink, settings=settings)
+    ref, actor = await spawned_actor(system, driver, sink, settings=settings)
     await ref.ask(
         "change_instance_metadata",
         {"instance": instance(vm_state="active"), "diff": {"a": ["+", "x" * 1000]}},
@@ -169,7 +159,7 @@ async def test_metadata_over_the_limit_is_refused_up_front_naming_the_limit(
 async def test_the_default_metadata_limit_refuses_a_map_of_megabytes(
     system: ActorSystem, driver: FakeInstanceDriver, sink: RecordingSink
 ) -> None:
-    ref, _actor = await spawned(system, driver, sink)
+    ref, _actor = await spawned_actor(system, driver, sink)
     diff = {f"key-{i}": ["+", "v" * 1000] for i in range(3500)}
     with pytest.raises(InvalidInstanceArgument, match=r"limit of 262144 bytes"):
         await ref.ask(

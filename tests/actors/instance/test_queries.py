@@ -17,6 +17,7 @@ from tests.actors.instance.fakes import (
     image_meta,
     instance,
     make_actor,
+    spawned_actor,
     vif,
 )
 
@@ -29,21 +30,26 @@ async def spawn(
     guest_agent: bool = False,
     settings: InstanceSettings | None = None,
 ) -> ActorRef:
-    ref, _actor = make_actor(system, driver, sink, settings=settings)
-    args = {
-        "instance": instance(),
-        "image_meta": image_meta(guest_agent=guest_agent),
-        "network_info": NetworkInfo(objects=[vif()]),
-    }
-    await ref.ask("spawn", args)
-    sink.clear()
+    image, ports = image_meta(guest_agent=guest_agent), NetworkInfo(objects=[vif()])
+    ref, _actor = await spawned_actor(system, driver, sink, image, ports, settings=settings)
     return ref
 
 
-async def test_reads_come_from_the_driver_as_objects(
+@pytest.fixture
+async def ref(system: ActorSystem, driver: FakeInstanceDriver, sink: RecordingSink) -> ActorRef:
+    """The instance actor, its guest spawned with one port, the spawn's events cleared."""
+    return await spawn(system, driver, sink)
+
+
+@pytest.fixture
+async def agent_ref(
     system: ActorSystem, driver: FakeInstanceDriver, sink: RecordingSink
-) -> None:
-    ref = await spawn(system, driver, sink)
+) -> ActorRef:
+    """The same, from an image that declares a QEMU guest agent."""
+    return await spawn(system, driver, sink, guest_agent=True)
+
+
+async def test_reads_come_from_the_driver_as_objects(ref: ActorRef) -> None:
     me = {"instance": instance()}
     info = await ref.ask("get_info", me)
     assert isinstance(info, InstanceInfo) and info.state == "running"
@@ -73,9 +79,8 @@ async def test_get_info_of_a_guest_that_does_not_exist_is_instance_not_found(
 
 
 async def test_metadata_changes_apply_nova_diffs_and_are_kept_and_published(
-    system: ActorSystem, driver: FakeInstanceDriver, sink: RecordingSink
+    ref: ActorRef, driver: FakeInstanceDriver, sink: RecordingSink
 ) -> None:
-    ref = await spawn(system, driver, sink)
     diff = {"role": ["+", "web"], "tier": ["+", "</metadata><evil/>"]}
     await ref.ask("change_instance_metadata", {"instance": instance(), "diff": diff})
     changed = await ref.ask(
@@ -90,10 +95,7 @@ async def test_metadata_changes_apply_nova_diffs_and_are_kept_and_published(
     ]
 
 
-async def test_a_malformed_metadata_diff_is_refused(
-    system: ActorSystem, driver: FakeInstanceDriver, sink: RecordingSink
-) -> None:
-    ref = await spawn(system, driver, sink)
+async def test_a_malformed_metadata_diff_is_refused(ref: ActorRef, sink: RecordingSink) -> None:
     with pytest.raises(InvalidInstanceArgument) as caught:
         await ref.ask(
             "change_instance_metadata", {"instance": instance(), "diff": {"k": ["*", "v"]}}
@@ -103,9 +105,8 @@ async def test_a_malformed_metadata_diff_is_refused(
 
 
 async def test_guest_agent_writes_need_an_image_that_declares_an_agent(
-    system: ActorSystem, driver: FakeInstanceDriver, sink: RecordingSink
+    ref: ActorRef, driver: FakeInstanceDriver
 ) -> None:
-    ref = await spawn(system, driver, sink, guest_agent=False)
     with pytest.raises(NotSupported) as caught:
         await ref.ask("set_admin_password", {"instance": instance(), "new_pass": "s3cret"})
     assert str(caught.value) == (
@@ -120,11 +121,10 @@ async def test_guest_agent_writes_need_an_image_that_declares_an_agent(
 
 
 async def test_set_admin_password_and_inject_file_go_through_the_guest_agent(
-    system: ActorSystem, driver: FakeInstanceDriver, sink: RecordingSink
+    agent_ref: ActorRef, driver: FakeInstanceDriver, sink: RecordingSink
 ) -> None:
-    ref = await spawn(system, driver, sink, guest_agent=True)
-    await ref.ask("set_admin_password", {"instance": instance(), "new_pass": "s3cret"})
-    await ref.ask(
+    await agent_ref.ask("set_admin_password", {"instance": instance(), "new_pass": "s3cret"})
+    await agent_ref.ask(
         "inject_file", {"instance": instance(), "path": "/etc/motd", "contents": b"hello\n"}
     )
     domain = driver.domains[UUID]
@@ -134,30 +134,25 @@ async def test_set_admin_password_and_inject_file_go_through_the_guest_agent(
 
 
 async def test_an_agent_the_guest_lacks_is_not_supported_from_the_driver(
-    system: ActorSystem, driver: FakeInstanceDriver, sink: RecordingSink
+    agent_ref: ActorRef, driver: FakeInstanceDriver, sink: RecordingSink
 ) -> None:
-    ref = await spawn(system, driver, sink, guest_agent=True)
     driver.domains[UUID].has_agent = False
     with pytest.raises(NotSupported):
-        await ref.ask("set_admin_password", {"instance": instance(), "new_pass": "x"})
+        await agent_ref.ask("set_admin_password", {"instance": instance(), "new_pass": "x"})
     assert sink.states()[-1] == {"task_state": None}
 
 
 async def test_inject_file_refuses_a_relative_or_climbing_path(
-    system: ActorSystem, driver: FakeInstanceDriver, sink: RecordingSink
+    agent_ref: ActorRef, driver: FakeInstanceDriver
 ) -> None:
-    ref = await spawn(system, driver, sink, guest_agent=True)
     with pytest.raises(InvalidInstanceArgument):
-        await ref.ask(
+        await agent_ref.ask(
             "inject_file", {"instance": instance(), "path": "/tmp/../etc/x", "contents": b""}
         )
     assert "guest_agent_command" not in driver.calls()
 
 
-async def test_inject_network_info_updates_the_ports_the_guest_has(
-    system: ActorSystem, driver: FakeInstanceDriver, sink: RecordingSink
-) -> None:
-    ref = await spawn(system, driver, sink)
+async def test_inject_network_info_updates_the_ports_the_guest_has(ref: ActorRef) -> None:
     updated = NetworkInfo(objects=[vif(mac="fa:16:3e:00:00:02")])
     result = await ref.ask("inject_network_info", {"instance": instance(), "network_info": updated})
     assert [v.address for v in result.network_info] == ["fa:16:3e:00:00:02"]
@@ -167,10 +162,7 @@ async def test_inject_network_info_updates_the_ports_the_guest_has(
     assert caught.value.argument == "network_info"
 
 
-async def test_reset_network_is_not_supported_for_qemu_guests(
-    system: ActorSystem, driver: FakeInstanceDriver, sink: RecordingSink
-) -> None:
-    ref = await spawn(system, driver, sink)
+async def test_reset_network_is_not_supported_for_qemu_guests(ref: ActorRef) -> None:
     with pytest.raises(NotSupported) as caught:
         await ref.ask("reset_network", {"instance": instance()})
     assert caught.value.operation == "reset_network"

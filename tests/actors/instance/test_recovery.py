@@ -7,9 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from actors import ActorSystem, instance_address
+from actors import ActorRef, ActorSystem, instance_address
 from actors.instance.recovery import RecoveryRecord, decode_recovery, encode_recovery
 from schemas.objects.enums import PowerState
+from schemas.objects.instance import Instance
 from tests.actors.instance.fakes import (
     UUID,
     FakeDomain,
@@ -125,12 +126,20 @@ async def test_a_shut_off_read_is_confirmed_before_it_is_recorded(
     assert actor.record is not None and actor.record.instance.vm_state == "active"
 
 
+async def booted_host(
+    system: ActorSystem, driver: FakeInstanceDriver, sink: RecordingSink, **record: object
+) -> tuple[ActorRef, Instance]:
+    """A new actor over a domain found down whose record says `record`, and what it answered
+    to `resume_state_on_host_boot`."""
+    domain_with_record(driver, PowerState.SHUTDOWN, **record)
+    ref, _actor = make_actor(system, driver, sink)
+    return ref, await ref.ask("resume_state_on_host_boot", {"instance": instance()})
+
+
 async def test_resume_state_on_host_boot_starts_an_active_guest_that_is_down(
     system: ActorSystem, driver: FakeInstanceDriver, sink: RecordingSink
 ) -> None:
-    domain_with_record(driver, PowerState.SHUTDOWN, vm_state="active", power_state="running")
-    ref, _actor = make_actor(system, driver, sink)
-    back = await ref.ask("resume_state_on_host_boot", {"instance": instance()})
+    ref, back = await booted_host(system, driver, sink, vm_state="active", power_state="running")
     assert (back.vm_state, back.power_state) == ("active", "running")
     assert "reboot_hard" in driver.calls()
 
@@ -142,9 +151,7 @@ async def test_resume_state_on_host_boot_starts_an_active_guest_that_is_down(
 async def test_a_stopped_instance_is_left_down_on_host_boot(
     system: ActorSystem, driver: FakeInstanceDriver, sink: RecordingSink
 ) -> None:
-    domain_with_record(driver, PowerState.SHUTDOWN, vm_state="stopped", power_state="shutdown")
-    ref, _actor = make_actor(system, driver, sink)
-    back = await ref.ask("resume_state_on_host_boot", {"instance": instance()})
+    _ref, back = await booted_host(system, driver, sink, vm_state="stopped", power_state="shutdown")
     assert back.vm_state == "stopped"
     assert driver.domains[UUID].state == PowerState.SHUTDOWN
 

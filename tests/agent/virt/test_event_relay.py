@@ -66,12 +66,16 @@ def event(kind: DomainEventKind, detail: str, sequence: int) -> DomainEvent:
     return DomainEvent(UUID, "vm", kind, detail=detail, sequence=sequence)
 
 
+def relay(bridge: HostEventRelay, *events: tuple[DomainEventKind, str]) -> None:
+    """libvirt's callbacks for `events` (kind, detail), numbered from 1 in order."""
+    for sequence, (kind, detail) in enumerate(events, start=1):
+        bridge.domain_event(event(kind, detail, sequence))
+
+
 async def test_domain_events_are_delivered_in_order_as_route_domain_event(
     bridge: HostEventRelay, deliveries: Deliveries
 ) -> None:
-    bridge.domain_event(event(K.DEFINED, "added", 1))
-    bridge.domain_event(event(K.STARTED, "booted", 2))
-    bridge.domain_event(event(K.SUSPENDED, "paused", 3))
+    relay(bridge, (K.DEFINED, "added"), (K.STARTED, "booted"), (K.SUSPENDED, "paused"))
     await wait_for(lambda: len(deliveries.seen) == 3)
 
     at = 1_800_000_000.0
@@ -91,9 +95,7 @@ async def test_domain_events_are_delivered_in_order_as_route_domain_event(
 async def test_a_stop_followed_by_a_start_reaches_the_actor_as_the_start_only(
     bridge: HostEventRelay, deliveries: Deliveries
 ) -> None:
-    bridge.domain_event(event(K.STOPPED, "destroyed", 1))
-    bridge.domain_event(event(K.RESUMED, "unpaused", 2))
-    bridge.domain_event(event(K.STARTED, "booted", 3))
+    relay(bridge, (K.STOPPED, "destroyed"), (K.RESUMED, "unpaused"), (K.STARTED, "booted"))
     await wait_for(lambda: len(deliveries.seen) == 2)
     await asyncio.sleep(FLAP_DELAY * 2)
 
@@ -142,8 +144,7 @@ async def test_a_failed_delivery_is_counted_and_does_not_stop_the_next(
     bridge: HostEventRelay, deliveries: Deliveries
 ) -> None:
     deliveries.fail_next = True
-    bridge.domain_event(event(K.DEFINED, "added", 1))
-    bridge.domain_event(event(K.UNDEFINED, "removed", 2))
+    relay(bridge, (K.DEFINED, "added"), (K.UNDEFINED, "removed"))
     await wait_for(lambda: len(deliveries.seen) == 1)
 
     assert deliveries.kinds() == ["undefined"]

@@ -45,25 +45,21 @@ QEMU_CAPABILITIES = """
 </capabilities>
 """
 
-QEMU_GUESTS = """
+
+def guest_xml(arch: str, emulator: str, *domain_types: str) -> str:
+    """One hvm <guest> of libvirt's capabilities: `arch` on each of `domain_types`."""
+    domains = "".join(f"<domain type='{kind}'/>" for kind in domain_types)
+    return (
+        f"<guest><os_type>hvm</os_type><arch name='{arch}'>"
+        f"<emulator>{emulator}</emulator>{domains}</arch></guest>"
+    )
+
+
+QEMU_GUESTS = f"""
 <capabilities>
   <host><cpu><arch>x86_64</arch></cpu></host>
-  <guest>
-    <os_type>hvm</os_type>
-    <arch name='i686'>
-      <emulator>/usr/bin/qemu-system-i386</emulator>
-      <domain type='qemu'/>
-      <domain type='kvm'/>
-    </arch>
-  </guest>
-  <guest>
-    <os_type>hvm</os_type>
-    <arch name='x86_64'>
-      <emulator>/usr/bin/qemu-system-x86_64</emulator>
-      <domain type='qemu'/>
-      <domain type='kvm'/>
-    </arch>
-  </guest>
+  {guest_xml("i686", "/usr/bin/qemu-system-i386", "qemu", "kvm")}
+  {guest_xml("x86_64", "/usr/bin/qemu-system-x86_64", "qemu", "kvm")}
   <guest>
     <os_type>hvm</os_type>
     <arch name='x86_64'><domain type='qemu'/></arch>
