@@ -7,6 +7,8 @@ import gzip
 import shutil
 import subprocess
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import libvirt
@@ -191,7 +193,8 @@ async def test_wait_for_console_async_times_out_with_the_console_tail(tmp_path: 
 # --- booting -------------------------------------------------------------------------------
 
 
-def start_guest(
+@contextmanager
+def running_guest(
     host: LocalHost,
     janitor: DomainJanitor,
     image: GuestImage,
@@ -199,7 +202,9 @@ def start_guest(
     disks: tuple[Path, ...] = (),
     dirty_mib: int = 0,
     memory_mib: int = 128,
-) -> tuple[libvirt.virConnect, libvirt.virDomain]:
+) -> Iterator[libvirt.virDomain]:
+    """The test guest defined and started on `host` (removed by `janitor`), its console
+    written to `console`; the connection is closed on exit."""
     domain_uuid = janitor.track(str(uuid.uuid4()))
     xml = guest_domain_xml(
         f"virtactor-guest-{domain_uuid[:8]}",
@@ -211,9 +216,26 @@ def start_guest(
         dirty_mib=dirty_mib,
     )
     conn = libvirt.open(host.uri)
-    dom = conn.defineXML(xml)
-    dom.create()
-    return conn, dom
+    try:
+        dom = conn.defineXML(xml)
+        dom.create()
+        yield dom
+    finally:
+        conn.close()
+
+
+def hotplug_seen_by_guest(
+    dom: libvirt.virDomain, console: Path, device_xml: str, without: str, with_it: str
+) -> None:
+    """Once booted the guest lists `without`; `device_xml` attached live it lists `with_it`,
+    and `without` again once the device is detached."""
+    live = libvirt.VIR_DOMAIN_AFFECT_LIVE
+    booted = wait_for_console(console, GuestMarker.BOOTED, BOOT_TIMEOUT)
+    seen = wait_for_console(console, without, EVENT_TIMEOUT, start=booted.end)
+    dom.attachDeviceFlags(device_xml, live)
+    seen = wait_for_console(console, with_it, EVENT_TIMEOUT, start=seen.end)
+    dom.detachDeviceFlags(device_xml, live)
+    wait_for_console(console, without, EVENT_TIMEOUT, start=seen.end)
 
 
 def raw_disk(path: Path, size: str = "8M") -> Path:
@@ -228,8 +250,7 @@ def test_guest_boots_and_powers_off_cleanly_on_acpi_shutdown(
     tmp_path: Path,
 ) -> None:
     console = tmp_path / "console.log"
-    conn, dom = start_guest(test_hosts[0], domain_janitor, guest_image, console)
-    try:
+    with running_guest(test_hosts[0], domain_janitor, guest_image, console) as dom:
         booted = wait_for_console(console, GuestMarker.BOOTED, BOOT_TIMEOUT)
         wait_for_console(console, HEARTBEAT_RE, EVENT_TIMEOUT, start=booted.end)
         dom.shutdown()
@@ -240,8 +261,6 @@ def test_guest_boots_and_powers_off_cleanly_on_acpi_shutdown(
         )
         # Stopped, the console file is still there to read.
         assert GuestMarker.BOOTED in console.read_text()
-    finally:
-        conn.close()
 
 
 def test_guest_sees_a_disk_attached_and_detached_while_running(
@@ -253,17 +272,10 @@ def test_guest_sees_a_disk_attached_and_detached_while_running(
     console = qemu_tmp_path / "console.log"
     boot_disk = raw_disk(qemu_tmp_path / "vda.raw")
     extra = raw_disk(qemu_tmp_path / "vdb.raw")
-    conn, dom = start_guest(test_hosts[0], domain_janitor, guest_image, console, (boot_disk,))
-    live = libvirt.VIR_DOMAIN_AFFECT_LIVE
-    try:
-        booted = wait_for_console(console, GuestMarker.BOOTED, BOOT_TIMEOUT)
-        seen = wait_for_console(console, disks_line(["vda"]), EVENT_TIMEOUT, start=booted.end)
-        dom.attachDeviceFlags(disk_xml(extra, "vdb"), live)
-        seen = wait_for_console(console, disks_line(["vda", "vdb"]), EVENT_TIMEOUT, start=seen.end)
-        dom.detachDeviceFlags(disk_xml(extra, "vdb"), live)
-        wait_for_console(console, disks_line(["vda"]), EVENT_TIMEOUT, start=seen.end)
-    finally:
-        conn.close()
+    with running_guest(test_hosts[0], domain_janitor, guest_image, console, (boot_disk,)) as dom:
+        hotplug_seen_by_guest(
+            dom, console, disk_xml(extra, "vdb"), disks_line(["vda"]), disks_line(["vda", "vdb"])
+        )
 
 
 def test_guest_sees_a_nic_attached_and_detached_while_running(
@@ -273,22 +285,13 @@ def test_guest_sees_a_nic_attached_and_detached_while_running(
     tmp_path: Path,
 ) -> None:
     console = tmp_path / "console.log"
-    conn, dom = start_guest(test_hosts[0], domain_janitor, guest_image, console)
     # User-mode networking: no host interface, and the guest never configures an address.
     nic = (
         "<interface type='user'><mac address='52:54:00:7a:00:01'/>"
         "<model type='virtio'/></interface>"
     )
-    live = libvirt.VIR_DOMAIN_AFFECT_LIVE
-    try:
-        booted = wait_for_console(console, GuestMarker.BOOTED, BOOT_TIMEOUT)
-        seen = wait_for_console(console, nics_line([]), EVENT_TIMEOUT, start=booted.end)
-        dom.attachDeviceFlags(nic, live)
-        seen = wait_for_console(console, nics_line(["eth0"]), EVENT_TIMEOUT, start=seen.end)
-        dom.detachDeviceFlags(nic, live)
-        wait_for_console(console, nics_line([]), EVENT_TIMEOUT, start=seen.end)
-    finally:
-        conn.close()
+    with running_guest(test_hosts[0], domain_janitor, guest_image, console) as dom:
+        hotplug_seen_by_guest(dom, console, nic, nics_line([]), nics_line(["eth0"]))
 
 
 def test_guest_dirties_memory_when_its_cmdline_asks_and_keeps_running(
@@ -298,17 +301,14 @@ def test_guest_dirties_memory_when_its_cmdline_asks_and_keeps_running(
     tmp_path: Path,
 ) -> None:
     console = tmp_path / "console.log"
-    conn, dom = start_guest(
+    with running_guest(
         test_hosts[0], domain_janitor, guest_image, console, dirty_mib=16, memory_mib=160
-    )
-    try:
+    ) as dom:
         started = wait_for_console(console, f"{GuestMarker.DIRTYING} 16 MiB", BOOT_TIMEOUT)
         after = wait_for_console(console, HEARTBEAT_RE, EVENT_TIMEOUT, start=started.end)
         later = wait_for_console(console, HEARTBEAT_RE, EVENT_TIMEOUT, start=after.end)
         assert _beat(later.text) > _beat(after.text)
         assert dom.state()[0] == libvirt.VIR_DOMAIN_RUNNING
-    finally:
-        conn.close()
 
 
 def _beat(line: str) -> int:
