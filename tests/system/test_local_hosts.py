@@ -153,19 +153,26 @@ def test_firmware_domain_live_migrates_to_host2_and_back(
     dom = conn1.defineXML(firmware_domain_xml(f"virtactor-mig-{domain_uuid[:8]}", domain_uuid))
     dom.create()
 
-    live_migrate(dom, host2)
-    arrived = domain_on(conn2, domain_uuid)
+    arrived = migrated(dom, conn1, host2, conn2)
+    migrated(arrived, conn2, host1, conn1)
+
+
+def migrated(
+    dom: libvirt.virDomain,
+    source: libvirt.virConnect,
+    target: LocalHost,
+    target_conn: libvirt.virConnect,
+) -> libvirt.virDomain:
+    """`dom` live-migrated from `source` to `target`: running and persistent there, gone
+    from `source`."""
+    domain_uuid = dom.UUIDString()
+    live_migrate(dom, target)
+    arrived = domain_on(target_conn, domain_uuid)
     assert arrived is not None
     assert arrived.state() == [libvirt.VIR_DOMAIN_RUNNING, libvirt.VIR_DOMAIN_RUNNING_MIGRATED]
     assert arrived.isPersistent()
-    assert domain_on(conn1, domain_uuid) is None
-
-    live_migrate(arrived, host1)
-    back = domain_on(conn1, domain_uuid)
-    assert back is not None
-    assert back.state() == [libvirt.VIR_DOMAIN_RUNNING, libvirt.VIR_DOMAIN_RUNNING_MIGRATED]
-    assert back.isPersistent()
-    assert domain_on(conn2, domain_uuid) is None
+    assert domain_on(source, domain_uuid) is None
+    return arrived
 
 
 def test_running_guest_live_migrates_and_its_heartbeat_keeps_counting(
