@@ -1,0 +1,176 @@
+"""Real agents and clients of a release, as processes: start, wait, stop, kill.
+
+An agent is `<venv>/bin/virtactor run --config <file>`; it is ready once it logs that it
+serves its queue. A client of the previous release is `<venv>/bin/python -I old_client.py
+<command>`; today's client runs the same command in the test's own process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tests.upgrade import old_client
+from tests.upgrade.releases import Release
+
+OLD_CLIENT = Path(old_client.__file__).resolve()
+# A qcow2 of this name in [guest] images_path is the image the sample guests boot from.
+IMAGE_ID = "0c9e7a4e-2b7d-4f0e-8e55-3a1b2c3d4e5f"
+READY_TIMEOUT = 60.0
+STOP_TIMEOUT = 30.0
+
+
+class ProcessFailed(Exception):
+    """An agent or client process did not do what it was started for; its log says why."""
+
+
+def clean_env() -> dict[str, str]:
+    """This environment without settings that would override a release's own: the config
+    file alone decides (no VIRTACTOR_*), and the release imports only its own venv."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("VIRTACTOR_", "PYTHON"))}
+
+
+def agent_config(
+    host: str, root: Path, url: str, prefix: str, libvirt_uri: str = "test:///default"
+) -> Path:
+    """A TOML configuration for agent `host` whose files live under `root`; returns its path.
+    The guest image it spawns from is created there too."""
+    images = root / "images"
+    for directory in (root / "instances", images):
+        directory.mkdir(parents=True, exist_ok=True)
+    if not (images / IMAGE_ID).exists():
+        subprocess.run(
+            ["qemu-img", "create", "-q", "-f", "qcow2", str(images / IMAGE_ID), "8M"],
+            check=True,
+            timeout=30,
+        )
+    path = root / f"{host}.toml"
+    path.write_text(
+        f'[agent]\nhost = {json.dumps(host)}\nhost_ip = "127.0.0.1"\n'
+        f"instances_path = {json.dumps(str(root / 'instances'))}\nheartbeat_interval = 1.0\n"
+        "reboot_flap_delay = 0.5\n\n"
+        f"[libvirt]\nuri = {json.dumps(libvirt_uri)}\n\n"
+        f"[guest]\nimages_path = {json.dumps(str(images))}\n"
+        'virt_type = "qemu"\ncpu_mode = "none"\n\n'
+        f"[amqp]\nurl = {json.dumps(url)}\nprefix = {json.dumps(prefix)}\n"
+    )
+    return path
+
+
+def unique(stem: str) -> str:
+    return f"{stem}-{uuid.uuid4().hex[:8]}"
+
+
+@dataclass
+class AgentProcess:
+    """One `virtactor run` of `release`, serving `host`; its stderr goes to `log`."""
+
+    release: Release
+    host: str
+    config: Path
+    log: Path
+    process: asyncio.subprocess.Process | None = field(default=None, repr=False)
+
+    async def start(self, ready_timeout: float = READY_TIMEOUT) -> AgentProcess:
+        """Start it and return once it serves its queue; `ProcessFailed` with the tail of its
+        log if it exits first or is not serving within `ready_timeout` seconds."""
+        with self.log.open("ab") as log:
+            self.process = await asyncio.create_subprocess_exec(
+                str(self.release.virtactor),
+                "--log-level",
+                "INFO",
+                "run",
+                "--config",
+                str(self.config),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                env=clean_env(),
+                cwd=self.config.parent,
+            )
+        mark = f"agent {self.host} started"
+        try:
+            async with asyncio.timeout(ready_timeout):
+                while mark not in self.log.read_text(errors="replace"):
+                    if self.process.returncode is not None:
+                        raise ProcessFailed(
+                            f"{self} exited {self.process.returncode}: {self.tail()}"
+                        )
+                    await asyncio.sleep(0.1)
+        except TimeoutError:
+            self.kill()
+            raise ProcessFailed(
+                f"{self} not serving after {ready_timeout}s: {self.tail()}"
+            ) from None
+        return self
+
+    async def stop(self, timeout: float = STOP_TIMEOUT) -> int:
+        """SIGTERM, the way an operator stops it; killed if it does not exit in `timeout`.
+        Returns its exit status."""
+        process = self.process
+        if process is None:
+            raise ProcessFailed(f"{self} was never started")
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(process.wait(), timeout)
+            except TimeoutError:
+                self.kill()
+                await process.wait()
+                raise ProcessFailed(
+                    f"{self} ignored SIGTERM for {timeout}s: {self.tail()}"
+                ) from None
+        assert process.returncode is not None
+        return process.returncode
+
+    def kill(self) -> None:
+        """The finalizers' last resort: SIGKILL if it still runs."""
+        if self.process is not None and self.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.kill()
+
+    def tail(self, lines: int = 25) -> str:
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def __str__(self) -> str:
+        return f"agent {self.host} of {self.release.version}"
+
+
+async def play(release: Release, command: dict[str, Any], timeout: float = 120.0) -> dict[str, Any]:
+    """Run `command` (tests/upgrade/old_client.py) with `release`'s client: in a process of
+    its own venv for an installed release, in this process for the checkout under test."""
+    if str(release.venv) == sys.prefix:  # the checkout under test (current_release)
+        async with asyncio.timeout(timeout):
+            return await old_client.run(command)
+    process = await asyncio.create_subprocess_exec(
+        str(release.python),
+        "-I",
+        str(OLD_CLIENT),
+        json.dumps(command),
+        stdin=subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=clean_env(),
+        cwd="/",
+    )
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), timeout)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    if process.returncode != 0:
+        tail = "\n".join(err.decode(errors="replace").splitlines()[-25:])
+        raise ProcessFailed(f"the client of {release.version} exited {process.returncode}:\n{tail}")
+    answer: dict[str, Any] = json.loads(out)
+    return answer
