@@ -16,7 +16,8 @@ import pytest_asyncio
 
 from tests.agent.conftest import delete_amqp_topology
 from tests.conftest import missing_component
-from tests.upgrade.processes import AgentProcess, ProcessFailed, agent_config, unique
+from tests.upgrade.configs import agent_config
+from tests.upgrade.processes import AgentProcess, ProcessFailed, unique
 from tests.upgrade.releases import (
     Release,
     ReleaseUnavailable,
@@ -61,21 +62,19 @@ class Fleet:
 
 
 @contextlib.asynccontextmanager
-async def running_agents(
-    agents: list[AgentProcess], url: str, prefix: str
-) -> AsyncIterator[list[AgentProcess]]:
-    """The agents started (killed on the way out, whatever happened) and the bus topology
-    under `prefix` deleted afterwards: their durable queues must not outlive the test."""
+async def agents_cleaned_up(url: str, prefix: str) -> AsyncIterator[list[AgentProcess]]:
+    """A list to put the agents a test starts in: on the way out, whatever happened, each is
+    stopped (killed if it takes more than 10 s) and the bus topology under `prefix` deleted,
+    so no process and no durable queue outlives the test."""
+    agents: list[AgentProcess] = []
     try:
-        for agent in agents:
-            await agent.start()
         yield agents
     finally:
         for agent in agents:
             if agent.process is not None:
                 with contextlib.suppress(ProcessFailed):
-                    await agent.stop(timeout=10)  # killed when it takes longer
-        await delete_amqp_topology(url, prefix, [a.host for a in agents])
+                    await agent.stop(timeout=10)
+        await delete_amqp_topology(url, prefix, sorted({a.host for a in agents}))
 
 
 @pytest_asyncio.fixture(loop_scope="session", scope="module")
@@ -84,10 +83,10 @@ async def fleet(
 ) -> AsyncIterator[Fleet]:
     prefix = unique("vt-upg")
     root = tmp_path_factory.mktemp("fleet")
-    agents = []
-    for side, stem in (("N-1", "old"), ("N", "new")):
-        host = unique(f"upg-{stem}")
-        config = agent_config(host, root / host, rabbitmq_url, prefix)
-        agents.append(AgentProcess(releases[side], host, config, root / f"{host}.log"))
-    async with running_agents(agents, rabbitmq_url, prefix):
+    async with agents_cleaned_up(rabbitmq_url, prefix) as agents:
+        for side, stem in (("N-1", "old"), ("N", "new")):
+            host = unique(f"upg-{stem}")
+            config = agent_config(host, root / host, rabbitmq_url, prefix)
+            agents.append(AgentProcess(releases[side], host, config, root / f"{host}.log"))
+            await agents[-1].start()
         yield Fleet(rabbitmq_url, prefix, {"N-1": agents[0], "N": agents[1]})

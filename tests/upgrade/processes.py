@@ -23,8 +23,6 @@ from tests.upgrade import old_client
 from tests.upgrade.releases import Release
 
 OLD_CLIENT = Path(old_client.__file__).resolve()
-# A qcow2 of this name in [guest] images_path is the image the sample guests boot from.
-IMAGE_ID = "0c9e7a4e-2b7d-4f0e-8e55-3a1b2c3d4e5f"
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
 
@@ -37,33 +35,6 @@ def clean_env() -> dict[str, str]:
     """This environment without settings that would override a release's own: the config
     file alone decides (no VIRTACTOR_*), and the release imports only its own venv."""
     return {k: v for k, v in os.environ.items() if not k.startswith(("VIRTACTOR_", "PYTHON"))}
-
-
-def agent_config(
-    host: str, root: Path, url: str, prefix: str, libvirt_uri: str = "test:///default"
-) -> Path:
-    """A TOML configuration for agent `host` whose files live under `root`; returns its path.
-    The guest image it spawns from is created there too."""
-    images = root / "images"
-    for directory in (root / "instances", images):
-        directory.mkdir(parents=True, exist_ok=True)
-    if not (images / IMAGE_ID).exists():
-        subprocess.run(
-            ["qemu-img", "create", "-q", "-f", "qcow2", str(images / IMAGE_ID), "8M"],
-            check=True,
-            timeout=30,
-        )
-    path = root / f"{host}.toml"
-    path.write_text(
-        f'[agent]\nhost = {json.dumps(host)}\nhost_ip = "127.0.0.1"\n'
-        f"instances_path = {json.dumps(str(root / 'instances'))}\nheartbeat_interval = 1.0\n"
-        "reboot_flap_delay = 0.5\n\n"
-        f"[libvirt]\nuri = {json.dumps(libvirt_uri)}\n\n"
-        f"[guest]\nimages_path = {json.dumps(str(images))}\n"
-        'virt_type = "qemu"\ncpu_mode = "none"\n\n'
-        f"[amqp]\nurl = {json.dumps(url)}\nprefix = {json.dumps(prefix)}\n"
-    )
-    return path
 
 
 def unique(stem: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.upgrade.processes import IMAGE_ID
+from tests.upgrade.configs import IMAGE_ID
 
 # The domain libvirt's test:///default starts with, in every process that opens it.
 TEST_DOMAIN_UUID = "6695eb01-f6a4-8304-79aa-97f2502e193f"
@@ -19,7 +19,8 @@ IMAGE: dict[str, Any] = {
 }
 
 
-def sample_instance(guest_uuid: str, name: str | None = None) -> dict[str, Any]:
+def sample_instance(guest_uuid: str, **values: Any) -> dict[str, Any]:
+    """An Instance as a control plane would send it; `values` override its fields."""
     flavor = {
         "$obj": "Flavor",
         "flavorid": "m1.tiny",
@@ -31,7 +32,7 @@ def sample_instance(guest_uuid: str, name: str | None = None) -> dict[str, Any]:
     return {
         "$obj": "Instance",
         "uuid": guest_uuid,
-        "name": name or f"instance-{guest_uuid[:8]}",
+        "name": f"instance-{guest_uuid[:8]}",
         "display_name": "upgrade guest",
         "project_id": "project-1",
         "vm_state": "building",
@@ -39,7 +40,7 @@ def sample_instance(guest_uuid: str, name: str | None = None) -> dict[str, Any]:
         "memory_mb": 64,
         "vcpus": 1,
         "root_gb": 1,
-    }
+    } | values
 
 
 def host_steps(host: str, calls: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
@@ -66,13 +67,16 @@ def until(topic: str, field: str, value: Any) -> dict[str, Any]:
 
 
 def values(answer: dict[str, Any], *names: str) -> list[Any]:
-    """Each step's result's `names` (a tuple per step), or its error as (type, message)."""
+    """Each step's result's fields `names` (a tuple per step), a result that is no object
+    as it is, an error as (type, message)."""
     out: list[Any] = []
     for result in answer["results"]:
         if "error" in result:
             out.append((result["error"]["type"], result["error"]["message"]))
-        else:
+        elif isinstance(result["ok"], dict):
             out.append(tuple(result["ok"].get(name) for name in names))
+        else:
+            out.append(result["ok"])
     return out
 
 
