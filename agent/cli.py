@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from agent import demo
-from agent.config import AgentConfig, load_config
+from agent.config import AgentConfig, ConfigError, load_config
 from agent.service import Agent
 
 log = logging.getLogger("virtactor")
@@ -32,6 +32,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run = commands.add_parser("run", help="run the agent until SIGTERM or SIGINT")
     run.add_argument("--config", type=Path, help="TOML configuration file")
+    run.add_argument(
+        "--strict",
+        action="store_true",
+        help="refuse a setting or section this release does not know (default: a warning)",
+    )
     return parser
 
 
@@ -56,7 +61,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "demo":
         return asyncio.run(demo.run(args.libvirt_uri, out=sys.stdout))
     if args.command == "run":
-        return asyncio.run(serve(load_config(args.config)))
+        try:
+            config = load_config(args.config, strict=args.strict)
+        except ConfigError as exc:
+            log.error("%s", exc)
+            return 2
+        return asyncio.run(serve(config))
     raise AssertionError(f"unhandled command {args.command!r}")  # argparse enforces the choices
 
 

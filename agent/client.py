@@ -3,7 +3,8 @@
 One client serves many hosts. It remembers the object manifest each host advertised (in its
 replies, its `Service` heartbeat events, or on request) and back-levels arguments to it, never
 above the deployment-wide `version_cap`. If an agent still refuses an object as too new, the
-client learns the manifest from the refusal and retries once, back-levelled.
+client learns the manifest from the refusal and retries once, back-levelled. So for the RPC
+API version (`rpc_version_cap`, then what each host serves: `agent.rpc.api_version`).
 
 Errors raised on the agent come back as the same exception class (`InstanceNotFound`,
 `InstanceInvalidState`, ...), or `RemoteError` for a class this client does not know. A call
@@ -20,9 +21,11 @@ import uuid
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+from agent.config import AgentConfig
 from agent.driver_calls import DriverCalls
 from agent.errors import AgentInitializing, CallTimeout, ObjectVersionRefused, RemoteError
-from agent.rpc.envelope import Event, Kind, Reply, Request, pack, unpack
+from agent.rpc.api_version import RpcVersions, capped_rpc_version, negotiated
+from agent.rpc.envelope import RPC_API_VERSION, Event, Kind, Reply, Request, pack, unpack
 from agent.rpc.manifest import Manifest, UnknownManifestDigest
 from agent.rpc.remote_errors import ErrorRegistry
 from agent.rpc.server import GET_OBJECT_MANIFEST
@@ -78,9 +81,27 @@ class ComputeClient(DriverCalls):
         else:
             transport = InProcessBus()
         await transport.start()
-        client = cls(transport, **options)
+        try:
+            client = cls(transport, **options)
+        except BaseException:
+            await transport.aclose()
+            raise
         client._owns_transport = True
         return client
+
+    @classmethod
+    async def from_config(cls, config: AgentConfig) -> ComputeClient:
+        """A client of the deployment `config` describes: on its own connection to `[amqp]
+        url` (with its `prefix`), pinned by `[rpc] version_cap` and `rpc_version_cap`, its
+        deadline `[rpc] call_timeout` and its message bound `max_message_bytes`."""
+        return await cls.connect(
+            config.amqp.url or None,
+            version_cap=config.rpc.version_cap,
+            rpc_version_cap=config.rpc.rpc_version_cap or None,
+            default_timeout=config.rpc.call_timeout,
+            limits=DecodeLimits(max_size=config.rpc.max_message_bytes),
+            **({"prefix": config.amqp.prefix} if config.amqp.url else {}),
+        )
 
     async def aclose(self) -> None:
         """Close the transport if this client opened it (`connect`)."""
@@ -93,6 +114,7 @@ class ComputeClient(DriverCalls):
         *,
         registry: ObjectRegistry | None = None,
         version_cap: Mapping[str, str] | None = None,
+        rpc_version_cap: str | None = None,
         default_timeout: float = 60.0,
         limits: DecodeLimits | None = None,
         user_id: str | None = None,
@@ -102,6 +124,8 @@ class ComputeClient(DriverCalls):
         self.registry = registry or default_registry
         self.manifest = Manifest(obj_manifest(self.registry))
         self.version_cap = dict(version_cap or {})
+        # Raises InvalidRpcVersionCap for a cap this release cannot speak.
+        self.rpc_versions = RpcVersions(capped_rpc_version(RPC_API_VERSION, rpc_version_cap))
         self.default_timeout = default_timeout
         self.limits = limits or DecodeLimits()
         self.user_id = user_id
@@ -159,6 +183,8 @@ class ComputeClient(DriverCalls):
         if known is None or known.wire != manifest.wire:
             self.host_manifests[host] = manifest
             self._targets.pop(host, None)
+            # Another agent answers for that host now: it may serve our RPC version again.
+            self.rpc_versions.forget(host)
 
     def new_context(self, timeout: float, request_id: str | None = None) -> RequestContext:
         # A context is never saved anywhere: it carries no change list, which would only
@@ -194,7 +220,12 @@ class ComputeClient(DriverCalls):
         backoff = INITIALIZING_RETRY_MIN
         while True:
             try:
-                return await self._negotiated(host, method, request, deadline)
+                return await negotiated(
+                    self.rpc_versions,
+                    host,
+                    request,
+                    lambda: self._negotiated(host, method, request, deadline),
+                )
             except AgentInitializing:
                 # Refused before running, and not remembered by the agent: the same request
                 # (same id) is safe to send again while the deadline leaves room for it.
@@ -252,6 +283,7 @@ class ComputeClient(DriverCalls):
         ttl = self.default_timeout if ttl is None else ttl
         target = _lowered(self.manifest, self.version_cap, *self.host_manifests.values())
         request = self._request(Kind.CAST, "*", method, args, None, ttl)
+        request.rpc_version = self.rpc_versions.for_all()
         body = pack(request, Manifest(target))
         await self.transport.fanout(body, message_id=request.message_id, ttl=ttl)
 
@@ -327,6 +359,7 @@ class ComputeClient(DriverCalls):
             context=self.new_context(timeout, request_id=f"req-{message_id}"),
             args=dict(args or {}),
             manifest=self.manifest,
+            rpc_version=self.rpc_versions.for_host(host),
         )
 
 

@@ -4,12 +4,20 @@ Sources, later ones winning: built-in defaults, a TOML file (`--config`, section
 `[agent]`, `[libvirt]`, `[guest]`, `[instance]`, `[amqp]`, `[rpc]`), then
 `VIRTACTOR_<SECTION>_<KEY>` environment variables (for example `VIRTACTOR_AMQP_URL`). Inner
 layers never read files or the environment themselves.
+
+Across releases: a release reads the files of the release before it (no setting of 0.1.0 is
+gone; one renamed is still read under its old name, with a warning), and the files of the
+release after it: a setting or section it does not know is a warning naming the file (or
+variable), section and key, logged once and kept in `AgentConfig.warnings`, so a rollback
+keeps the newer file. `strict` (`virtactor run --strict`) makes those errors. A value of the
+wrong type is always an error.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import logging
 import os
 import socket
 import tomllib
@@ -18,8 +26,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agent.errors import InvalidRpcVersionCap
 from agent.host_address import default_host_ip
+from agent.rpc.api_version import RPC_API_VERSION, capped_rpc_version
 from schemas.errors import VirtactorError
+
+log = logging.getLogger(__name__)
 
 
 class ConfigError(VirtactorError):
@@ -117,6 +129,19 @@ class RpcSection:
     # Pin every object sent to at most these versions during a rolling upgrade, e.g.
     # version_cap = { Instance = "1.0", ComputeNode = "1.0" }.
     version_cap: Mapping[str, str] = field(default_factory=dict)
+    # Seconds an agent starting holds its first events while its subscribers answer its call
+    # to announce the versions they read (docs/rpc.md, "Events for older subscribers").
+    subscriber_answer_wait: float = 0.5
+    # Pin the RPC API version of requests ("MAJOR.MINOR"; empty: this release's). An agent
+    # sends no requests: this is for the clients built from this file (ComputeClient.
+    # from_config), checked here so a wrong pin stops the deployment at once.
+    rpc_version_cap: str = ""
+
+    def __post_init__(self) -> None:
+        try:
+            capped_rpc_version(RPC_API_VERSION, self.rpc_version_cap or None)
+        except InvalidRpcVersionCap as exc:
+            raise ConfigError(where="[rpc] rpc_version_cap", reason=str(exc)) from None
 
 
 @dataclass(slots=True, frozen=True)
@@ -127,6 +152,8 @@ class AgentConfig:
     instance: InstanceSection = field(default_factory=InstanceSection)
     amqp: AmqpSection = field(default_factory=AmqpSection)
     rpc: RpcSection = field(default_factory=RpcSection)
+    # What the file or the environment set that this release does not know (ignored).
+    warnings: tuple[str, ...] = ()
 
 
 _SECTIONS: dict[str, type[Any]] = {
@@ -139,34 +166,78 @@ _SECTIONS: dict[str, type[Any]] = {
 }
 
 
-def load_config(path: Path | None = None, environ: Mapping[str, str] | None = None) -> AgentConfig:
-    """Build the configuration from defaults, the TOML file at `path`, then `environ`."""
-    raw: dict[str, dict[str, Any]] = {name: {} for name in _SECTIONS}
+# Settings renamed since 0.1.0, still read under the old name: (section, old) -> new.
+RENAMED: dict[tuple[str, str], str] = {}
+
+
+def load_config(
+    path: Path | None = None, environ: Mapping[str, str] | None = None, *, strict: bool = False
+) -> AgentConfig:
+    """Build the configuration from defaults, the TOML file at `path`, then `environ`.
+
+    A section or setting this release does not know is logged as a warning and listed in
+    the result's `warnings`, or with `strict` raised as `ConfigError`, naming where it was
+    (file, section and key; or the variable). A `VIRTACTOR_` variable of no known section
+    is not ours (deploy/local's scripts have their own) and is left alone.
+    """
+    notices = _Notices(strict)
+    raw: dict[str, dict[str, tuple[Any, str]]] = {name: {} for name in _SECTIONS}
     if path is not None:
         try:
             document = tomllib.loads(path.read_text())
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(where=str(path), reason=str(exc)) from exc
         for section, values in document.items():
-            if section not in _SECTIONS or not isinstance(values, dict):
-                raise ConfigError(where=f"{path} [{section}]", reason="unknown section")
-            raw[section].update(values)
-    for key, value in (os.environ if environ is None else environ).items():
-        parts = key.split("_", 2)
+            if section not in _SECTIONS:
+                notices.unknown(f"{path} [{section}]", "unknown section")
+            elif not isinstance(values, dict):
+                raise ConfigError(where=f"{path} [{section}]", reason="not a section")
+            else:
+                for key, value in values.items():
+                    raw[section][key] = (value, f"{path} [{section}] {key}")
+    for variable, value in (os.environ if environ is None else environ).items():
+        parts = variable.split("_", 2)
         if len(parts) == 3 and parts[0] == "VIRTACTOR" and parts[1].lower() in _SECTIONS:
-            raw[parts[1].lower()][parts[2].lower()] = value
-    sections = {name: _build(cls, name, raw[name]) for name, cls in _SECTIONS.items()}
-    return AgentConfig(**sections)
+            raw[parts[1].lower()][parts[2].lower()] = (value, f"environment {variable}")
+    sections = {name: _build(cls, name, raw[name], notices) for name, cls in _SECTIONS.items()}
+    return AgentConfig(**sections, warnings=tuple(notices.warnings))
 
 
-def _build(cls: type[Any], section: str, values: Mapping[str, Any]) -> Any:
+class _Notices:
+    """What a configuration names that this release does not know, or knows by a new name."""
+
+    def __init__(self, strict: bool) -> None:
+        self.strict = strict
+        self.warnings: list[str] = []
+
+    def unknown(self, where: str, reason: str) -> None:
+        if self.strict:
+            raise ConfigError(where=where, reason=f"{reason}, refused in strict mode")
+        warning = f"configuration {where}: {reason}, ignored (written for a newer release?)"
+        log.warning("%s", warning)
+        self.warnings.append(warning)
+
+    def renamed(self, where: str, new: str) -> None:
+        warning = f"configuration {where}: deprecated name, read as {new}"
+        log.warning("%s", warning)
+        self.warnings.append(warning)
+
+
+def _build(
+    cls: type[Any], section: str, values: Mapping[str, tuple[Any, str]], notices: _Notices
+) -> Any:
     known = {f.name: f for f in dataclasses.fields(cls)}
     kwargs: dict[str, Any] = {}
     defaults = cls()
-    for key, value in values.items():
-        if key not in known:
-            raise ConfigError(where=f"[{section}] {key}", reason="unknown setting")
-        kwargs[key] = _coerce(value, getattr(defaults, key), f"[{section}] {key}")
+    # Old names first, so a setting also given under its new name wins.
+    for key, (value, where) in sorted(values.items(), key=lambda item: item[0] in known):
+        name = RENAMED.get((section, key), key)
+        if name != key:
+            notices.renamed(where, f"[{section}] {name}")
+        elif key not in known:
+            notices.unknown(where, "unknown setting")
+            continue
+        kwargs[name] = _coerce(value, getattr(defaults, name), f"[{section}] {name}")
     return cls(**kwargs)
 
 

@@ -22,6 +22,7 @@
     ├── ClaimFailed
     ├── UnknownMethod, InvalidArguments, RequestExpired,
     │   IncompatibleRpcVersion, MessageIdConflict   refused before any effect
+    ├── InvalidRpcVersionCap                a client's RPC API cap this release cannot send
     ├── UnpublishableEvent                  an event that is not a registered object (a bug)
     └── RemoteError                         a remote failure with no local class of that name
 
@@ -102,6 +103,7 @@ __all__ = [
     "InstanceNotFound",
     "InvalidArguments",
     "InvalidRoutingKey",
+    "InvalidRpcVersionCap",
     "MessageIdConflict",
     "NotSupported",
     "ObjectVersionRefused",
@@ -154,6 +156,14 @@ class IncompatibleRpcVersion(VirtactorError):
         "RPC API version {requested} is not served by this agent (it serves {served}); "
         "pin the client to {served} or upgrade the agent"
     )
+
+
+class InvalidRpcVersionCap(VirtactorError):
+    """A client's RPC API version cap this release cannot send: not "MAJOR.MINOR", newer
+    than this release's RPC API version, or of another major. Raised where the client is
+    built; it never travels."""
+
+    msg_fmt = "RPC API version cap {cap!r} cannot be used: {reason}"
 
 
 class ObjectVersionRefused(IncompatibleObjectVersion):

@@ -9,7 +9,8 @@ objects inside it (arguments, results, the request context) keep their name and 
 
 `manifest` is the sender's object manifest ({object name: newest version it knows}, as one
 string: see `Manifest`), or in a call and its reply the manifest's digest (`compact`); the
-receiver back-levels what it sends back to it. The leading 1 is the envelope layout version.
+receiver back-levels what it sends back to it. The leading 1 is the envelope layout version;
+`rpc_version` is the RPC API version the request is made in (`agent.rpc.api_version`).
 """
 
 from __future__ import annotations
@@ -22,12 +23,12 @@ from typing import Any
 
 import msgpack  # type: ignore[import-untyped]
 
+from agent.rpc.api_version import RPC_API_VERSION  # the version a request names, by default
 from agent.rpc.manifest import DIGEST_PREFIX, Manifest, UnknownManifestDigest
 from agent.rpc.remote_errors import WireError
 from schemas import DecodeError, DecodeLimits, ObjectRegistry, decode, encode
 
 ENVELOPE_VERSION = 1
-RPC_API_VERSION = "1.0"
 
 
 class Kind(enum.IntEnum):

@@ -9,6 +9,8 @@ For each delivery the `Dispatcher`:
    encoded arguments differ) is refused with `MessageIdConflict`, and nothing runs;
 3. refuses, with a typed error and no effect, a request past its deadline, an unknown method,
    bad arguments, or an instance command before the host finished adopting its guests;
+   a request of an RPC API version this agent does not serve is refused before step 2, so
+   that refusal is not remembered: the same message may come again at an older version;
 4. asks the owning actor (instance methods: that instance's actor, got or spawned; host
    methods: the host actor; claims: the tracker) with the request's deadline;
 5. encodes the reply with every object back-levelled to the caller's manifest.
@@ -142,6 +144,14 @@ class Dispatcher:
             log.warning("refused message %s: %s", delivery.message_id, exc)
             return self._refuse(delivery, exc, "undecodable")
         message_id = delivery.message_id or envelope.message_id
+        try:
+            check_rpc_version(envelope.rpc_version)
+        except IncompatibleRpcVersion as exc:
+            # Refused before the reply cache, like an undecodable message: nothing ran, so the
+            # caller may send the same message again at the version named (a cast has nobody
+            # to tell: it is dead-lettered).
+            log.info("refused message %s: %s", message_id, exc)
+            return self._refuse(delivery, exc, "incompatible-rpc-version")
         key = CallKey(envelope.method, request_digest(delivery.body))
         try:
             reply, duplicate = await self.cache.run_once(
@@ -202,7 +212,6 @@ class Dispatcher:
         remaining = None if deadline is None else deadline - self.wall_clock()
         if remaining is not None and remaining <= 0:
             raise RequestExpired(message_id=request.message_id, method=request.method)
-        check_rpc_version(request.rpc_version)
         if request.method == GET_OBJECT_MANIFEST:
             return dict(self.manifest)
         route = self.methods.route(request.method, for_instance=request.instance is not None)

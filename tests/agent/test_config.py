@@ -34,11 +34,11 @@ def test_a_setting_of_the_wrong_type_names_the_setting_and_the_value() -> None:
         load_config(environ={"VIRTACTOR_AMQP_PREFETCH": "many"})
 
 
-def test_an_unknown_setting_is_refused(tmp_path: Path) -> None:
+def test_an_unknown_setting_is_refused_when_strict(tmp_path: Path) -> None:
     path = tmp_path / "agent.toml"
     path.write_text("[libvirt]\nurl = 'qemu:///system'\n")
     with pytest.raises(ConfigError, match=r"\[libvirt\] url: unknown setting"):
-        load_config(path, environ={})
+        load_config(path, environ={}, strict=True)
 
 
 def test_instance_bounds_come_from_the_instance_section_and_are_checked() -> None:
