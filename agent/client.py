@@ -24,16 +24,17 @@ from typing import Any
 from agent.config import AgentConfig
 from agent.driver_calls import DriverCalls
 from agent.errors import AgentInitializing, CallTimeout, ObjectVersionRefused, RemoteError
+from agent.event_stream import EventStream
+from agent.rpc.announcer import ANNOUNCE_INTERVAL, Announcer
 from agent.rpc.api_version import RpcVersions, capped_rpc_version, negotiated
 from agent.rpc.envelope import RPC_API_VERSION, Event, Kind, Reply, Request, pack, unpack
 from agent.rpc.manifest import Manifest, UnknownManifestDigest
 from agent.rpc.remote_errors import ErrorRegistry
 from agent.rpc.server import GET_OBJECT_MANIFEST
-from agent.transport import AmqpSettings, AmqpTransport, InProcessBus, Subscription, Transport
+from agent.transport import AmqpSettings, AmqpTransport, InProcessBus, Transport
 from schemas import (
     DecodeError,
     DecodeLimits,
-    IncompatibleObjectVersion,
     ObjectRegistry,
     RequestContext,
     default_registry,
@@ -119,6 +120,7 @@ class ComputeClient(DriverCalls):
         limits: DecodeLimits | None = None,
         user_id: str | None = None,
         project_id: str | None = None,
+        announce_interval: float | None = ANNOUNCE_INTERVAL,
     ) -> None:
         self.transport = transport
         self.registry = registry or default_registry
@@ -141,6 +143,13 @@ class ComputeClient(DriverCalls):
         self._targets: dict[str, Manifest | None] = {}
         self.errors = ErrorRegistry()
         self._owns_transport = False
+        # While a stream is open, our manifest is announced every `announce_interval`
+        # seconds, so agents publish events at versions we read (None: never announced).
+        self.announcer = (
+            None
+            if announce_interval is None
+            else Announcer(transport, self.manifest, announce_interval)
+        )
         # The typed calls' options (`with_options`): None is the default deadline and a
         # fresh message id per call.
         self.call_timeout: float | None = None
@@ -299,8 +308,20 @@ class ComputeClient(DriverCalls):
         The subscription is live when this returns; iterate the stream, then `aclose()` it (or
         use it as an async context manager). A `Service` heartbeat teaches the client its
         sender's manifest.
+
+        While any stream is open, the client announces the object manifest it reads
+        (`announce_interval`; docs/rpc.md, "Events for older subscribers"): agents of a newer
+        release then publish at versions it reads. The first announcement has left when
+        this returns; an agent acts on it as soon as it arrives.
         """
-        return EventStream(self, await self.transport.subscribe(pattern))
+        subscription = await self.transport.subscribe(pattern)
+        if self.announcer is not None:
+            try:
+                await self.announcer.acquire()
+            except BaseException:
+                await subscription.aclose()
+                raise
+        return EventStream(self, subscription, self.announcer)
 
     async def events(self, pattern: str) -> AsyncIterator[Event]:
         """`subscribe(pattern)` as a plain async iterator, closed when the iteration stops."""
@@ -369,34 +390,3 @@ class _DigestRefused(Exception):
     def __init__(self, error: DecodeError) -> None:
         super().__init__(str(error))
         self.error = error
-
-
-class EventStream:
-    """A live event subscription yielding decoded `Event`s; see `ComputeClient.subscribe`."""
-
-    def __init__(self, client: ComputeClient, subscription: Subscription) -> None:
-        self._client = client
-        self._subscription = subscription
-        self.skipped = 0
-
-    async def __aiter__(self) -> AsyncIterator[Event]:
-        async for body in self._subscription:
-            try:
-                event = unpack(body, self._client.registry, self._client.limits)
-            except (DecodeError, IncompatibleObjectVersion):
-                # An event this client cannot read (garbage, or from a newer release during an
-                # upgrade) is skipped and counted; it must not end the stream.
-                self.skipped += 1
-                continue
-            if isinstance(event, Event):
-                self._client.learn_manifest(event.sender_host, event.manifest)
-                yield event
-
-    async def aclose(self) -> None:
-        await self._subscription.aclose()
-
-    async def __aenter__(self) -> EventStream:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()

@@ -4,7 +4,8 @@
                                                                  │
     libvirt <── Host / LibvirtHypervisor <── HostRuntime ────────┘ ──> EventPublisher ──> bus
 
-`start()` connects the transport, starts the host runtime (libvirt connection, event bridge,
+`start()` connects the transport, listens for event subscribers' announcements (and asks
+for them: `agent.rpc.subscribers`), starts the host runtime (libvirt connection, event bridge,
 host actor), serves the host's queue and adopts the running guests in the background:
 instance commands are answered `AgentInitializing` until adoption is done. `aclose()` stops
 serving (in-flight requests finish), then the actors, then libvirt and the transport.
@@ -26,6 +27,7 @@ from agent.rpc.dedup import ReplyCache
 from agent.rpc.events import EventPublisher
 from agent.rpc.methods import MethodTable, Scope
 from agent.rpc.server import Dispatcher
+from agent.rpc.subscribers import SubscriberWatch
 from agent.transport import AmqpSettings, AmqpTransport, InProcessBus, Transport
 from agent.virt.guest.settings import guest_settings_from_config
 from agent.virt.runtime import HostRuntime, HostRuntimeSettings
@@ -82,6 +84,12 @@ class Agent:
         self.events = EventPublisher(
             self.transport, self.host, registry, config.rpc.version_cap or None
         )
+        self.subscribers = SubscriberWatch(
+            self.transport,
+            self.events,
+            answer_wait=config.rpc.subscriber_answer_wait,
+            limits=DecodeLimits(max_size=config.rpc.max_message_bytes),
+        )
         self.runtime = HostRuntime(
             self.system,
             self.events,
@@ -125,6 +133,8 @@ class Agent:
         """
         try:
             await self.transport.start()
+            # Before anything publishes: the first events wait for subscribers' answers.
+            await self.subscribers.start()
             host_actor = await self.runtime.start()
             await self.transport.serve(self.host, self.dispatcher.handle)
         except BaseException:
@@ -162,6 +172,7 @@ class Agent:
         await self.transport.unserve(self.host, timeout)
         await self.runtime.aclose()
         await self.system.aclose(timeout)
+        await self.subscribers.aclose()
         await self.executor.aclose(timeout)
         if self._owns_transport:
             await self.transport.aclose(timeout)
