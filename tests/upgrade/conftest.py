@@ -26,6 +26,15 @@ from tests.upgrade.releases import (
     previous_release,
 )
 
+# The marks of a test that runs agents. The timeout is the tier's outer bound: the first test
+# also waits for the session to build the previous release (releases.BUILD_TIMEOUT); every
+# step inside has its own, tighter one (calls, readiness, a client's run).
+ON_THE_BUS = [
+    pytest.mark.rabbitmq,
+    pytest.mark.asyncio(loop_scope="session"),
+    pytest.mark.timeout(600),
+]
+
 # Who plays which side in a test that runs both ways: (agent's release, client's release).
 BOTH_WAYS = pytest.mark.parametrize(
     ("agent_side", "client_side"),

@@ -17,7 +17,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 RELEASE_ENV = REPO / "deploy" / "local" / "release-env.sh"
 # Building the environment compiles libvirt-python the first time: minutes on 2 cores.
-BUILD_TIMEOUT = 1200.0
+BUILD_TIMEOUT = 480.0
 
 
 class ReleaseUnavailable(Exception):

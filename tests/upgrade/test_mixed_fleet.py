@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from tests.upgrade.conftest import BOTH_WAYS, Fleet
+from tests.upgrade.conftest import BOTH_WAYS, ON_THE_BUS, Fleet
 from tests.upgrade.processes import play
 from tests.upgrade.releases import Release
 from tests.upgrade.scenarios import (
@@ -21,11 +21,7 @@ from tests.upgrade.scenarios import (
     values,
 )
 
-pytestmark = [
-    pytest.mark.rabbitmq,
-    pytest.mark.asyncio(loop_scope="session"),
-    pytest.mark.timeout(180),
-]
+pytestmark = ON_THE_BUS
 
 
 @BOTH_WAYS

@@ -14,13 +14,9 @@ import pytest_asyncio
 from agent.client import ComputeClient
 from agent.errors import IncompatibleRpcVersion
 from schemas.objects import Service
-from tests.upgrade.conftest import Fleet
+from tests.upgrade.conftest import ON_THE_BUS, Fleet
 
-pytestmark = [
-    pytest.mark.rabbitmq,
-    pytest.mark.asyncio(loop_scope="session"),
-    pytest.mark.timeout(120),
-]
+pytestmark = ON_THE_BUS
 
 
 def bump_rpc_api_version(monkeypatch: pytest.MonkeyPatch, version: str) -> None:

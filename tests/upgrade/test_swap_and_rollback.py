@@ -13,16 +13,12 @@ import pytest
 
 from agent.transport import Names
 from tests.upgrade.configs import adapted_example, agent_config, file_defined_host, make_dirs
-from tests.upgrade.conftest import agents_cleaned_up
+from tests.upgrade.conftest import ON_THE_BUS, agents_cleaned_up
 from tests.upgrade.processes import AgentProcess, play, unique
 from tests.upgrade.releases import Release
 from tests.upgrade.scenarios import host_steps, instance_steps, sample_instance, values
 
-pytestmark = [
-    pytest.mark.rabbitmq,
-    pytest.mark.asyncio(loop_scope="session"),
-    pytest.mark.timeout(180),
-]
+pytestmark = ON_THE_BUS
 
 
 async def wait_for_queued(url: str, queue: str, count: int, timeout: float = 30) -> None:
