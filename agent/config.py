@@ -136,6 +136,9 @@ class RpcSection:
     # sends no requests: this is for the clients built from this file (ComputeClient.
     # from_config), checked here so a wrong pin stops the deployment at once.
     rpc_version_cap: str = ""
+    # The callers' manifests read in full, kept across restarts so their digests resolve at
+    # once (docs/rpc.md, "Manifest digests"); empty: <instances_path>/_manifests.<host>.
+    manifest_store: str = ""
 
     def __post_init__(self) -> None:
         try:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+from pathlib import Path
 from typing import cast
 
 from actors import ActorRef, ActorSystem, BlockingExecutor
@@ -25,6 +26,7 @@ from agent.config import AgentConfig, ConfigError
 from agent.rpc.catalogue import exposed_methods
 from agent.rpc.dedup import ReplyCache
 from agent.rpc.events import EventPublisher
+from agent.rpc.manifest_store import ManifestStore
 from agent.rpc.methods import MethodTable, Scope
 from agent.rpc.server import Dispatcher
 from agent.rpc.subscribers import SubscriberWatch
@@ -62,6 +64,14 @@ def instance_settings_from_config(config: AgentConfig) -> InstanceSettings:
         return InstanceSettings(**dataclasses.asdict(section))
     except ValueError as exc:
         raise ConfigError(where="[instance]", reason=str(exc)) from None
+
+
+def manifest_store_path(config: AgentConfig) -> Path:
+    """Where the agent keeps its callers' manifests: `[rpc] manifest_store`, or a file of its
+    own host's in `instances_path` (which may be shared between hosts)."""
+    if config.rpc.manifest_store:
+        return Path(config.rpc.manifest_store)
+    return Path(config.agent.instances_path) / f"_manifests.{config.agent.host}"
 
 
 class Agent:
@@ -106,6 +116,7 @@ class Agent:
                 instance=instance_settings_from_config(config),
             ),
         )
+        self.manifests = ManifestStore(manifest_store_path(config))
         self.dispatcher = Dispatcher(
             host=self.host,
             system=self.system,
@@ -122,6 +133,7 @@ class Agent:
                 ttl=config.rpc.reply_cache_seconds,
                 max_bytes=config.rpc.reply_cache_bytes,
             ),
+            manifests=self.manifests,
         )
         self._adoption: asyncio.Task[list[str]] | None = None
 
@@ -132,6 +144,8 @@ class Agent:
         propagates.
         """
         try:
+            # Before serving: a restarted agent knows its callers' manifest digests at once.
+            await self.manifests.load()
             await self.transport.start()
             # Before anything publishes: the first events wait for subscribers' answers.
             await self.subscribers.start()

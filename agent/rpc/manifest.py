@@ -77,6 +77,13 @@ class Manifest(Mapping[str, str]):
         return manifest
 
 
+def forget_all() -> None:
+    """Forget every manifest remembered by digest, as a new process starts: for tests and
+    benchmarks of what an agent knows after a restart."""
+    _BY_DIGEST.clear()
+    _parse.cache_clear()
+
+
 def _remember(manifest: Manifest) -> None:
     if manifest.digest in _BY_DIGEST:
         return

@@ -50,6 +50,7 @@ from agent.rpc.envelope import (
     unpack,
 )
 from agent.rpc.manifest import Manifest
+from agent.rpc.manifest_store import ManifestStore
 from agent.rpc.methods import MethodTable, Scope
 from agent.rpc.remote_errors import error_to_wire
 from agent.transport import Delivery, Outcome
@@ -113,6 +114,7 @@ class Dispatcher:
         limits: DecodeLimits,
         is_ready: Callable[[], bool] = lambda: True,
         cache: ReplyCache | None = None,
+        manifests: ManifestStore | None = None,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.host = host
@@ -124,6 +126,8 @@ class Dispatcher:
         self.limits = limits
         self.is_ready = is_ready
         self.cache = ReplyCache() if cache is None else cache  # an empty cache is falsy
+        # Callers' manifests read in full, kept so their digests resolve after a restart.
+        self.manifests = manifests
         self.wall_clock = wall_clock
         self.stats = ServerStats()
 
@@ -144,6 +148,8 @@ class Dispatcher:
             log.warning("refused message %s: %s", delivery.message_id, exc)
             return self._refuse(delivery, exc, "undecodable")
         message_id = delivery.message_id or envelope.message_id
+        if self.manifests is not None and not envelope.compact:
+            await self.manifests.remember(envelope.manifest)
         try:
             check_rpc_version(envelope.rpc_version)
         except IncompatibleRpcVersion as exc:
