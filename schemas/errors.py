@@ -18,7 +18,10 @@ from (class name, fields) and a log line names the thing and the value that was 
     │   │                            except IncompatibleObjectVersion, which is not a subclass)
     │   ├── NotRemotable             a remote call to a method that is not remotable
     │   ├── NoObjectStore            a local remotable body with no store in use
-    │   └── ObjectNotFound           the store has no such object
+    │   ├── ObjectNotFound           the store has no such object
+    │   └── UnexpectedStateError     a compare-and-set save found another value
+    │       ├── UnexpectedTaskStateError   (expected_task_state)
+    │       └── UnexpectedVMStateError     (expected_vm_state)
     ├── ActorError                   (actors/)   mailboxes, asks, supervision
     └── ...                          (agent/)    hypervisor, instances, RPC
 
@@ -182,3 +185,33 @@ class ObjectNotFound(SchemaError):
     objname: str
     key: str
     msg_fmt = "{objname} {key!r} could not be found"
+
+
+class UnexpectedStateError(SchemaError):
+    """A compare-and-set save found a field at another value than the caller expected:
+    nothing was changed (nova's `expected_task_state`)."""
+
+    objname: str
+    key: str
+    field: str
+    expected: list[Any]
+    actual: Any
+    msg_fmt = "{objname} {key}: {field} is {actual!r}, expected one of {expected!r}; nothing saved"
+
+
+class UnexpectedTaskStateError(UnexpectedStateError):
+    """`save(expected_task_state=...)` found another task_state."""
+
+
+class UnexpectedVMStateError(UnexpectedStateError):
+    """`save(expected_vm_state=...)` found another vm_state."""
+
+
+def unexpected_state(
+    objname: str, key: str, field: str, expected: list[Any], actual: Any
+) -> UnexpectedStateError:
+    """The narrowest error for a compare-and-set on `field` that found `actual`."""
+    cls = {"task_state": UnexpectedTaskStateError, "vm_state": UnexpectedVMStateError}.get(
+        field, UnexpectedStateError
+    )
+    return cls(objname=objname, key=key, field=field, expected=expected, actual=actual)

@@ -9,7 +9,7 @@ as `ObjectPrimitive`s, keyed by object name and the value of the class's `OBJ_KE
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from typing import Any, Protocol, Self
 
@@ -21,18 +21,36 @@ from schemas.remotable import remotable, remotable_classmethod
 
 
 class ObjectStore(Protocol):
-    """Persistence by object name + key. Values are wire values; the store copies what it keeps."""
+    """Persistence by object name + key. Values are wire values; the store copies what it keeps.
+
+    `expected` makes a write compare-and-set: {field: allowed stored values}; the write happens
+    atomically only if every named field holds one of its allowed values (a missing object or
+    field counts as None), else `unexpected_state(...)` is raised and nothing changes.
+    """
 
     async def get(self, objname: str, key: str) -> dict[str, Any] | None:
         """The stored fields of one object, or None."""
         ...
 
-    async def put_changes(self, objname: str, key: str, changes: Mapping[str, Any]) -> None:
+    async def put_changes(
+        self,
+        objname: str,
+        key: str,
+        changes: Mapping[str, Any],
+        expected: Mapping[str, Sequence[Any]] | None = None,
+    ) -> None:
         """Merge `changes` into the stored object, creating it if it is new."""
         ...
 
-    async def list(self, objname: str) -> list[dict[str, Any]]:
-        """The stored fields of every object of that name."""
+    async def list(
+        self, objname: str, where: Mapping[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
+        """The stored fields of every object of that name whose fields equal `where`'s values
+        (all of them when None), in key order."""
+        ...
+
+    async def delete(self, objname: str, key: str) -> bool:
+        """Remove the object; whether there was one."""
         ...
 
 
@@ -86,13 +104,25 @@ class PersistentObject(VersionedObject):
     @remotable(changes_only=True)
     async def save(self) -> None:
         """Store the changed fields only (nested objects that changed go whole)."""
-        store, _ = current_object_store(self.OBJ_NAME, "save")
+        await self._obj_save_changes("save", None)
+
+    async def _obj_save_changes(
+        self, method: str, expected: Mapping[str, Sequence[Any]] | None
+    ) -> None:
+        store, _ = current_object_store(self.OBJ_NAME, method)
         changed = self.obj_what_changed()
-        if changed:
+        if changed or expected:
             data = self.to_primitive().data
             changes = {name: data[name] for name in changed if name in data}
-            await store.put_changes(self.OBJ_NAME, self._obj_key(), changes)
+            await store.put_changes(self.OBJ_NAME, self._obj_key(), changes, expected)
         self.obj_reset_changes(recursive=True)
+
+    @remotable
+    async def destroy(self) -> None:
+        """Remove the stored object; ObjectNotFound if there is none."""
+        store, _ = current_object_store(self.OBJ_NAME, "destroy")
+        if not await store.delete(self.OBJ_NAME, self._obj_key()):
+            raise ObjectNotFound(objname=self.OBJ_NAME, key=self._obj_key())
 
     @remotable
     async def refresh(self) -> None:
@@ -110,8 +140,14 @@ class PersistentObject(VersionedObject):
     @remotable_classmethod
     async def list_all(cls, ctx: Any) -> list[Self]:
         """Every stored object of this type."""
-        store, registry = current_object_store(cls.OBJ_NAME, "list_all")
-        rows = await store.list(cls.OBJ_NAME)
+        return await cls._obj_find("list_all", None)
+
+    @classmethod
+    async def _obj_find(cls, method: str, where: Mapping[str, Any] | None) -> list[Self]:
+        """The stored objects whose fields equal `where`'s values (the local body of typed
+        queries such as `Instance.get_by_host`)."""
+        store, registry = current_object_store(cls.OBJ_NAME, method)
+        rows = await store.list(cls.OBJ_NAME, where)
         return [cls._obj_rebuild(registry, row) for row in rows]
 
     @classmethod

@@ -22,7 +22,8 @@ class ComputeNode(PersistentObject):
     # 1.0: Initial version
     # 1.1: Added pci_device_pools
     # 1.2: Added supported_instances
-    VERSION = "1.2"
+    # 1.3: Added the remotable destroy
+    VERSION = "1.3"
     __slots__ = ()
     OBJ_KEY = "uuid"
     OBJ_RELATIONSHIPS: ClassVar[Relationships] = {"pci_device_pools": [("1.1", "1.0")]}
@@ -76,4 +77,4 @@ class ComputeNode(PersistentObject):
     @remotable_classmethod
     async def get_by_host(cls, ctx: RequestContext | None, host: str) -> list[ComputeNode]:
         """Every stored node of host `host` (one per hypervisor node it runs)."""
-        return [node for node in await cls.list_all(ctx) if node.host == host]
+        return await cls._obj_find("get_by_host", {"host": host})

@@ -14,7 +14,7 @@ from schemas.objects.enums import PowerState, TaskState, VMState
 from schemas.objects.flavor import Flavor
 from schemas.objects.network import NetworkInfo
 from schemas.registry import default_registry
-from schemas.remotable import remotable_classmethod
+from schemas.remotable import remotable, remotable_classmethod
 from schemas.store import PersistentObject
 from schemas.versions import Version
 
@@ -26,7 +26,8 @@ class Instance(PersistentObject):
     # 1.0: Initial version
     # 1.1: Added hidden
     # 1.2: Flavor 1.1
-    VERSION = "1.2"
+    # 1.3: save takes expected_task_state and expected_vm_state; added the remotable destroy
+    VERSION = "1.3"
     __slots__ = ()
     OBJ_KEY = "uuid"
     OBJ_RELATIONSHIPS: ClassVar[Relationships] = {
@@ -92,4 +93,20 @@ class Instance(PersistentObject):
     @remotable_classmethod
     async def get_by_host(cls, ctx: RequestContext | None, host: str) -> list[Instance]:
         """Every stored instance whose `host` is `host`."""
-        return [inst for inst in await cls.list_all(ctx) if inst.host == host]
+        return await cls._obj_find("get_by_host", {"host": host})
+
+    @remotable(changes_only=True)
+    async def save(
+        self,
+        expected_task_state: str | list[str | None] | None = None,
+        expected_vm_state: str | list[str] | None = None,
+    ) -> None:
+        """Store the changed fields, as nova's `Instance.save`: with `expected_task_state`
+        (one state, or a list that may hold None) or `expected_vm_state`, only if the stored
+        instance is in one of those states, atomically; otherwise `UnexpectedTaskStateError`
+        / `UnexpectedVMStateError` and nothing is saved."""
+        expected: dict[str, list[Any]] = {}
+        for name, states in (("task_state", expected_task_state), ("vm_state", expected_vm_state)):
+            if states is not None:
+                expected[name] = list(states) if isinstance(states, list) else [states]
+        await self._obj_save_changes("save", expected or None)

@@ -42,10 +42,11 @@ class LiveMigrateData(VersionedObject):
     """Live-migration parameters exchanged by source and destination (libvirt driver)."""
 
     # 1.0: Initial version
-    VERSION = "1.0"
+    # 1.1: Migration 1.1
+    VERSION = "1.1"
     __slots__ = ()
     OBJ_RELATIONSHIPS: ClassVar[Relationships] = {
-        "migration": [("1.0", "1.0")],
+        "migration": [("1.0", "1.0"), ("1.1", "1.1")],
         "bdms": [("1.0", "1.0")],
     }
 

@@ -17,7 +17,8 @@ class Migration(PersistentObject):
     """Source, destination, status and memory/disk progress of a migration."""
 
     # 1.0: Initial version
-    VERSION = "1.0"
+    # 1.1: Added the remotable destroy
+    VERSION = "1.1"
     __slots__ = ()
     OBJ_KEY = "uuid"
 
@@ -50,4 +51,4 @@ class Migration(PersistentObject):
         cls, ctx: RequestContext | None, instance_uuid: str
     ) -> list[Migration]:
         """Every stored migration of instance `instance_uuid`."""
-        return [m for m in await cls.list_all(ctx) if m.instance_uuid == instance_uuid]
+        return await cls._obj_find("get_by_instance", {"instance_uuid": instance_uuid})

@@ -17,7 +17,8 @@ class Service(PersistentObject):
     """A service on a host: whether it is enabled and when it last reported."""
 
     # 1.0: Initial version
-    VERSION = "1.0"
+    # 1.1: Added the remotable destroy
+    VERSION = "1.1"
     __slots__ = ()
     OBJ_KEY = "uuid"
 
@@ -37,7 +38,8 @@ class Service(PersistentObject):
         cls, ctx: RequestContext | None, host: str, binary: str
     ) -> Service:
         """The service `binary` on `host`, or ObjectNotFound."""
-        for service in await cls.list_all(ctx):
-            if service.host == host and service.binary == binary:
-                return service
+        for service in await cls._obj_find(
+            "get_by_host_and_binary", {"host": host, "binary": binary}
+        ):
+            return service
         raise ObjectNotFound(objname=cls.OBJ_NAME, key=f"{host}/{binary}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import pytest
@@ -21,6 +21,7 @@ from schemas import (
     use_indirection,
     use_object_store,
 )
+from schemas.errors import unexpected_state
 
 # The decoder fuzz tests run this profile: many examples in CI, a quick pass locally.
 settings.register_profile("schemas-ci", max_examples=20_000, deadline=None, derandomize=False)
@@ -39,14 +40,31 @@ class MemoryStore:
         row = self.rows.get((objname, key))
         return copy.deepcopy(row) if row is not None else None
 
-    async def put_changes(self, objname: str, key: str, changes: Mapping[str, Any]) -> None:
+    async def put_changes(
+        self,
+        objname: str,
+        key: str,
+        changes: Mapping[str, Any],
+        expected: Mapping[str, Sequence[Any]] | None = None,
+    ) -> None:
+        stored = self.rows.get((objname, key), {})
+        for field, allowed in (expected or {}).items():
+            if stored.get(field) not in allowed:
+                raise unexpected_state(objname, key, field, list(allowed), stored.get(field))
         self.puts.append((objname, key, copy.deepcopy(dict(changes))))
         self.rows.setdefault((objname, key), {}).update(copy.deepcopy(dict(changes)))
 
-    async def list(self, objname: str) -> list[dict[str, Any]]:
+    async def list(
+        self, objname: str, where: Mapping[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
         return [
-            copy.deepcopy(row) for (name, _), row in sorted(self.rows.items()) if name == objname
+            copy.deepcopy(row)
+            for (name, _), row in sorted(self.rows.items())
+            if name == objname and all(row.get(f) == v for f, v in (where or {}).items())
         ]
+
+    async def delete(self, objname: str, key: str) -> bool:
+        return self.rows.pop((objname, key), None) is not None
 
 
 class WireIndirection:

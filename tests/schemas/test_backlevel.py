@@ -76,7 +76,7 @@ def test_the_old_release_advertises_older_versions() -> None:
     assert manifest["ComputeNode"] == "1.0"
     assert manifest["Instance"] == "1.0"
     assert manifest["Flavor"] == "1.0"
-    assert obj_manifest(default_registry)["ComputeNode"] == "1.2"
+    assert obj_manifest(default_registry)["ComputeNode"] == "1.3"
 
 
 # -- ComputeNode 1.0 <-> 1.1 <-> 1.2 -----------------------------------------------------------
@@ -146,9 +146,9 @@ def test_sending_too_new_an_object_raises_incompatible_with_the_receivers_manife
     error = exc.value
     assert not isinstance(error, DecodeError)
     assert error.retryable
-    assert (error.objname, error.objver, error.supported) == ("ComputeNode", "1.2", "1.0")
+    assert (error.objname, error.objver, error.supported) == ("ComputeNode", "1.3", "1.0")
     assert error.manifest == obj_manifest(OLD)
-    assert str(error) == "ComputeNode version 1.2 is newer than the supported 1.0"
+    assert str(error) == "ComputeNode version 1.3 is newer than the supported 1.0"
     # What the RPC layer does with it: encode again for the manifest, and it goes through.
     retried = decode(encode(samples.compute_node(), manifest=error.manifest), registry=OLD)
     assert retried.VERSION == "1.0"
@@ -212,7 +212,7 @@ def test_a_manifest_entry_overrides_the_relationship_map() -> None:
     inst = samples.instance()
     manifest = {**obj_manifest(default_registry), "Flavor": "1.0"}
     primitive = inst.to_primitive(manifest=manifest)
-    assert primitive.version == "1.2"
+    assert primitive.version == "1.3"
     assert primitive.data["flavor"].version == "1.0"
     assert "description" not in primitive.data["flavor"].data
     # The encoder does the same while packing.
@@ -224,7 +224,7 @@ def test_a_manifest_entry_overrides_the_relationship_map() -> None:
 def test_a_newer_peer_gets_our_own_versions() -> None:
     manifest = {"Instance": "1.9", "Flavor": "1.5"}
     primitive = samples.instance().to_primitive(manifest=manifest)
-    assert primitive.version == "1.2"
+    assert primitive.version == "1.3"
     assert primitive.data["flavor"].version == "1.1"
 
 
@@ -260,7 +260,7 @@ def test_back_levelling_refuses_other_majors_and_newer_versions(target: str, rea
         samples.instance().to_primitive(target_version=target)
     assert exc.value.reason == reason
     assert str(exc.value) == (
-        f"Instance version {target} is not supported (this side has 1.2): {reason}"
+        f"Instance version {target} is not supported (this side has 1.3): {reason}"
     )
 
 
@@ -289,7 +289,7 @@ def test_from_primitive_rebuilds_and_checks_versions() -> None:
     rebuilt = Instance.from_primitive(primitive)
     assert rebuilt == inst
     assert rebuilt.obj_what_changed() == {"host"}
-    primitive.version = "1.3"
+    primitive.version = "1.4"
     with pytest.raises(IncompatibleObjectVersion) as exc:
         Instance.from_primitive(primitive)
     assert exc.value.manifest == obj_manifest(default_registry)

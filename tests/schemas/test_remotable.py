@@ -159,7 +159,7 @@ async def test_save_through_an_indirection_sends_only_the_key_and_changed_fields
 async def test_classmethods_go_through_object_class_action(wire: WireIndirection) -> None:
     await samples.instance().create()
     loaded = await Instance.get_by_uuid(CTX, samples.INSTANCE_UUID)
-    assert wire.class_calls[-1] == ("Instance", "1.2", "get_by_uuid")
+    assert wire.class_calls[-1] == ("Instance", "1.3", "get_by_uuid")
     assert loaded == samples.instance()
     assert loaded.obj_context is CTX
 

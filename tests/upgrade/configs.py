@@ -21,10 +21,17 @@ EXAMPLE_CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "virtactor.tom
 
 
 def agent_config(
-    host: str, root: Path, url: str, prefix: str, libvirt_uri: str = "test:///default"
+    host: str,
+    root: Path,
+    url: str,
+    prefix: str,
+    libvirt_uri: str = "test:///default",
+    version_cap: dict[str, str] | None = None,
 ) -> Path:
     """A TOML configuration for agent `host` whose files live under `root`; returns its path.
-    The guest image it spawns from is created there too."""
+    The guest image it spawns from is created there too. `version_cap` is the upgrade pin
+    ([rpc] version_cap) an operator sets on the new release's agents while clients of the
+    previous one still listen (docs/upgrades.md)."""
     images = make_dirs(root)
     path = root / f"{host}.toml"
     path.write_text(
@@ -36,8 +43,14 @@ def agent_config(
         f"[guest]\nimages_path = {json.dumps(str(images))}\n"
         'virt_type = "qemu"\ncpu_mode = "none"\n\n'
         f"[amqp]\nurl = {json.dumps(url)}\nprefix = {json.dumps(prefix)}\n"
+        + (f"\n[rpc]\nversion_cap = {toml_table(version_cap)}\n" if version_cap else "")
     )
     return path
+
+
+def toml_table(values: dict[str, str]) -> str:
+    """An inline TOML table of strings: `{ Instance = "1.2", ... }`."""
+    return "{ " + ", ".join(f"{k} = {json.dumps(v)}" for k, v in sorted(values.items())) + " }"
 
 
 def make_dirs(root: Path) -> Path:

@@ -23,6 +23,7 @@ from tests.upgrade.releases import (
     ReleaseUnavailable,
     build_release_env,
     current_release,
+    object_manifest,
     previous_release,
 )
 
@@ -92,10 +93,12 @@ async def fleet(
 ) -> AsyncIterator[Fleet]:
     prefix = unique("vt-upg")
     root = tmp_path_factory.mktemp("fleet")
+    # The upgrade pin: the new release's agent speaks what the previous release's clients read.
+    pins = {"N-1": None, "N": object_manifest(releases["N-1"])}
     async with agents_cleaned_up(rabbitmq_url, prefix) as agents:
         for side, stem in (("N-1", "old"), ("N", "new")):
             host = unique(f"upg-{stem}")
-            config = agent_config(host, root / host, rabbitmq_url, prefix)
+            config = agent_config(host, root / host, rabbitmq_url, prefix, version_cap=pins[side])
             agents.append(AgentProcess(releases[side], host, config, root / f"{host}.log"))
             await agents[-1].start()
         yield Fleet(rabbitmq_url, prefix, {"N-1": agents[0], "N": agents[1]})

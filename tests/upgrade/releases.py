@@ -8,6 +8,7 @@ deploy/local/release-env.sh, which an operator can run too.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import tomllib
@@ -37,6 +38,25 @@ class Release:
     @property
     def virtactor(self) -> Path:
         return self.venv / "bin" / "virtactor"
+
+
+def object_manifest(release: Release) -> dict[str, str]:
+    """The object versions `release` understands, asked of its own code."""
+    script = (
+        "import json; from schemas import default_registry, obj_manifest; "
+        "print(json.dumps(obj_manifest(default_registry)))"
+    )
+    done = subprocess.run(
+        [str(release.python), "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd="/",  # never this checkout's packages
+    )
+    if done.returncode != 0:
+        raise ReleaseUnavailable(f"{release.python} could not list its objects: {done.stderr}")
+    return dict(json.loads(done.stdout))
 
 
 def current_release() -> Release:
