@@ -30,6 +30,7 @@ from actors.addresses import INSTANCE_PREFIX, instance_address
 from actors.handlers import handler
 from actors.instance import EventSink, InstanceHypervisor
 from actors.lifecycle_events import lifecycle_topic, lifecycle_transition
+from actors.records import RecordSaver
 from actors.ref import ActorRef
 from schemas.objects.compute_node import ComputeNode
 from schemas.objects.enums import PowerState
@@ -158,6 +159,7 @@ class HostActor(Actor):
         *,
         readiness: Readiness | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        records: RecordSaver | None = None,
     ) -> None:
         self.settings = settings
         self.readiness = readiness if readiness is not None else Readiness()
@@ -167,6 +169,7 @@ class HostActor(Actor):
         self._sink = sink
         self._instance_factory = instance_factory
         self._clock = clock
+        self._records = records or RecordSaver(None)
         self._tickers: list[asyncio.Task[None]] = []
 
     # --- life cycle ------------------------------------------------------------------------
@@ -372,7 +375,10 @@ class HostActor(Actor):
         return self.system.get_or_spawn(instance_address(uuid), lambda: factory(uuid))
 
     async def _publish(self, event: str) -> None:
-        await self._sink.publish(host_topic(self.settings.host, event), self.service())
+        # Saved whole each time: a heartbeat after an object-backend outage catches up.
+        service = self.service()
+        await self._records.save(service.obj_clone(), whole=True)
+        await self._sink.publish(host_topic(self.settings.host, event), service)
 
     def service(self) -> Service:
         """The host's `Service` record as it stands now (a new object each time)."""

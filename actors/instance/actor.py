@@ -66,6 +66,8 @@ class InstanceActor(LifecycleHandlers, PowerHandlers, DeviceHandlers, QueryHandl
         `down_confirm_delay` later, confirms it (see the module docstring).
         """
         await self._try_load()
+        if self._unsaved:
+            await self._save_record(None)  # the resync after an object-backend outage
         shown = await self._read()
         if self._needs_confirmation(shown):
             if self._confirm is None:

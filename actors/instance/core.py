@@ -48,6 +48,7 @@ from actors.instance.states import (
     reconcile_recovered,
     vm_state_for_power,
 )
+from actors.records import RecordSaver
 from schemas.base import VersionedObject
 from schemas.errors import VirtactorError
 from schemas.objects.enums import PowerState
@@ -187,6 +188,7 @@ class InstanceCore(Actor):
         down_confirm_delay: float = 0.0,
         history: int = 64,
         clock: Callable[[], datetime] = utc_now,
+        records: RecordSaver | None = None,
     ) -> None:
         self.uuid = uuid
         self.settings = settings or InstanceSettings()
@@ -203,6 +205,10 @@ class InstanceCore(Actor):
         self._published: PowerState | None = None
         self._confirm: asyncio.Task[None] | None = None
         self._loaded = False
+        # The record in the object backend (actors/records.py); `_unsaved`: a save failed,
+        # so the whole record is saved at the next chance (a change, or the next resync).
+        self._records = records or RecordSaver(None)
+        self._unsaved = False
 
     # --- life cycle ------------------------------------------------------------------------
 
@@ -408,10 +414,22 @@ class InstanceCore(Actor):
         changes = instance.obj_changes_only()
         if store:
             await self._store(strict)
+        await self._save_record(instance.obj_changes_only())
         await self._sink.publish(state_topic(self.uuid), public_view(changes))
         instance.obj_reset_changes(recursive=True)
         if "power_state" in changes.obj_what_changed():
             await self._publish(PowerState(instance.power_state))
+
+    async def _save_record(self, changes: Instance | None) -> None:
+        """Save the record's `changes` in the object backend; the whole record instead while
+        an earlier save is owed (or `changes` is None). A failure is logged, and owed."""
+        if self.record is None:
+            return
+        if changes is None or self._unsaved:
+            saved = await self._records.save(self.record.instance.obj_clone(), whole=True)
+        else:
+            saved = await self._records.save(changes)
+        self._unsaved = not saved
 
     async def _store(self, strict: bool) -> None:
         if self.record is None or self._driver is None:

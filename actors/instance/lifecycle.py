@@ -106,6 +106,7 @@ class LifecycleHandlers(InstanceCore):
         assert self.record is not None
         instance = self.record.instance
         instance.updated_at = self._clock()
+        await self._save_record(None)
         await self._sink.publish(state_topic(self.uuid), public_view(instance.obj_clone()))
         instance.obj_reset_changes(recursive=True)
         if store:

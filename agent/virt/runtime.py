@@ -22,6 +22,7 @@ from typing import Any
 from actors import HOST_ADDRESS, Actor, ActorRef, ActorSystem
 from actors.host import HostActor, HostActorSettings, Readiness
 from actors.instance import EventSink, InstanceActor, InstanceSettings
+from actors.records import RecordSaver
 from agent.virt.event_relay import HostEventRelay
 from agent.virt.guest.device_events import DeviceEvents, TeeListener
 from agent.virt.guest.settings import GuestSettings
@@ -31,8 +32,9 @@ from agent.virt.images import ImageCache
 from agent.virt.instance_driver import LibvirtInstanceDriver
 from agent.virt.reconnect import Backoff
 
-# (uuid, hypervisor, sink, *, down_confirm_delay[, driver, settings]) -> the instance's actor;
-# InstanceActor is one. `driver` and `settings` are passed only when guests are configured.
+# (uuid, hypervisor, sink, *, down_confirm_delay[, driver, settings, records]) -> the
+# instance's actor; InstanceActor is one. `driver` and `settings` are passed only when guests
+# are configured, `records` only when the agent keeps records in the object backend.
 InstanceFactory = Callable[..., Actor]
 
 
@@ -67,7 +69,9 @@ class HostRuntime:
         settings: HostRuntimeSettings,
         *,
         instance_factory: InstanceFactory = InstanceActor,
+        records: RecordSaver | None = None,
     ) -> None:
+        """`records` saves the actors' records in the object backend (None: not kept)."""
         self.system = system
         self.sink = sink
         self.settings = settings
@@ -91,6 +95,7 @@ class HostRuntime:
                 self.host, settings.guest, cache, self.device_events
             )
         self._make_instance = instance_factory
+        self.records = records
         self.bridge: HostEventRelay | None = None
         self.ref: ActorRef | None = None
 
@@ -99,6 +104,8 @@ class HostRuntime:
         extra: dict[str, Any] = {}
         if self.instance_driver is not None:
             extra = {"driver": self.instance_driver, "settings": self.settings.instance}
+            if self.records is not None:
+                extra["records"] = self.records
         return self._make_instance(
             uuid,
             self.hypervisor,
@@ -127,6 +134,7 @@ class HostRuntime:
                 self.sink,
                 self.instance_factory,
                 readiness=self.readiness,
+                records=self.records,
             ),
         )
         self.ref = ref

@@ -1,0 +1,57 @@
+"""`RecordSaver`: how actors keep their objects' records in the object backend.
+
+An actor's record (an instance's `Instance`, the host's `Service`) is saved through the
+object indirection the agent hands in (over the bus, to the conductor): `save()` sends the
+changed fields, `create()` the whole record (merged into what the backend holds). The
+hypervisor is the truth of what runs and the actor's own record goes on without the backend:
+a save that fails (no conductor answers within `timeout`, or any typed error) is logged and
+reported as not done, and the actor saves its whole record again at its next resync, so the
+backend's record converges once the backend is back. A failed save never undoes an
+operation's effect on the hypervisor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from schemas.errors import VirtactorError
+from schemas.remotable import ObjectIndirectionAPI, use_indirection
+from schemas.store import PersistentObject
+
+log = logging.getLogger(__name__)
+
+
+class RecordSaver:
+    """Saves records through `objects` (None: the agent keeps no records; saving is a no-op
+    that reports success), each save bounded by `timeout` seconds."""
+
+    def __init__(self, objects: ObjectIndirectionAPI | None, timeout: float = 10.0) -> None:
+        if timeout <= 0:
+            raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
+        self.objects = objects
+        self.timeout = timeout
+        self.failures = 0
+
+    async def save(self, record: PersistentObject, *, whole: bool = False) -> bool:
+        """Save `record`'s changed fields (`whole`: every set field); whether it was saved.
+        Cancellation propagates; every other failure is logged and returns False."""
+        if self.objects is None:
+            return True
+        try:
+            async with asyncio.timeout(self.timeout):
+                with use_indirection(self.objects):
+                    if whole:
+                        await record.create()
+                    else:
+                        await record.save()
+        except (VirtactorError, TimeoutError) as exc:
+            self.failures += 1
+            log.warning(
+                "%s %s not saved to the object backend (saved again at the next resync): %s",
+                record.OBJ_NAME,
+                record._obj_key(),
+                exc or "timed out",
+            )
+            return False
+        return True
