@@ -1,5 +1,6 @@
-"""The `virtactor` command line: `virtactor run` serves one hypervisor; `virtactor demo` shows
-the whole agent on the embedded default."""
+"""The `virtactor` command line: `virtactor run` serves one hypervisor; `virtactor conductor`
+serves the object backend to every agent over RabbitMQ (`--upgrade-db` migrates its database);
+`virtactor demo` shows the whole agent on the embedded default."""
 
 from __future__ import annotations
 
@@ -12,8 +13,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from agent import demo
+from agent.conductor import upgrade_db
+from agent.conductor.db import database_url
+from agent.conductor.service import database_location, running_conductor
 from agent.config import AgentConfig, ConfigError, load_config
-from agent.service import Agent
+from agent.service import Agent, build_transport
+from schemas.errors import VirtactorError
 
 log = logging.getLogger("virtactor")
 
@@ -37,20 +42,79 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="refuse a setting or section this release does not know (default: a warning)",
     )
+    conductor = commands.add_parser(
+        "conductor", help="serve the object backend over RabbitMQ until SIGTERM or SIGINT"
+    )
+    conductor.add_argument("--config", type=Path, help="TOML configuration file")
+    conductor.add_argument(
+        "--upgrade-db",
+        action="store_true",
+        help="bring [conductor] database_url to this release's schema, then exit",
+    )
+    conductor.add_argument(
+        "--strict",
+        action="store_true",
+        help="refuse a setting or section this release does not know (default: a warning)",
+    )
     return parser
 
 
-async def serve(config: AgentConfig) -> int:
-    """Run one agent until SIGTERM/SIGINT, then stop it gracefully."""
+def _stop_on_signals() -> asyncio.Event:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    return stop
+
+
+async def serve(config: AgentConfig) -> int:
+    """Run one agent until SIGTERM/SIGINT, then stop it gracefully."""
+    stop = _stop_on_signals()
     async with Agent(config) as agent:
         log.info("agent %s started (libvirt %s)", agent.host, config.libvirt.uri)
         await stop.wait()
         log.info("agent %s stopping", agent.host)
     return 0
+
+
+async def serve_conductor(config: AgentConfig) -> int:
+    """Run one conductor until SIGTERM/SIGINT, then stop it gracefully: requests under way
+    finish, requests still queued wait for the other conductors."""
+    if not config.amqp.url:
+        # On the in-process bus no agent could reach it: each agent runs its own there.
+        reason = "empty: a conductor serves agents over RabbitMQ (set [amqp] url)"
+        raise ConfigError(where="[amqp] url", reason=reason)
+    stop = _stop_on_signals()
+    transport = build_transport(config)
+    await transport.start()
+    try:
+        async with running_conductor(transport, config):
+            log.info("conductor serving (database %s)", _shown(database_location(config)))
+            await stop.wait()
+            log.info("conductor stopping")
+    finally:
+        await transport.aclose()
+    return 0
+
+
+async def conductor_command(config: AgentConfig, upgrade: bool) -> int:
+    try:
+        if upgrade:
+            await upgrade_db(database_location(config))
+            log.info("database %s is at this release's schema", _shown(database_location(config)))
+            return 0
+        return await serve_conductor(config)
+    except ConfigError as exc:
+        log.error("%s", exc)
+        return 2
+    except VirtactorError as exc:
+        log.error("%s", exc)
+        return 1
+
+
+def _shown(location: str) -> str:
+    """The database at `location`, for a log line: without its password."""
+    return database_url(location).render_as_string(hide_password=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -67,6 +131,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             log.error("%s", exc)
             return 2
         return asyncio.run(serve(config))
+    if args.command == "conductor":
+        try:
+            config = load_config(args.config, strict=args.strict)
+        except ConfigError as exc:
+            log.error("%s", exc)
+            return 2
+        return asyncio.run(conductor_command(config, args.upgrade_db))
     raise AssertionError(f"unhandled command {args.command!r}")  # argparse enforces the choices
 
 

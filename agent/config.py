@@ -1,7 +1,7 @@
 """Agent configuration: read once, at the edge, and passed down as values.
 
 Sources, later ones winning: built-in defaults, a TOML file (`--config`, sections
-`[agent]`, `[libvirt]`, `[guest]`, `[instance]`, `[amqp]`, `[rpc]`), then
+`[agent]`, `[libvirt]`, `[guest]`, `[instance]`, `[amqp]`, `[rpc]`, `[conductor]`), then
 `VIRTACTOR_<SECTION>_<KEY>` environment variables (for example `VIRTACTOR_AMQP_URL`). Inner
 layers never read files or the environment themselves.
 
@@ -148,6 +148,25 @@ class RpcSection:
 
 
 @dataclass(slots=True, frozen=True)
+class ConductorSection:
+    """The object backend (docs/conductor.md): what `virtactor conductor` serves from, and
+    what an agent on the in-process bus runs in its own process."""
+
+    # The database: a SQLite file (a path, or sqlite+aiosqlite:////path), or PostgreSQL
+    # (postgresql+asyncpg://user:password@host/db), which many conductors share. Empty: the
+    # SQLite file _conductor.sqlite in [agent] instances_path.
+    database_url: str = ""
+    # The deadline of an agent's object call (save, get_by_uuid, ...) whose object carries no
+    # request context with one; retries while no conductor answers stay within it.
+    call_timeout: float = 60.0
+
+    def __post_init__(self) -> None:
+        if not self.call_timeout > 0:
+            reason = f"{self.call_timeout!r} is not a positive number of seconds"
+            raise ConfigError(where="[conductor] call_timeout", reason=reason)
+
+
+@dataclass(slots=True, frozen=True)
 class AgentConfig:
     agent: AgentSection = field(default_factory=AgentSection)
     libvirt: LibvirtSection = field(default_factory=LibvirtSection)
@@ -155,6 +174,7 @@ class AgentConfig:
     instance: InstanceSection = field(default_factory=InstanceSection)
     amqp: AmqpSection = field(default_factory=AmqpSection)
     rpc: RpcSection = field(default_factory=RpcSection)
+    conductor: ConductorSection = field(default_factory=ConductorSection)
     # What the file or the environment set that this release does not know (ignored).
     warnings: tuple[str, ...] = ()
 
@@ -166,6 +186,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "instance": InstanceSection,
     "amqp": AmqpSection,
     "rpc": RpcSection,
+    "conductor": ConductorSection,
 }
 
 

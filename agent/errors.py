@@ -11,6 +11,10 @@
     ├── HypervisorUnavailable               libvirt is unreachable (retryable)
     ├── HypervisorError                     any other libvirt failure: its code, origin, message
     ├── AgentInitializing                   the host is still adopting guests (retryable)
+    ├── ConductorUnavailable                no conductor answered an object call in time
+    │                                       (retryable)
+    ├── DatabaseNotUpgraded                 a conductor's database is behind its release
+    ├── StoreError ...                      agent.conductor.db (the object database)
     ├── InstanceNotFound / InstanceInvalidState / NotSupported   actors.instance.errors
     ├── InstanceRequestError ...            actors.instance.errors (bad arguments, devices)
     ├── RecoveryDataInvalid                 actors.instance.recovery
@@ -84,6 +88,26 @@ class AgentInitializing(VirtactorError):
     retryable = True
 
 
+class ConductorUnavailable(VirtactorError):
+    """No conductor answered a remotable object call (`save`, `get_by_uuid`, ...) before its
+    deadline, retries included: none was serving the object backend's queue, or none
+    finished in time. A request still queued then expires unrun; one a conductor had
+    already started may still finish."""
+
+    msg_fmt = "no conductor answered {objname}.{method} within {timeout:.3f}s: {reason}"
+    retryable = True
+
+
+class DatabaseNotUpgraded(VirtactorError):
+    """The object database has not had this release's migrations (`found` is its revision,
+    None for none): a conductor refuses to serve it rather than fail on each request."""
+
+    msg_fmt = (
+        "the object database at {url} is at schema revision {found!r}, this conductor needs "
+        "{needed!r}: run `virtactor conductor --upgrade-db` first"
+    )
+
+
 class ClaimFailed(VirtactorError):
     msg_fmt = "claim for instance {uuid} failed: {reason}"
 
@@ -96,6 +120,8 @@ __all__ = [
     "AgentInitializing",
     "CallTimeout",
     "ClaimFailed",
+    "ConductorUnavailable",
+    "DatabaseNotUpgraded",
     "HypervisorError",
     "HypervisorUnavailable",
     "IncompatibleRpcVersion",

@@ -3,17 +3,26 @@
     transport (AMQP, or the in-process bus) ──> Dispatcher ──> actors (host, instances)
                                                                  │
     libvirt <── Host / LibvirtHypervisor <── HostRuntime ────────┘ ──> EventPublisher ──> bus
+                                                   actors' save() ──> `objects` ──> conductor
 
 `start()` connects the transport, listens for event subscribers' announcements (and asks
 for them: `agent.rpc.subscribers`), starts the host runtime (libvirt connection, event bridge,
 host actor), serves the host's queue and adopts the running guests in the background:
 instance commands are answered `AgentInitializing` until adoption is done. `aclose()` stops
 serving (in-flight requests finish), then the actors, then libvirt and the transport.
+
+`objects` is the agent's object indirection (`BusIndirection`): remotable object calls made
+under `use_indirection(agent.objects)` go to the conductors. On the in-process bus no other
+process can run one, so the agent runs its own there (`conductor`), on the SQLite file of
+`[conductor] database_url` (by default in `instances_path`), migrated as it starts: the
+embedded default needs no database server. Over AMQP, conductors are their own processes
+(`virtactor conductor`, docs/conductor.md).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 from pathlib import Path
@@ -22,6 +31,9 @@ from typing import cast
 from actors import ActorRef, ActorSystem, BlockingExecutor
 from actors.host import HostActor
 from actors.instance import InstanceActor, InstanceSettings
+from agent.client import ComputeClient
+from agent.conductor.indirection import BusIndirection
+from agent.conductor.service import Conductor, running_conductor
 from agent.config import AgentConfig, ConfigError
 from agent.rpc.catalogue import exposed_methods
 from agent.rpc.dedup import ReplyCache
@@ -30,7 +42,13 @@ from agent.rpc.manifest_store import ManifestStore
 from agent.rpc.methods import MethodTable, Scope
 from agent.rpc.server import Dispatcher
 from agent.rpc.subscribers import SubscriberWatch
-from agent.transport import AmqpSettings, AmqpTransport, InProcessBus, Transport
+from agent.transport import (
+    CONDUCTOR_QUEUE,
+    AmqpSettings,
+    AmqpTransport,
+    InProcessBus,
+    Transport,
+)
 from agent.virt.guest.settings import guest_settings_from_config
 from agent.virt.runtime import HostRuntime, HostRuntimeSettings
 from schemas import DecodeLimits, ObjectRegistry, VirtactorError, default_registry
@@ -84,6 +102,9 @@ class Agent:
         transport: Transport | None = None,
         registry: ObjectRegistry = default_registry,
     ) -> None:
+        if config.agent.host == CONDUCTOR_QUEUE:
+            reason = f"{CONDUCTOR_QUEUE!r} is the object backend's queue; name the host otherwise"
+            raise ConfigError(where="[agent] host", reason=reason)
         self.config = config
         self.host = config.agent.host
         self.registry = registry
@@ -135,6 +156,19 @@ class Agent:
             ),
             manifests=self.manifests,
         )
+        # Objects sent at the versions the conductors advertise, never above version_cap.
+        self.objects = BusIndirection(
+            ComputeClient(
+                self.transport,
+                registry=registry,
+                version_cap=config.rpc.version_cap or None,
+                limits=DecodeLimits(max_size=config.rpc.max_message_bytes),
+                announce_interval=None,
+            ),
+            timeout=config.conductor.call_timeout,
+        )
+        self.conductor: Conductor | None = None  # the embedded one, on the in-process bus
+        self._embedded = contextlib.AsyncExitStack()
         self._adoption: asyncio.Task[list[str]] | None = None
 
     async def start(self) -> None:
@@ -147,6 +181,13 @@ class Agent:
             # Before serving: a restarted agent knows its callers' manifest digests at once.
             await self.manifests.load()
             await self.transport.start()
+            if isinstance(self.transport, InProcessBus):
+                # Before the actors, which save their objects through it from the start.
+                self.conductor = await self._embedded.enter_async_context(
+                    running_conductor(
+                        self.transport, self.config, registry=self.registry, upgrade=True
+                    )
+                )
             # Before anything publishes: the first events wait for subscribers' answers.
             await self.subscribers.start()
             host_actor = await self.runtime.start()
@@ -186,6 +227,9 @@ class Agent:
         await self.transport.unserve(self.host, timeout)
         await self.runtime.aclose()
         await self.system.aclose(timeout)
+        # After the actors, whose last saves it serves.
+        await self._embedded.aclose()
+        self.conductor = None
         await self.subscribers.aclose()
         await self.executor.aclose(timeout)
         if self._owns_transport:

@@ -10,6 +10,7 @@ sees the message, so a bad request never half-applies.
 from __future__ import annotations
 
 import enum
+import functools
 import inspect
 import types
 import typing
@@ -42,28 +43,40 @@ class Route:
     parameters: tuple[_Parameter, ...]
 
     def check_arguments(self, args: Mapping[str, Any]) -> None:
-        known = {p.name for p in self.parameters}
-        unexpected = sorted(set(args) - known)
-        if unexpected:
+        _check(self.method, self.parameters, args)
+
+
+def check_call(method: str, function: Callable[..., Any], args: Mapping[str, Any]) -> None:
+    """Check named `args` against `function`'s parameters after its first (self or cls), as
+    a handler's are checked: `InvalidArguments` naming `method` for an unknown, missing or
+    mistyped one. For functions served outside the actors (the conductor's object methods)."""
+    _check(method, _function_parameters(function), args)
+
+
+@functools.cache
+def _function_parameters(function: Callable[..., Any]) -> tuple[_Parameter, ...]:
+    return _parameters(function)
+
+
+def _check(method: str, parameters: tuple[_Parameter, ...], args: Mapping[str, Any]) -> None:
+    known = {p.name for p in parameters}
+    unexpected = sorted(set(args) - known)
+    if unexpected:
+        raise InvalidArguments(method=method, reason=f"unexpected argument(s) {unexpected}")
+    for parameter in parameters:
+        if parameter.name not in args:
+            if parameter.required:
+                raise InvalidArguments(method=method, reason=f"missing argument {parameter.name!r}")
+            continue
+        value = args[parameter.name]
+        if not parameter.check(value):
             raise InvalidArguments(
-                method=self.method, reason=f"unexpected argument(s) {unexpected}"
+                method=method,
+                reason=(
+                    f"argument {parameter.name!r} must be {parameter.expected}, "
+                    f"not {type(value).__name__}"
+                ),
             )
-        for parameter in self.parameters:
-            if parameter.name not in args:
-                if parameter.required:
-                    raise InvalidArguments(
-                        method=self.method, reason=f"missing argument {parameter.name!r}"
-                    )
-                continue
-            value = args[parameter.name]
-            if not parameter.check(value):
-                raise InvalidArguments(
-                    method=self.method,
-                    reason=(
-                        f"argument {parameter.name!r} must be {parameter.expected}, "
-                        f"not {type(value).__name__}"
-                    ),
-                )
 
 
 class MethodTable:

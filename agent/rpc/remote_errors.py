@@ -20,6 +20,8 @@ from typing import Any
 import actors.errors
 import actors.instance.errors
 import actors.instance.recovery
+import agent.conductor.db
+import agent.conductor.store
 import agent.config
 import agent.rpc.manifest
 import agent.virt.errors
@@ -32,6 +34,8 @@ ERROR_MODULES = (
     actors.errors,
     actors.instance.errors,
     actors.instance.recovery,
+    agent.conductor.db,
+    agent.conductor.store,
     agent.config,
     agent.rpc.manifest,
     agent.virt.errors,

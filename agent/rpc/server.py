@@ -99,32 +99,24 @@ def check_rpc_version(requested: str) -> None:
         raise IncompatibleRpcVersion(requested=requested, served=RPC_API_VERSION)
 
 
-class Dispatcher:
-    """Turns deliveries for one host into actor asks. See the module docstring."""
+class RequestServer:
+    """Steps 1-3 and 5 of the module docstring for any request queue: decode, run once per
+    message id, refuse what cannot run, reply back-levelled. Subclasses serve the methods
+    (`_serve`): the `Dispatcher` asks actors, the conductor runs remotable object methods."""
 
     def __init__(
         self,
         *,
-        host: str,
-        system: ActorSystem,
-        methods: MethodTable,
-        instance_factory: Callable[[str], Actor],
         registry: ObjectRegistry,
         manifest: Mapping[str, str],
         limits: DecodeLimits,
-        is_ready: Callable[[], bool] = lambda: True,
         cache: ReplyCache | None = None,
         manifests: ManifestStore | None = None,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
-        self.host = host
-        self.system = system
-        self.methods = methods
-        self.instance_factory = instance_factory
         self.registry = registry
         self.manifest = Manifest(manifest)
         self.limits = limits
-        self.is_ready = is_ready
         self.cache = ReplyCache() if cache is None else cache  # an empty cache is falsy
         # Callers' manifests read in full, kept so their digests resolve after a restart.
         self.manifests = manifests
@@ -220,6 +212,47 @@ class Dispatcher:
             raise RequestExpired(message_id=request.message_id, method=request.method)
         if request.method == GET_OBJECT_MANIFEST:
             return dict(self.manifest)
+        return await self._serve(request, remaining)
+
+    async def _serve(self, request: Request, remaining: float | None) -> Any:
+        """Run `request` (not expired: `remaining` seconds are left of its deadline, if it
+        has one) and return its result; a `VirtactorError` is the caller's answer."""
+        raise NotImplementedError
+
+
+class Dispatcher(RequestServer):
+    """Turns deliveries for one host into actor asks. See the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        system: ActorSystem,
+        methods: MethodTable,
+        instance_factory: Callable[[str], Actor],
+        registry: ObjectRegistry,
+        manifest: Mapping[str, str],
+        limits: DecodeLimits,
+        is_ready: Callable[[], bool] = lambda: True,
+        cache: ReplyCache | None = None,
+        manifests: ManifestStore | None = None,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(
+            registry=registry,
+            manifest=manifest,
+            limits=limits,
+            cache=cache,
+            manifests=manifests,
+            wall_clock=wall_clock,
+        )
+        self.host = host
+        self.system = system
+        self.methods = methods
+        self.instance_factory = instance_factory
+        self.is_ready = is_ready
+
+    async def _serve(self, request: Request, remaining: float | None) -> Any:
         route = self.methods.route(request.method, for_instance=request.instance is not None)
         target = self._target(request, route.scope)
         route.check_arguments(request.args)

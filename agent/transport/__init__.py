@@ -3,9 +3,10 @@
 from agent.transport.amqp import AmqpSettings, AmqpTransport
 from agent.transport.base import Delivery, Outcome, RequestHandler, Subscription, Transport
 from agent.transport.inproc import InProcessBus
-from agent.transport.topics import Names, topic_matches
+from agent.transport.topics import CONDUCTOR_QUEUE, Names, topic_matches
 
 __all__ = [
+    "CONDUCTOR_QUEUE",
     "AmqpSettings",
     "AmqpTransport",
     "Delivery",

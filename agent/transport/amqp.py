@@ -167,9 +167,10 @@ class AmqpTransport(Transport):
             await consumer.channel.close()
 
     async def declare_host(
-        self, host: str, channel: AbstractRobustChannel | None = None
+        self, host: str, channel: AbstractRobustChannel | None = None, *, fanout: bool = True
     ) -> AbstractQueue:
-        """Declare `host`'s durable request queue and its bindings (serving does it too)."""
+        """Declare `host`'s durable request queue and its bindings (serving does it too);
+        with `fanout=False`, not bound to the broadcast exchange (a service queue)."""
         channel = channel or self._channel(self._confirmed)
         arguments: dict[str, Any] = {"x-dead-letter-exchange": self.names.dead_letter_exchange}
         if self.settings.quorum:
@@ -179,16 +180,17 @@ class AmqpTransport(Transport):
             self.names.host_queue(host), durable=True, arguments=arguments
         )
         await queue.bind(self._exchange(self._commands), routing_key=host_routing_key(host))
-        await queue.bind(self._exchange(self._broadcast))
+        if fanout:
+            await queue.bind(self._exchange(self._broadcast))
         return queue
 
-    async def _declare_apart(self, host: str) -> None:
+    async def _declare_apart(self, host: str, fanout: bool) -> None:
         """`declare_host` on a channel of its own: a consumer's recovery, cancelled half-way
         by `unserve`, must not close the channel casts and events are confirmed on."""
         assert self._connection is not None, "start() the transport first"
         channel: AbstractRobustChannel = await self._connection.channel(publisher_confirms=False)
         try:
-            await self.declare_host(host, channel)
+            await self.declare_host(host, channel, fanout=fanout)
         finally:
             with contextlib.suppress(*CONNECTION_ERRORS):
                 await channel.close()
@@ -198,11 +200,11 @@ class AmqpTransport(Transport):
         channel = self._channel(self._confirmed)
         await channel.queue_delete(self.names.host_queue(host))
 
-    async def serve(self, host: str, handler: RequestHandler) -> None:
+    async def serve(self, host: str, handler: RequestHandler, *, fanout: bool = True) -> None:
         assert self._connection is not None, "start() the transport first"
         if host in self._consumers:
             raise RuntimeError(f"host {host!r} is already being served by this transport")
-        await self.declare_host(host)
+        await self.declare_host(host, fanout=fanout)
         channel: AbstractRobustChannel = await self._connection.channel(publisher_confirms=False)
         await channel.set_qos(prefetch_count=self.settings.prefetch)
         in_flight: set[asyncio.Task[Any]] = set()
@@ -220,7 +222,7 @@ class AmqpTransport(Transport):
             self.names.host_queue(host),
             on_request,
             tag=f"{self.names.host_queue(host)}.{id(self):x}",
-            prepare=lambda: self._declare_apart(host),
+            prepare=lambda: self._declare_apart(host, fanout),
             retry_interval=self.settings.reconnect_interval,
         )
         await consumer.start()

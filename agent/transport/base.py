@@ -74,8 +74,11 @@ class Transport(abc.ABC):
         events meanwhile), then disconnect; anything still waiting gets `TransportClosed`."""
 
     @abc.abstractmethod
-    async def serve(self, host: str, handler: RequestHandler) -> None:
-        """Start consuming `host`'s request queue, calling `handler` once per delivery."""
+    async def serve(self, host: str, handler: RequestHandler, *, fanout: bool = True) -> None:
+        """Start consuming `host`'s request queue, calling `handler` once per delivery.
+
+        With `fanout=False` the queue takes no fanouts: a service queue (the conductors'),
+        not an agent's, which host-scoped broadcasts must not reach."""
 
     @abc.abstractmethod
     async def unserve(self, host: str, timeout: float = 10.0) -> None:

@@ -36,6 +36,7 @@ class _HostQueue:
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     consumer: asyncio.Task[None] | None = None
     in_flight: set[asyncio.Task[None]] = field(default_factory=set)
+    fanout: bool = True
 
 
 class _InProcessSubscription(Subscription):
@@ -108,13 +109,14 @@ class InProcessBus(Transport):
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
 
-    def declare_host(self, host: str) -> None:
-        """Create `host`'s queue (serving does it too); requests then queue until served."""
-        self._queues.setdefault(check_word(host), _HostQueue())
+    def declare_host(self, host: str, *, fanout: bool = True) -> None:
+        """Create `host`'s queue (serving does it too); requests then queue until served.
+        With `fanout=False` it takes no fanouts (a service queue)."""
+        self._queues.setdefault(check_word(host), _HostQueue(fanout=fanout))
 
-    async def serve(self, host: str, handler: RequestHandler) -> None:
+    async def serve(self, host: str, handler: RequestHandler, *, fanout: bool = True) -> None:
         self._check_open()
-        self.declare_host(host)
+        self.declare_host(host, fanout=fanout)
         queue = self._queues[host]
         if queue.consumer is not None:
             raise RuntimeError(f"host {host!r} is already being served on this bus")
@@ -134,8 +136,9 @@ class InProcessBus(Transport):
 
     async def fanout(self, body: bytes, *, message_id: str, ttl: float | None) -> None:
         self._check_open()
-        for host in self._queues:
-            self._enqueue(host, _Request(body, message_id, _expiry(ttl)))
+        for host, queue in self._queues.items():
+            if queue.fanout:
+                self._enqueue(host, _Request(body, message_id, _expiry(ttl)))
 
     async def publish_event(self, routing_key: str, body: bytes) -> None:
         self._check_open()

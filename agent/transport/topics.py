@@ -14,6 +14,10 @@ from agent.errors import InvalidRoutingKey
 
 _WORD = re.compile(r"^[A-Za-z0-9_\-:]+$")
 
+# The object backend's queue, which every conductor consumes (competing consumers): requests
+# reach it as `compute.conductor`, like a host's, so no agent may be named that.
+CONDUCTOR_QUEUE = "conductor"
+
 
 @dataclass(slots=True, frozen=True)
 class Names:
