@@ -1,18 +1,28 @@
 """The object backend (conductor role): versioned objects stored in SQLite or PostgreSQL.
 
-See docs/conductor.md.
+See docs/conductor.md. The database names load on first use, so an agent that only talks
+to a conductor never imports SQLAlchemy.
 """
 
 from __future__ import annotations
 
-from agent.conductor.db import (
-    DatabaseError,
-    DatabaseUnavailable,
-    StoreError,
-    create_engine,
-)
-from agent.conductor.schema import schema_revision, upgrade_db
-from agent.conductor.store import SqlObjectStore
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from agent.conductor.db import DatabaseError, DatabaseUnavailable, StoreError, create_engine
+    from agent.conductor.schema import schema_revision, upgrade_db
+    from agent.conductor.store import SqlObjectStore
+
+_LAZY = {
+    "DatabaseError": "agent.conductor.db",
+    "DatabaseUnavailable": "agent.conductor.db",
+    "StoreError": "agent.conductor.db",
+    "create_engine": "agent.conductor.db",
+    "schema_revision": "agent.conductor.schema",
+    "upgrade_db": "agent.conductor.schema",
+    "SqlObjectStore": "agent.conductor.store",
+}
 
 __all__ = [
     "DatabaseError",
@@ -23,3 +33,10 @@ __all__ = [
     "schema_revision",
     "upgrade_db",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'agent.conductor' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

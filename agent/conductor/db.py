@@ -136,16 +136,26 @@ def database_errors(url: sa.URL) -> Iterator[None]:
     where = url.render_as_string(hide_password=True)
     try:
         yield
-    except exc.OperationalError as error:  # lost connection, locked database, shutdown
-        raise DatabaseUnavailable(url=where, reason=_reason(error)) from error
-    except exc.InterfaceError as error:  # the driver's connection is closed or broken
-        raise DatabaseUnavailable(url=where, reason=_reason(error)) from error
     except exc.DBAPIError as error:
-        if error.connection_invalidated:
-            raise DatabaseUnavailable(url=where, reason=_reason(error)) from error
-        raise DatabaseError(url=where, reason=_reason(error)) from error
-    except OSError as error:  # asyncpg: connection refused, host unreachable
-        raise DatabaseUnavailable(url=where, reason=str(error)) from error
+        reason = _reason(error)
+        if _unavailable(error, reason):
+            raise DatabaseUnavailable(url=where, reason=reason) from error
+        raise DatabaseError(url=where, reason=reason) from error
+    except OSError as error:  # asyncpg: connection refused, host unreachable, timeout
+        raise DatabaseUnavailable(url=where, reason=str(error) or type(error).__name__) from error
+
+
+# SQLite reports a missing table or column as an OperationalError too: a schema that was not
+# upgraded, which waiting does not cure.
+_SCHEMA_PROBLEMS = ("no such table", "no such column", "has no column", "syntax error")
+
+
+def _unavailable(error: exc.DBAPIError, reason: str) -> bool:
+    if error.connection_invalidated or isinstance(error, exc.InterfaceError):
+        return True
+    return isinstance(error, exc.OperationalError) and not any(
+        problem in reason for problem in _SCHEMA_PROBLEMS
+    )
 
 
 def _reason(error: exc.DBAPIError) -> str:
