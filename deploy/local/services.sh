@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Start the real services the tests use, if they are not already running:
 # RabbitMQ on 127.0.0.1:5672, virtlogd + libvirtd with the QEMU driver (qemu:///system), and
-# Open vSwitch (ovsdb-server + ovs-vswitchd) when it is installed.
+# Open vSwitch (ovsdb-server + ovs-vswitchd) when it is installed, and PostgreSQL on
+# 127.0.0.1:5432 with the database the object backend's tests connect to.
 # Works with and without systemd; never restarts a service that is already up.
 set -euo pipefail
 
 amqp_port="${VIRTACTOR_AMQP_PORT:-5672}"
+pg_port="${VIRTACTOR_PG_PORT:-5432}"
+pg_database="${VIRTACTOR_PG_DATABASE:-test}"
 
 port_open() {
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
@@ -86,7 +89,49 @@ start_ovs() {
     echo "services: Open vSwitch answering"
 }
 
+pg_up() {
+    port_open "$pg_port"
+}
+
+as_postgres() {
+    runuser -u postgres -- "$@"
+}
+
+start_postgresql() {
+    if ! command -v pg_ctlcluster >/dev/null; then
+        echo "services: PostgreSQL not installed (system-packages.sh test installs it)"
+        return
+    fi
+    local version
+    version="$(ls /usr/lib/postgresql | sort -V | tail -n 1)"
+    if pg_up; then
+        echo "services: postgresql already listening on 127.0.0.1:$pg_port"
+    else
+        if [ ! -d "/etc/postgresql/$version/main" ]; then
+            echo "services: creating the PostgreSQL $version cluster 'main' on port $pg_port"
+            pg_createcluster --port "$pg_port" "$version" main
+        fi
+        echo "services: starting postgresql $version/main"
+        pg_ctlcluster --skip-systemctl-redirect "$version" main start
+        wait_for "postgresql" 60 pg_up
+    fi
+    # The tests connect as postgres over TCP without a password (VIRTACTOR_TEST_PG_URL);
+    # a test machine's cluster trusts local TCP, as it trusts its local socket.
+    if ! PGCONNECT_TIMEOUT=5 psql -w -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres \
+            -Atc 'SELECT 1' >/dev/null 2>&1; then
+        local hba="/etc/postgresql/$version/main/pg_hba.conf"
+        echo "services: trusting 127.0.0.1 in $hba"
+        sed -i '1i host all all 127.0.0.1/32 trust\nhost all all ::1/128 trust' "$hba"
+        pg_ctlcluster --skip-systemctl-redirect "$version" main reload
+    fi
+    if ! as_postgres psql -p "$pg_port" -Atc \
+            "SELECT 1 FROM pg_database WHERE datname = '$pg_database'" | grep -q 1; then
+        as_postgres createdb -p "$pg_port" "$pg_database"
+    fi
+    echo "services: postgresql listening on 127.0.0.1:$pg_port, database $pg_database"
+}
+
 case "${1:-start}" in
-    start) start_rabbitmq; start_libvirt; start_ovs ;;
+    start) start_rabbitmq; start_libvirt; start_ovs; start_postgresql ;;
     *) echo "usage: $0 start" >&2; exit 2 ;;
 esac

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the Debian packages virtactor needs, only those that are missing.
 #   system-packages.sh demo   build + run the agent on the embedded default (libvirt test driver)
-#   system-packages.sh test   everything the test tiers use: RabbitMQ, libvirtd + QEMU, guest parts
+#   system-packages.sh test   everything the test tiers use: RabbitMQ, libvirtd + QEMU, PostgreSQL,
+#                             guest parts
 set -euo pipefail
 
 profile="${1:-test}"
@@ -9,6 +10,8 @@ profile="${1:-test}"
 build=(libvirt-dev pkg-config gcc)
 runtime=(libvirt-clients qemu-utils)
 services=(rabbitmq-server libvirt-daemon-system libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils)
+# The object backend's tests run on PostgreSQL as well as SQLite.
+services+=(postgresql)
 # The system tests build a tiny real guest (kernel + busybox initramfs) from Debian packages,
 # and use iproute2 for network namespaces, nbd-server for network disks, and Open vSwitch for
 # nova's `ovs` ports (userspace datapath: no kernel module needed).
