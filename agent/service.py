@@ -31,6 +31,7 @@ from typing import cast
 from actors import ActorRef, ActorSystem, BlockingExecutor
 from actors.host import HostActor
 from actors.instance import InstanceActor, InstanceSettings
+from actors.records import RecordSaver
 from agent.client import ComputeClient
 from agent.conductor.indirection import BusIndirection
 from agent.conductor.service import Conductor, running_conductor
@@ -121,6 +122,21 @@ class Agent:
             answer_wait=config.rpc.subscriber_answer_wait,
             limits=DecodeLimits(max_size=config.rpc.max_message_bytes),
         )
+        # Objects sent at the versions the conductors advertise, never above version_cap.
+        self.objects = BusIndirection(
+            ComputeClient(
+                self.transport,
+                registry=registry,
+                version_cap=config.rpc.version_cap or None,
+                limits=DecodeLimits(max_size=config.rpc.max_message_bytes),
+                announce_interval=None,
+            ),
+            timeout=config.conductor.call_timeout,
+        )
+        # The actors keep their records where a conductor is sure to answer: on the in-process
+        # bus, the agent's own. Over AMQP not yet: with no conductor running, every state
+        # change would wait out a save's deadline (docs/conductor.md, "What runs where").
+        embedded = isinstance(self.transport, InProcessBus)
         self.runtime = HostRuntime(
             self.system,
             self.events,
@@ -136,6 +152,7 @@ class Agent:
                 guest=guest_settings_from_config(config),
                 instance=instance_settings_from_config(config),
             ),
+            records=RecordSaver(self.objects) if embedded else None,
         )
         self.manifests = ManifestStore(manifest_store_path(config))
         self.dispatcher = Dispatcher(
@@ -155,17 +172,6 @@ class Agent:
                 max_bytes=config.rpc.reply_cache_bytes,
             ),
             manifests=self.manifests,
-        )
-        # Objects sent at the versions the conductors advertise, never above version_cap.
-        self.objects = BusIndirection(
-            ComputeClient(
-                self.transport,
-                registry=registry,
-                version_cap=config.rpc.version_cap or None,
-                limits=DecodeLimits(max_size=config.rpc.max_message_bytes),
-                announce_interval=None,
-            ),
-            timeout=config.conductor.call_timeout,
         )
         self.conductor: Conductor | None = None  # the embedded one, on the in-process bus
         self._embedded = contextlib.AsyncExitStack()
