@@ -10,14 +10,15 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from agent.conductor.db import DatabaseError, DatabaseUnavailable, StoreError, create_engine
+    from agent.conductor.db import create_engine
+    from agent.conductor.errors import DatabaseError, DatabaseUnavailable, StoreError
     from agent.conductor.schema import schema_revision, upgrade_db
     from agent.conductor.store import SqlObjectStore
 
 _LAZY = {
-    "DatabaseError": "agent.conductor.db",
-    "DatabaseUnavailable": "agent.conductor.db",
-    "StoreError": "agent.conductor.db",
+    "DatabaseError": "agent.conductor.errors",
+    "DatabaseUnavailable": "agent.conductor.errors",
+    "StoreError": "agent.conductor.errors",
     "create_engine": "agent.conductor.db",
     "schema_revision": "agent.conductor.schema",
     "upgrade_db": "agent.conductor.schema",

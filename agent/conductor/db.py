@@ -23,42 +23,13 @@ import sqlalchemy as sa
 from sqlalchemy import event, exc
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from schemas.errors import VirtactorError
+from agent.conductor.errors import (
+    DatabaseError,
+    DatabaseUnavailable,
+)
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 POSTGRES_POOL_SIZE = 10
-
-
-class StoreError(VirtactorError):
-    msg_fmt = "object store error: {reason}"
-
-
-class DatabaseUnavailable(StoreError):
-    """The database did not answer (down, unreachable, locked past the busy timeout)."""
-
-    url: str
-    reason: str
-    msg_fmt = "the object database at {url} is unavailable: {reason}"
-    retryable = True
-
-
-class DatabaseError(StoreError):
-    """The database refused a statement for a reason no narrower error names."""
-
-    url: str
-    reason: str
-    msg_fmt = "the object database at {url} refused a statement: {reason}"
-
-
-class NotStored(StoreError):
-    objname: str
-    msg_fmt = "{objname} objects are not stored by the object backend (no table)"
-
-
-class FieldNotQueryable(StoreError):
-    objname: str
-    field: str
-    msg_fmt = "{objname}.{field} is stored as JSON and cannot be matched in a query"
 
 
 def database_url(target: str | Path) -> sa.URL:
@@ -104,6 +75,12 @@ def create_engine(
     args = dict(connect_args or {})
     isolation = "AUTOCOMMIT" if autocommit else "SERIALIZABLE"
     if url.get_backend_name() == "sqlite":
+        if url.database and url.database != ":memory:":
+            # SQLite creates the file, not its directory (an agent's instances_path is made by
+            # its first spawn); one mkdir when the engine is built, not per connection. One
+            # that cannot be made shows as the database being unavailable, at first use.
+            with contextlib.suppress(OSError):
+                Path(url.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(url, isolation_level=isolation, connect_args=args)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine

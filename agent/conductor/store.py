@@ -25,20 +25,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agent.conductor.columns import StoredField, StoredObject, stored_objects
-from agent.conductor.db import FieldNotQueryable, NotStored, StoreError, database_errors
+from agent.conductor.db import database_errors
+from agent.conductor.errors import FieldNotQueryable, NotStored, StoreContention
 from schemas.errors import ObjectFieldError, UnknownFieldError, unexpected_state
 from schemas.registry import ObjectRegistry, default_registry
 
 # A compare-and-set retries only when the row matched again between its UPDATE and the
 # read-back, i.e. another writer moved the state away and back meanwhile.
 CAS_ATTEMPTS = 5
-
-
-class StoreContention(StoreError):
-    objname: str
-    key: str
-    msg_fmt = "{objname} {key}: the state kept changing under a compare-and-set; nothing saved"
-    retryable = True
 
 
 class SqlObjectStore:

@@ -20,8 +20,7 @@ from typing import Any
 import actors.errors
 import actors.instance.errors
 import actors.instance.recovery
-import agent.conductor.db
-import agent.conductor.store
+import agent.conductor.errors
 import agent.config
 import agent.rpc.manifest
 import agent.virt.errors
@@ -34,8 +33,7 @@ ERROR_MODULES = (
     actors.errors,
     actors.instance.errors,
     actors.instance.recovery,
-    agent.conductor.db,
-    agent.conductor.store,
+    agent.conductor.errors,
     agent.config,
     agent.rpc.manifest,
     agent.virt.errors,

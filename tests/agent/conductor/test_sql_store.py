@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 import asyncpg
@@ -14,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agent.conductor import SqlObjectStore, create_engine
-from agent.conductor.db import DatabaseUnavailable, FieldNotQueryable, NotStored
+from agent.conductor.errors import DatabaseUnavailable, FieldNotQueryable, NotStored
 from schemas import (
     ObjectFieldError,
     UnexpectedTaskStateError,
@@ -359,11 +360,15 @@ async def test_delete_says_whether_there_was_an_object(sql_store: SqlObjectStore
     assert await sql_store.delete("Instance", UUID) is False
 
 
-async def test_an_unreachable_database_raises_database_unavailable(database_url: str) -> None:
+async def test_an_unreachable_database_raises_database_unavailable(
+    database_url: str, tmp_path: Path
+) -> None:
     if database_url.startswith("postgresql"):
         target = str(sa.make_url(database_url).set(port=1))
     else:
-        target = "/nonexistent-directory/conductor.sqlite"
+        blocker = tmp_path / "a-file"  # the database's directory cannot be made under it
+        blocker.write_text("")
+        target = str(blocker / "conductor.sqlite")
     engine = create_engine(target)
     try:
         with pytest.raises(DatabaseUnavailable) as caught:

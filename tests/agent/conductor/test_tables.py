@@ -3,6 +3,7 @@ without a migration, fails here naming it."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agent.conductor import tables
 from agent.conductor.columns import missing_columns, stored_objects
-from agent.conductor.schema import HEAD_REVISION, schema_revision, script_head
+from agent.conductor.db import create_engine
+from agent.conductor.schema import HEAD_REVISION, schema_revision, script_head, upgrade_db
 from schemas import PersistentObject, default_registry
 
 
@@ -69,3 +71,13 @@ async def test_the_migrated_database_is_exactly_the_tables_module(
     async with object_engine.connect() as conn:
         assert await conn.run_sync(differences) == []
     assert await schema_revision(object_engine) == HEAD_REVISION
+
+
+async def test_a_sqlite_database_in_a_directory_not_made_yet_is_created(tmp_path: Path) -> None:
+    target = tmp_path / "not" / "made" / "yet" / "objects.sqlite"
+    await upgrade_db(str(target))
+    engine = create_engine(target)
+    try:
+        assert target.exists()
+    finally:
+        await engine.dispose()

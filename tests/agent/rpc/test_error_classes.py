@@ -34,6 +34,7 @@ known = ErrorRegistry()
 print(json.dumps({
     "unknown": sorted(n for n in names if n not in known),
     "libvirt_loaded": "libvirt" in sys.modules,
+    "sqlalchemy_loaded": "sqlalchemy" in sys.modules,
 }))
 """
 
@@ -80,10 +81,11 @@ def test_a_client_that_imports_only_agent_client_knows_every_error_class_by_name
     assert view["unknown"] == []
 
 
-def test_a_client_knows_the_error_classes_without_loading_libvirt() -> None:
+def test_a_client_knows_the_error_classes_without_loading_libvirt_or_sqlalchemy() -> None:
     view = client_view([])
 
     assert view["libvirt_loaded"] is False
+    assert view["sqlalchemy_loaded"] is False
 
 
 def test_no_two_error_classes_share_a_name() -> None:
