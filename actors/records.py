@@ -8,12 +8,18 @@ a save that fails (no conductor answers within `timeout`, or any typed error) is
 reported as not done, and the actor saves its whole record again at its next resync, so the
 backend's record converges once the backend is back. A failed save never undoes an
 operation's effect on the hypervisor.
+
+After a failure, saves are not tried for `retry_interval` seconds (reported as not done at
+once), so an outage of the backend costs one `timeout`, not one per state change; a resync
+(`force`) always tries.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Callable
 
 from schemas.errors import VirtactorError
 from schemas.remotable import ObjectIndirectionAPI, use_indirection
@@ -26,18 +32,35 @@ class RecordSaver:
     """Saves records through `objects` (None: the agent keeps no records; saving is a no-op
     that reports success), each save bounded by `timeout` seconds."""
 
-    def __init__(self, objects: ObjectIndirectionAPI | None, timeout: float = 10.0) -> None:
-        if timeout <= 0:
-            raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
+    def __init__(
+        self,
+        objects: ObjectIndirectionAPI | None,
+        timeout: float = 5.0,
+        retry_interval: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if timeout <= 0 or retry_interval < 0:
+            raise ValueError(
+                f"timeout must be > 0 and retry_interval >= 0 seconds, got {timeout} and "
+                f"{retry_interval}"
+            )
         self.objects = objects
         self.timeout = timeout
+        self.retry_interval = retry_interval
         self.failures = 0
+        self._clock = clock
+        self._quiet_until = 0.0  # after a failure: no save is tried before this time
 
-    async def save(self, record: PersistentObject, *, whole: bool = False) -> bool:
+    async def save(
+        self, record: PersistentObject, *, whole: bool = False, force: bool = False
+    ) -> bool:
         """Save `record`'s changed fields (`whole`: every set field); whether it was saved.
-        Cancellation propagates; every other failure is logged and returns False."""
+        Within `retry_interval` of a failure nothing is tried, unless `force`. Cancellation
+        propagates; every other failure is logged and returns False."""
         if self.objects is None:
             return True
+        if not force and self._clock() < self._quiet_until:
+            return False
         try:
             async with asyncio.timeout(self.timeout):
                 with use_indirection(self.objects):
@@ -47,6 +70,7 @@ class RecordSaver:
                         await record.save()
         except (VirtactorError, TimeoutError) as exc:
             self.failures += 1
+            self._quiet_until = self._clock() + self.retry_interval
             log.warning(
                 "%s %s not saved to the object backend (saved again at the next resync): %s",
                 record.OBJ_NAME,
@@ -54,4 +78,5 @@ class RecordSaver:
                 exc or "timed out",
             )
             return False
+        self._quiet_until = 0.0
         return True

@@ -159,11 +159,20 @@ class ConductorSection:
     # The deadline of an agent's object call (save, get_by_uuid, ...) whose object carries no
     # request context with one; retries while no conductor answers stay within it.
     call_timeout: float = 60.0
+    # The agent keeps its actors' records (Instance, Service) in the object backend. Over
+    # AMQP that needs a conductor on the same bus; the embedded bus always has its own.
+    save_records: bool = True
+    # A record's save waits this long for a conductor; after a failure, saves are not tried
+    # for save_retry_interval (they are owed and made whole at the next resync).
+    save_timeout: float = 5.0
+    save_retry_interval: float = 30.0
 
     def __post_init__(self) -> None:
-        if not self.call_timeout > 0:
-            reason = f"{self.call_timeout!r} is not a positive number of seconds"
-            raise ConfigError(where="[conductor] call_timeout", reason=reason)
+        for name in ("call_timeout", "save_timeout", "save_retry_interval"):
+            value = getattr(self, name)
+            if not value > 0:
+                reason = f"{value!r} is not a positive number of seconds"
+                raise ConfigError(where=f"[conductor] {name}", reason=reason)
 
 
 @dataclass(slots=True, frozen=True)

@@ -133,10 +133,15 @@ class Agent:
             ),
             timeout=config.conductor.call_timeout,
         )
-        # The actors keep their records where a conductor is sure to answer: on the in-process
-        # bus, the agent's own. Over AMQP not yet: with no conductor running, every state
-        # change would wait out a save's deadline (docs/conductor.md, "What runs where").
+        # The actors keep their records in the object backend: on the in-process bus always
+        # (the agent runs its own conductor), over AMQP unless [conductor] save_records is off
+        # (docs/conductor.md, "What runs where").
         embedded = isinstance(self.transport, InProcessBus)
+        records = RecordSaver(
+            self.objects,
+            timeout=config.conductor.save_timeout,
+            retry_interval=config.conductor.save_retry_interval,
+        )
         self.runtime = HostRuntime(
             self.system,
             self.events,
@@ -152,7 +157,7 @@ class Agent:
                 guest=guest_settings_from_config(config),
                 instance=instance_settings_from_config(config),
             ),
-            records=RecordSaver(self.objects) if embedded else None,
+            records=records if embedded or config.conductor.save_records else None,
         )
         self.manifests = ManifestStore(manifest_store_path(config))
         self.dispatcher = Dispatcher(

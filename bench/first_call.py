@@ -30,7 +30,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from agent.client import ComputeClient
-from agent.config import AgentConfig, AgentSection, AmqpSection, LibvirtSection, RpcSection
+from agent.config import (
+    AgentConfig,
+    AgentSection,
+    AmqpSection,
+    ConductorSection,
+    LibvirtSection,
+    RpcSection,
+)
 from agent.rpc.manifest import forget_all
 from agent.service import Agent, manifest_store_path
 from schemas import ObjectRegistry, VersionedObject, default_registry, fields
@@ -83,6 +90,7 @@ async def main(url: str) -> None:
             libvirt=LibvirtSection(uri="test:///default"),
             amqp=AmqpSection(url=url, prefix=prefix, quorum=False),
             rpc=RpcSection(subscriber_answer_wait=0.0),
+            conductor=ConductorSection(save_records=False),  # no conductor on this bus
         )
         client = await ComputeClient.connect(url, prefix=prefix, registry=another_release())
         try:

@@ -67,7 +67,7 @@ class InstanceActor(LifecycleHandlers, PowerHandlers, DeviceHandlers, QueryHandl
         """
         await self._try_load()
         if self._unsaved:
-            await self._save_record(None)  # the resync after an object-backend outage
+            await self._save_record(None, force=True)  # the resync after a backend outage
         shown = await self._read()
         if self._needs_confirmation(shown):
             if self._confirm is None:

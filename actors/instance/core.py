@@ -420,13 +420,15 @@ class InstanceCore(Actor):
         if "power_state" in changes.obj_what_changed():
             await self._publish(PowerState(instance.power_state))
 
-    async def _save_record(self, changes: Instance | None) -> None:
+    async def _save_record(self, changes: Instance | None, *, force: bool = False) -> None:
         """Save the record's `changes` in the object backend; the whole record instead while
-        an earlier save is owed (or `changes` is None). A failure is logged, and owed."""
+        an earlier save is owed (or `changes` is None). A failure is logged, and owed.
+        `force`: try even just after a failure (a resync)."""
         if self.record is None:
             return
         if changes is None or self._unsaved:
-            saved = await self._records.save(self.record.instance.obj_clone(), whole=True)
+            whole = self.record.instance.obj_clone()
+            saved = await self._records.save(whole, whole=True, force=force)
         else:
             saved = await self._records.save(changes)
         self._unsaved = not saved

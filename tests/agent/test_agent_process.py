@@ -30,6 +30,8 @@ async def test_the_agent_process_answers_over_rabbitmq_and_stops_on_sigterm(
         VIRTACTOR_AMQP_URL=rabbitmq_url,
         VIRTACTOR_AMQP_PREFIX=prefix,
         VIRTACTOR_LIBVIRT_URI="test:///default",
+        # No conductor on this bus: the agent keeps no records (it would wait for one).
+        VIRTACTOR_CONDUCTOR_SAVE_RECORDS="false",
     )
     agent = await asyncio.create_subprocess_exec(
         sys.executable,

@@ -18,7 +18,7 @@ import pytest
 import pytest_asyncio
 
 from agent.client import ComputeClient
-from agent.config import AgentConfig, AgentSection, AmqpSection, LibvirtSection
+from agent.config import AgentConfig, AgentSection, AmqpSection, ConductorSection, LibvirtSection
 from agent.service import Agent
 from schemas.objects import ComputeNode, InstanceInfo, Service
 from tests.agent.conftest import delete_amqp_topology
@@ -76,6 +76,8 @@ async def running(
         ),
         libvirt=LibvirtSection(uri=host.uri),
         amqp=AmqpSection(url=rabbitmq_url, prefix=prefix),
+        # No conductor on this bus: the agent keeps no records (it would wait for one).
+        conductor=ConductorSection(save_records=False),
     )
     agent = Agent(config)
     await agent.start()

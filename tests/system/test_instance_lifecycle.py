@@ -14,6 +14,7 @@ Each boot costs ~10 s under TCG; the walk boots three times per transport.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid as uuidlib
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -29,10 +30,12 @@ from actors.instance.errors import (
     NotSupported,
 )
 from agent.client import ComputeClient
+from agent.conductor.service import running_conductor
 from agent.config import AmqpSection
 from agent.errors import InvalidArguments
-from agent.service import Agent
+from agent.service import Agent, build_transport
 from agent.transport import InProcessBus
+from agent.transport.topics import CONDUCTOR_QUEUE
 from agent.virt import qemu_img
 from schemas.objects import (
     VIF,
@@ -44,6 +47,7 @@ from schemas.objects import (
     VolumeConnection,
     VolumeConnectionData,
 )
+from tests.agent.conductor.test_service_embedded import states_in_sql
 from tests.agent.conftest import delete_amqp_topology
 from tests.system.conftest import ON_REAL_QEMU, DomainJanitor, LocalHost
 from tests.system.guest_image import GuestImage, GuestMarker, disks_line, nics_line
@@ -94,19 +98,28 @@ async def deployment(
     else:
         url = request.getfixturevalue("rabbitmq_url")
         prefix = f"vt-inst-{uuidlib.uuid4().hex[:8]}"
-        agent = Agent(config_for(host, guest_files, AmqpSection(url=url, prefix=prefix)))
+        config = config_for(host, guest_files, AmqpSection(url=url, prefix=prefix))
+        agent = Agent(config)
         client = await ComputeClient.connect(url, prefix=prefix, default_timeout=CALL_TIMEOUT)
-    await agent.start()
-    try:
-        await agent.wait_ready(timeout=60)
-        yield Deployment(agent, client, host, guest_files, domain_janitor, guest_image)
-    finally:
-        await client.aclose()
-        await agent.aclose()
-        if request.param == "embedded":
-            await bus.aclose()
-        else:
-            await delete_amqp_topology(url, prefix, [HOST])
+    async with contextlib.AsyncExitStack() as stack:
+        if request.param == "rabbitmq":
+            # A conductor on the same bus, as a deployment runs one: the agent keeps its
+            # records there (on the embedded bus it runs its own).
+            conductor_bus = build_transport(config)
+            await conductor_bus.start()
+            stack.push_async_callback(conductor_bus.aclose)
+            await stack.enter_async_context(running_conductor(conductor_bus, config, upgrade=True))
+        await agent.start()
+        try:
+            await agent.wait_ready(timeout=60)
+            yield Deployment(agent, client, host, guest_files, domain_janitor, guest_image)
+        finally:
+            await client.aclose()
+            await agent.aclose()
+            if request.param == "embedded":
+                await bus.aclose()
+    if request.param == "rabbitmq":  # once the conductor stopped consuming
+        await delete_amqp_topology(url, prefix, [HOST, CONDUCTOR_QUEUE])
 
 
 # --- the walk ----------------------------------------------------------------------------
@@ -198,6 +211,15 @@ async def test_a_real_guest_through_its_life_over_the_bus_with_its_events_in_ord
     snapshots = [e.payload.status for e in log.events if e.topic.endswith(".snapshot")]
     assert snapshots[0] == "queued" and snapshots[-1] == "active"
     assert set(snapshots[1:-1]) == {"saving"}
+    # The conductor's database holds the record as the walk left it (read in SQL, not
+    # through the code that wrote it): the embedded agent's own conductor, or the one the
+    # RabbitMQ deployment runs beside the agent; both on the default SQLite file.
+    database = Path(deployment.agent.config.agent.instances_path) / "_conductor.sqlite"
+    assert await asyncio.to_thread(states_in_sql, database, me.uuid) == (
+        "deleted",
+        None,
+        "pending",
+    )
 
 
 async def spawn_and_look(walk: Walk) -> None:

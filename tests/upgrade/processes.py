@@ -33,8 +33,12 @@ class ProcessFailed(Exception):
 
 def clean_env() -> dict[str, str]:
     """This environment without settings that would override a release's own: the config
-    file alone decides (no VIRTACTOR_*), and the release imports only its own venv."""
-    return {k: v for k, v in os.environ.items() if not k.startswith(("VIRTACTOR_", "PYTHON"))}
+    file alone decides (no VIRTACTOR_*), and the release imports only its own venv. One
+    setting is added: the tier runs no conductor, so agents that keep records in the object
+    backend do not (0.1.0 has no such section: its agents ignore the variable)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTACTOR_", "PYTHON"))}
+    env["VIRTACTOR_CONDUCTOR_SAVE_RECORDS"] = "false"
+    return env
 
 
 def unique(stem: str) -> str:

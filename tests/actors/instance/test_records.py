@@ -94,7 +94,8 @@ async def test_a_failed_save_leaves_the_operation_done_and_is_made_whole_at_the_
     paused = await ref.ask("pause", {"instance": instance(vm_state="active")})
     assert paused.vm_state == "paused"  # done on the hypervisor and in the actor's record
     assert driver.domains[UUID].state == "paused"
-    assert records.failures == 2  # the task_state, then the end state
+    # The task_state's save waited and failed; the end state's was not even tried.
+    assert records.failures == 1
     assert stored(store, "vm_state", "task_state") == ("active", None)
 
     backend.down = False
@@ -108,3 +109,21 @@ async def test_without_a_backend_nothing_is_saved_and_nothing_fails(
 ) -> None:
     ref, _actor = make_actor(system, driver, sink)
     assert (await ref.ask("spawn", {"instance": instance(), "image_meta": image_meta()})).vm_state
+
+
+async def test_after_a_failed_save_none_is_tried_until_the_retry_interval_passed(
+    store: MemoryStore, backend: SwitchableBackend
+) -> None:
+    now = [100.0]
+    records = RecordSaver(backend, timeout=1.0, retry_interval=30.0, clock=lambda: now[0])
+    record = instance(vm_state="active")
+    backend.down = True
+    assert await records.save(record, whole=True) is False
+    backend.down = False
+    assert await records.save(record, whole=True) is False  # not tried: quiet for 30 s
+    assert ("Instance", UUID) not in store.rows
+    assert await records.save(record, whole=True, force=True) is True  # a resync tries
+    now[0] += 31.0
+    record.host = "compute-2"
+    assert await records.save(record) is True
+    assert store.rows[("Instance", UUID)]["host"] == "compute-2"
