@@ -19,9 +19,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections.abc import Callable
 
 from schemas.errors import VirtactorError
+from schemas.objects.context import RequestContext
 from schemas.remotable import ObjectIndirectionAPI, use_indirection
 from schemas.store import PersistentObject
 
@@ -61,6 +63,11 @@ class RecordSaver:
             return True
         if not force and self._clock() < self._quiet_until:
             return False
+        # The save's own deadline travels with it (the message expires in the broker when we
+        # stop waiting), so a save given up on is never applied after a later one.
+        record.obj_context = RequestContext(
+            request_id=f"save-{uuid.uuid4()}", deadline=time.time() + self.timeout
+        )
         try:
             async with asyncio.timeout(self.timeout):
                 with use_indirection(self.objects):
