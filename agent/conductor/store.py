@@ -5,8 +5,8 @@ and back. Every operation is one statement in its own (autocommit) transaction:
 
 - `put_changes` is an upsert: INSERT ... ON CONFLICT (uuid) DO UPDATE SET <the changed
   columns only>. Two creators of one object race safely: the first inserts, the second
-  merges its fields into the row, as `MemoryStore` does. Two writers of different fields of
-  one object never lose each other's columns.
+  merges its fields into the row, as `schemas.memory_store.MemoryObjectStore` does. Two
+  writers of different fields of one object never lose each other's columns.
 - With `expected` it is a compare-and-set in the same statement: UPDATE ... WHERE uuid = :key
   AND task_state IN (...) [OR task_state IS NULL], or, when every expectation allows None
   (which a missing object satisfies), the upsert with that condition on its DO UPDATE. The

@@ -21,7 +21,7 @@ from schemas import (
     use_indirection,
     use_object_store,
 )
-from schemas.errors import unexpected_state
+from schemas.memory_store import MemoryObjectStore
 
 # The decoder fuzz tests run this profile: many examples in CI, a quick pass locally.
 settings.register_profile("schemas-ci", max_examples=20_000, deadline=None, derandomize=False)
@@ -29,16 +29,12 @@ settings.register_profile("schemas-dev", max_examples=1_000, deadline=None)
 FUZZ_PROFILE = "schemas-ci" if os.environ.get("CI") == "true" else "schemas-dev"
 
 
-class MemoryStore:
-    """An ObjectStore in a dict; copies in and out like a real store would."""
+class MemoryStore(MemoryObjectStore):
+    """The reference in-memory store, recording every write as (object, key, changes)."""
 
     def __init__(self) -> None:
-        self.rows: dict[tuple[str, str], dict[str, Any]] = {}
+        super().__init__()
         self.puts: list[tuple[str, str, dict[str, Any]]] = []
-
-    async def get(self, objname: str, key: str) -> dict[str, Any] | None:
-        row = self.rows.get((objname, key))
-        return copy.deepcopy(row) if row is not None else None
 
     async def put_changes(
         self,
@@ -47,24 +43,8 @@ class MemoryStore:
         changes: Mapping[str, Any],
         expected: Mapping[str, Sequence[Any]] | None = None,
     ) -> None:
-        stored = self.rows.get((objname, key), {})
-        for field, allowed in (expected or {}).items():
-            if stored.get(field) not in allowed:
-                raise unexpected_state(objname, key, field, list(allowed), stored.get(field))
+        await super().put_changes(objname, key, changes, expected)
         self.puts.append((objname, key, copy.deepcopy(dict(changes))))
-        self.rows.setdefault((objname, key), {}).update(copy.deepcopy(dict(changes)))
-
-    async def list(
-        self, objname: str, where: Mapping[str, Any] | None = None
-    ) -> list[dict[str, Any]]:
-        return [
-            copy.deepcopy(row)
-            for (name, _), row in sorted(self.rows.items())
-            if name == objname and all(row.get(f) == v for f, v in (where or {}).items())
-        ]
-
-    async def delete(self, objname: str, key: str) -> bool:
-        return self.rows.pop((objname, key), None) is not None
 
 
 class WireIndirection:

@@ -14,39 +14,7 @@ from agent.client import ComputeClient
 from agent.rpc.events import EventPublisher
 from agent.rpc.subscribers import SubscriberWatch
 from agent.transport import Transport
-from schemas import ObjectRegistry, VersionedObject, fields
-from schemas.versions import Version
-
-# Two releases of one object, each in the registry of its own release.
-OLD_RELEASE = ObjectRegistry()
-NEW_RELEASE = ObjectRegistry()
-
-
-@OLD_RELEASE.register
-class WidgetOld(VersionedObject):
-    OBJ_NAME = "Widget"
-    # 1.0: Initial version
-    VERSION = "1.0"
-    __slots__ = ()
-
-    name: str = fields.String()
-
-
-@NEW_RELEASE.register
-class WidgetNew(VersionedObject):
-    OBJ_NAME = "Widget"
-    # 1.0: Initial version
-    # 1.1: Added colour
-    VERSION = "1.1"
-    __slots__ = ()
-
-    name: str = fields.String()
-    colour: str = fields.String(default="plain")
-
-    def make_compatible(self, primitive: dict[str, Any], target_version: Version) -> None:
-        if target_version < (1, 1):
-            primitive.pop("colour", None)
-
+from tests.agent.rpc.widgets import NEW_RELEASE, OLD_RELEASE, WidgetNew, WidgetOld
 
 HOST = "h9"
 TOPIC = f"host.{HOST}.widget"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Any
 
 import pytest
 
@@ -19,48 +18,12 @@ from agent.transport import Transport
 from schemas import (
     DecodeLimits,
     IncompatibleObjectVersion,
-    ObjectRegistry,
-    RequestContext,
-    VersionedObject,
     default_registry,
-    fields,
 )
 from schemas.objects import InstanceInfo
-from schemas.versions import Version
+from tests.agent.rpc.widgets import NEW_RELEASE, OLD_RELEASE, WidgetNew, WidgetOld
 
 from .conftest import Stack
-
-# Two releases of one object, each in the registry of its own release.
-OLD_RELEASE = ObjectRegistry()
-NEW_RELEASE = ObjectRegistry()
-for registry in (OLD_RELEASE, NEW_RELEASE):
-    registry.register(RequestContext)
-
-
-@OLD_RELEASE.register
-class WidgetOld(VersionedObject):
-    OBJ_NAME = "Widget"
-    # 1.0: Initial version
-    VERSION = "1.0"
-    __slots__ = ()
-
-    name: str = fields.String()
-
-
-@NEW_RELEASE.register
-class WidgetNew(VersionedObject):
-    OBJ_NAME = "Widget"
-    # 1.0: Initial version
-    # 1.1: Added colour
-    VERSION = "1.1"
-    __slots__ = ()
-
-    name: str = fields.String()
-    colour: str = fields.String(default="plain")
-
-    def make_compatible(self, primitive: dict[str, Any], target_version: Version) -> None:
-        if target_version < (1, 1):
-            primitive.pop("colour", None)
 
 
 class OldReleaseHost(Actor):
@@ -213,7 +176,7 @@ async def test_an_object_of_a_class_the_publishers_registry_does_not_hold_is_ref
     with pytest.raises(UnpublishableEvent) as refused:
         await old_agent.publish("host.h9.widget", WidgetNew(name="other-release"))
     assert str(refused.value) == (
-        f"cannot publish a Widget 1.1 of class {__name__}.WidgetNew on 'host.h9.widget': "
+        f"cannot publish a Widget 1.1 of class {WidgetNew.__module__}.WidgetNew on 'host.h9.widget': "
         "an event is a versioned object registered with the publisher's registry"
     )
     assert old_agent.published == 0

@@ -1,5 +1,6 @@
-"""`MemoryObjectStore`: an `ObjectStore` in a dict, for a conductor whose objects need not
-outlive its process (tests, and a check of the service apart from any database)."""
+"""`MemoryObjectStore`: an `ObjectStore` in a dict, the protocol's reference behaviour (the
+SQL store of agent/conductor is tested against the same cases), for objects that need not
+outlive their process: tests, and remotable bodies run apart from any database."""
 
 from __future__ import annotations
 
