@@ -9,11 +9,11 @@ import time
 
 import pytest
 
-from agent.conductor.memory import MemoryObjectStore
 from agent.conductor.service import Conductor
 from agent.errors import ConductorUnavailable
 from agent.transport import Transport
 from schemas import ObjectNotFound, ObjectStore, use_indirection
+from schemas.memory_store import MemoryObjectStore
 from schemas.objects import Instance, RequestContext
 
 from .over_the_bus import (

@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 
 from agent.client import ComputeClient
-from agent.conductor.memory import MemoryObjectStore
 from agent.conductor.service import Conductor
 from agent.errors import InvalidArguments, UnknownMethod
 from agent.transport import (
@@ -31,6 +30,7 @@ from schemas import (
     UnexpectedTaskStateError,
     use_indirection,
 )
+from schemas.memory_store import MemoryObjectStore
 from schemas.objects import Instance, RequestContext
 from tests.agent.conftest import delete_amqp_topology
 from tests.schemas.conftest import MemoryStore

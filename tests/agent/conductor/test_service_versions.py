@@ -9,7 +9,6 @@ from datetime import datetime
 
 import pytest
 
-from agent.conductor.memory import MemoryObjectStore
 from agent.conductor.service import Conductor
 from agent.transport import Transport
 from schemas import (
@@ -23,6 +22,7 @@ from schemas import (
     remotable_classmethod,
     use_indirection,
 )
+from schemas.memory_store import MemoryObjectStore
 from schemas.objects import (
     BlockDeviceMappingList,
     Flavor,

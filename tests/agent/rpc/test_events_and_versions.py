@@ -176,7 +176,8 @@ async def test_an_object_of_a_class_the_publishers_registry_does_not_hold_is_ref
     with pytest.raises(UnpublishableEvent) as refused:
         await old_agent.publish("host.h9.widget", WidgetNew(name="other-release"))
     assert str(refused.value) == (
-        f"cannot publish a Widget 1.1 of class {WidgetNew.__module__}.WidgetNew on 'host.h9.widget': "
+        f"cannot publish a Widget 1.1 of class {WidgetNew.__module__}.WidgetNew on "
+        "'host.h9.widget': "
         "an event is a versioned object registered with the publisher's registry"
     )
     assert old_agent.published == 0
