@@ -12,12 +12,12 @@ from actors.instance.core import (
     UNKNOWN_POWER_STATE,
     EventSink,
     InstanceHypervisor,
-    InstanceSettings,
     ReceivedEvent,
     power_state_topic,
     snapshot_topic,
     state_topic,
 )
+from actors.instance.settings import InstanceSettings
 
 __all__ = [
     "STATE_EVENTS",

@@ -17,17 +17,14 @@ Published events (topic -> object):
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine
-from contextvars import ContextVar
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 from actors.actor import Actor
-from actors.handlers import handler
 from actors.instance.driver import InstanceDriver
 from actors.instance.errors import (
     InstanceInvalidState,
@@ -35,12 +32,14 @@ from actors.instance.errors import (
     InvalidInstanceArgument,
     NotSupported,
 )
+from actors.instance.method import running_method
 from actors.instance.recovery import (
     RecoveryDataInvalid,
     RecoveryRecord,
     decode_recovery,
     encode_recovery,
 )
+from actors.instance.settings import InstanceSettings
 from actors.instance.states import (
     Operation,
     check_allowed,
@@ -102,36 +101,6 @@ def snapshot_topic(uuid: str) -> str:
 
 
 @dataclass(slots=True, frozen=True)
-class InstanceSettings:
-    """Bounds of the instance operations, in seconds (bytes for the console)."""
-
-    reboot_timeout: float = 120.0  # a soft reboot falls back to a hard one after this
-    shutdown_timeout: float = 60.0  # power_off's clean shutdown, unless the call sets one
-    shutdown_retry_interval: float = 10.0  # ACPI power button pressed again this often
-    detach_timeout: float = 30.0  # waiting for the guest to let a device go
-    guest_agent_timeout: float = 30.0
-    console_max_bytes: int = 100 * 1024  # get_console_output returns at most this tail
-    # The instance's metadata map, keys and values in UTF-8. It is written into the domain's
-    # <metadata> twice (the instance and the recovery record) and libvirt refuses a domain
-    # XML over a few MiB ("Unable to encode message payload"), long after the request was
-    # taken: so the map is bounded well below that, up front.
-    metadata_max_bytes: int = 256 * 1024
-
-    def __post_init__(self) -> None:
-        for name in ("reboot_timeout", "detach_timeout", "guest_agent_timeout"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be > 0 seconds, got {getattr(self, name)}")
-        if self.shutdown_timeout < 0 or self.shutdown_retry_interval <= 0:
-            raise ValueError(
-                f"shutdown_timeout must be >= 0 and shutdown_retry_interval > 0 seconds, got "
-                f"{self.shutdown_timeout} and {self.shutdown_retry_interval}"
-            )
-        for name in ("console_max_bytes", "metadata_max_bytes"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
-
-
-@dataclass(slots=True, frozen=True)
 class ReceivedEvent:
     """A domain event as the instance actor received it."""
 
@@ -142,31 +111,6 @@ class ReceivedEvent:
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-# The driver method running in this actor's task: errors and state checks name it, so no
-# handler types its own name again. A ContextVar, not an attribute, because handlers call
-# each other (resume_state_on_host_boot runs a hard reboot) and each call sees its own.
-_RUNNING_METHOD: ContextVar[str] = ContextVar("virtactor_instance_method")
-
-DriverMethod = TypeVar("DriverMethod", bound=Callable[..., Coroutine[Any, Any, Any]])
-
-
-def driver_method(function: DriverMethod) -> DriverMethod:
-    """Declare an instance actor method as the handler of the ComputeDriver method of the
-    same name (`@handler`), and name it, while it runs, as `self.method` (what its errors
-    and state checks say). The signature stays the function's own: it is what callers see."""
-    name = function.__name__
-
-    @functools.wraps(function)
-    async def run(self: Any, /, *args: Any, **kwargs: Any) -> Any:
-        token = _RUNNING_METHOD.set(name)
-        try:
-            return await function(self, *args, **kwargs)
-        finally:
-            _RUNNING_METHOD.reset(token)
-
-    return handler(run)  # type: ignore[return-value]  # wraps keeps the signature
 
 
 class InstanceCore(Actor):
@@ -278,7 +222,7 @@ class InstanceCore(Actor):
     @property
     def method(self) -> str:
         """The driver method running now (see `driver_method`)."""
-        return _RUNNING_METHOD.get()
+        return running_method()
 
     def _check_target(self, instance: Instance) -> None:
         """Refuse an `instance` argument that names another instance than this actor's."""

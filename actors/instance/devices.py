@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import uuid as uuid_module
 
-from actors.instance.core import InstanceCore, driver_method
+from actors.instance.core import InstanceCore
 from actors.instance.errors import (
     DeviceInUse,
     InterfaceAlreadyAttached,
     InterfaceNotAttached,
     VolumeNotAttached,
 )
+from actors.instance.method import driver_method
 from actors.instance.names import (
     check_connection,
     check_vif,

@@ -14,11 +14,11 @@ from typing import Any
 
 from actors.instance.core import (
     InstanceCore,
-    driver_method,
     public_view,
     snapshot_topic,
     state_topic,
 )
+from actors.instance.method import driver_method
 from actors.instance.names import check_connection, check_domain_name, check_image_id, check_vif
 from actors.instance.recovery import RecoveryRecord, encode_recovery
 from actors.instance.states import Operation

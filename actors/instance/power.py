@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 
-from actors.instance.core import InstanceCore, driver_method
+from actors.instance.core import InstanceCore
+from actors.instance.method import driver_method
 from actors.instance.recovery import RecoveryRecord, encode_recovery
 from actors.instance.states import Operation, reboot_overdue, should_resume_on_host_boot
 from schemas.objects.block_device import BlockDeviceMappingList

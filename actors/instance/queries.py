@@ -12,8 +12,9 @@ import base64
 import logging
 from typing import Any
 
-from actors.instance.core import InstanceCore, driver_method
+from actors.instance.core import InstanceCore
 from actors.instance.errors import NotSupported
+from actors.instance.method import driver_method
 from actors.instance.names import check_guest_path, check_vif
 from actors.instance.recovery import RecoveryRecord
 from actors.instance.states import Operation
