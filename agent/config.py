@@ -1,7 +1,8 @@
 """Agent configuration: read once, at the edge, and passed down as values.
 
 Sources, later ones winning: built-in defaults, a TOML file (`--config`, sections
-`[agent]`, `[libvirt]`, `[guest]`, `[instance]`, `[amqp]`, `[rpc]`, `[conductor]`), then
+`[agent]`, `[libvirt]`, `[guest]`, `[instance]`, `[resources]`, `[amqp]`, `[rpc]`,
+`[conductor]`), then
 `VIRTACTOR_<SECTION>_<KEY>` environment variables (for example `VIRTACTOR_AMQP_URL`). Inner
 layers never read files or the environment themselves.
 
@@ -110,6 +111,22 @@ class InstanceSection:
 
 
 @dataclass(slots=True, frozen=True)
+class ResourcesSection:
+    """What the resource tracker hands out (actors/tracker/settings.py, docs/resources.md):
+    capacity is (total - reserved) x ratio; PCI devices only those `pci_device_spec` names."""
+
+    cpu_allocation_ratio: float = 4.0
+    ram_allocation_ratio: float = 1.0
+    disk_allocation_ratio: float = 1.0
+    reserved_host_cpus: int = 0
+    reserved_host_memory_mb: int = 512
+    reserved_host_disk_mb: int = 0
+    audit_interval: float = 60.0
+    pci_device_spec: tuple[str, ...] = ()
+    pci_alias: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True, frozen=True)
 class AmqpSection:
     # Empty means the embedded in-process bus: nothing else needs to run.
     url: str = ""
@@ -181,6 +198,7 @@ class AgentConfig:
     libvirt: LibvirtSection = field(default_factory=LibvirtSection)
     guest: GuestSection = field(default_factory=GuestSection)
     instance: InstanceSection = field(default_factory=InstanceSection)
+    resources: ResourcesSection = field(default_factory=ResourcesSection)
     amqp: AmqpSection = field(default_factory=AmqpSection)
     rpc: RpcSection = field(default_factory=RpcSection)
     conductor: ConductorSection = field(default_factory=ConductorSection)
@@ -193,6 +211,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "libvirt": LibvirtSection,
     "guest": GuestSection,
     "instance": InstanceSection,
+    "resources": ResourcesSection,
     "amqp": AmqpSection,
     "rpc": RpcSection,
     "conductor": ConductorSection,
@@ -288,6 +307,11 @@ def _coerce(value: Any, default: Any, where: str) -> Any:
     elif isinstance(default, str):
         if isinstance(value, str):
             return value
+    elif isinstance(default, tuple):
+        # A TOML array of strings, or from the environment a comma-separated list.
+        items = value.split(",") if isinstance(value, str) else value
+        if isinstance(items, list) and all(isinstance(item, str) for item in items):
+            return tuple(item.strip() for item in items if item.strip())
     elif (
         isinstance(default, Mapping)
         and isinstance(value, Mapping)
