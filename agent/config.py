@@ -22,11 +22,14 @@ import logging
 import os
 import socket
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from actors.instance import InstanceSettings
+from actors.tracker.settings import TrackerSettings
+from agent.config_check import coerce, refusal
 from agent.errors import InvalidRpcVersionCap
 from agent.host_address import default_host_ip
 from agent.rpc.api_version import RPC_API_VERSION, capped_rpc_version
@@ -36,7 +39,26 @@ log = logging.getLogger(__name__)
 
 
 class ConfigError(VirtactorError):
+    """A configuration that cannot be used. `problems` has one line per bad setting,
+    "configuration <where>: <reason>", where naming the file, section and key (or the
+    environment variable) and the reason the value and what was expected."""
+
     msg_fmt = "configuration {where}: {reason}"
+    problems: tuple[str, ...]
+
+    def __init__(self, message: str | None = None, **fields: Any) -> None:
+        super().__init__(message, **fields)
+        if "problems" not in fields:
+            self.problems = (self.message,)
+
+    @classmethod
+    def listing(cls, problems: Sequence[tuple[str, str]]) -> ConfigError:
+        """One error for every (where, reason) found; its message has a line for each."""
+        if len(problems) == 1:
+            where, reason = problems[0]
+            return cls(where=where, reason=reason)
+        lines = tuple(f"configuration {where}: {reason}" for where, reason in problems)
+        return cls("\n".join(lines), problems=lines)
 
 
 @dataclass(slots=True, frozen=True)
@@ -221,19 +243,49 @@ _SECTIONS: dict[str, type[Any]] = {
 # Settings renamed since 0.1.0, still read under the old name: (section, old) -> new.
 RENAMED: dict[tuple[str, str], str] = {}
 
+# Sections that are an inner layer's settings, checked by that layer's own rules so the two
+# never disagree; its ValueError names the key.
+INNER_CHECKS: dict[str, Callable[..., object]] = {
+    "instance": InstanceSettings,
+    "resources": TrackerSettings,
+}
+
+
+@dataclass(slots=True, frozen=True)
+class _Raw:
+    """A value as read, and where from: a file's "[section] key", or a variable."""
+
+    value: Any
+    setting: str  # "<file> [section] key", or "[section] key" for a variable
+    variable: str | None = None
+
+    @property
+    def where(self) -> str:
+        """Where to look: the file, section and key, or the variable."""
+        return self.setting if self.variable is None else f"environment {self.variable}"
+
+    def refused(self, reason: str) -> tuple[str, str]:
+        """A problem with this value: the setting first, then for a variable its name."""
+        if self.variable is None:
+            return (self.setting, reason)
+        return (self.setting, f"{reason} (from environment {self.variable})")
+
 
 def load_config(
     path: Path | None = None, environ: Mapping[str, str] | None = None, *, strict: bool = False
 ) -> AgentConfig:
     """Build the configuration from defaults, the TOML file at `path`, then `environ`.
 
-    A section or setting this release does not know is logged as a warning and listed in
-    the result's `warnings`, or with `strict` raised as `ConfigError`, naming where it was
-    (file, section and key; or the variable). A `VIRTACTOR_` variable of no known section
-    is not ours (deploy/local's scripts have their own) and is left alone.
+    Every value is checked here, before anything connects (agent/config_check.py): all the
+    problems found are raised together as one `ConfigError`, a line for each naming where
+    the value came from (file, section and key; or the variable), the value and what was
+    expected. A section or setting this release does not know is logged as a warning and
+    listed in the result's `warnings`, or with `strict` is one of those problems. A
+    `VIRTACTOR_` variable of no known section is not ours (deploy/local's scripts have their
+    own) and is left alone.
     """
     notices = _Notices(strict)
-    raw: dict[str, dict[str, tuple[Any, str]]] = {name: {} for name in _SECTIONS}
+    raw: dict[str, dict[str, _Raw]] = {name: {} for name in _SECTIONS}
     if path is not None:
         try:
             document = tomllib.loads(path.read_text())
@@ -243,28 +295,40 @@ def load_config(
             if section not in _SECTIONS:
                 notices.unknown(f"{path} [{section}]", "unknown section")
             elif not isinstance(values, dict):
-                raise ConfigError(where=f"{path} [{section}]", reason="not a section")
+                notices.problem(f"{path} [{section}]", f"{values!r} is not a section")
             else:
                 for key, value in values.items():
-                    raw[section][key] = (value, f"{path} [{section}] {key}")
+                    raw[section][key] = _Raw(value, f"{path} [{section}] {key}")
     for variable, value in (os.environ if environ is None else environ).items():
         parts = variable.split("_", 2)
         if len(parts) == 3 and parts[0] == "VIRTACTOR" and parts[1].lower() in _SECTIONS:
-            raw[parts[1].lower()][parts[2].lower()] = (value, f"environment {variable}")
+            section, key = parts[1].lower(), parts[2].lower()
+            raw[section][key] = _Raw(value, f"[{section}] {key}", variable)
     sections = {name: _build(cls, name, raw[name], notices) for name, cls in _SECTIONS.items()}
+    if notices.problems:
+        raise ConfigError.listing(notices.problems)
     return AgentConfig(**sections, warnings=tuple(notices.warnings))
 
 
 class _Notices:
-    """What a configuration names that this release does not know, or knows by a new name."""
+    """What a configuration names that this release does not know, or knows by a new name,
+    and the values it cannot use."""
 
     def __init__(self, strict: bool) -> None:
         self.strict = strict
         self.warnings: list[str] = []
+        self.problems: list[tuple[str, str]] = []
+
+    def problem(self, where: str, reason: str) -> None:
+        self.problems.append((where, reason))
+
+    def refused(self, raw: _Raw, reason: str) -> None:
+        self.problems.append(raw.refused(reason))
 
     def unknown(self, where: str, reason: str) -> None:
         if self.strict:
-            raise ConfigError(where=where, reason=f"{reason}, refused in strict mode")
+            self.problem(where, f"{reason}, refused in strict mode")
+            return
         warning = f"configuration {where}: {reason}, ignored (written for a newer release?)"
         log.warning("%s", warning)
         self.warnings.append(warning)
@@ -275,47 +339,66 @@ class _Notices:
         self.warnings.append(warning)
 
 
-def _build(
-    cls: type[Any], section: str, values: Mapping[str, tuple[Any, str]], notices: _Notices
-) -> Any:
+def _build(cls: type[Any], section: str, values: Mapping[str, _Raw], notices: _Notices) -> Any:
+    """The section from `values`; each value refused is a problem in `notices`, and the
+    section is then built without it (so the others are still checked)."""
     known = {f.name: f for f in dataclasses.fields(cls)}
     kwargs: dict[str, Any] = {}
+    origin: dict[str, _Raw] = {}
     defaults = cls()
     # Old names first, so a setting also given under its new name wins.
-    for key, (value, where) in sorted(values.items(), key=lambda item: item[0] in known):
+    for key, raw in sorted(values.items(), key=lambda item: item[0] in known):
         name = RENAMED.get((section, key), key)
         if name != key:
-            notices.renamed(where, f"[{section}] {name}")
+            notices.renamed(raw.where, f"[{section}] {name}")
         elif key not in known:
-            notices.unknown(where, "unknown setting")
+            notices.unknown(raw.where, "unknown setting")
             continue
-        kwargs[name] = _coerce(value, getattr(defaults, name), f"[{section}] {name}")
-    return cls(**kwargs)
-
-
-def _coerce(value: Any, default: Any, where: str) -> Any:
-    if isinstance(default, bool):
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "0", "false", "no"):
-            return value.lower() in ("1", "true", "yes")
-    elif isinstance(default, int | float):
         try:
-            return type(default)(value)
-        except (TypeError, ValueError):
-            pass
-    elif isinstance(default, str):
-        if isinstance(value, str):
-            return value
-    elif isinstance(default, tuple):
-        # A TOML array of strings, or from the environment a comma-separated list.
-        items = value.split(",") if isinstance(value, str) else value
-        if isinstance(items, list) and all(isinstance(item, str) for item in items):
-            return tuple(item.strip() for item in items if item.strip())
-    elif (
-        isinstance(default, Mapping)
-        and isinstance(value, Mapping)
-        and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
-    ):
-        return dict(value)
-    raise ConfigError(where=where, reason=f"{value!r} is not a valid {type(default).__name__}")
+            value = coerce(raw.value, getattr(defaults, name), from_env=raw.variable is not None)
+        except ValueError as exc:
+            notices.refused(raw, str(exc))
+            continue
+        reason = refusal(section, name, value)
+        if reason is not None:
+            notices.refused(raw, reason)
+            continue
+        kwargs[name] = value
+        origin[name] = raw
+    for check in (INNER_CHECKS.get(section), cls):
+        if check is None:
+            continue
+        for refused, why in _refusals(check, kwargs).items():
+            if refused is None:
+                notices.problem(f"[{section}]", why)
+            else:
+                notices.refused(origin[refused], why)
+                del kwargs[refused]
+    try:
+        return cls(**kwargs)
+    except ConfigError as exc:  # values refused only together: already reported above
+        log.debug("section [%s] refused: %s", section, exc)
+        return defaults
+
+
+def _refusals(check: Callable[..., object], kwargs: Mapping[str, Any]) -> dict[str | None, str]:
+    """Why `check(**kwargs)` refuses them, by key: each tried alone to find which are bad,
+    so one refused value does not hide the next. Key None: refused only together."""
+    try:
+        check(**kwargs)
+        return {}
+    except (ConfigError, ValueError) as exc:
+        together = _reason(exc)
+    found: dict[str | None, str] = {}
+    for key, value in kwargs.items():
+        try:
+            check(**{key: value})
+        except (ConfigError, ValueError) as exc:
+            found[key] = _reason(exc)
+    return found or {None: together}
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, ConfigError) and "reason" in exc.fields:
+        return str(exc.fields["reason"])
+    return str(exc)

@@ -42,11 +42,19 @@ def test_an_unknown_setting_is_refused_when_strict(tmp_path: Path) -> None:
 
 
 def test_instance_bounds_come_from_the_instance_section_and_are_checked() -> None:
+    from agent.config import AgentConfig, InstanceSection
     from agent.service import instance_settings_from_config
 
     config = load_config(environ={"VIRTACTOR_INSTANCE_REBOOT_TIMEOUT": "45"})
     assert instance_settings_from_config(config).reboot_timeout == 45.0
-    bad = load_config(environ={"VIRTACTOR_INSTANCE_DETACH_TIMEOUT": "0"})
+    with pytest.raises(ConfigError) as refused:
+        load_config(environ={"VIRTACTOR_INSTANCE_DETACH_TIMEOUT": "0"})
+    assert str(refused.value) == (
+        "configuration [instance] detach_timeout: detach_timeout must be > 0 seconds, got 0.0 "
+        "(from environment VIRTACTOR_INSTANCE_DETACH_TIMEOUT)"
+    )
+    # A configuration built in code, not loaded, is still checked when the agent uses it.
+    bad = AgentConfig(instance=InstanceSection(detach_timeout=0))
     with pytest.raises(ConfigError, match=r"\[instance\]: detach_timeout must be > 0"):
         instance_settings_from_config(bad)
 
@@ -87,7 +95,8 @@ def test_an_address_that_is_not_an_ip_is_refused_naming_the_setting() -> None:
     with pytest.raises(ConfigError) as exc:
         load_config(environ={"VIRTACTOR_AGENT_STORAGE_IP": "storage.example.net"})
     assert str(exc.value) == (
-        "configuration [agent] storage_ip: 'storage.example.net' is not an IP address"
+        "configuration [agent] storage_ip: 'storage.example.net' is not an IP address "
+        "(from environment VIRTACTOR_AGENT_STORAGE_IP)"
     )
 
 

@@ -1,0 +1,220 @@
+"""What a configuration value must be: its type, its range, the form of its URL.
+
+Pure functions of the value (and of the default, which gives the type): `load_config`
+(agent/config.py) calls them for every setting it reads and reports each refusal with where
+the value came from. A refusal is a `ValueError` (from `coerce`) or a reason string naming
+the value and what was expected; nothing here reads a file or the environment.
+
+Types are strict: an int setting takes only a whole number (2.9 is refused, not read as 2),
+a float setting a finite number (an int too), a bool setting a TOML boolean. Values from the
+environment are text, so there an int or float is parsed and a bool is one of
+true/false/1/0/yes/no.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import exc as sa_exc
+
+from agent.conductor.db import database_url
+from agent.conductor.errors import DatabaseError
+
+_BOOL_WORDS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+
+
+def coerce(value: Any, default: Any, *, from_env: bool) -> Any:
+    """`value` as a value of `default`'s type; a ValueError saying what was expected if not.
+
+    `from_env`: `value` is the text of an environment variable, parsed as the type needs.
+    """
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+        if from_env and isinstance(value, str) and value.strip().lower() in _BOOL_WORDS:
+            return _BOOL_WORDS[value.strip().lower()]
+        expected = "true, false, 1, 0, yes or no" if from_env else "true or false, unquoted"
+        raise ValueError(f"{value!r} is not a valid bool (expected {expected})")
+    if isinstance(default, int):
+        if from_env and isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                pass
+        elif isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ValueError(f"{value!r} is not a valid int (expected a whole number)")
+    if isinstance(default, float):
+        number = _number(value, from_env)
+        if number is not None and math.isfinite(number):
+            return number
+        raise ValueError(f"{value!r} is not a valid float (expected a finite number)")
+    if isinstance(default, str):
+        if isinstance(value, str):
+            return value
+        raise ValueError(f"{value!r} is not a valid str (expected a quoted string)")
+    if isinstance(default, tuple):
+        # A TOML array of strings, or from the environment a comma-separated list.
+        items = value.split(",") if from_env and isinstance(value, str) else value
+        if isinstance(items, list) and all(isinstance(item, str) for item in items):
+            return tuple(item.strip() for item in items if item.strip())
+        raise ValueError(f"{value!r} is not a valid list (expected an array of strings)")
+    if isinstance(default, Mapping):
+        if isinstance(value, Mapping) and all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        ):
+            return dict(value)
+        raise ValueError(f'{value!r} is not a valid table (expected {{ name = "text", ... }})')
+    raise TypeError(f"no coercion to {type(default).__name__}")  # a new field type: teach it
+
+
+def _number(value: Any, from_env: bool) -> float | None:
+    if from_env and isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
+@dataclass(slots=True, frozen=True)
+class Bound:
+    """Where a number must lie: above `low` (or at it, when `low_ok`), at most `high`."""
+
+    low: float
+    low_ok: bool = False
+    high: float | None = None
+
+    def refusal(self, value: float) -> str | None:
+        above = value >= self.low if self.low_ok else value > self.low
+        if above and (self.high is None or value <= self.high):
+            return None
+        return f"{value!r} is out of range (expected {self.expected()})"
+
+    def expected(self) -> str:
+        if self.high is not None:
+            return f"{self.low:g} to {self.high:g}"
+        return f"{'>=' if self.low_ok else '>'} {self.low:g}"
+
+
+POSITIVE = Bound(0)
+NON_NEGATIVE = Bound(0, low_ok=True)
+
+# The range of every number of a section no inner layer checks; `[instance]` is checked by
+# InstanceSettings and `[resources]` by TrackerSettings (see `load_config`).
+BOUNDS: dict[tuple[str, str], Bound] = {
+    ("agent", "blocking_workers"): POSITIVE,
+    ("agent", "heartbeat_interval"): POSITIVE,
+    ("agent", "resync_interval"): POSITIVE,
+    # 0: a guest's STOPPED is published at once, never held back for a STARTED.
+    ("agent", "reboot_flap_delay"): NON_NEGATIVE,
+    ("libvirt", "liveness_interval"): POSITIVE,
+    ("guest", "console_log_max_bytes"): POSITIVE,
+    ("guest", "image_cache_max_age"): POSITIVE,
+    ("guest", "detach_attempt_timeout"): POSITIVE,
+    # basic.qos prefetch-count is a 16-bit field, and 0 there means "no limit at all".
+    ("amqp", "prefetch"): Bound(1, low_ok=True, high=65535),
+    ("rpc", "call_timeout"): POSITIVE,
+    ("rpc", "max_message_bytes"): POSITIVE,
+    ("rpc", "reply_cache_entries"): POSITIVE,
+    ("rpc", "reply_cache_seconds"): POSITIVE,
+    ("rpc", "reply_cache_bytes"): POSITIVE,
+    # 0: the first events go out at once, without waiting for subscribers' answers.
+    ("rpc", "subscriber_answer_wait"): NON_NEGATIVE,
+    ("conductor", "call_timeout"): POSITIVE,
+    ("conductor", "save_timeout"): POSITIVE,
+    ("conductor", "save_retry_interval"): POSITIVE,
+}
+
+# libvirt's URI is driver[+transport]://[user@][host][:port]/[path][?params]
+# (https://libvirt.org/uri.html); the drivers and transports libvirt knows.
+LIBVIRT_DRIVERS = frozenset(
+    {
+        *("bhyve", "ch", "esx", "gsx", "hyperv", "libxl", "lxc", "openvz", "parallels"),
+        *("phyp", "qemu", "remote", "test", "uml", "vbox", "vmwarefusion", "vmwareplayer"),
+        *("vmwarews", "vpx", "vz", "xen"),
+    }
+)
+LIBVIRT_TRANSPORTS = frozenset({"ext", "libssh", "libssh2", "ssh", "tcp", "tls", "unix"})
+_SCHEME = re.compile(r"([a-z][a-z0-9]*)(?:\+([a-z0-9]+))?")
+
+
+def libvirt_uri_refusal(uri: str) -> str | None:
+    scheme, separator, _ = uri.partition("://")
+    form = _SCHEME.fullmatch(scheme)
+    if (
+        separator
+        and form is not None
+        and form[1] in LIBVIRT_DRIVERS
+        and (form[2] is None or form[2] in LIBVIRT_TRANSPORTS)
+    ):
+        return _port_refusal(uri)
+    return (
+        f"{uri!r} is not a libvirt URI (expected driver[+transport]://[host]/path, "
+        "e.g. qemu:///system, qemu+ssh://host/system, qemu+tls://host/system, test:///default)"
+    )
+
+
+def amqp_url_refusal(url: str) -> str | None:
+    if not url:
+        return None  # the embedded in-process bus
+    if urlsplit(url).scheme in ("amqp", "amqps") and "://" in url:
+        return _port_refusal(url)
+    return (
+        f"{url!r} is not an AMQP URL (expected empty for the in-process bus, or "
+        "amqp://user:password@host:5672/vhost or amqps://...)"
+    )
+
+
+def database_url_refusal(url: str) -> str | None:
+    if not url:
+        return None  # the SQLite file in [agent] instances_path
+    try:
+        database_url(url)
+    except DatabaseError as exc:
+        return f"{url!r}: {exc.reason}"
+    except sa_exc.ArgumentError:
+        return (
+            f"{url!r} is not a database URL (use a file path, sqlite+aiosqlite:// "
+            "or postgresql+asyncpg://)"
+        )
+    return _port_refusal(url)
+
+
+def _port_refusal(url: str) -> str | None:
+    try:
+        port = urlsplit(url).port
+    except ValueError:
+        port = 0
+    if port is None or port > 0:
+        return None
+    return f"{url!r} has a port that is not a number from 1 to 65535"
+
+
+def non_empty_refusal(text: str) -> str | None:
+    return None if text.strip() else f"{text!r} is empty (expected a name)"
+
+
+TEXT_CHECKS: dict[tuple[str, str], Callable[[str], str | None]] = {
+    ("agent", "host"): non_empty_refusal,
+    ("libvirt", "uri"): libvirt_uri_refusal,
+    ("amqp", "url"): amqp_url_refusal,
+    ("amqp", "prefix"): non_empty_refusal,
+    ("conductor", "database_url"): database_url_refusal,
+}
+
+
+def refusal(section: str, key: str, value: Any) -> str | None:
+    """Why the typed `value` of `[section] key` cannot be used, or None if it can."""
+    bound = BOUNDS.get((section, key))
+    if bound is not None:
+        return bound.refusal(value)
+    check = TEXT_CHECKS.get((section, key))
+    return check(value) if check is not None else None
