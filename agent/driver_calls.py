@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar,
 
 from actors.host import HostActor
 from actors.instance import InstanceActor
+from actors.tracker import ResourceTrackerActor
 from schemas.objects import Instance, InstanceInfo
 
 if TYPE_CHECKING:  # the client inherits these calls
@@ -210,6 +211,15 @@ class DriverCalls:
     inject_file = DriverCall(InstanceActor.inject_file)
     inject_network_info = DriverCall(InstanceActor.inject_network_info)
     reset_network = DriverCall(InstanceActor.reset_network)
+    # the host's resource tracker (claims and the audit)
+    instance_claim = DriverCall(ResourceTrackerActor.instance_claim)
+    abort_instance_claim = DriverCall(ResourceTrackerActor.abort_instance_claim)
+    move_claim = DriverCall(ResourceTrackerActor.move_claim)
+    drop_move_claim = DriverCall(ResourceTrackerActor.drop_move_claim)
+    confirm_move_claim = DriverCall(ResourceTrackerActor.confirm_move_claim)
+    drop_move_claim_at_source = DriverCall(ResourceTrackerActor.drop_move_claim_at_source)
+    update_available_resource = DriverCall(ResourceTrackerActor.update_available_resource)
+    get_compute_node = DriverCall(ResourceTrackerActor.get_compute_node)
 
     async def get_info(self, host: str, instance: Instance | str) -> InstanceInfo:
         """Served by both scopes: an `Instance` is answered by its actor (the handler

@@ -23,7 +23,8 @@
     │   GuestAgentUnavailable (retryable), ...
     ├── QemuImgError                        agent.virt.qemu_img
     ├── ConfigError                         agent.config
-    ├── ClaimFailed
+    ├── ClaimFailed                         actors.tracker.errors (not enough left)
+    ├── ClaimRequestError ...               actors.tracker.errors (bad claim requests)
     ├── UnknownMethod, InvalidArguments, RequestExpired,
     │   IncompatibleRpcVersion, MessageIdConflict   refused before any effect
     ├── InvalidRpcVersionCap                a client's RPC API cap this release cannot send
@@ -40,6 +41,7 @@ from __future__ import annotations
 
 # Raised by the instance actors, which cannot import the agent; the same classes here.
 from actors.instance.errors import InstanceInvalidState, InstanceNotFound, NotSupported
+from actors.tracker.errors import ClaimFailed, ClaimRequestError
 from schemas.errors import IncompatibleObjectVersion, SchemaError, VirtactorError
 
 
@@ -108,10 +110,6 @@ class DatabaseNotUpgraded(VirtactorError):
     )
 
 
-class ClaimFailed(VirtactorError):
-    msg_fmt = "claim for instance {uuid} failed: {reason}"
-
-
 class RemoteError(VirtactorError):
     msg_fmt = "remote {exc_type}: {exc_message}"
 
@@ -120,6 +118,7 @@ __all__ = [
     "AgentInitializing",
     "CallTimeout",
     "ClaimFailed",
+    "ClaimRequestError",
     "ConductorUnavailable",
     "DatabaseNotUpgraded",
     "HypervisorError",

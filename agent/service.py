@@ -32,6 +32,7 @@ from actors import ActorRef, ActorSystem, BlockingExecutor
 from actors.host import HostActor
 from actors.instance import InstanceActor, InstanceSettings
 from actors.records import RecordSaver
+from actors.tracker import ResourceTrackerActor, TrackerSettings
 from agent.client import ComputeClient
 from agent.conductor.indirection import BusIndirection
 from agent.conductor.service import Conductor, running_conductor
@@ -83,6 +84,15 @@ def instance_settings_from_config(config: AgentConfig) -> InstanceSettings:
         return InstanceSettings(**dataclasses.asdict(section))
     except ValueError as exc:
         raise ConfigError(where="[instance]", reason=str(exc)) from None
+
+
+def tracker_settings_from_config(config: AgentConfig) -> TrackerSettings:
+    """The resource tracker's settings from `[resources]`; one out of range is a ConfigError."""
+    try:
+        # The section and the settings have the same fields (a test keeps them so).
+        return TrackerSettings(**dataclasses.asdict(config.resources))
+    except ValueError as exc:
+        raise ConfigError(where="[resources]", reason=str(exc)) from None
 
 
 def manifest_store_path(config: AgentConfig) -> Path:
@@ -156,6 +166,7 @@ class Agent:
                 reboot_flap_delay=config.agent.reboot_flap_delay,
                 guest=guest_settings_from_config(config),
                 instance=instance_settings_from_config(config),
+                tracker=tracker_settings_from_config(config),
             ),
             records=records if embedded or config.conductor.save_records else None,
         )
@@ -164,7 +175,12 @@ class Agent:
             host=self.host,
             system=self.system,
             methods=MethodTable(
-                {Scope.HOST: HostActor, Scope.INSTANCE: InstanceActor}, exposed=exposed_methods()
+                {
+                    Scope.HOST: HostActor,
+                    Scope.INSTANCE: InstanceActor,
+                    Scope.TRACKER: ResourceTrackerActor,
+                },
+                exposed=exposed_methods(),
             ),
             instance_factory=self.runtime.instance_factory,
             registry=registry,
@@ -215,7 +231,11 @@ class Agent:
         delay = ADOPTION_RETRY_MIN
         while True:
             try:
-                return cast(list[str], await host_actor.ask("init_host"))
+                adopted = cast(list[str], await host_actor.ask("init_host"))
+                if self.runtime.tracker is not None:
+                    # The first audit, now that the guests are known: the node is saved.
+                    await self.runtime.tracker.tell("update_available_resource")
+                return adopted
             except VirtactorError as exc:
                 log.warning(
                     "agent %s: adoption failed (%s); retrying in %.0fs", self.host, exc, delay

@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from actors.actor import Actor
+from actors.addresses import TRACKER_ADDRESS
 from actors.instance.driver import InstanceDriver
 from actors.instance.errors import (
     InstanceInvalidState,
@@ -334,6 +335,30 @@ class InstanceCore(Actor):
             await self._commit(task_state=None, power_state=shown)
         except VirtactorError as exc:  # the operation's own error is the one to report
             log.warning("instance %s: %s", self.uuid, exc, extra={"instance_uuid": self.uuid})
+
+    # --- the host's resources --------------------------------------------------------------
+
+    async def _claim_resources(self, instance: Instance) -> None:
+        """Claim `instance`'s flavor from the host's resource tracker, when the agent runs
+        one; its `ClaimFailed` (or bad-request error) propagates as it is."""
+        if TRACKER_ADDRESS in self.system:
+            args = {"instance": instance, "flavor": instance.flavor}
+            await self.system.ask(TRACKER_ADDRESS, "instance_claim", args)
+
+    async def _release_resources(self, instance: Instance) -> None:
+        """Give back what `instance` holds in the tracker. A failure is logged: the guest is
+        gone either way, and the next audit finds its claim without a domain and drops it."""
+        if TRACKER_ADDRESS not in self.system:
+            return
+        try:
+            await self.system.ask(TRACKER_ADDRESS, "abort_instance_claim", {"instance": instance})
+        except VirtactorError as exc:
+            log.warning(
+                "instance %s: claim not released (the next audit will): %s",
+                self.uuid,
+                exc,
+                extra={"instance_uuid": self.uuid},
+            )
 
     # --- changing the record ---------------------------------------------------------------
 

@@ -46,9 +46,11 @@ class LifecycleHandlers(InstanceCore):
     ) -> Instance:
         """Build the guest and start it: building/spawning, then active and running.
 
-        Refused when the actor holds a live record or a domain of this uuid exists. A spawn
-        that fails publishes vm_state error, and the actor forgets the instance: the driver
-        removed whatever it had created, so a new spawn may start over.
+        Refused when the actor holds a live record or a domain of this uuid exists. The
+        flavor is claimed from the host's resource tracker first (`ClaimFailed` when it does
+        not fit). A spawn that fails publishes vm_state error, releases the claim, and the
+        actor forgets the instance: the driver removed whatever it had created, so a new
+        spawn may start over.
         """
         self._check_target(instance)
         driver = self._need_driver()
@@ -66,15 +68,21 @@ class LifecycleHandlers(InstanceCore):
             built.block_device_mappings = block_device_info
         built.vm_state, built.task_state = VMState.BUILDING, TaskState.SPAWNING
         built.power_state = PowerState.PENDING
-        self.record = RecoveryRecord(built, image_meta.obj_clone())
-        await self._commit_all(store=False)
+        await self._claim_resources(built)
         try:
+            self.record = RecoveryRecord(built, image_meta.obj_clone())
+            await self._commit_all(store=False)
             await driver.spawn(
                 built, image_meta, block_device_info, network_info, encode_recovery(self.record)
             )
         except Exception:  # whatever failed propagates as it is, once recorded
             await self._commit(store=False, vm_state=VMState.ERROR, task_state=None)
             self.record = None
+            await self._release_resources(built)
+            raise
+        except BaseException:  # cancelled: the driver removed what it built; so do we
+            self.record = None
+            await self._release_resources(built)
             raise
         shown = await self._read()
         await self._commit(
@@ -140,6 +148,7 @@ class LifecycleHandlers(InstanceCore):
                 self.uuid,
                 extra={"instance_uuid": self.uuid},
             )
+        await self._release_resources(target)
         shown = await self._read()
         done: dict[str, Any] = {
             "vm_state": VMState.DELETED,
@@ -180,6 +189,7 @@ class LifecycleHandlers(InstanceCore):
         target = self.record.instance if self.record is not None else instance
         await driver.destroy(target, destroy_disks)
         self.record = None
+        await self._release_resources(target)
         await self._publish(await self._read())
 
     # --- snapshot ----------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from typing import Any
 import actors.errors
 import actors.instance.errors
 import actors.instance.recovery
+import actors.tracker.errors
 import agent.conductor.errors
 import agent.config
 import agent.rpc.manifest
@@ -33,6 +34,7 @@ ERROR_MODULES = (
     actors.errors,
     actors.instance.errors,
     actors.instance.recovery,
+    actors.tracker.errors,
     agent.conductor.errors,
     agent.config,
     agent.rpc.manifest,

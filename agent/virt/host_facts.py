@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import libvirt
 
+from actors.tracker.pci import PciDevice
 from agent.virt.errors import InstancesPathUnavailable, MalformedHostXML
 from agent.virt.libvirt_errors import is_domain_gone, is_wrong_state
 
@@ -37,18 +38,6 @@ class CpuInfo:
     cores: int
     threads: int
     features: tuple[str, ...]
-
-
-@dataclass(slots=True, frozen=True)
-class PciDevice:
-    """One PCI device of the node-device API; ids are 4 lower-case hex digits, no `0x`."""
-
-    address: str  # dddd:bb:ss.f
-    vendor_id: str
-    product_id: str
-    dev_type: str  # PCI_TYPE, PF_TYPE or VF_TYPE
-    numa_node: int | None
-    parent_address: str | None  # the physical function of a VF
 
 
 @dataclass(slots=True, frozen=True)

@@ -1,7 +1,8 @@
 """`LibvirtHypervisor`: the host and instance actors' view of the hypervisor, over the Host.
 
-It implements `actors.host.HostHypervisor` with the Host's calls and turns what libvirt
-says into the objects the actors deal in (`ComputeNode`, `InstanceInfo`, power states).
+It implements `actors.host.HostHypervisor` and the tracker's `TrackerHypervisor` with the
+Host's calls and turns what libvirt says into the objects the actors deal in (`ComputeNode`,
+`InstanceInfo`, power states, domain usage).
 """
 
 from __future__ import annotations
@@ -10,10 +11,13 @@ import logging
 from typing import Any
 
 from actors.host import DomainSummary
+from actors.tracker import DomainUsage, PciDevice
 from agent.errors import HypervisorError, HypervisorUnavailable, InstanceNotFound
 from agent.virt import reports
+from agent.virt.domain_usage import read_domain_usage
 from agent.virt.domains import read_block_counters, read_domain_infos, read_interface_counters
 from agent.virt.host import Host
+from agent.virt.host_facts import read_pci_devices
 from agent.virt.power_state import power_state_of
 from schemas.objects.compute_node import ComputeNode
 from schemas.objects.enums import PowerState
@@ -62,6 +66,12 @@ class LibvirtHypervisor:
         # One hypervisor node per host: like nova's libvirt driver, the name is not checked.
         facts = await self.host.get_host_facts()
         return reports.compute_node(facts, host=self.service_host, host_ip=self.host_ip)
+
+    async def get_pci_devices(self) -> list[PciDevice]:
+        return list(await self.host.run(read_pci_devices))
+
+    async def list_domain_usage(self) -> list[DomainUsage]:
+        return await self.host.run(read_domain_usage)
 
     async def get_available_nodes(self) -> list[str]:
         return [await self.host.run(lambda conn: conn.getHostname())]

@@ -19,10 +19,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from actors import HOST_ADDRESS, Actor, ActorRef, ActorSystem
+from actors import HOST_ADDRESS, TRACKER_ADDRESS, Actor, ActorRef, ActorSystem
 from actors.host import HostActor, HostActorSettings, Readiness
 from actors.instance import EventSink, InstanceActor, InstanceSettings
 from actors.records import RecordSaver
+from actors.tracker import ResourceTrackerActor, TrackerSettings
 from agent.virt.event_relay import HostEventRelay
 from agent.virt.guest.device_events import DeviceEvents, TeeListener
 from agent.virt.guest.settings import GuestSettings
@@ -55,6 +56,7 @@ class HostRuntimeSettings:
     backoff: Backoff = field(default_factory=Backoff)
     guest: GuestSettings | None = None  # None: no instance driver
     instance: InstanceSettings = field(default_factory=InstanceSettings)
+    tracker: TrackerSettings | None = None  # None: no resource tracker (nothing is claimed)
 
 
 class HostRuntime:
@@ -98,6 +100,7 @@ class HostRuntime:
         self.records = records
         self.bridge: HostEventRelay | None = None
         self.ref: ActorRef | None = None
+        self.tracker: ActorRef | None = None
 
     def instance_factory(self, uuid: str) -> Actor:
         """The actor of instance `uuid`, for `ActorSystem.get_or_spawn`."""
@@ -138,11 +141,24 @@ class HostRuntime:
             ),
         )
         self.ref = ref
+        if self.settings.tracker is not None:
+            self.tracker = self.system.spawn(TRACKER_ADDRESS, self._make_tracker)
         self.bridge = HostEventRelay(ref.tell, flap_delay=self.settings.reboot_flap_delay)
         self.bridge.start()
         # Detach waits see DEVICE_REMOVED first: the actor that waits is busy, its mailbox shut.
         await self.host.start(TeeListener(self.bridge, self.device_events))
         return ref
+
+    def _make_tracker(self) -> ResourceTrackerActor:
+        assert self.settings.tracker is not None
+        return ResourceTrackerActor(
+            self.settings.host,
+            self.settings.tracker,
+            self.hypervisor,
+            self.sink,
+            records=self.records,
+            objects=self.records.objects if self.records is not None else None,
+        )
 
     async def aclose(self) -> None:
         """Close the connection, stop the bridge, stop the host actor (instance actors stay
@@ -152,3 +168,5 @@ class HostRuntime:
             await self.bridge.aclose()
         if self.ref is not None and HOST_ADDRESS in self.system:
             await self.system.stop(HOST_ADDRESS)
+        if self.tracker is not None and TRACKER_ADDRESS in self.system:
+            await self.system.stop(TRACKER_ADDRESS)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from schemas.objects import enums
 from schemas.objects.block_device import BlockDeviceMapping, BlockDeviceMappingList
+from schemas.objects.claim import ResourceClaim
 from schemas.objects.compute_node import ComputeNode
 from schemas.objects.context import RequestContext
 from schemas.objects.flavor import Flavor
@@ -52,6 +53,7 @@ __all__ = [
     "PciDevicePool",
     "PciDevicePoolList",
     "RequestContext",
+    "ResourceClaim",
     "Service",
     "Subnet",
     "VolumeConnection",

@@ -43,10 +43,11 @@ class LiveMigrateData(VersionedObject):
 
     # 1.0: Initial version
     # 1.1: Migration 1.1
-    VERSION = "1.1"
+    # 1.2: Migration 1.2
+    VERSION = "1.2"
     __slots__ = ()
     OBJ_RELATIONSHIPS: ClassVar[Relationships] = {
-        "migration": [("1.0", "1.0"), ("1.1", "1.1")],
+        "migration": [("1.0", "1.0"), ("1.1", "1.1"), ("1.2", "1.2")],
         "bdms": [("1.0", "1.0")],
     }
 

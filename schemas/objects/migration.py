@@ -18,7 +18,8 @@ class Migration(PersistentObject):
 
     # 1.0: Initial version
     # 1.1: Added the remotable destroy
-    VERSION = "1.1"
+    # 1.2: Added the remotable get_by_dest_compute
+    VERSION = "1.2"
     __slots__ = ()
     OBJ_KEY = "uuid"
 
@@ -52,3 +53,8 @@ class Migration(PersistentObject):
     ) -> list[Migration]:
         """Every stored migration of instance `instance_uuid`."""
         return await cls._obj_find("get_by_instance", {"instance_uuid": instance_uuid})
+
+    @remotable_classmethod
+    async def get_by_dest_compute(cls, ctx: RequestContext | None, host: str) -> list[Migration]:
+        """Every stored migration to host `host` (its resource tracker's move claims)."""
+        return await cls._obj_find("get_by_dest_compute", {"dest_compute": host})

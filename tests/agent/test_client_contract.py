@@ -17,7 +17,9 @@ from typing import Any
 import pytest
 
 from actors.host import HostActor
+from actors.actor import Actor
 from actors.instance import InstanceActor
+from actors.tracker import ResourceTrackerActor
 from agent.client import ComputeClient
 from agent.driver_calls import (
     BOTH_SCOPES,
@@ -31,12 +33,13 @@ from agent.transport import InProcessBus
 from tests.actors.instance.fakes import UUID, instance
 
 
-def served(actor: type[HostActor] | type[InstanceActor]) -> dict[str, Callable[..., Any]]:
+def served(actor: type[Actor]) -> dict[str, Callable[..., Any]]:
     return {m: f for m, f in actor.handlers.items() if m in exposed_methods()}
 
 
 HOST, INSTANCE = served(HostActor), served(InstanceActor)
-SINGLE = sorted({**HOST, **INSTANCE}.keys() - BOTH_SCOPES.keys())
+TRACKER = served(ResourceTrackerActor)
+SINGLE = sorted({**HOST, **INSTANCE, **TRACKER}.keys() - BOTH_SCOPES.keys())
 
 
 def test_the_methods_served_by_both_scopes_are_exactly_those_with_a_hand_written_call() -> None:
@@ -57,7 +60,7 @@ def test_every_typed_call_is_a_served_method() -> None:
 @pytest.mark.parametrize("method", SINGLE)
 def test_the_typed_call_is_made_from_the_handler_that_serves_it(method: str) -> None:
     call = vars(DriverCalls)[method]
-    handler = HOST.get(method) or INSTANCE[method]
+    handler = HOST.get(method) or TRACKER.get(method) or INSTANCE[method]
     assert call.handler is handler
     assert call.method == method
     parameters = list(inspect.signature(handler).parameters)[1:]
@@ -124,7 +127,7 @@ def arguments_for(handler: Callable[..., Any]) -> dict[str, Any]:
 @pytest.mark.parametrize("method", SINGLE)
 async def test_the_typed_call_sends_every_argument_under_its_handlers_name(method: str) -> None:
     recorder = Recorder()
-    handler = HOST.get(method) or INSTANCE[method]
+    handler = HOST.get(method) or TRACKER.get(method) or INSTANCE[method]
     args = arguments_for(handler)
     call = getattr(recorder.with_options(timeout=7.5, message_id="key-1"), method)
     call_type = type(vars(DriverCalls)[method])

@@ -34,6 +34,7 @@ from schemas.objects import (
     NicDiagnostics,
     PciDevice,
     RequestContext,
+    ResourceClaim,
     Service,
     VolumeConnection,
     VolumeConnectionData,
@@ -142,6 +143,16 @@ def every_object() -> dict[str, VersionedObject]:
             roles=["member"],
             is_admin=False,
             deadline=1764000000.25,
+        ),
+        ResourceClaim(
+            instance_uuid=samples.INSTANCE_UUID,
+            migration_uuid=None,
+            host="compute-1",
+            node_uuid=samples.NODE_UUID,
+            vcpus=2,
+            memory_mb=2048,
+            disk_gb=21,
+            pci_devices=["0000:81:00.1"],
         ),
     ]
     return {obj.obj_name(): obj for obj in built}
