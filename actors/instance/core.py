@@ -345,6 +345,11 @@ class InstanceCore(Actor):
             args = {"instance": instance, "flavor": instance.flavor}
             await self.system.ask(TRACKER_ADDRESS, "instance_claim", args)
 
+    async def _resources_built(self, instance: Instance) -> None:
+        """Tell the tracker the spawn is done (its claim is no longer in progress)."""
+        if TRACKER_ADDRESS in self.system:
+            await self.system.tell(TRACKER_ADDRESS, "instance_built", {"instance": instance})
+
     async def _release_resources(self, instance: Instance) -> None:
         """Give back what `instance` holds in the tracker. A failure is logged: the guest is
         gone either way, and the next audit finds its claim without a domain and drops it."""

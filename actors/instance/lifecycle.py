@@ -84,6 +84,7 @@ class LifecycleHandlers(InstanceCore):
             self.record = None
             await self._release_resources(built)
             raise
+        await self._resources_built(built)
         shown = await self._read()
         await self._commit(
             vm_state=VMState.ACTIVE,

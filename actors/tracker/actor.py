@@ -170,6 +170,16 @@ class ResourceTrackerActor(Actor):
         return self._claim_object(claim)
 
     @handler
+    async def instance_built(self, instance: Instance) -> None:
+        """The instance's spawn finished: its claim is no longer work in progress, and an
+        audit not finding its domain from now on means it is gone. (The instance actor's
+        own message; not served over RPC.)"""
+        claim = self.claims.get(_instance_uuid(instance, "instance_built"))
+        if claim is not None and not claim.seen:
+            claim.seen = True
+            await self._report()
+
+    @handler
     async def abort_instance_claim(self, instance: Instance) -> bool:
         """Release what `instance` holds here (its spawn failed, or it was destroyed);
         whether it held anything."""
