@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +17,9 @@ from agent.conductor.db import database_url
 from agent.conductor.service import database_location, running_conductor
 from agent.config import AgentConfig, ConfigError, load_config
 from agent.service import Agent, build_transport
+from agent.signals import run_until_signalled
+from agent.startup import start_with_retries
+from agent.transport import Transport
 from schemas.errors import VirtactorError
 
 log = logging.getLogger("virtactor")
@@ -59,57 +61,63 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _stop_on_signals() -> asyncio.Event:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    return stop
-
-
 async def serve(config: AgentConfig) -> int:
-    """Run one agent until SIGTERM/SIGINT, then stop it gracefully."""
-    stop = _stop_on_signals()
-    async with Agent(config) as agent:
+    """Run one agent until cancelled (SIGTERM/SIGINT, through `run_until_signalled`), then
+    stop it gracefully. While the broker cannot be reached the start is retried, each
+    failure logged with its reason; a signal then stops the process as well."""
+    agent = await start_with_retries(lambda: _started(Agent(config)), f"agent {config.agent.host}")
+    try:
         log.info("agent %s started (libvirt %s)", agent.host, config.libvirt.uri)
-        await stop.wait()
+        await _until_cancelled()
+    finally:
         log.info("agent %s stopping", agent.host)
+        await agent.aclose()
     return 0
 
 
 async def serve_conductor(config: AgentConfig) -> int:
-    """Run one conductor until SIGTERM/SIGINT, then stop it gracefully: requests under way
-    finish, requests still queued wait for the other conductors."""
+    """Run one conductor until cancelled (SIGTERM/SIGINT), then stop it gracefully:
+    requests under way finish, requests still queued wait for the other conductors."""
     if not config.amqp.url:
         # On the in-process bus no agent could reach it: each agent runs its own there.
         reason = "empty: a conductor serves agents over RabbitMQ (set [amqp] url)"
         raise ConfigError(where="[amqp] url", reason=reason)
-    stop = _stop_on_signals()
-    transport = build_transport(config)
-    await transport.start()
+    transport = await start_with_retries(lambda: _connected(config), "conductor")
     try:
         async with running_conductor(transport, config):
             log.info("conductor serving (database %s)", _shown(database_location(config)))
-            await stop.wait()
-            log.info("conductor stopping")
+            await _until_cancelled()
     finally:
+        log.info("conductor stopping")
         await transport.aclose()
     return 0
 
 
 async def conductor_command(config: AgentConfig, upgrade: bool) -> int:
+    if upgrade:
+        await upgrade_db(database_location(config))
+        log.info("database %s is at this release's schema", _shown(database_location(config)))
+        return 0
+    return await serve_conductor(config)
+
+
+async def _started(agent: Agent) -> Agent:
+    await agent.start()  # stops what it started if it fails
+    return agent
+
+
+async def _connected(config: AgentConfig) -> Transport:
+    transport = build_transport(config)
     try:
-        if upgrade:
-            await upgrade_db(database_location(config))
-            log.info("database %s is at this release's schema", _shown(database_location(config)))
-            return 0
-        return await serve_conductor(config)
-    except ConfigError as exc:
-        log.error("%s", exc)
-        return 2
-    except VirtactorError as exc:
-        log.error("%s", exc)
-        return 1
+        await transport.start()
+    except BaseException:
+        await transport.aclose()
+        raise
+    return transport
+
+
+async def _until_cancelled() -> None:
+    await asyncio.get_running_loop().create_future()
 
 
 def _shown(location: str) -> str:
@@ -118,26 +126,27 @@ def _shown(location: str) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The exit status: 0 done or stopped by a signal, 1 failed, 2 a configuration that
+    cannot be used (each problem logged on a line of its own, no traceback)."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     if args.command == "demo":
         return asyncio.run(demo.run(args.libvirt_uri, out=sys.stdout))
-    if args.command == "run":
-        try:
-            config = load_config(args.config, strict=args.strict)
-        except ConfigError as exc:
-            log.error("%s", exc)
-            return 2
-        return asyncio.run(serve(config))
-    if args.command == "conductor":
-        try:
-            config = load_config(args.config, strict=args.strict)
-        except ConfigError as exc:
-            log.error("%s", exc)
-            return 2
-        return asyncio.run(conductor_command(config, args.upgrade_db))
+    try:
+        config = load_config(args.config, strict=args.strict)
+        if args.command == "run":
+            return asyncio.run(run_until_signalled(serve(config)))
+        if args.command == "conductor":
+            return asyncio.run(run_until_signalled(conductor_command(config, args.upgrade_db)))
+    except ConfigError as exc:
+        for problem in exc.problems:
+            log.error("%s", problem)
+        return 2
+    except VirtactorError as exc:
+        log.error("%s", exc)
+        return 1
     raise AssertionError(f"unhandled command {args.command!r}")  # argparse enforces the choices
 
 
