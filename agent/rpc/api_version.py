@@ -9,6 +9,9 @@ argument moves the minor; a method removed or changed in meaning moves the major
 
 History:
     1.0: the first release (0.1.0).
+    1.1: the resource tracker's methods (instance_claim, abort_instance_claim, move_claim,
+         drop_move_claim, confirm_move_claim, drop_move_claim_at_source,
+         update_available_resource, get_compute_node).
 
 A client sends the older of `RPC_API_VERSION` and its cap (`ComputeClient(rpc_version_cap=)`,
 `[rpc] rpc_version_cap`), and per host the older version that host said it serves
@@ -26,7 +29,7 @@ from schemas import parse_version
 if TYPE_CHECKING:
     from agent.rpc.envelope import Request
 
-RPC_API_VERSION = "1.0"
+RPC_API_VERSION = "1.1"
 
 T = TypeVar("T")
 
