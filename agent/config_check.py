@@ -24,6 +24,7 @@ from sqlalchemy import exc as sa_exc
 
 from agent.conductor.db import database_url
 from agent.conductor.errors import DatabaseError
+from agent.virt.guest.settings import CACHE_MODES, CPU_MODES, VIRT_TYPES
 
 _BOOL_WORDS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
 
@@ -202,7 +203,18 @@ def non_empty_refusal(text: str) -> str | None:
     return None if text.strip() else f"{text!r} is empty (expected a name)"
 
 
+def one_of(allowed: tuple[str, ...]) -> Callable[[str], str | None]:
+    def check(text: str) -> str | None:
+        return None if text in allowed else f"{text!r} is not one of {', '.join(allowed)}"
+
+    return check
+
+
 TEXT_CHECKS: dict[tuple[str, str], Callable[[str], str | None]] = {
+    # The Guest layer's own choices (agent/virt/guest/settings.py), checked before it runs.
+    ("guest", "virt_type"): one_of(VIRT_TYPES),
+    ("guest", "cpu_mode"): one_of(CPU_MODES),
+    ("guest", "disk_cachemode"): one_of(CACHE_MODES),
     ("agent", "host"): non_empty_refusal,
     ("libvirt", "uri"): libvirt_uri_refusal,
     ("amqp", "url"): amqp_url_refusal,

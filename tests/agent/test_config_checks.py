@@ -253,3 +253,18 @@ def test_a_config_error_keeps_its_problems_when_rebuilt_from_its_fields() -> Non
     assert ConfigError(where="[amqp] url", reason="bad").problems == (
         "configuration [amqp] url: bad",
     )
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "allowed"),
+    [
+        ("virt_type", "xen", "kvm, qemu"),
+        ("cpu_mode", "host", "host-model, host-passthrough, custom, none"),
+        ("disk_cachemode", "fast", "none, writethrough, writeback, directsync, unsafe"),
+    ],
+)
+def test_the_guest_layers_choices_are_checked_at_load(key: str, value: str, allowed: str) -> None:
+    assert refusal_of({f"VIRTACTOR_GUEST_{key.upper()}": value}) == (
+        f"configuration [guest] {key}: {value!r} is not one of {allowed} "
+        f"(from environment VIRTACTOR_GUEST_{key.upper()})"
+    )
