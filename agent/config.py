@@ -11,7 +11,8 @@ gone; one renamed is still read under its old name, with a warning), and the fil
 release after it: a setting or section it does not know is a warning naming the file (or
 variable), section and key, logged once and kept in `AgentConfig.warnings`, so a rollback
 keeps the newer file. `strict` (`virtactor run --strict`) makes those errors. A value of the
-wrong type is always an error.
+wrong type or out of range is always an error: every value is checked here, before anything
+connects (agent/config_check.py), and all problems are raised at once (docs/configuration.md).
 """
 
 from __future__ import annotations
