@@ -20,10 +20,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import exc as sa_exc
-
-from agent.conductor.db import database_url
-from agent.conductor.errors import DatabaseError
 from agent.virt.guest.settings import CACHE_MODES, CPU_MODES, VIRT_TYPES
 
 _BOOL_WORDS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
@@ -177,6 +173,13 @@ def amqp_url_refusal(url: str) -> str | None:
 def database_url_refusal(url: str) -> str | None:
     if not url:
         return None  # the SQLite file in [agent] instances_path
+    # Here, not at the top: a control plane imports this module with `agent.client`, and
+    # must not load SQLAlchemy for it (tests/agent/rpc/test_error_classes.py).
+    from sqlalchemy import exc as sa_exc
+
+    from agent.conductor.db import database_url
+    from agent.conductor.errors import DatabaseError
+
     try:
         database_url(url)
     except DatabaseError as exc:
