@@ -30,12 +30,13 @@ class CountingHost(Actor):
     @handler
     async def record(self, token: str) -> str:
         self.executed[token] += 1
-        await asyncio.sleep(0.01)  # keeps requests in flight while the connections drop
+        await asyncio.sleep(0.02)  # keeps requests in flight while the connections drop
         return token
 
 
-async def close_broker_connections(prefix: str) -> int:
-    """Close, from the broker side, every connection this test's transports opened."""
+async def broker_connections(prefix: str) -> list[str]:
+    """The broker's pids of every connection this test's transports opened (listed before
+    the traffic starts: `rabbitmqctl` takes a second or more, the traffic does not wait)."""
     listing = await asyncio.create_subprocess_exec(
         "rabbitmqctl",
         "-q",
@@ -46,17 +47,24 @@ async def close_broker_connections(prefix: str) -> int:
     )
     out, _ = await listing.communicate()
     marker = f'{{"connection_name","virtactor:{prefix}"}}'
-    closed = 0
+    pids = []
     for line in out.decode().splitlines()[1:]:
         pid, _, properties = line.partition("\t")
-        if marker not in properties:
-            continue
-        closer = await asyncio.create_subprocess_exec(
+        if marker in properties:
+            pids.append(pid)
+    return pids
+
+
+async def close_broker_connections(pids: list[str]) -> None:
+    """Close, from the broker side, the connections `pids`, all at once."""
+    closers = [
+        await asyncio.create_subprocess_exec(
             "rabbitmqctl", "-q", "close_connection", pid, "fault test"
         )
+        for pid in pids
+    ]
+    for pid, closer in zip(pids, closers, strict=True):
         assert await closer.wait() == 0, f"rabbitmqctl could not close {pid}"
-        closed += 1
-    return closed
 
 
 async def test_connections_cut_with_200_casts_and_200_calls_in_flight(rabbitmq_url: str) -> None:
@@ -80,6 +88,8 @@ async def test_connections_cut_with_200_casts_and_200_calls_in_flight(rabbitmq_u
         await client_side.start()
         await agent_side.serve("h1", dispatcher.handle)
         client = ComputeClient(client_side, default_timeout=60)
+        pids = await broker_connections(prefix)
+        assert len(pids) >= 2
 
         calls = [
             asyncio.ensure_future(client.call("h1", "record", {"token": f"call-{i}"}, timeout=45))
@@ -90,7 +100,7 @@ async def test_connections_cut_with_200_casts_and_200_calls_in_flight(rabbitmq_u
             for i in range(200)
         ]
         await wait_until(lambda: len(executed) >= 40)
-        assert await close_broker_connections(prefix) >= 2
+        await close_broker_connections(pids)
         # The cut must land mid-flight, or this test shows nothing.
         assert sum(executed.values()) < 400
         call_results = await asyncio.gather(*calls, return_exceptions=True)
