@@ -50,7 +50,7 @@ async def _run(uri: str, out: TextIO, host: str, scratch: Path) -> int:
     bus = InProcessBus()
     await bus.start()
     client = ComputeClient(bus, default_timeout=30)
-    heartbeats = await client.subscribe(f"host.{host}.*")
+    heartbeats = await client.subscribe(f"host.{host}.heartbeat")
     try:
         async with Agent(config, transport=bus) as agent:
             adopted = await agent.wait_ready(timeout=60)

@@ -99,7 +99,10 @@ class DriverCall(_Call[P, R]):
         async def call(host: str, *args: P.args, **kwargs: P.kwargs) -> R:
             arguments = self.arguments(args, kwargs)
             target = arguments.get("instance")
-            uuid = target.uuid if isinstance(target, Instance) else None
+            # The uuid only addresses the message: one without lets the agent refuse it, typed.
+            uuid = None
+            if isinstance(target, Instance) and target.obj_attr_is_set("uuid"):
+                uuid = target.uuid
             return cast(R, await _send(caller, host, self.method, arguments, uuid))
 
         return call
