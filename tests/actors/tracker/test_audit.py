@@ -137,6 +137,26 @@ async def test_a_claim_never_seen_is_a_spawn_in_flight_and_is_kept(
     assert actor.claims == {}
 
 
+async def test_a_built_instance_is_no_longer_work_in_progress_and_is_dropped_when_gone(
+    system: ActorSystem, hypervisor: FakeTrackerHypervisor, sink: RecordingSink
+) -> None:
+    tracker, actor = spawn_tracker(system, hypervisor, sink)
+    await tracker.ask("instance_claim", {"instance": instance(UUID_A)})
+    sink.clear()
+
+    await tracker.ask("instance_built", {"instance": instance(UUID_A)})
+
+    [report] = sink.reports()
+    assert report.obj_what_changed() == {"current_workload"}
+    assert report.current_workload == 0
+    await tracker.ask("instance_built", {"instance": instance(UUID_B)})  # no claim: no-op
+    assert len(sink.reports()) == 1
+    # Its domain is not there (gone before any audit saw it): the claim goes.
+    await tracker.ask("update_available_resource")
+    assert actor.claims == {}
+    assert actor.corrections == 1
+
+
 async def test_domains_without_this_agents_record_are_not_counted_but_reported(
     system: ActorSystem, hypervisor: FakeTrackerHypervisor, sink: RecordingSink
 ) -> None:
