@@ -184,6 +184,7 @@ class ResourceTrackerActor(Actor):
         """Release what `instance` holds here (its spawn failed, or it was destroyed);
         whether it held anything."""
         uuid = _instance_uuid(instance, "abort_instance_claim")
+        await self._audited()  # after a restart: claims restored before they are changed
         if not self._release(uuid):
             return False
         await self._report()
@@ -215,6 +216,7 @@ class ResourceTrackerActor(Actor):
         """On the destination, when the migration is rolled back: release its move claim;
         whether there was one."""
         migration_uuid = _migration_uuid(migration, None, "drop_move_claim")
+        await self._audited()  # after a restart: claims restored before they are changed
         if not self._release(move_key(migration_uuid)):
             return False
         await self._report()
@@ -226,6 +228,7 @@ class ResourceTrackerActor(Actor):
         instance's claim here (replacing an older one of the instance, as a resize on one
         host had). Confirming again returns the same claim."""
         migration_uuid = _migration_uuid(migration, None, "confirm_move_claim")
+        await self._audited()  # after a restart: claims restored before they are changed
         moving = self.claims.get(move_key(migration_uuid))
         if moving is None:
             for claim in self.claims.values():
@@ -248,6 +251,7 @@ class ResourceTrackerActor(Actor):
         whether it held one."""
         migration_uuid = _migration_uuid(migration, None, "drop_move_claim_at_source")
         _check_side(migration, "source_compute", self.host, "drop_move_claim_at_source")
+        await self._audited()  # after a restart: claims restored before they are changed
         held = self.claims.get(migration.instance_uuid)
         if held is None or held.migration_uuid == migration_uuid:
             return False  # nothing here, or the claim this very migration brought here
@@ -306,7 +310,11 @@ class ResourceTrackerActor(Actor):
             key = uuid if uuid in self.claims else moving.get(uuid)
             if key is None:
                 if not domain.recorded:
+                    # Not counted, but the devices it uses are not free to hand out.
                     untracked.append(uuid)
+                    self.pci.hold(
+                        uuid, [a for a in domain.pci_addresses if a not in self.pci.holders]
+                    )
                     continue
                 self.claims[uuid] = Claim(uuid, uuid, domain.resources, seen=True)
                 key = uuid
@@ -338,26 +346,34 @@ class ResourceTrackerActor(Actor):
         try:
             async with asyncio.timeout(self._lookup_timeout):
                 with use_indirection(self._objects):
-                    for migration in await Migration.get_by_dest_compute(context, self.host):
-                        if migration.status in ENDED_MIGRATIONS:
-                            continue
-                        instance = await Instance.get_by_uuid(context, migration.instance_uuid)
-                        key = move_key(migration.uuid)
-                        sizes = Resources.of_flavor(instance.flavor)
-                        self.claims[key] = Claim(
-                            key, instance.uuid, sizes, migration.uuid, seen=True
-                        )
-                        log.info(
-                            "host %s: move claim of migration %s restored",
-                            self.host,
-                            migration.uuid,
-                        )
+                    migrations = await Migration.get_by_dest_compute(context, self.host)
+                    for migration in migrations:
+                        if migration.status not in ENDED_MIGRATIONS:
+                            await self._restore_move_claim(context, migration)
         except (VirtactorError, TimeoutError) as exc:
             log.warning(
                 "host %s: migrations in progress not read from the object backend: %s",
                 self.host,
                 exc or "timed out",
             )
+
+    async def _restore_move_claim(self, context: RequestContext, migration: Migration) -> None:
+        """The move claim of `migration`, from its instance's record; a record that cannot be
+        read costs this migration's claim only (logged)."""
+        try:
+            instance = await Instance.get_by_uuid(context, migration.instance_uuid)
+        except VirtactorError as exc:
+            log.warning(
+                "host %s: move claim of migration %s not restored: %s",
+                self.host,
+                migration.uuid,
+                exc,
+            )
+            return
+        key = move_key(migration.uuid)
+        sizes = Resources.of_flavor(instance.flavor)
+        self.claims[key] = Claim(key, instance.uuid, sizes, migration.uuid, seen=True)
+        log.info("host %s: move claim of migration %s restored", self.host, migration.uuid)
 
     # --- helpers ---------------------------------------------------------------------------
 
@@ -416,7 +432,13 @@ class ResourceTrackerActor(Actor):
         """Save and publish what changed since the last report; returns the node now."""
         now = self._node_now()
         if self.node is None or self.node.uuid != now.uuid:
+            # A new node: published and saved whole, whatever the hypervisor's object marked.
             changed = now.obj_clone()
+            changed.obj_reset_changes(recursive=True)
+            for name in now.obj_fields():
+                if name != "uuid" and now.obj_attr_is_set(name):
+                    setattr(changed, name, getattr(now, name))
+            self._unsaved = True
         else:
             changed = self.node.obj_clone()
             changed.obj_reset_changes(recursive=True)

@@ -103,28 +103,32 @@ class PciInventory:
         taken: list[str] = []
         try:
             for request in requests:
-                alias = request.alias
-                candidates = [
-                    d.address
-                    for d in self.free_devices()
-                    if (d.vendor_id, d.product_id) == (alias.vendor_id, alias.product_id)
-                    and alias.dev_type in (None, d.dev_type)
-                ]
-                if len(candidates) < request.count:
-                    raise ClaimFailed(
-                        uuid=uuid,
-                        resource=f"pci:{alias.name}",
-                        requested=request.count,
-                        free=len(candidates),
-                    )
-                for address in candidates[: request.count]:
-                    self.holders[address] = key
-                    taken.append(address)
+                free = len(self._candidates(request.alias))
+                for _ in range(request.count):
+                    # One at a time: taking a PF (or a VF) makes its VFs (or PF) unfree.
+                    candidates = self._candidates(request.alias)
+                    if not candidates:
+                        raise ClaimFailed(
+                            uuid=uuid,
+                            resource=f"pci:{request.alias.name}",
+                            requested=request.count,
+                            free=free,
+                        )
+                    self.holders[candidates[0]] = key
+                    taken.append(candidates[0])
         except ClaimFailed:
             for address in taken:
                 del self.holders[address]
             raise
         return tuple(sorted(taken))
+
+    def _candidates(self, alias: PciAlias) -> list[str]:
+        return [
+            d.address
+            for d in self.free_devices()
+            if (d.vendor_id, d.product_id) == (alias.vendor_id, alias.product_id)
+            and alias.dev_type in (None, d.dev_type)
+        ]
 
     def hold(self, key: str, addresses: Iterable[str]) -> None:
         """Record `key` holding `addresses` (what the hypervisor shows a guest using)."""

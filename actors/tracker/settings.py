@@ -51,8 +51,8 @@ def parse_pci_spec(text: str) -> PciSpec:
     if len(parts) != 2:
         raise ValueError(f"pci_device_spec entry {text!r} is not VENDOR:PRODUCT")
     return PciSpec(
-        _hex_id(parts[0], "vendor id", wildcard=True),
-        _hex_id(parts[1], "product id", wildcard=True),
+        _hex_id(parts[0], f"pci_device_spec entry {text!r}: vendor id", wildcard=True),
+        _hex_id(parts[1], f"pci_device_spec entry {text!r}: product id", wildcard=True),
     )
 
 

@@ -17,6 +17,7 @@ import libvirt
 
 from actors.instance.recovery import RecoveryDataInvalid, decode_recovery
 from actors.tracker import DomainUsage, Resources
+from agent.virt.errors import MalformedHostXML
 from agent.virt.guest.metadata import RECOVERY_NS
 from agent.virt.libvirt_errors import is_domain_gone
 from schemas.objects.instance import Instance
@@ -25,7 +26,7 @@ log = logging.getLogger(__name__)
 
 _KIB_PER = {"b": 1 / 1024, "bytes": 1 / 1024, "k": 1, "kib": 1, "kb": 1000 / 1024}
 _KIB_PER |= {"m": 1024, "mib": 1024, "mb": 1000**2 / 1024, "g": 1024**2, "gib": 1024**2}
-_KIB_PER |= {"gb": 1000**3 / 1024}
+_KIB_PER |= {"gb": 1000**3 / 1024, "t": 1024**3, "tib": 1024**3, "tb": 1000**4 / 1024}
 
 
 def _memory_mb(root: ET.Element) -> int:
@@ -33,7 +34,10 @@ def _memory_mb(root: ET.Element) -> int:
     if memory is None or not (memory.text or "").strip():
         return 0
     unit = memory.get("unit", "KiB").lower()
-    return int(int(memory.text or "0") * _KIB_PER.get(unit, 1) // 1024)
+    if unit not in _KIB_PER:
+        reason = f"memory unit {memory.get('unit')!r} is not one libvirt accepts"
+        raise MalformedHostXML(what="domain", reason=reason)
+    return int(int(memory.text or "0") * _KIB_PER[unit] // 1024)
 
 
 def _pci_address(address: ET.Element) -> str:

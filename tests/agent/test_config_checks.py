@@ -209,8 +209,8 @@ def test_resources_are_checked_by_the_tracker_each_problem_at_its_key(tmp_path: 
         "be > 0, got 0.0",
         f"configuration {path} [resources] pci_alias: pci_alias gpu = '10de' is not "
         "VENDOR:PRODUCT[:TYPE]",
-        f"configuration {path} [resources] pci_device_spec: vendor id 'zz' is not 4 hex "
-        "digits or '*'",
+        f"configuration {path} [resources] pci_device_spec: pci_device_spec entry 'zz:154c': "
+        "vendor id 'zz' is not 4 hex digits or '*'",
         f"configuration {path} [resources] reserved_host_cpus: reserved_host_cpus must be >= "
         "0, got -1",
     ]
