@@ -7,6 +7,7 @@ Nothing here knows about an exporter: an exporter reads these objects on each sc
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -112,13 +113,54 @@ class ActorStats:
         self.latency_or_new().observe(seconds)
 
 
+# Seconds. A live migration takes from a few seconds (an idle small guest) to an hour.
+MIGRATION_DURATION_BOUNDS: tuple[float, ...] = (
+    1.0,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    120.0,
+    300.0,
+    600.0,
+    1800.0,
+    3600.0,
+)
+
+
+@dataclass(slots=True)
+class WorkflowStats:
+    """Counts the agent's workflows keep for an exporter, per actor system (so they outlive
+    the restart of the actor that keeps them): failed claims by resource, and finished live
+    migrations by outcome with their durations."""
+
+    claim_failures: Counter[str] = field(default_factory=Counter)
+    migrations: Counter[str] = field(default_factory=Counter)
+    migration_seconds: LatencyHistogram = field(
+        default_factory=lambda: LatencyHistogram(MIGRATION_DURATION_BOUNDS)
+    )
+
+    def claim_failed(self, resource: str) -> None:
+        """Count one claim refused for lack of `resource` (vcpus, memory_mb, pci:<alias>)."""
+        self.claim_failures[resource] += 1
+
+    def migration_finished(self, outcome: str, seconds: float) -> None:
+        """Count one live migration that ended with `outcome` ("completed", "failed",
+        "aborted", "rolled_back") after `seconds` from its start. Call it once per
+        migration, on the source host, when the workflow ends whatever the outcome."""
+        self.migrations[outcome] += 1
+        self.migration_seconds.observe(seconds)
+
+
 @dataclass(slots=True)
 class SystemStats:
-    """Counters of a whole actor system: actors that came and went."""
+    """Counters of a whole actor system: actors that came and went, and the counts its
+    workflows keep (`workflows`)."""
 
     spawned: int = 0
     stopped: int = 0
     gave_up: int = 0
+    workflows: WorkflowStats = field(default_factory=WorkflowStats)
 
 
 def merge_histograms(histograms: Iterable[LatencyHistogram]) -> LatencyHistogram:

@@ -41,7 +41,7 @@ from actors.handlers import handler
 from actors.instance.core import EventSink
 from actors.records import RecordSaver
 from actors.tracker.claims import Claim, DomainUsage, move_key
-from actors.tracker.errors import ClaimNotFound, InvalidClaim
+from actors.tracker.errors import ClaimFailed, ClaimNotFound, InvalidClaim
 from actors.tracker.pci import PciDevice, PciInventory, pci_requests
 from actors.tracker.resources import (
     Inventory,
@@ -383,8 +383,13 @@ class ResourceTrackerActor(Actor):
         uuid = claim.instance_uuid
         requests = pci_requests(uuid, action, flavor.extra_specs, self.settings.aliases())
         limit = capacity(_inventory(self._base), self.settings)
-        check_fits(uuid, claim.resources, self._used(), limit)
-        self.pci.allocate(uuid, claim.key, requests)
+        try:
+            check_fits(uuid, claim.resources, self._used(), limit)
+            self.pci.allocate(uuid, claim.key, requests)
+        except ClaimFailed as exc:
+            # Counted per system, not per actor: a restart must not reset the exported count.
+            self.system.stats.workflows.claim_failed(exc.resource)
+            raise
         self.claims[claim.key] = claim
         return claim
 
