@@ -1,6 +1,8 @@
 """The `virtactor` command line: `virtactor run` serves one hypervisor; `virtactor conductor`
 serves the object backend to every agent over RabbitMQ (`--upgrade-db` migrates its database);
-`virtactor demo` shows the whole agent on the embedded default."""
+`virtactor demo` shows the whole agent on the embedded default. The operator commands (`call`,
+`instances`, `host`, `health`, `events`, `schemas`, `version`) live in `agent.commands`;
+docs/cli.md documents them all."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from agent import commands as operator_commands
 from agent import demo
 from agent.conductor import upgrade_db
 from agent.conductor.db import database_url
@@ -26,18 +29,26 @@ log = logging.getLogger("virtactor")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="virtactor", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="virtactor", description=__doc__, epilog=EXIT_STATUS, formatter_class=_Formatter
+    )
     parser.add_argument(
         "--log-level", default="WARNING", help="Python log level (default: WARNING)"
     )
-    commands = parser.add_subparsers(dest="command", required=True)
+    # The global options again on every command, so they may follow the command's name; not
+    # given there, they keep the value (or default) from before it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--log-level", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run_demo = commands.add_parser(
-        "demo", help="run the agent on the embedded default and drive it by messages"
+        "demo",
+        help="run the agent on the embedded default and drive it by messages",
+        parents=[common],
     )
     run_demo.add_argument(
         "--libvirt-uri", default="test:///default", help="libvirt URI (default: test:///default)"
     )
-    run = commands.add_parser("run", help="run the agent until SIGTERM or SIGINT")
+    run = commands.add_parser("run", help="run the agent until SIGTERM or SIGINT", parents=[common])
     run.add_argument("--config", type=Path, help="TOML configuration file")
     run.add_argument(
         "--strict",
@@ -45,7 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="refuse a setting or section this release does not know (default: a warning)",
     )
     conductor = commands.add_parser(
-        "conductor", help="serve the object backend over RabbitMQ until SIGTERM or SIGINT"
+        "conductor",
+        help="serve the object backend over RabbitMQ until SIGTERM or SIGINT",
+        parents=[common],
     )
     conductor.add_argument("--config", type=Path, help="TOML configuration file")
     conductor.add_argument(
@@ -58,7 +71,29 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="refuse a setting or section this release does not know (default: a warning)",
     )
+    operator_commands.add_commands(commands, [common])
     return parser
+
+
+EXIT_STATUS = """\
+exit status: 0 done (or stopped by SIGTERM/SIGINT, or healthy); 1 the call failed, the agent
+is unhealthy or the broker cannot be reached; 2 usage or configuration error.
+`virtactor COMMAND --help` describes each command; docs/cli.md has examples."""
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions and epilogs as written (they hold lists and examples)."""
+
+
+def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """`parser.parse_args`, except that `call`'s key=value words may also follow its options
+    (argparse stops filling a `*` positional at the first option)."""
+    args, extra = parser.parse_known_args(argv)
+    if extra and (args.command != "call" or any(word.startswith("-") for word in extra)):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if extra:
+        args.arguments = [*args.arguments, *extra]
+    return args
 
 
 async def serve(config: AgentConfig) -> int:
@@ -128,10 +163,12 @@ def _shown(location: str) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """The exit status: 0 done or stopped by a signal, 1 failed, 2 a configuration that
     cannot be used (each problem logged on a line of its own, no traceback)."""
-    args = build_parser().parse_args(argv)
+    args = parse_args(build_parser(), argv)
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
+    if operator_commands.is_command(args):
+        return operator_commands.run_command(args)
     if args.command == "demo":
         return asyncio.run(demo.run(args.libvirt_uri, out=sys.stdout))
     try:
