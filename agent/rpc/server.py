@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
+from contextvars import Token
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -39,6 +40,8 @@ from agent.errors import (
     ObjectVersionRefused,
     RequestExpired,
 )
+from agent.observability.calls import DUPLICATE, OK, REFUSALS, UNDECODABLE, CallStats
+from agent.observability.requests import done, serving
 from agent.rpc.dedup import CallKey, ReplyCache
 from agent.rpc.envelope import (
     RPC_API_VERSION,
@@ -75,6 +78,52 @@ class ServerStats:
     duplicates: int = 0
     errors: int = 0
     dead_lettered: int = 0
+
+
+class _Served:
+    """What became of one delivery, for its log line and `CallStats`."""
+
+    __slots__ = ("bound", "error", "method", "outcome")
+
+    def __init__(self) -> None:
+        self.method = UNDECODABLE
+        # Until something says otherwise; a cancelled handler leaves this.
+        self.outcome = "cancelled"
+        self.error: VirtactorError | None = None
+        self.bound: Token[Any] | None = None
+
+    def failed(self, error: VirtactorError) -> None:
+        self.outcome = type(error).__name__
+        self.error = error
+
+
+def _log_served(delivery: Delivery, served: _Served, kind: str, elapsed: float) -> None:
+    """One line per request: method, outcome and duration; a refusal, or a cast that failed
+    (nobody else hears of it), at WARNING with the reason."""
+    error = served.error
+    refused = served.outcome in REFUSALS
+    level = logging.WARNING if refused or (error is not None and kind == "cast") else logging.INFO
+    if not log.isEnabledFor(level):
+        return
+    what = "refused" if refused else served.outcome
+    reason = "" if error is None else f": {error}"
+    log.log(
+        level,
+        "%s %s %s %s in %.1f ms%s",
+        kind,
+        served.method,
+        delivery.message_id,
+        what,
+        elapsed * 1000,
+        reason,
+        extra={
+            "rpc_method": served.method,
+            "rpc_kind": kind,
+            "outcome": served.outcome,
+            "duration_ms": round(elapsed * 1000, 3),
+            "message_id": delivery.message_id,
+        },
+    )
 
 
 class _UncachedReply(Exception):
@@ -122,9 +171,24 @@ class RequestServer:
         self.manifests = manifests
         self.wall_clock = wall_clock
         self.stats = ServerStats()
+        self.calls = CallStats()  # per method, for the metrics exporter
 
     async def handle(self, delivery: Delivery) -> Outcome:
         self.stats.requests += 1
+        started = time.perf_counter()
+        served = _Served()
+        try:
+            return await self._handle(delivery, served)
+        finally:
+            # Also when cancelled: the line says so, and the request is unbound either way.
+            elapsed = time.perf_counter() - started
+            kind = "call" if delivery.reply_expected else "cast"
+            self.calls.record(served.method, kind, served.outcome, elapsed)
+            _log_served(delivery, served, kind, elapsed)
+            if served.bound is not None:
+                done(served.bound)
+
+    async def _handle(self, delivery: Delivery, served: _Served) -> Outcome:
         try:
             envelope = unpack(delivery.body, self.registry, self.limits)
             if not isinstance(envelope, Request):
@@ -132,13 +196,13 @@ class RequestServer:
         except IncompatibleObjectVersion as exc:
             # Refused before anything ran, with our manifest: the caller may back-level and
             # send again (only this refusal, never a handler's own version error, says so).
-            log.info("refused message %s: %s", delivery.message_id, exc)
             return self._refuse(
-                delivery, ObjectVersionRefused(exc.message, **exc.fields), "incompatible"
+                delivery, ObjectVersionRefused(exc.message, **exc.fields), "incompatible", served
             )
         except DecodeError as exc:
-            log.warning("refused message %s: %s", delivery.message_id, exc)
-            return self._refuse(delivery, exc, "undecodable")
+            return self._refuse(delivery, exc, "undecodable", served)
+        served.method = envelope.method
+        served.bound = serving(envelope.context)
         message_id = delivery.message_id or envelope.message_id
         if self.manifests is not None and not envelope.compact:
             await self.manifests.remember(envelope.manifest)
@@ -148,24 +212,25 @@ class RequestServer:
             # Refused before the reply cache, like an undecodable message: nothing ran, so the
             # caller may send the same message again at the version named (a cast has nobody
             # to tell: it is dead-lettered).
-            log.info("refused message %s: %s", message_id, exc)
-            return self._refuse(delivery, exc, "incompatible-rpc-version")
+            return self._refuse(delivery, exc, "incompatible-rpc-version", served)
         key = CallKey(envelope.method, request_digest(delivery.body))
         try:
             reply, duplicate = await self.cache.run_once(
-                message_id, key, lambda: self._execute(envelope)
+                message_id, key, lambda: self._execute(envelope, served)
             )
         except _UncachedReply as uncached:
             reply, duplicate = uncached.reply, False
         except MessageIdConflict as exc:
-            log.warning("refused message %s: %s", message_id, exc)
-            return self._refuse(delivery, exc, "message-id-conflict")
+            return self._refuse(delivery, exc, "message-id-conflict", served)
         if duplicate:
             self.stats.duplicates += 1
-            log.info("duplicate delivery of %s answered from the reply cache", message_id)
+            served.outcome = DUPLICATE
         return Outcome(reply=reply if delivery.reply_expected else None)
 
-    def _refuse(self, delivery: Delivery, exc: VirtactorError, reason: str) -> Outcome:
+    def _refuse(
+        self, delivery: Delivery, exc: VirtactorError, reason: str, served: _Served
+    ) -> Outcome:
+        served.failed(exc)
         self.stats.errors += 1
         if not delivery.reply_expected:
             self.stats.dead_lettered += 1
@@ -173,14 +238,14 @@ class RequestServer:
         reply = Reply(delivery.message_id, error=error_to_wire(exc), manifest=self.manifest)
         return Outcome(reply=pack(reply))
 
-    async def _execute(self, request: Request) -> bytes | None:
+    async def _execute(self, request: Request, served: _Served) -> bytes | None:
         try:
             result = await self._deliver(request)
         except VirtactorError as exc:
             self.stats.errors += 1
+            served.failed(exc)
             if request.kind is Kind.CAST:
-                log.warning("cast %s %s failed: %s", request.message_id, request.method, exc)
-                reply_body = None
+                reply_body = None  # nobody to answer: the request's log line says it failed
             else:
                 reply_body = pack(self._reply(request, error=error_to_wire(exc)))
             if exc.retryable:
@@ -188,6 +253,7 @@ class RequestServer:
                 # adopted its guests, libvirt is back), so it must run again.
                 raise _UncachedReply(reply_body) from None
             return reply_body
+        served.outcome = OK
         if request.kind is Kind.CAST:
             return None
         reply = self._reply(request, result=result)
@@ -199,6 +265,7 @@ class RequestServer:
             # The effect happened but its result cannot travel (or cannot be back-levelled to
             # the caller's versions): say so, typed, rather than leaving the caller to time out.
             log.error("result of %s %s cannot be sent: %s", request.message_id, request.method, exc)
+            served.failed(exc)
             return pack(self._reply(request, error=error_to_wire(exc)))
 
     def _reply(self, request: Request, **outcome: Any) -> Reply:
