@@ -49,6 +49,8 @@ class EventPublisher:
         # Raises ObjectVersionError here for a cap no event could be lowered to.
         self.subscribers = SubscriberTable(self.manifest, self.version_cap, name=host)
         self.published = 0
+        # By (scope, event) of the topic: ("instance", "power_state"), ("host", "heartbeat").
+        self.published_by: dict[tuple[str, str], int] = {}
         self._held_until = 0.0
         # Per class: the names of the objects an event of it may hold (its own included).
         self._reach: dict[type[VersionedObject], frozenset[str]] = {}
@@ -86,6 +88,8 @@ class EventPublisher:
         body = pack(Event(topic, self.host, obj, self.manifest), target=target)
         await self.transport.publish_event(topic, body)
         self.published += 1
+        kind = topic_kind(topic)
+        self.published_by[kind] = self.published_by.get(kind, 0) + 1
 
     def back_levels(self, cls: type[VersionedObject], target: Manifest) -> bool:
         """Whether an event of `cls` holds an object `target` lowers (decided once per class
@@ -116,6 +120,13 @@ class EventPublisher:
             builtin = cls.__module__ == "builtins"
             what = cls.__qualname__ if builtin else f"{cls.__module__}.{cls.__qualname__}"
         raise UnpublishableEvent(value_type=what, topic=topic)
+
+
+def topic_kind(topic: str) -> tuple[str, str]:
+    """The (scope, event) of `topic`, without the uuid or host between them: a bounded label
+    pair for counting (`instance.<uuid>.power_state` -> ("instance", "power_state"))."""
+    scope, _, rest = topic.partition(".")
+    return scope, rest.rpartition(".")[2]
 
 
 def _object_names(cls: type[VersionedObject], registry: ObjectRegistry) -> set[str]:
