@@ -21,7 +21,9 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
+from typing import Any
 
+from actors.message import current_context
 from schemas.errors import VirtactorError
 from schemas.objects.context import RequestContext
 from schemas.remotable import ObjectIndirectionAPI, use_indirection
@@ -50,6 +52,9 @@ class RecordSaver:
         self.timeout = timeout
         self.retry_interval = retry_interval
         self.failures = 0
+        # Saves tried or skipped, by (object name, outcome): "ok", "timeout", "skipped" (within
+        # `retry_interval` of a failure) or the class name of the error.
+        self.outcomes: dict[tuple[str, str], int] = {}
         self._clock = clock
         self._quiet_until = 0.0  # after a failure: no save is tried before this time
 
@@ -62,11 +67,17 @@ class RecordSaver:
         if self.objects is None:
             return True
         if not force and self._clock() < self._quiet_until:
+            self._count(record, "skipped")
             return False
         # The save's own deadline travels with it (the message expires in the broker when we
-        # stop waiting), so a save given up on is never applied after a later one.
+        # stop waiting), so a save given up on is never applied after a later one. A save a
+        # request caused names that request (its global id), so the conductor's log lines
+        # for it can be found from the request's.
+        cause = current_context()
         record.obj_context = RequestContext(
-            request_id=f"save-{uuid.uuid4()}", deadline=time.time() + self.timeout
+            request_id=f"save-{uuid.uuid4()}",
+            global_request_id=_global_request_id(cause),
+            deadline=time.time() + self.timeout,
         )
         try:
             async with asyncio.timeout(self.timeout):
@@ -77,6 +88,8 @@ class RecordSaver:
                         await record.save()
         except (VirtactorError, TimeoutError) as exc:
             self.failures += 1
+            failure = type(exc).__name__ if isinstance(exc, VirtactorError) else "timeout"
+            self._count(record, failure)
             self._quiet_until = self._clock() + self.retry_interval
             log.warning(
                 "%s %s not saved to the object backend (saved again at the next resync): %s",
@@ -86,4 +99,17 @@ class RecordSaver:
             )
             return False
         self._quiet_until = 0.0
+        self._count(record, "ok")
         return True
+
+    def _count(self, record: PersistentObject, outcome: str) -> None:
+        key = (record.OBJ_NAME, outcome)
+        self.outcomes[key] = self.outcomes.get(key, 0) + 1
+
+
+def _global_request_id(cause: Any) -> str | None:
+    """The id that ties a save to the request that caused it: that request's global id, or
+    its own id when it came with none; None outside a request (a resync, a timer)."""
+    if not isinstance(cause, RequestContext):
+        return None
+    return cause.global_request_id or cause.request_id
