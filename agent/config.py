@@ -2,7 +2,7 @@
 
 Sources, later ones winning: built-in defaults, a TOML file (`--config`, sections
 `[agent]`, `[libvirt]`, `[guest]`, `[instance]`, `[resources]`, `[amqp]`, `[rpc]`,
-`[conductor]`), then
+`[conductor]`, `[metrics]`, `[logging]`), then
 `VIRTACTOR_<SECTION>_<KEY>` environment variables (for example `VIRTACTOR_AMQP_URL`). Inner
 layers never read files or the environment themselves.
 
@@ -216,6 +216,24 @@ class ConductorSection:
 
 
 @dataclass(slots=True, frozen=True)
+class MetricsSection:
+    """The Prometheus endpoint (docs/observability.md): `listen` is host:port, empty for none;
+    port 0 binds a free port (tests read it from `Agent.metrics_port`)."""
+
+    listen: str = ""
+
+
+@dataclass(slots=True, frozen=True)
+class LoggingSection:
+    """How `virtactor run` and `virtactor conductor` log (agent/logs.py): `format` "text"
+    (readable lines) or "json" (one object per line); `level` a Python level name, empty
+    for the command line's `--log-level`."""
+
+    format: str = "text"
+    level: str = ""
+
+
+@dataclass(slots=True, frozen=True)
 class AgentConfig:
     agent: AgentSection = field(default_factory=AgentSection)
     libvirt: LibvirtSection = field(default_factory=LibvirtSection)
@@ -225,6 +243,8 @@ class AgentConfig:
     amqp: AmqpSection = field(default_factory=AmqpSection)
     rpc: RpcSection = field(default_factory=RpcSection)
     conductor: ConductorSection = field(default_factory=ConductorSection)
+    metrics: MetricsSection = field(default_factory=MetricsSection)
+    logging: LoggingSection = field(default_factory=LoggingSection)
     # What the file or the environment set that this release does not know (ignored).
     warnings: tuple[str, ...] = ()
 
@@ -238,6 +258,8 @@ _SECTIONS: dict[str, type[Any]] = {
     "amqp": AmqpSection,
     "rpc": RpcSection,
     "conductor": ConductorSection,
+    "metrics": MetricsSection,
+    "logging": LoggingSection,
 }
 
 

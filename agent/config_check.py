@@ -202,6 +202,39 @@ def _port_refusal(url: str) -> str | None:
     return f"{url!r} has a port that is not a number from 1 to 65535"
 
 
+def parse_listen(text: str) -> tuple[str, int]:
+    """`host:port` (`[v6]:port` for IPv6, `:port` for every address) as (host, port); a
+    ValueError naming the text if it is not one. Port 0 picks a free port."""
+    host, separator, port_text = text.rpartition(":")
+    if not separator or not port_text.isdigit():
+        raise ValueError(f"{text!r} is not host:port (e.g. 127.0.0.1:9188, [::1]:9188, :9188)")
+    port = int(port_text)
+    if port > 65535:
+        raise ValueError(f"{text!r} has a port that is not a number from 0 to 65535")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return host or "0.0.0.0", port
+
+
+def listen_refusal(text: str) -> str | None:
+    if not text:
+        return None  # no endpoint
+    try:
+        parse_listen(text)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def log_level_refusal(text: str) -> str | None:
+    if not text or text.upper() in LOG_LEVELS:
+        return None  # empty: the command line's --log-level
+    return f"{text!r} is not a log level (expected one of {', '.join(LOG_LEVELS)}, or empty)"
+
+
 def non_empty_refusal(text: str) -> str | None:
     return None if text.strip() else f"{text!r} is empty (expected a name)"
 
@@ -223,6 +256,9 @@ TEXT_CHECKS: dict[tuple[str, str], Callable[[str], str | None]] = {
     ("amqp", "url"): amqp_url_refusal,
     ("amqp", "prefix"): non_empty_refusal,
     ("conductor", "database_url"): database_url_refusal,
+    ("metrics", "listen"): listen_refusal,
+    ("logging", "format"): one_of(("text", "json")),
+    ("logging", "level"): log_level_refusal,
 }
 
 
