@@ -61,7 +61,11 @@ class Entry:
         return _noted(_annotation(returned), self.result_note)
 
 
-_ACTORS: dict[str, type[Actor]] = {"host": HostActor, "instance": InstanceActor, "tracker": ResourceTrackerActor}
+_ACTORS: dict[str, type[Actor]] = {
+    "host": HostActor,
+    "instance": InstanceActor,
+    "tracker": ResourceTrackerActor,
+}
 
 
 def _annotation(annotation: object) -> str:

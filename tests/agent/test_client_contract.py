@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from actors.host import HostActor
 from actors.actor import Actor
+from actors.host import HostActor
 from actors.instance import InstanceActor
 from actors.tracker import ResourceTrackerActor
 from agent.client import ComputeClient
