@@ -25,6 +25,7 @@ from agent.config import AgentConfig
 from agent.driver_calls import DriverCalls
 from agent.errors import AgentInitializing, CallTimeout, ObjectVersionRefused, RemoteError
 from agent.event_stream import EventStream
+from agent.observability.requests import request_context
 from agent.rpc.announcer import ANNOUNCE_INTERVAL, Announcer
 from agent.rpc.api_version import RpcVersions, capped_rpc_version, negotiated
 from agent.rpc.envelope import RPC_API_VERSION, Event, Kind, Reply, Request, pack, unpack
@@ -198,7 +199,17 @@ class ComputeClient(DriverCalls):
     def new_context(self, timeout: float, request_id: str | None = None) -> RequestContext:
         # A context is never saved anywhere: it carries no change list, which would only
         # weigh on the wire.
-        return self._context.for_request(request_id or f"req-{uuid.uuid4()}", time.time() + timeout)
+        context = self._context.for_request(
+            request_id or f"req-{uuid.uuid4()}", time.time() + timeout
+        )
+        cause = request_context()
+        if isinstance(cause, RequestContext):
+            # Made while serving a request (an agent's handler calling the conductor or
+            # another agent): name that request, so the callee's log lines can be found
+            # from it (docs/observability.md, "Request ids").
+            context.global_request_id = cause.global_request_id or cause.request_id
+            context.obj_reset_changes()
+        return context
 
     async def call(
         self,

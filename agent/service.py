@@ -37,6 +37,9 @@ from agent.client import ComputeClient
 from agent.conductor.indirection import BusIndirection
 from agent.conductor.service import Conductor, running_conductor
 from agent.config import AgentConfig, ConfigError
+from agent.config_check import parse_listen
+from agent.observability.collector import AgentSources, agent_registry
+from agent.observability.endpoint import MetricsEndpoint
 from agent.rpc.catalogue import exposed_methods
 from agent.rpc.dedup import ReplyCache
 from agent.rpc.events import EventPublisher
@@ -194,6 +197,21 @@ class Agent:
             ),
             manifests=self.manifests,
         )
+        # Read at scrape time from the counts above; served when [metrics] listen is set.
+        self.metrics_registry = agent_registry(
+            AgentSources(
+                server=self.dispatcher,
+                system=self.system,
+                executor=self.executor,
+                events=self.events,
+                libvirt=lambda: self.runtime.host,
+                records=self.runtime.records,
+            )
+        )
+        self.metrics: MetricsEndpoint | None = None
+        if config.metrics.listen:
+            metrics_host, metrics_port = parse_listen(config.metrics.listen)
+            self.metrics = MetricsEndpoint(self.metrics_registry, metrics_host, metrics_port)
         self.conductor: Conductor | None = None  # the embedded one, on the in-process bus
         self._embedded = contextlib.AsyncExitStack()
         self._adoption: asyncio.Task[list[str]] | None = None
@@ -205,6 +223,8 @@ class Agent:
         propagates.
         """
         try:
+            if self.metrics is not None:
+                await self.metrics.start()  # first: an address in use stops the start at once
             # Before serving: a restarted agent knows its callers' manifest digests at once.
             await self.manifests.load()
             await self.transport.start()
@@ -255,6 +275,8 @@ class Agent:
         if self._adoption is not None and not self._adoption.done():
             self._adoption.cancel()
             await asyncio.gather(self._adoption, return_exceptions=True)
+        if self.metrics is not None:
+            await self.metrics.aclose()
         await self.transport.unserve(self.host, timeout)
         await self.runtime.aclose()
         await self.system.aclose(timeout)
@@ -265,6 +287,11 @@ class Agent:
         await self.executor.aclose(timeout)
         if self._owns_transport:
             await self.transport.aclose(timeout)
+
+    @property
+    def metrics_port(self) -> int | None:
+        """The port the metrics endpoint listens on (the one bound, for port 0), or None."""
+        return None if self.metrics is None else self.metrics.port
 
     async def __aenter__(self) -> Agent:
         await self.start()
