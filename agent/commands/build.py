@@ -12,7 +12,7 @@ import importlib.metadata
 import sys
 from typing import TextIO
 
-from agent.commands.common import EXIT_OK
+from agent.commands import EXIT_OK
 from agent.commands.render import console, fields_table, rows_table, write_json
 from agent.rpc.api_version import RPC_API_VERSION
 from agent.rpc.envelope import ENVELOPE_VERSION
@@ -21,27 +21,6 @@ from schemas import default_registry, obj_manifest
 from schemas.fingerprints import fingerprints
 
 PACKAGE = "virtactor"
-
-
-def add_parsers(
-    commands: argparse._SubParsersAction[argparse.ArgumentParser],
-    parents: list[argparse.ArgumentParser],
-) -> None:
-    schemas = commands.add_parser(
-        "schemas",
-        help="this build's objects, their versions and fingerprints, and the RPC API version",
-        description=__doc__,
-        parents=parents,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    schemas.set_defaults(run=run_schemas, needs_loop=False)
-    version = commands.add_parser(
-        "version",
-        help="the package version and the RPC API version",
-        description="The installed package's version and the RPC API version it serves.",
-        parents=parents,
-    )
-    version.set_defaults(run=run_version, needs_loop=False)
 
 
 def package_version() -> str:

@@ -1,10 +1,8 @@
 """What the operator commands share: their options, exit statuses, the client they connect,
 and how a failure is told (one line on stderr, `ErrorClass: message`).
 
-Exit statuses scripts can rely on: `EXIT_OK` (0) done, or the agent is healthy;
-`EXIT_FAILED` (1) the call failed, the agent is unhealthy or the broker cannot be reached;
-`EXIT_USAGE` (2) bad options or arguments, or a configuration that cannot be used (argparse
-exits 2 by itself for what it refuses).
+The exit statuses are `agent.commands`' EXIT_OK (0), EXIT_FAILED (1) and EXIT_USAGE (2);
+argparse exits 2 by itself for what it refuses.
 """
 
 from __future__ import annotations
@@ -20,13 +18,10 @@ from typing import TextIO
 import aiormq
 
 from agent.client import ComputeClient
+from agent.commands import EXIT_FAILED, EXIT_USAGE
 from agent.config import AgentConfig, ConfigError, load_config
 from agent.errors import RemoteError
 from schemas import VirtactorError
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
 
 NO_BROKER = (
     "no broker configured: give --url amqp://..., or [amqp] url in the --config file "
@@ -46,44 +41,11 @@ class BrokerUnreachable(Exception):
     """The broker did not accept our connection (exit 1)."""
 
 
-def output_options() -> argparse.ArgumentParser:
-    """`--json`: one JSON document on stdout (JSON lines for `events`) instead of tables."""
-    parent = argparse.ArgumentParser(add_help=False)
-    parent.add_argument(
-        "--json", action="store_true", help="print JSON for scripts instead of tables"
-    )
-    return parent
-
-
-def bus_options(
-    timeout_help: str = "seconds to wait for the agent's answer",
-) -> argparse.ArgumentParser:
-    """`--config`, `--url`, `--prefix`, `--timeout`: which bus, and how long to wait on it."""
-    parent = argparse.ArgumentParser(add_help=False)
-    parent.add_argument(
-        "--config", type=Path, help="TOML configuration file ([amqp] url and prefix, [rpc])"
-    )
-    parent.add_argument("--url", help="AMQP URL of the broker (overrides [amqp] url)")
-    parent.add_argument("--prefix", help="AMQP name prefix of the deployment ([amqp] prefix)")
-    parent.add_argument("--timeout", type=positive_seconds, help=timeout_help)
-    return parent
-
-
-def positive_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
-    return value
-
-
 def bus_config(args: argparse.Namespace) -> AgentConfig:
     """The configuration (`--config`, then the environment, as `virtactor run` reads it) with
     `--url` and `--prefix` over it. `ConfigError` when it cannot be used or names no broker:
     these commands talk to agents over RabbitMQ only (an embedded bus lives in one process)."""
-    config = load_config(args.config)
+    config = load_config(None if args.config is None else Path(args.config))
     amqp = config.amqp
     if args.url is not None:
         amqp = dataclasses.replace(amqp, url=args.url)

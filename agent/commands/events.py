@@ -12,50 +12,11 @@ import json
 import sys
 from typing import Any, TextIO
 
-from agent.commands.common import EXIT_OK, connected
+from agent.commands import EXIT_OK
+from agent.commands.common import connected
 from agent.commands.render import plain
 from agent.rpc.envelope import Event
 from schemas import VersionedObject
-
-HELP = "print the events agents publish, live, until SIGINT/SIGTERM or --count"
-EPILOG = """\
-patterns are AMQP topic patterns: '*' one word, '#' any words. Topics are
-instance.<uuid>.<what> and host.<host>.<what>, for example:
-  virtactor events 'host.cmp-1.*'          the host's heartbeat, connection, ... events
-  virtactor events 'instance.*.state'      every guest's state changes
-  virtactor events --json --count 1        the next event, as one JSON line
-"""
-
-
-def add_parser(
-    commands: argparse._SubParsersAction[argparse.ArgumentParser],
-    parents: list[argparse.ArgumentParser],
-) -> None:
-    parser = commands.add_parser(
-        "events",
-        help=HELP,
-        description=HELP,
-        epilog=EPILOG,
-        parents=parents,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument(
-        "pattern", nargs="?", default="#", help="topic pattern (default: '#', every event)"
-    )
-    parser.add_argument(
-        "--count", type=_count, metavar="N", help="stop after N events (default: never)"
-    )
-    parser.set_defaults(run=run, stops_on_signal=True)
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number")
-    return value
 
 
 async def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:

@@ -20,7 +20,9 @@ from typing import Any, TextIO, TypeVar
 
 from actors.host import SERVICE_BINARY
 from agent.client import ComputeClient
-from agent.commands.common import EXIT_FAILED, EXIT_OK, UsageError, connected, error_line
+from agent.commands import EXIT_FAILED, EXIT_OK
+from agent.commands.common import UsageError, connected, error_line
+from agent.commands.parsers import HEALTH_METHOD, HEALTH_TIMEOUT
 from agent.commands.render import console, fields_table, plain, rows_table, write_json
 from agent.conductor.indirection import BusIndirection
 from agent.config import ConfigError
@@ -35,50 +37,6 @@ T = TypeVar("T")
 CONDUCTOR_WAIT = 3.0
 # nova's service_down_time: a service whose last report is older is shown as down.
 DOWN_AFTER = 60.0
-HEALTH_TIMEOUT = 5.0
-HEALTH_METHOD = "get_available_nodes"  # served by the host actor from memory: cheap
-
-
-def add_parsers(
-    commands: argparse._SubParsersAction[argparse.ArgumentParser],
-    parents: list[argparse.ArgumentParser],
-) -> None:
-    instances = commands.add_parser(
-        "instances",
-        help="the host's guests: uuid, name, power state, vCPUs, memory",
-        description="The host's domains, with their state (get_info per uuid) and, when a "
-        "conductor answers, their names.",
-        parents=parents,
-    )
-    instances.add_argument("host", help="the agent's host name")
-    instances.set_defaults(run=run_instances)
-
-    host = commands.add_parser(
-        "host",
-        help="the node's resources (resource tracker) and the service's state",
-        description="The ComputeNode as the resource tracker reports it (get_compute_node) "
-        "and the host's Service: the conductor's record, else the next heartbeat.",
-        parents=parents,
-    )
-    host.add_argument("host", help="the agent's host name")
-    host.add_argument(
-        "--service-wait",
-        type=float,
-        default=15.0,
-        metavar="S",
-        help="seconds to wait for a heartbeat when no conductor has the service (default 15)",
-    )
-    host.set_defaults(run=run_host)
-
-    health = commands.add_parser(
-        "health",
-        help="exit 0 if the agent answers a cheap call within --timeout, 1 if not",
-        description=f"Ask HOST for {HEALTH_METHOD}: exit 0 and 'healthy: ...' if it answers "
-        f"within --timeout (default {HEALTH_TIMEOUT:g} s), exit 1 with the reason if not.",
-        parents=parents,
-    )
-    health.add_argument("host", help="the agent's host name")
-    health.set_defaults(run=run_health)
 
 
 async def run_instances(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:

@@ -119,6 +119,9 @@ def _for_parameter(name: str, hint: Any, value: Any, problems: list[str]) -> Any
     cls = _object_class(hint)
     if cls is not None and (isinstance(value, dict) or _list_for(cls, value)):
         return _build(cls, value, name, problems)
+    if cls is not None and value is not None:
+        problems.append(f"{name}: expected {_shape(cls)}, got {value!r}")
+        return value
     if _accepts_text(hint) and not isinstance(value, str) and _scalar(value):
         # A bare `nodename=1` meant the text "1": the parameter only takes text.
         return json.dumps(value)
@@ -147,6 +150,12 @@ def _scalar(value: Any) -> bool:
     return isinstance(value, bool | int | float)
 
 
+def _shape(cls: type[VersionedObject]) -> str:
+    if issubclass(cls, ObjectList):
+        return f"{cls.OBJ_NAME} as a JSON list (or object) of its items"
+    return f"{cls.OBJ_NAME} as a JSON object of its fields"
+
+
 def _list_for(cls: type[VersionedObject], value: Any) -> bool:
     return issubclass(cls, ObjectList) and isinstance(value, list)
 
@@ -157,7 +166,7 @@ def _build(cls: type[VersionedObject], value: Any, where: str, problems: list[st
     if issubclass(cls, ObjectList) and isinstance(value, list):
         value = {"objects": value}
     if not isinstance(value, dict):
-        problems.append(f"{where}: expected a {cls.OBJ_NAME} object (a JSON object), got {value!r}")
+        problems.append(f"{where}: expected {_shape(cls)}, got {value!r}")
         return value
     obj = cls()
     for name, given in value.items():
