@@ -12,6 +12,7 @@ from schemas.objects.image import ImageMeta, ImageMetaProps
 from schemas.objects.instance import Instance
 from schemas.objects.migrate_data import LiveMigrateBDMInfo, LiveMigrateData
 from schemas.objects.migration import Migration
+from schemas.objects.migration_policy import ConvergenceStep, MigrationPolicy
 from schemas.objects.network import VIF, Network, NetworkInfo, Subnet
 from schemas.objects.pci import PciDevice, PciDevicePool, PciDevicePoolList
 from schemas.objects.service import Service
@@ -33,6 +34,7 @@ __all__ = [
     "BlockDeviceMappingList",
     "ComputeNode",
     "ConsoleInfo",
+    "ConvergenceStep",
     "CpuDiagnostics",
     "Diagnostics",
     "DiskDiagnostics",
@@ -46,6 +48,7 @@ __all__ = [
     "LiveMigrateData",
     "MemoryDiagnostics",
     "Migration",
+    "MigrationPolicy",
     "Network",
     "NetworkInfo",
     "NicDiagnostics",

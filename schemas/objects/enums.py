@@ -271,3 +271,14 @@ class ConsoleType(enum.StrEnum):
     SERIAL = "serial"
     RDP = "rdp"
     MKS = "mks"
+
+
+class MigrationAction(enum.StrEnum):
+    """What a live migration's policy may do when a timeout fires or a convergence step is
+    reached: raise the allowed downtime, switch to post-copy, pause the guest so the last
+    pages copy (force complete), or give up (the guest stays on the source)."""
+
+    SET_DOWNTIME = "set_downtime"
+    POST_COPY = "post_copy"
+    FORCE_COMPLETE = "force_complete"
+    ABORT = "abort"

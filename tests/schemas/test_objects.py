@@ -20,6 +20,7 @@ from schemas.objects import (
     BlockDeviceMappingList,
     ComputeNode,
     ConsoleInfo,
+    ConvergenceStep,
     CpuDiagnostics,
     Diagnostics,
     DiskDiagnostics,
@@ -31,6 +32,7 @@ from schemas.objects import (
     LiveMigrateData,
     MemoryDiagnostics,
     Migration,
+    MigrationPolicy,
     NicDiagnostics,
     PciDevice,
     RequestContext,
@@ -143,6 +145,16 @@ def every_object() -> dict[str, VersionedObject]:
             roles=["member"],
             is_admin=False,
             deadline=1764000000.25,
+        ),
+        ConvergenceStep(stalls=2, action="set_downtime", downtime_ms=200),
+        MigrationPolicy(
+            progress_timeout=30,
+            timeout_action="post_copy",
+            post_copy=True,
+            convergence=[
+                ConvergenceStep(stalls=1, action="set_downtime", downtime_ms=300),
+                ConvergenceStep(stalls=4, action="abort"),
+            ],
         ),
         ResourceClaim(
             instance_uuid=samples.INSTANCE_UUID,

@@ -1,0 +1,59 @@
+"""How a live migration is asked of libvirt: the flags and typed parameters of
+`virDomainMigrateToURI3`, from the policy and what the destination said.
+
+Always peer to peer (the source libvirtd talks to the destination's), live, the definition
+persisted on the destination and removed from the source on success. Block migration copies
+the disks that are not shared incrementally: only the qcow2 overlay, the destination having
+prepared the backing image in its own image cache.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import libvirt
+
+from schemas.objects.migration_policy import MigrationPolicy
+
+BASE_FLAGS = (
+    libvirt.VIR_MIGRATE_LIVE
+    | libvirt.VIR_MIGRATE_PEER2PEER
+    | libvirt.VIR_MIGRATE_PERSIST_DEST
+    | libvirt.VIR_MIGRATE_UNDEFINE_SOURCE
+)
+
+
+@dataclass(slots=True, frozen=True)
+class MigrationTarget:
+    """Where the guest goes: the destination libvirtd's URI (for the source libvirtd), and
+    the address its QEMU listens on for the migration stream."""
+
+    libvirt_uri: str
+    address: str
+    block_migration: bool = False
+    disks: tuple[str, ...] = ()  # block migration: the target devices to copy ("vda")
+
+
+def migration_flags(policy: MigrationPolicy, target: MigrationTarget) -> int:
+    flags = BASE_FLAGS
+    if target.block_migration:
+        flags |= libvirt.VIR_MIGRATE_NON_SHARED_INC
+    if policy.auto_converge:
+        flags |= libvirt.VIR_MIGRATE_AUTO_CONVERGE
+    if policy.post_copy:
+        flags |= libvirt.VIR_MIGRATE_POSTCOPY
+    return flags
+
+
+def migration_params(policy: MigrationPolicy, target: MigrationTarget) -> dict[str, Any]:
+    host = f"[{target.address}]" if ":" in target.address else target.address
+    params: dict[str, Any] = {
+        libvirt.VIR_MIGRATE_PARAM_URI: f"tcp://{host}",
+        libvirt.VIR_MIGRATE_PARAM_LISTEN_ADDRESS: target.address,
+    }
+    if policy.bandwidth_mibps > 0:
+        params[libvirt.VIR_MIGRATE_PARAM_BANDWIDTH] = policy.bandwidth_mibps
+    if target.block_migration and target.disks:
+        params[libvirt.VIR_MIGRATE_PARAM_MIGRATE_DISKS] = list(target.disks)
+    return params
