@@ -185,6 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return operator_commands.run_command(args)
     from agent import demo
     from agent.config import ConfigError, load_config
+    from agent.logs import configure_logging
     from agent.signals import run_until_signalled
     from schemas.errors import VirtactorError
 
@@ -192,6 +193,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(demo.run(args.libvirt_uri, out=sys.stdout))
     try:
         config = load_config(args.config, strict=args.strict)
+        # From here on, lines in the configured format, with the request ids of each call.
+        configure_logging(config.logging, default_level=args.log_level)
         if args.command == "run":
             return asyncio.run(run_until_signalled(serve(config)))
         if args.command == "conductor":
