@@ -334,6 +334,10 @@ async def test_the_real_agent_and_conductor_run_under_their_users(
         assert event.sender_host == HOST_A
         await heartbeats.aclose()
         assert await client.get_available_nodes(HOST_A) != []
+        # The DaemonSet's liveness probe runs as the agent's own user: its host answers;
+        # another (here unserved, and refused to it besides) is unhealthy.
+        assert await health(applied.url(HOST_A), HOST_A) == 0
+        assert await health(applied.url(HOST_A), HOST_B) == 1
         async with asyncio.timeout(30):
             while not service_saved(database, HOST_A):  # noqa: ASYNC110 - a database
                 await asyncio.sleep(0.2)
@@ -349,6 +353,17 @@ async def test_the_real_agent_and_conductor_run_under_their_users(
                 process.kill()
                 await process.wait()
         await client.aclose()
+
+
+async def health(url: str, host: str) -> int:
+    """`virtactor health HOST`'s exit status, run with `url`."""
+    process = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "agent.cli", "health", "--url", url, "--prefix", PREFIX),
+        *("--timeout", "10", host),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    return await asyncio.wait_for(process.wait(), 60)
 
 
 def service_saved(database: Path, host: str) -> bool:
