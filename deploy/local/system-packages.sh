@@ -16,6 +16,8 @@ services+=(postgresql)
 # and use iproute2 for network namespaces, nbd-server for network disks, and Open vSwitch for
 # nova's `ovs` ports (userspace datapath: no kernel module needed).
 guest=(linux-image-amd64 busybox-static cpio gzip kmod iproute2 nbd-server openvswitch-switch)
+# The deploy tests verify the systemd units with systemd-analyze.
+guest+=(systemd)
 
 case "$profile" in
     demo) wanted=("${build[@]}" "${runtime[@]}") ;;

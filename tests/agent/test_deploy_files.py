@@ -68,5 +68,5 @@ def test_the_example_with_everything_uncommented_loads_strictly(tmp_path: Path) 
 
 
 def test_the_systemd_unit_runs_the_agent_with_that_configuration() -> None:
-    unit = (DEPLOY / "systemd" / "virtactor.service").read_text()
+    unit = (DEPLOY / "systemd" / "virtactor-agent.service").read_text()
     assert "virtactor --log-level INFO run --config /etc/virtactor/virtactor.toml" in unit
