@@ -27,7 +27,7 @@ from agent.errors import AgentInitializing, CallTimeout, ObjectVersionRefused, R
 from agent.event_stream import EventStream
 from agent.observability.requests import request_context
 from agent.rpc.announcer import ANNOUNCE_INTERVAL, Announcer
-from agent.rpc.api_version import RpcVersions, capped_rpc_version, negotiated
+from agent.rpc.api_version import RpcVersions, capped_rpc_version, negotiated, version_for
 from agent.rpc.envelope import RPC_API_VERSION, Event, Kind, Reply, Request, pack, unpack
 from agent.rpc.manifest import Manifest, UnknownManifestDigest
 from agent.rpc.remote_errors import ErrorRegistry
@@ -303,7 +303,7 @@ class ComputeClient(DriverCalls):
         ttl = self.default_timeout if ttl is None else ttl
         target = _lowered(self.manifest, self.version_cap, *self.host_manifests.values())
         request = self._request(Kind.CAST, "*", method, args, None, ttl)
-        request.rpc_version = self.rpc_versions.for_all()
+        request.rpc_version = version_for(method, self.rpc_versions.for_all())
         body = pack(request, Manifest(target))
         await self.transport.fanout(body, message_id=request.message_id, ttl=ttl)
 
@@ -391,7 +391,7 @@ class ComputeClient(DriverCalls):
             context=self.new_context(timeout, request_id=f"req-{message_id}"),
             args=dict(args or {}),
             manifest=self.manifest,
-            rpc_version=self.rpc_versions.for_host(host),
+            rpc_version=version_for(method, self.rpc_versions.for_host(host)),
         )
 
 

@@ -31,6 +31,24 @@ if TYPE_CHECKING:
 
 RPC_API_VERSION = "1.1"
 
+# The version that brought each method newer than 1.0 (as nova's RPC client prepares each
+# call at the version its method needs): a request carries the older of that and what the
+# client may send the host, so a method every release serves still reaches agents of older
+# releases, a fanout included, while a new method sent to one is refused as unknown.
+METHOD_VERSIONS: dict[str, str] = {
+    method: "1.1"
+    for method in (
+        "instance_claim",
+        "abort_instance_claim",
+        "move_claim",
+        "drop_move_claim",
+        "confirm_move_claim",
+        "drop_move_claim_at_source",
+        "update_available_resource",
+        "get_compute_node",
+    )
+}
+
 T = TypeVar("T")
 
 
@@ -67,6 +85,13 @@ def served_instead(sent: str, served: object) -> str | None:
     if theirs.major == ours.major and theirs.minor < ours.minor:
         return served
     return None
+
+
+def version_for(method: str, allowed: str) -> str:
+    """The RPC API version to send `method` at when `allowed` is the newest the client may
+    send: the older of the two (`METHOD_VERSIONS`, 1.0 for the first release's methods)."""
+    needed = METHOD_VERSIONS.get(method, "1.0")
+    return min(needed, allowed, key=parse_version)
 
 
 class RpcVersions:

@@ -8,14 +8,18 @@ import pytest
 from agent.client import ComputeClient
 from agent.errors import IncompatibleRpcVersion, InvalidRpcVersionCap
 from agent.rpc.api_version import (
+    METHOD_VERSIONS,
     RPC_API_VERSION,
     RpcVersions,
     capped_rpc_version,
     negotiated,
     served_instead,
+    version_for,
 )
+from agent.rpc.catalogue import CATALOGUE, Status
 from agent.rpc.envelope import Kind, Request
 from agent.transport import InProcessBus
+from schemas import parse_version
 
 
 @pytest.mark.parametrize(
@@ -132,3 +136,18 @@ async def test_a_refusal_an_agent_of_0_1_0_remembered_is_answered_under_a_derive
     agent = ScriptedAgent(again, [("1.1", "1.0")])
     assert await negotiated(versions, "h1", again, agent.send) == "done"
     assert agent.sent == [("1.0", "key"), ("1.0", "key@rpc-1.0")]
+
+
+def test_a_method_of_the_first_release_is_sent_at_1_0_and_a_newer_one_at_its_own() -> None:
+    assert version_for("set_host_enabled", RPC_API_VERSION) == "1.0"
+    assert version_for("instance_claim", RPC_API_VERSION) == "1.1"
+    # Capped below what the method needs: sent at the cap, and refused as unknown there.
+    assert version_for("instance_claim", "1.0") == "1.0"
+
+
+def test_every_method_newer_than_the_first_release_names_its_version() -> None:
+    served = {e.method for e in CATALOGUE if e.status is not Status.PLANNED}
+    tracker = {e.method for e in CATALOGUE if e.scope == "tracker"}
+    assert set(METHOD_VERSIONS) <= served
+    assert tracker <= set(METHOD_VERSIONS)
+    assert all(parse_version(v) <= parse_version(RPC_API_VERSION) for v in METHOD_VERSIONS.values())

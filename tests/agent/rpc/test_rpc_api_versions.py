@@ -17,15 +17,18 @@ from agent.client import ComputeClient
 from agent.config import load_config
 from agent.errors import IncompatibleRpcVersion, UnknownMethod
 from agent.rpc import server as server_module
+from agent.rpc.api_version import METHOD_VERSIONS
 from agent.rpc.envelope import Kind, pack
 
 from .conftest import Stack
 
 
 def speaking(monkeypatch: pytest.MonkeyPatch, *, client: str, agent: str) -> None:
-    """The client's release speaks RPC API `client`, the agent's serves `agent`."""
+    """The client's release speaks RPC API `client`, the agent's serves `agent`; the client's
+    release changed `set_host_enabled` (so it is sent at the client's version)."""
     monkeypatch.setattr(client_module, "RPC_API_VERSION", client)
     monkeypatch.setattr(server_module, "RPC_API_VERSION", agent)
+    monkeypatch.setitem(METHOD_VERSIONS, "set_host_enabled", client)
 
 
 async def disable(client: ComputeClient, message_id: str | None = None) -> object:
@@ -67,6 +70,7 @@ async def test_a_method_the_older_agent_does_not_know_is_still_unknown_method(
     stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     speaking(monkeypatch, client="1.1", agent="1.0")
+    monkeypatch.setitem(METHOD_VERSIONS, "migrate_in_style", "1.1")  # new in the client's
     client = ComputeClient(stack.transport)
     with pytest.raises(UnknownMethod, match="unknown method 'migrate_in_style'"):
         await client.call("h1", "migrate_in_style", timeout=10)
