@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from actors.instance import InstanceSettings
+from actors.migration.settings import MigrationSettings
 from actors.tracker.settings import TrackerSettings
 from agent.config_check import coerce, refusal
 from agent.errors import InvalidRpcVersionCap
@@ -150,6 +151,25 @@ class ResourcesSection:
 
 
 @dataclass(slots=True, frozen=True)
+class MigrationSection:
+    """Live migrations (actors/migration/settings.py, docs/migration.md): the policy a
+    request without one gets, how often a job is polled, and where other hosts reach this
+    one."""
+
+    completion_timeout_per_gib: int = 800
+    progress_timeout: int = 150
+    timeout_action: str = "abort"
+    max_downtime_ms: int = 500
+    bandwidth_mibps: int = 0
+    auto_converge: bool = False
+    post_copy: bool = False
+    poll_interval: float = 0.5
+    peer_timeout: float = 120.0
+    peer_uri: str = ""
+    listen_address: str = ""
+
+
+@dataclass(slots=True, frozen=True)
 class AmqpSection:
     # Empty means the embedded in-process bus: nothing else needs to run.
     url: str = ""
@@ -240,6 +260,7 @@ class AgentConfig:
     guest: GuestSection = field(default_factory=GuestSection)
     instance: InstanceSection = field(default_factory=InstanceSection)
     resources: ResourcesSection = field(default_factory=ResourcesSection)
+    migration: MigrationSection = field(default_factory=MigrationSection)
     amqp: AmqpSection = field(default_factory=AmqpSection)
     rpc: RpcSection = field(default_factory=RpcSection)
     conductor: ConductorSection = field(default_factory=ConductorSection)
@@ -255,6 +276,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "guest": GuestSection,
     "instance": InstanceSection,
     "resources": ResourcesSection,
+    "migration": MigrationSection,
     "amqp": AmqpSection,
     "rpc": RpcSection,
     "conductor": ConductorSection,
@@ -271,6 +293,7 @@ RENAMED: dict[tuple[str, str], str] = {}
 INNER_CHECKS: dict[str, Callable[..., object]] = {
     "instance": InstanceSettings,
     "resources": TrackerSettings,
+    "migration": MigrationSettings,
 }
 
 

@@ -214,6 +214,25 @@ class DriverCalls:
     inject_file = DriverCall(InstanceActor.inject_file)
     inject_network_info = DriverCall(InstanceActor.inject_network_info)
     reset_network = DriverCall(InstanceActor.reset_network)
+    # live migration
+    live_migration = DriverCall(InstanceActor.live_migration)
+    live_migration_abort = DriverCall(InstanceActor.live_migration_abort)
+    live_migration_force_complete = DriverCall(InstanceActor.live_migration_force_complete)
+    check_can_live_migrate_destination = DriverCall(
+        InstanceActor.check_can_live_migrate_destination
+    )
+    check_can_live_migrate_destination_cleanup = DriverCall(
+        InstanceActor.check_can_live_migrate_destination_cleanup
+    )
+    check_can_live_migrate_source = DriverCall(InstanceActor.check_can_live_migrate_source)
+    pre_live_migration = DriverCall(InstanceActor.pre_live_migration)
+    post_live_migration = DriverCall(InstanceActor.post_live_migration)
+    post_live_migration_at_destination = DriverCall(
+        InstanceActor.post_live_migration_at_destination
+    )
+    rollback_live_migration_at_destination = DriverCall(
+        InstanceActor.rollback_live_migration_at_destination
+    )
     # the host's resource tracker (claims and the audit)
     instance_claim = DriverCall(ResourceTrackerActor.instance_claim)
     abort_instance_claim = DriverCall(ResourceTrackerActor.abort_instance_claim)

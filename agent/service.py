@@ -31,6 +31,7 @@ from typing import cast
 from actors import ActorRef, ActorSystem, BlockingExecutor
 from actors.host import HostActor
 from actors.instance import InstanceActor, InstanceSettings
+from actors.migration.settings import MigrationSettings
 from actors.records import RecordSaver
 from actors.tracker import ResourceTrackerActor, TrackerSettings
 from agent.client import ComputeClient
@@ -98,6 +99,11 @@ def tracker_settings_from_config(config: AgentConfig) -> TrackerSettings:
         raise ConfigError(where="[resources]", reason=str(exc)) from None
 
 
+def migration_settings_from_config(config: AgentConfig) -> MigrationSettings:
+    """Live migrations' settings from `[migration]` (checked when the file was loaded)."""
+    return MigrationSettings(**dataclasses.asdict(config.migration))
+
+
 def manifest_store_path(config: AgentConfig) -> Path:
     """Where the agent keeps its callers' manifests: `[rpc] manifest_store`, or a file of its
     own host's in `instances_path` (which may be shared between hosts)."""
@@ -146,6 +152,16 @@ class Agent:
             ),
             timeout=config.conductor.call_timeout,
         )
+        # Calls to other agents (a live migration's steps), with this agent's version caps.
+        self.peers = ComputeClient(
+            self.transport,
+            registry=registry,
+            version_cap=config.rpc.version_cap or None,
+            rpc_version_cap=config.rpc.rpc_version_cap or None,
+            default_timeout=config.migration.peer_timeout,
+            limits=DecodeLimits(max_size=config.rpc.max_message_bytes),
+            announce_interval=None,
+        )
         # The actors keep their records in the object backend: on the in-process bus always
         # (the agent runs its own conductor), over AMQP unless [conductor] save_records is off
         # (docs/conductor.md, "What runs where").
@@ -170,8 +186,10 @@ class Agent:
                 guest=guest_settings_from_config(config),
                 instance=instance_settings_from_config(config),
                 tracker=tracker_settings_from_config(config),
+                migration=migration_settings_from_config(config),
             ),
             records=records if embedded or config.conductor.save_records else None,
+            peers=self.peers,
         )
         self.manifests = ManifestStore(manifest_store_path(config))
         self.dispatcher = Dispatcher(

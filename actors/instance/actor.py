@@ -24,6 +24,7 @@ from actors.handlers import handler
 from actors.instance.core import ReceivedEvent
 from actors.instance.devices import DeviceHandlers
 from actors.instance.lifecycle import LifecycleHandlers
+from actors.instance.migration import MigrationHandlers
 from actors.instance.power import PowerHandlers
 from actors.instance.queries import QueryHandlers
 from schemas.objects.enums import PowerState
@@ -46,7 +47,9 @@ STATE_EVENTS = frozenset(
 )
 
 
-class InstanceActor(LifecycleHandlers, PowerHandlers, DeviceHandlers, QueryHandlers):
+class InstanceActor(
+    LifecycleHandlers, PowerHandlers, DeviceHandlers, QueryHandlers, MigrationHandlers
+):
     """The actor of instance `uuid` (at `instance_address(uuid)`).
 
     Constructed as `InstanceActor(uuid, hypervisor, sink, driver=..., settings=...,

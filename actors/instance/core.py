@@ -134,8 +134,13 @@ class InstanceCore(Actor):
         history: int = 64,
         clock: Callable[[], datetime] = utc_now,
         records: RecordSaver | None = None,
+        migrations: Any = None,
     ) -> None:
+        """`migrations`: this host's `MigrationSupport` (actors/instance/migration.py), None
+        when the agent takes no part in live migrations."""
         self.uuid = uuid
+        self.migration_support = migrations
+        self.running_migration: str | None = None
         self.settings = settings or InstanceSettings()
         self.record: RecoveryRecord | None = None
         self.power_state: PowerState | None = None
@@ -435,6 +440,10 @@ class InstanceCore(Actor):
     async def _apply_power(self, shown: PowerState) -> None:
         """Record a power state read outside any operation (and the vm_state it implies),
         then publish it."""
+        if self.record is not None and self.record.instance.task_state == "migrating":
+            # In flight: the domain stops here and starts on the destination, whose actor
+            # records it there; the migration actor tells this one how it ended.
+            return
         if self.record is not None:
             instance = self.record.instance
             vm_state = vm_state_for_power(

@@ -102,6 +102,13 @@ OPERATIONS: dict[str, Operation] = {
         _op("detach_interface", _DEVICES),
         _op("change_instance_metadata", ANY_VM_STATE - {_V.DELETED}),
         _op("inject_network_info", ANY_VM_STATE - {_V.DELETED}),
+        _op(
+            "live_migration",
+            {_V.ACTIVE, _V.PAUSED},
+            _T.MIGRATING,
+            None,
+            {_P.RUNNING, _P.PAUSED},
+        ),
     )
 }
 

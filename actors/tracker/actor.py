@@ -170,6 +170,18 @@ class ResourceTrackerActor(Actor):
         return self._claim_object(claim)
 
     @handler
+    async def check_claim(self, instance: Instance, flavor: Flavor | None = None) -> None:
+        """Whether `instance_claim` would fit now, without claiming: `ClaimFailed` if not
+        (a live migration's destination check). Not served over RPC."""
+        uuid = _instance_uuid(instance, "check_claim")
+        flavor = _flavor(instance, flavor, "check_claim")
+        requested = _sizes(flavor, "check_claim")
+        await self._audited()
+        assert self._base is not None
+        pci_requests(uuid, "check_claim", flavor.extra_specs, self.settings.aliases())
+        check_fits(uuid, requested, self._used(), capacity(_inventory(self._base), self.settings))
+
+    @handler
     async def instance_built(self, instance: Instance) -> None:
         """The instance's spawn finished: its claim is no longer work in progress, and an
         audit not finding its domain from now on means it is gone. (The instance actor's

@@ -11,7 +11,11 @@ History:
     1.0: the first release (0.1.0).
     1.1: the resource tracker's methods (instance_claim, abort_instance_claim, move_claim,
          drop_move_claim, confirm_move_claim, drop_move_claim_at_source,
-         update_available_resource, get_compute_node).
+         update_available_resource, get_compute_node) and live migration's
+         (live_migration, live_migration_abort, live_migration_force_complete,
+         check_can_live_migrate_destination(_cleanup), check_can_live_migrate_source,
+         pre_live_migration, post_live_migration(_at_destination),
+         rollback_live_migration_at_destination).
 
 A client sends the older of `RPC_API_VERSION` and its cap (`ComputeClient(rpc_version_cap=)`,
 `[rpc] rpc_version_cap`), and per host the older version that host said it serves
@@ -46,6 +50,16 @@ METHOD_VERSIONS: dict[str, str] = {
         "drop_move_claim_at_source",
         "update_available_resource",
         "get_compute_node",
+        "live_migration",
+        "live_migration_abort",
+        "live_migration_force_complete",
+        "check_can_live_migrate_destination",
+        "check_can_live_migrate_destination_cleanup",
+        "check_can_live_migrate_source",
+        "pre_live_migration",
+        "post_live_migration",
+        "post_live_migration_at_destination",
+        "rollback_live_migration_at_destination",
     )
 }
 

@@ -188,43 +188,23 @@ _INSTANCE_PLANNED = [
     ("unfilter_instance", "instance: Instance, network_info: NetworkInfo", "None"),
 ]
 
-_MIGRATION_PLANNED = [
-    (
-        "check_can_live_migrate_destination",
-        "instance: Instance, block_migration: bool, disk_over_commit: bool",
-        "LiveMigrateData",
-    ),
-    (
-        "check_can_live_migrate_source",
-        "instance: Instance, dest_check_data: LiveMigrateData",
-        "LiveMigrateData",
-    ),
-    ("check_instance_shared_storage_local", "instance: Instance", "dict | None"),
-    (
-        "pre_live_migration",
-        "instance: Instance, block_device_info, network_info, migrate_data: LiveMigrateData",
-        "LiveMigrateData",
-    ),
+# Live migration (docs/migration.md): (method, status, arguments note, result note).
+_MIGRATION = [
     (
         "live_migration",
-        "instance: Instance, dest: str, migrate_data: LiveMigrateData",
-        "None (progress events)",
+        _R,
+        "on the source",
+        "the Migration as it starts; status and progress events",
     ),
-    (
-        "post_live_migration",
-        "instance: Instance, block_device_info, migrate_data: LiveMigrateData",
-        "None",
-    ),
-    (
-        "post_live_migration_at_destination",
-        "instance: Instance, network_info, block_migration: bool",
-        "None",
-    ),
-    (
-        "rollback_live_migration_at_destination",
-        "instance: Instance, network_info, block_device_info, destroy_disks: bool",
-        "None",
-    ),
+    ("live_migration_abort", _R, "on the source", "whether it was cancelled in time"),
+    ("live_migration_force_complete", _R, "on the source", "whether a job ran to force"),
+    ("check_can_live_migrate_destination", _R, "on the destination", "with a storage probe"),
+    ("check_can_live_migrate_destination_cleanup", _R, "on the destination", ""),
+    ("check_can_live_migrate_source", _R, "on the source", "is_shared_instance_path filled in"),
+    ("pre_live_migration", _R, "on the destination: move claim, directory", ""),
+    ("post_live_migration", _R, "on the source, after success", ""),
+    ("post_live_migration_at_destination", _R, "on the destination, after success", _RECORDED),
+    ("rollback_live_migration_at_destination", _R, "on the destination, after a failure", ""),
 ]
 
 CATALOGUE: tuple[Entry, ...] = (
@@ -235,10 +215,7 @@ CATALOGUE: tuple[Entry, ...] = (
         Entry(m, "instance", Status.PLANNED, planned_in="host networking", planned=(a, r))
         for m, a, r in _INSTANCE_PLANNED
     ),
-    *(
-        Entry(m, "instance", Status.PLANNED, planned_in="live migration", planned=(a, r))
-        for m, a, r in _MIGRATION_PLANNED
-    ),
+    *(Entry(m, "instance", status, a, r) for m, status, a, r in _MIGRATION),
 )
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import actors.errors
 import actors.instance.errors
 import actors.instance.recovery
+import actors.migration.errors
 import actors.tracker.errors
 import agent.conductor.errors
 import agent.config
@@ -34,6 +35,7 @@ ERROR_MODULES = (
     actors.errors,
     actors.instance.errors,
     actors.instance.recovery,
+    actors.migration.errors,
     actors.tracker.errors,
     agent.conductor.errors,
     agent.config,

@@ -15,6 +15,7 @@ methods; without, they only keep their power state.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,8 +23,13 @@ from typing import Any
 from actors import HOST_ADDRESS, TRACKER_ADDRESS, Actor, ActorRef, ActorSystem
 from actors.host import HostActor, HostActorSettings, Readiness
 from actors.instance import EventSink, InstanceActor, InstanceSettings
+from actors.instance.migration import MigrationSupport
+from actors.migration.actor import MigrationActor, PeerCalls
+from actors.migration.request import MigrationRequest
+from actors.migration.settings import MigrationSettings
 from actors.records import RecordSaver
 from actors.tracker import ResourceTrackerActor, TrackerSettings
+from agent.virt.errors import InstancesPathUnavailable
 from agent.virt.event_relay import HostEventRelay
 from agent.virt.guest.device_events import DeviceEvents, TeeListener
 from agent.virt.guest.settings import GuestSettings
@@ -31,6 +37,7 @@ from agent.virt.host import Host
 from agent.virt.hypervisor import LibvirtHypervisor
 from agent.virt.images import ImageCache
 from agent.virt.instance_driver import LibvirtInstanceDriver
+from agent.virt.migration.driver import LibvirtMigrationDriver, peer_uri
 from agent.virt.reconnect import Backoff
 
 # (uuid, hypervisor, sink, *, down_confirm_delay[, driver, settings, records]) -> the
@@ -57,6 +64,7 @@ class HostRuntimeSettings:
     guest: GuestSettings | None = None  # None: no instance driver
     instance: InstanceSettings = field(default_factory=InstanceSettings)
     tracker: TrackerSettings | None = None  # None: no resource tracker (nothing is claimed)
+    migration: MigrationSettings | None = None  # None: no live migrations (with `peers`)
 
 
 class HostRuntime:
@@ -72,8 +80,10 @@ class HostRuntime:
         *,
         instance_factory: InstanceFactory = InstanceActor,
         records: RecordSaver | None = None,
+        peers: PeerCalls | None = None,
     ) -> None:
-        """`records` saves the actors' records in the object backend (None: not kept)."""
+        """`records` saves the actors' records in the object backend (None: not kept);
+        `peers` calls other agents (live migration needs it, and `settings.migration`)."""
         self.system = system
         self.sink = sink
         self.settings = settings
@@ -98,6 +108,11 @@ class HostRuntime:
             )
         self._make_instance = instance_factory
         self.records = records
+        self.migrations: MigrationSupport | None = None
+        if self.instance_driver is not None and settings.migration is not None and peers:
+            self.migrations = self._migration_support(
+                settings.migration, peers, self.instance_driver.image_cache
+            )
         self.bridge: HostEventRelay | None = None
         self.ref: ActorRef | None = None
         self.tracker: ActorRef | None = None
@@ -109,6 +124,8 @@ class HostRuntime:
             extra = {"driver": self.instance_driver, "settings": self.settings.instance}
             if self.records is not None:
                 extra["records"] = self.records
+            if self.migrations is not None:
+                extra["migrations"] = self.migrations
         return self._make_instance(
             uuid,
             self.hypervisor,
@@ -122,6 +139,12 @@ class HostRuntime:
 
         Call `init_host` on it next (it waits for the connection).
         """
+        # The agent's own directory: the audit measures it before the first guest is made.
+        path = self.settings.instances_path
+        try:
+            await self.system.executor.run(lambda: os.makedirs(path, exist_ok=True))
+        except OSError as exc:
+            raise InstancesPathUnavailable(path=path, reason=exc.strerror or str(exc)) from exc
         actor_settings = HostActorSettings(
             host=self.settings.host,
             host_ip=self.settings.host_ip,
@@ -148,6 +171,32 @@ class HostRuntime:
         # Detach waits see DEVICE_REMOVED first: the actor that waits is busy, its mailbox shut.
         await self.host.start(TeeListener(self.bridge, self.device_events))
         return ref
+
+    def _migration_support(
+        self, settings: MigrationSettings, peers: PeerCalls, cache: ImageCache
+    ) -> MigrationSupport:
+        driver = LibvirtMigrationDriver(self.host, self.settings.instances_path, cache)
+        address = settings.listen_address or self.settings.host_ip or "127.0.0.1"
+
+        def make_actor(request: MigrationRequest) -> MigrationActor:
+            return MigrationActor(
+                self.settings.host,
+                request,
+                settings,
+                peers,
+                driver,
+                self.sink,
+                records=self.records,
+            )
+
+        return MigrationSupport(
+            host=self.settings.host,
+            libvirt_uri=settings.peer_uri or peer_uri(self.settings.uri, address),
+            address=address,
+            settings=settings,
+            driver=driver,
+            make_actor=make_actor,
+        )
 
     def _make_tracker(self) -> ResourceTrackerActor:
         assert self.settings.tracker is not None

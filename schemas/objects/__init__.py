@@ -13,6 +13,7 @@ from schemas.objects.instance import Instance
 from schemas.objects.migrate_data import LiveMigrateBDMInfo, LiveMigrateData
 from schemas.objects.migration import Migration
 from schemas.objects.migration_policy import ConvergenceStep, MigrationPolicy
+from schemas.objects.migration_progress import MigrationProgress
 from schemas.objects.network import VIF, Network, NetworkInfo, Subnet
 from schemas.objects.pci import PciDevice, PciDevicePool, PciDevicePoolList
 from schemas.objects.service import Service
@@ -49,6 +50,7 @@ __all__ = [
     "MemoryDiagnostics",
     "Migration",
     "MigrationPolicy",
+    "MigrationProgress",
     "Network",
     "NetworkInfo",
     "NicDiagnostics",

@@ -7,13 +7,14 @@ The destination fills it in `check_can_live_migrate_destination` and `pre_live_m
 from __future__ import annotations
 
 import ipaddress
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from schemas import fields
 from schemas.base import Relationships, VersionedObject
 from schemas.objects.migration import Migration
 from schemas.objects.volume import VolumeConnection
 from schemas.registry import default_registry
+from schemas.versions import Version
 
 
 @default_registry.register
@@ -44,10 +45,11 @@ class LiveMigrateData(VersionedObject):
     # 1.0: Initial version
     # 1.1: Migration 1.1
     # 1.2: Migration 1.2
-    VERSION = "1.2"
+    # 1.3: Added dest_libvirt_uri
+    VERSION = "1.3"
     __slots__ = ()
     OBJ_RELATIONSHIPS: ClassVar[Relationships] = {
-        "migration": [("1.0", "1.0"), ("1.1", "1.1"), ("1.2", "1.2")],
+        "migration": [("1.0", "1.0"), ("1.1", "1.1"), ("1.2", "1.2"), ("1.3", "1.2")],
         "bdms": [("1.0", "1.0")],
     }
 
@@ -70,9 +72,15 @@ class LiveMigrateData(VersionedObject):
     serial_listen_addr: str | None = fields.String(nullable=True, default=None)
     serial_listen_ports: list[int] = fields.List(fields.Integer(), default=[])
     target_connect_addr: str | None = fields.String(nullable=True, default=None)
+    # The destination libvirtd as the source's libvirtd reaches it (peer to peer).
+    dest_libvirt_uri: str | None = fields.String(nullable=True, default=None)
     supported_perf_events: list[str] = fields.List(fields.String(), default=[])
     bdms: list[LiveMigrateBDMInfo] = fields.ListOfObjects("LiveMigrateBDMInfo", default=[])
     old_vol_attachment_ids: dict[str, str] = fields.Dict(fields.String(), default={})
     wait_for_vif_plugged: bool = fields.Boolean(default=False)
     dst_wants_file_backed_memory: bool = fields.Boolean(default=False)
     file_backed_memory_discard: bool = fields.Boolean(default=False)
+
+    def make_compatible(self, primitive: dict[str, Any], target_version: Version) -> None:
+        if target_version < (1, 3):
+            primitive.pop("dest_libvirt_uri", None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import gc
 import threading
 import time
 
@@ -175,3 +176,28 @@ async def test_aclose_with_a_timeout_does_not_wait_for_a_stuck_job() -> None:
     assert executor.running == 1
     release.set()
     assert await job is True
+
+
+async def test_time_in_the_garbage_collector_is_not_counted_as_blocking() -> None:
+    class Node:
+        def __init__(self) -> None:
+            self.other: object = self
+
+    def make_garbage() -> None:
+        garbage = [Node() for _ in range(300_000)]
+        del garbage  # unreachable cycles, for a full collection to find
+
+    await asyncio.to_thread(make_garbage)  # off the loop: only the collection is on it
+    with watch_loop_blocking(threshold=0.01) as detector:
+        await asyncio.sleep(0)  # a step of its own for the collection
+        collected = time.monotonic()
+        gc.collect()
+        took = time.monotonic() - collected
+        await asyncio.sleep(0)
+        slept = time.monotonic()
+        time.sleep(0.02)  # noqa: ASYNC251 - a real block, next to it
+        await asyncio.sleep(0)
+    assert time.monotonic() - slept >= 0.02
+    blocks = [r.seconds for r in detector.reports]
+    assert len(blocks) == 1, (blocks, took)
+    assert blocks[0] >= 0.02

@@ -91,6 +91,10 @@ ZERO_IS_MEANINGFUL = {
     ("agent", "reboot_flap_delay"),
     ("rpc", "subscriber_answer_wait"),
     ("instance", "shutdown_timeout"),
+    # A migration's timeouts and bandwidth: 0 is "none" / "no limit".
+    ("migration", "completion_timeout_per_gib"),
+    ("migration", "progress_timeout"),
+    ("migration", "bandwidth_mibps"),
 }
 DURATIONS = [
     (section, f.name)
@@ -124,9 +128,13 @@ def test_no_duration_is_negative_or_zero_unless_zero_means_something(
 
 
 @pytest.mark.parametrize(("section", "key"), COUNTS)
-def test_no_count_or_size_is_zero(section: str, key: str) -> None:
+def test_no_count_or_size_is_zero_unless_zero_means_something(section: str, key: str) -> None:
     variable = f"VIRTACTOR_{section.upper()}_{key.upper()}"
-    assert f"[{section}] {key}:" in refusal_of({variable: "0"})
+    assert f"[{section}] {key}:" in refusal_of({variable: "-1"})
+    if (section, key) in ZERO_IS_MEANINGFUL:
+        assert getattr(getattr(load_config(environ={variable: "0"}), section), key) == 0
+    else:
+        assert f"[{section}] {key}:" in refusal_of({variable: "0"})
 
 
 def test_the_prefetch_is_within_amqps_sixteen_bits() -> None:

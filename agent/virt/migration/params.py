@@ -4,16 +4,19 @@
 Always peer to peer (the source libvirtd talks to the destination's), live, the definition
 persisted on the destination and removed from the source on success. Block migration copies
 the disks that are not shared incrementally: only the qcow2 overlay, the destination having
-prepared the backing image in its own image cache.
+prepared the backing image in its own image cache. Between hosts the storage probe showed to
+share the instances path, libvirt is told the disks are safe to leave where they are
+(`VIR_MIGRATE_UNSAFE`): it trusts only the cluster filesystems it knows (NFS, GFS2, Ceph, ...),
+and the probe is the stronger evidence.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import libvirt
 
+from actors.migration.target import MigrationTarget
 from schemas.objects.migration_policy import MigrationPolicy
 
 BASE_FLAGS = (
@@ -24,21 +27,12 @@ BASE_FLAGS = (
 )
 
 
-@dataclass(slots=True, frozen=True)
-class MigrationTarget:
-    """Where the guest goes: the destination libvirtd's URI (for the source libvirtd), and
-    the address its QEMU listens on for the migration stream."""
-
-    libvirt_uri: str
-    address: str
-    block_migration: bool = False
-    disks: tuple[str, ...] = ()  # block migration: the target devices to copy ("vda")
-
-
 def migration_flags(policy: MigrationPolicy, target: MigrationTarget) -> int:
     flags = BASE_FLAGS
     if target.block_migration:
         flags |= libvirt.VIR_MIGRATE_NON_SHARED_INC
+    elif target.shared_path:
+        flags |= libvirt.VIR_MIGRATE_UNSAFE
     if policy.auto_converge:
         flags |= libvirt.VIR_MIGRATE_AUTO_CONVERGE
     if policy.post_copy:

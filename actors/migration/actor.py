@@ -1,0 +1,444 @@
+"""The migration actor: one live migration, driven from its source host to its end.
+
+The source instance actor's `live_migration` spawns it at `migration:<uuid>` and returns;
+this actor then runs the contract's steps, agent to agent over the bus (`peers`) and with
+its own host's actors, keeping the `Migration` record (saved through the object backend)
+and publishing each change:
+
+    queued -> preparing    check_can_live_migrate_destination (destination), _source (here),
+                           check_can_live_migrate_destination_cleanup (destination)
+              preparing    pre_live_migration (destination: move claim, disks, networking)
+           -> running      the libvirt job, polled every `poll_interval`: progress events,
+                           the policy's downtime steps, post-copy, force-complete, abort
+           -> post-migrating  post_live_migration_at_destination (destination adopts the
+                           guest, its claim made permanent), post_live_migration (here:
+                           cleanup, the source's claim released)
+           -> completed
+    any failure before the guest moved: rollback_live_migration_at_destination, the guest
+    stays on the source untouched -> failed (or cancelled, when aborted)
+
+Topics: `migration.<uuid>.status` (the `Migration`, whole) and `migration.<uuid>.progress`
+(`MigrationProgress`, one per poll). The handlers `live_migration_abort` and
+`live_migration_force_complete` reach the running job: the workflow runs as a task of this
+actor, never inside a handler, so they are answered while it runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+from actors.actor import Actor
+from actors.addresses import TRACKER_ADDRESS, instance_address
+from actors.handlers import handler
+from actors.instance.core import EventSink
+from actors.migration.errors import MigrationFailed, MigrationPreCheckError
+from actors.migration.monitor import Action, ConvergenceMonitor, JobProgress
+from actors.migration.request import MigrationRequest
+from actors.migration.settings import MigrationSettings
+from actors.migration.target import MigrationTarget
+from actors.records import RecordSaver
+from schemas.errors import VirtactorError
+from schemas.objects.enums import MigrationAction, MigrationStatus
+from schemas.objects.migrate_data import LiveMigrateData
+from schemas.objects.migration import Migration
+from schemas.objects.migration_policy import MigrationPolicy
+from schemas.objects.migration_progress import MigrationProgress
+
+log = logging.getLogger(__name__)
+
+
+class PeerCalls(Protocol):
+    """Calls to other agents (the agent's `ComputeClient`)."""
+
+    async def call(
+        self,
+        host: str,
+        method: str,
+        args: Mapping[str, Any] | None = None,
+        *,
+        instance: str | None = None,
+        timeout: float | None = None,
+    ) -> Any: ...
+
+
+class MigrationDriver(Protocol):
+    """The libvirt side of a running migration (the agent's LibvirtMigrationDriver)."""
+
+    async def migrate(self, uuid: str, target: MigrationTarget, policy: MigrationPolicy) -> None:
+        """Run the job to its end; raises when it fails or is aborted."""
+        ...
+
+    async def progress(self, uuid: str) -> JobProgress | None: ...
+
+    async def set_max_downtime(self, uuid: str, downtime_ms: int) -> None: ...
+
+    async def start_post_copy(self, uuid: str) -> None: ...
+
+    async def suspend(self, uuid: str) -> None: ...
+
+    async def abort(self, uuid: str) -> None: ...
+
+
+def status_topic(uuid: str) -> str:
+    return f"migration.{uuid}.status"
+
+
+def progress_topic(uuid: str) -> str:
+    return f"migration.{uuid}.progress"
+
+
+class MigrationActor(Actor):
+    """See the module docstring. `host` is this (the source) agent's host name."""
+
+    def __init__(
+        self,
+        host: str,
+        request: MigrationRequest,
+        settings: MigrationSettings,
+        peers: PeerCalls,
+        driver: MigrationDriver,
+        sink: EventSink,
+        *,
+        records: RecordSaver | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.host = host
+        self.request = request
+        self.settings = settings
+        self.migration = request.migration.obj_clone()
+        self.uuid = request.instance.uuid
+        self.aborted = False
+        self.forced = False
+        self.progress: MigrationProgress | None = None
+        self._peers = peers
+        self._driver = driver
+        self._sink = sink
+        self._records = records or RecordSaver(None)
+        self._clock = clock
+        self._task: asyncio.Task[None] | None = None
+        self._job_running = False
+        self._moved = False  # the guest runs on the destination: no rollback any more
+        self._actions: list[str] = []  # the policy actions taken, as published
+
+    # --- handlers ----------------------------------------------------------------------------
+
+    @handler
+    async def start(self) -> Migration:
+        """Start the workflow (once); returns the record as it stands."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=f"{self.address}:workflow")
+        return self.migration.obj_clone()
+
+    @handler
+    async def abort(self) -> bool:
+        """Cancel the migration: the job is aborted and the guest stays on the source.
+        False once the guest has moved (too late to cancel)."""
+        if self._moved or self._task is None or self._task.done():
+            return False
+        self.aborted = True
+        if self._job_running:
+            await self._driver.abort(self.uuid)
+        return True
+
+    @handler
+    async def force_complete(self) -> bool:
+        """Make the job end now: post-copy where the policy permits it, else the guest is
+        paused for the last pages. False when no job runs."""
+        if not self._job_running:
+            return False
+        self.forced = True
+        await self._apply(Action(self._force_action(), None, "forced by a caller"))
+        return True
+
+    @handler
+    async def get_migration(self) -> Migration:
+        return self.migration.obj_clone()
+
+    async def on_stop(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            await asyncio.wait([self._task])
+
+    # --- the workflow ------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        request = self.request
+        prepared: LiveMigrateData | None = None
+        try:
+            await self._set_status(MigrationStatus.PREPARING)
+            checked = await self._checks()
+            self._stop_if_aborted()
+            prepared = await self._peer(
+                "pre_live_migration",
+                {
+                    "instance": request.instance,
+                    "block_device_info": request.instance.block_device_mappings,
+                    "network_info": request.instance.network_info,
+                    "migrate_data": checked,
+                },
+            )
+            assert isinstance(prepared, LiveMigrateData)
+            self._stop_if_aborted()
+            await self._set_status(MigrationStatus.RUNNING)
+            await self._migrate(prepared)
+            self._moved = True
+            await self._set_status(MigrationStatus.POST_MIGRATING)
+            await self._finish(prepared)
+            await self._set_status(MigrationStatus.COMPLETED)
+        except asyncio.CancelledError:
+            if not self._moved:
+                await asyncio.shield(self._roll_back(prepared, "the agent stopped"))
+            raise
+        except Exception as exc:  # each step's typed error; anything else is a bug
+            reason = str(exc) if isinstance(exc, VirtactorError) else repr(exc)
+            if not isinstance(exc, VirtactorError):
+                log.exception("migration %s of %s failed", self.migration.uuid, self.uuid)
+            if self._moved:
+                # The guest runs on the destination: nothing to roll back, an operator's
+                # attention needed for what did not finish.
+                log.error("migration %s: the guest moved, then: %s", self.migration.uuid, reason)
+                await self._set_status(MigrationStatus.ERROR)
+            else:
+                await self._roll_back(prepared, reason)
+        await self._stop_self()
+
+    async def _checks(self) -> LiveMigrateData:
+        request = self.request
+        if request.dest == self.host:
+            raise MigrationPreCheckError(uuid=self.uuid, reason="the destination is this host")
+        source_node = None
+        if TRACKER_ADDRESS in self.system:
+            source_node = await self.system.ask(TRACKER_ADDRESS, "get_compute_node")
+        dest_check = await self._peer(
+            "check_can_live_migrate_destination",
+            {
+                "instance": request.instance,
+                "block_migration": request.block_migration,
+                "src_compute_info": source_node,
+            },
+        )
+        assert isinstance(dest_check, LiveMigrateData)
+        try:
+            checked = await self.system.ask(
+                instance_address(self.uuid),
+                "check_can_live_migrate_source",
+                {"instance": request.instance, "dest_check_data": dest_check},
+            )
+        finally:
+            await self._quietly(
+                "check_can_live_migrate_destination_cleanup",
+                {"instance": request.instance, "dest_check_data": dest_check},
+            )
+        assert isinstance(checked, LiveMigrateData)
+        checked.migration = self.migration.obj_clone()
+        return checked
+
+    async def _migrate(self, prepared: LiveMigrateData) -> None:
+        """Run the libvirt job and watch it until it ends."""
+        policy = self.request.policy
+        if not prepared.dest_libvirt_uri or not prepared.target_connect_addr:
+            raise MigrationFailed(uuid=self.uuid, reason="the destination gave no address")
+        target = MigrationTarget(
+            prepared.dest_libvirt_uri,
+            prepared.target_connect_addr,
+            prepared.block_migration,
+            shared_path=prepared.is_shared_instance_path,
+        )
+        memory_mb = self.request.instance.memory_mb
+        monitor = ConvergenceMonitor(policy, memory_mb, started=self._clock())
+        self._job_running = True
+        job = asyncio.ensure_future(self._driver.migrate(self.uuid, target, policy))
+        try:
+            downtime_set = False
+            while not job.done():
+                await asyncio.wait([job], timeout=self.settings.poll_interval)
+                if job.done():
+                    break
+                progress = await self._poll()
+                if progress is None:
+                    continue
+                if not downtime_set:
+                    downtime_set = True
+                    await self._try(
+                        self._driver.set_max_downtime(self.uuid, policy.max_downtime_ms)
+                    )
+                for action in monitor.observe(progress, self._clock()):
+                    await self._apply(action)
+                await self._publish_progress(progress, monitor)
+            await job
+        except BaseException:
+            if not job.done():
+                await self._try(self._driver.abort(self.uuid))
+                await asyncio.wait([job])
+            raise
+        finally:
+            self._job_running = False
+        if self.aborted:
+            raise MigrationFailed(uuid=self.uuid, reason="aborted")
+
+    async def _poll(self) -> JobProgress | None:
+        try:
+            return await self._driver.progress(self.uuid)
+        except VirtactorError as exc:
+            log.info("migration %s: progress not read: %s", self.migration.uuid, exc)
+            return None
+
+    async def _apply(self, action: Action) -> None:
+        log.warning(
+            "migration %s of %s: %s (%s)",
+            self.migration.uuid,
+            self.uuid,
+            action.action,
+            action.reason,
+        )
+        label = str(action.action)
+        if action.action is MigrationAction.SET_DOWNTIME and action.downtime_ms:
+            label = f"{label}:{action.downtime_ms}"
+            await self._try(self._driver.set_max_downtime(self.uuid, action.downtime_ms))
+        elif action.action is MigrationAction.POST_COPY:
+            await self._try(self._driver.start_post_copy(self.uuid))
+        elif action.action is MigrationAction.FORCE_COMPLETE:
+            await self._try(self._driver.suspend(self.uuid))
+        elif action.action is MigrationAction.ABORT:
+            self.aborted = True
+            await self._try(self._driver.abort(self.uuid))
+        self._actions.append(label)
+
+    def _force_action(self) -> MigrationAction:
+        if self.request.policy.post_copy:
+            return MigrationAction.POST_COPY
+        return MigrationAction.FORCE_COMPLETE
+
+    async def _finish(self, prepared: LiveMigrateData) -> None:
+        """The guest runs on the destination: its agent adopts it, this one lets go."""
+        request = self.request
+        await self._peer(
+            "post_live_migration_at_destination",
+            {
+                "instance": request.instance,
+                "network_info": request.instance.network_info,
+                "block_migration": request.block_migration,
+                "block_device_info": request.instance.block_device_mappings,
+                "migrate_data": prepared,
+            },
+        )
+        await self.system.ask(
+            instance_address(self.uuid),
+            "post_live_migration",
+            {
+                "instance": request.instance,
+                "block_device_info": request.instance.block_device_mappings,
+                "migrate_data": prepared,
+            },
+        )
+
+    async def _roll_back(self, prepared: LiveMigrateData | None, reason: str) -> None:
+        """Undo the destination's preparation (always asked: a pre_live_migration that timed
+        out may still have run there), give the instance back its state, end the record."""
+        request = self.request
+        data = prepared or LiveMigrateData(migration=self.migration.obj_clone())
+        await self._quietly(
+            "rollback_live_migration_at_destination",
+            {
+                "instance": request.instance,
+                "network_info": request.instance.network_info,
+                "block_device_info": request.instance.block_device_mappings,
+                "destroy_disks": not data.is_shared_instance_path,
+                "migrate_data": data,
+            },
+        )
+        try:
+            await self.system.ask(
+                instance_address(self.uuid), "live_migration_ended", {"completed": False}
+            )
+        except VirtactorError as exc:
+            log.warning("migration %s: instance not told: %s", self.migration.uuid, exc)
+        status = MigrationStatus.CANCELLED if self.aborted else MigrationStatus.FAILED
+        log.warning(
+            "migration %s of %s to %s %s: %s",
+            self.migration.uuid,
+            self.uuid,
+            request.dest,
+            status,
+            reason,
+        )
+        await self._set_status(status)
+
+    async def _stop_self(self) -> None:
+        # Not awaited from the workflow's own task: stopping cancels and waits for it.
+        me = self.address
+        asyncio.get_running_loop().call_soon(
+            lambda: asyncio.ensure_future(self.system.stop(me)) if me in self.system else None
+        )
+
+    # --- helpers -----------------------------------------------------------------------------
+
+    def _stop_if_aborted(self) -> None:
+        if self.aborted:
+            raise MigrationFailed(uuid=self.uuid, reason="aborted")
+
+    async def _peer(self, method: str, args: dict[str, Any]) -> Any:
+        return await self._peers.call(
+            self.request.dest,
+            method,
+            args,
+            instance=self.uuid,
+            timeout=self.settings.peer_timeout,
+        )
+
+    async def _quietly(self, method: str, args: dict[str, Any]) -> None:
+        try:
+            await self._peer(method, args)
+        except VirtactorError as exc:
+            log.warning(
+                "migration %s: %s on %s failed: %s",
+                self.migration.uuid,
+                method,
+                self.request.dest,
+                exc,
+            )
+
+    async def _try(self, step: Any) -> None:
+        try:
+            await step
+        except VirtactorError as exc:
+            log.warning("migration %s: %s", self.migration.uuid, exc)
+
+    async def _set_status(self, status: MigrationStatus) -> None:
+        self.migration.status = status
+        await self._records.save(self.migration.obj_clone(), whole=True)
+        await self._sink.publish(status_topic(self.migration.uuid), self.migration.obj_clone())
+
+    async def _publish_progress(self, progress: JobProgress, monitor: ConvergenceMonitor) -> None:
+        self.migration.memory_total = progress.memory_total
+        self.migration.memory_processed = progress.memory_processed
+        self.migration.memory_remaining = progress.memory_remaining
+        self.migration.disk_total = progress.disk_total
+        self.migration.disk_processed = progress.disk_processed
+        self.migration.disk_remaining = progress.disk_remaining
+        await self._records.save(self.migration.obj_changes_only())
+        self.migration.obj_reset_changes()
+        self.progress = MigrationProgress(
+            migration_uuid=self.migration.uuid,
+            instance_uuid=self.uuid,
+            status=self.migration.status,
+            percent=progress.percent,
+            elapsed_ms=progress.elapsed_ms,
+            memory_total=progress.memory_total,
+            memory_processed=progress.memory_processed,
+            memory_remaining=progress.memory_remaining,
+            disk_total=progress.disk_total,
+            disk_processed=progress.disk_processed,
+            disk_remaining=progress.disk_remaining,
+            iteration=progress.iteration,
+            dirty_rate=progress.dirty_rate,
+            downtime_ms=progress.downtime_ms,
+            postcopy=progress.postcopy,
+            stalls=monitor.stalls,
+            actions=list(self._actions),
+        )
+        await self._sink.publish(progress_topic(self.migration.uuid), self.progress.obj_clone())

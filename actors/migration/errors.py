@@ -1,0 +1,36 @@
+"""What a live migration refuses or ends with.
+
+    VirtactorError                      schemas.errors
+    ├── MigrationPreCheckError          refused before anything moved (same host, no room,
+    │                                   incompatible CPU, storage, a busy host)
+    ├── MigrationNotFound               no such migration running here
+    └── MigrationFailed                 it ran and did not complete; the guest stays on the
+                                        source
+
+They live with the migration actor and are re-exported by `agent.errors`.
+"""
+
+from __future__ import annotations
+
+from schemas.errors import VirtactorError
+
+
+class MigrationPreCheckError(VirtactorError):
+    uuid: str
+    reason: str
+
+    msg_fmt = "cannot live-migrate instance {uuid}: {reason}"
+
+
+class MigrationNotFound(VirtactorError):
+    uuid: str
+    migration: str
+
+    msg_fmt = "no live migration {migration} of instance {uuid} runs on this host"
+
+
+class MigrationFailed(VirtactorError):
+    uuid: str
+    reason: str
+
+    msg_fmt = "live migration of instance {uuid} failed: {reason}"

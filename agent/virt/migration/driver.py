@@ -1,0 +1,158 @@
+"""`LibvirtMigrationDriver`: a host's part in live migrations, over the Host.
+
+As the source it runs the libvirt job (`migrateToURI3`, peer to peer, in the blocking
+executor: it returns when the job ends) and acts on it while it runs (job statistics, max
+downtime, post-copy, suspend, abort). As either side it answers the checks: the CPU (libvirt
+compares the source host's CPU with this one's), the shared-storage probe (a file made in
+the instances path, looked for from the other side), the free disk; and it prepares or
+removes an incoming instance's directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid as uuid_module
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import libvirt
+
+from actors.migration.errors import MigrationFailed, MigrationPreCheckError
+from actors.migration.monitor import JobProgress
+from actors.migration.target import MigrationTarget
+from agent.virt.guest.disks import InstancePaths
+from agent.virt.guest.spawn import remove_instance_files
+from agent.virt.host import Host
+from agent.virt.images import ImageCache
+from agent.virt.migration.job import read_job
+from agent.virt.migration.params import migration_flags, migration_params
+from schemas.errors import VirtactorError
+from schemas.objects.instance import Instance
+from schemas.objects.migration_policy import MigrationPolicy
+
+PROBE_PREFIX = "_migration-probe-"
+MIB = 1024 * 1024
+
+
+def peer_uri(uri: str, address: str) -> str:
+    """This host's libvirtd as other hosts' libvirtd reach it: `uri` itself when it names a
+    host (qemu+tcp://host:port/system), else qemu+tcp to `address`."""
+    parsed = urlsplit(uri)
+    if parsed.hostname:
+        return uri
+    host = f"[{address}]" if ":" in address else address
+    return f"qemu+tcp://{host}/system"
+
+
+def cpu_xml(cpu_info: str) -> str:
+    """nova's `cpu_info` JSON (`reports.cpu_info_json`) as the <cpu> libvirt compares."""
+    info = json.loads(cpu_info)
+    cpu = ET.Element("cpu")
+    for name in ("arch", "model", "vendor"):
+        if info.get(name):
+            ET.SubElement(cpu, name).text = str(info[name])
+    topology = info.get("topology") or {}
+    if topology:
+        ET.SubElement(
+            cpu,
+            "topology",
+            sockets=str(topology.get("sockets", 1)),
+            cores=str(topology.get("cores", 1)),
+            threads=str(topology.get("threads", 1)),
+        )
+    for feature in info.get("features", []):
+        ET.SubElement(cpu, "feature", policy="require", name=str(feature))
+    return ET.tostring(cpu, encoding="unicode")
+
+
+class LibvirtMigrationDriver:
+    """The migration side of the host behind `host`, with instances under `instances_path`."""
+
+    def __init__(self, host: Host, instances_path: str, image_cache: ImageCache) -> None:
+        self.host = host
+        self.instances_path = instances_path
+        self.image_cache = image_cache
+
+    # --- the source's job --------------------------------------------------------------------
+
+    async def migrate(self, uuid: str, target: MigrationTarget, policy: MigrationPolicy) -> None:
+        flags = migration_flags(policy, target)
+        params = migration_params(policy, target)
+
+        def job(conn: libvirt.virConnect) -> None:
+            dom = conn.lookupByUUIDString(uuid)
+            dom.migrateToURI3(target.libvirt_uri, params, flags)
+
+        try:
+            await self.host.run_on(uuid, job)
+        except VirtactorError as exc:
+            raise MigrationFailed(uuid=uuid, reason=str(exc)) from exc
+
+    async def progress(self, uuid: str) -> JobProgress | None:
+        return await self.host.run_on(uuid, lambda conn: read_job(conn.lookupByUUIDString(uuid)))
+
+    async def set_max_downtime(self, uuid: str, downtime_ms: int) -> None:
+        await self._on_domain(uuid, lambda dom: dom.migrateSetMaxDowntime(downtime_ms, 0))
+
+    async def start_post_copy(self, uuid: str) -> None:
+        await self._on_domain(uuid, lambda dom: dom.migrateStartPostCopy(0))
+
+    async def suspend(self, uuid: str) -> None:
+        await self._on_domain(uuid, lambda dom: dom.suspend())
+
+    async def abort(self, uuid: str) -> None:
+        await self._on_domain(uuid, lambda dom: dom.abortJob())
+
+    async def _on_domain(self, uuid: str, verb: object) -> None:
+        assert callable(verb)
+        await self.host.run_on(uuid, lambda conn: verb(conn.lookupByUUIDString(uuid)))
+
+    # --- the checks --------------------------------------------------------------------------
+
+    async def compare_cpu(self, uuid: str, cpu_info: str) -> None:
+        try:
+            xml = cpu_xml(cpu_info)
+        except (ValueError, TypeError) as exc:
+            reason = f"the source's CPU description is not readable: {exc}"
+            raise MigrationPreCheckError(uuid=uuid, reason=reason) from exc
+        result = await self.host.run(lambda conn: conn.compareCPU(xml, 0))
+        if result in (libvirt.VIR_CPU_COMPARE_INCOMPATIBLE, libvirt.VIR_CPU_COMPARE_ERROR):
+            reason = "this host's CPU cannot run a guest of the source host's CPU"
+            raise MigrationPreCheckError(uuid=uuid, reason=reason)
+
+    async def create_probe(self) -> str:
+        name = f"{PROBE_PREFIX}{uuid_module.uuid4()}"
+        path = Path(self.instances_path) / name
+        await self.host.run(lambda _conn: path.touch(exist_ok=False))
+        return name
+
+    async def probe_exists(self, name: str) -> bool:
+        if not name.startswith(PROBE_PREFIX) or "/" in name:
+            return False  # only ever a probe of ours, in the instances path
+        path = Path(self.instances_path) / name
+        return bool(await self.host.run(lambda _conn: path.exists()))
+
+    async def remove_probe(self, name: str) -> None:
+        if name.startswith(PROBE_PREFIX) and "/" not in name:
+            path = Path(self.instances_path) / name
+            await self.host.run(lambda _conn: path.unlink(missing_ok=True))
+
+    async def disk_available_mb(self) -> int:
+        usage = await self.host.run(lambda _conn: shutil.disk_usage(self.instances_path))
+        return int(usage.free // MIB)
+
+    # --- the instance's files ----------------------------------------------------------------
+
+    async def prepare_incoming(self, instance: Instance, block_migration: bool) -> None:
+        if block_migration:
+            reason = "block migration is not available yet: share the instances path"
+            raise MigrationPreCheckError(uuid=instance.uuid, reason=reason)
+        paths = InstancePaths(self.instances_path, instance.uuid)
+        await self.host.run(lambda _conn: os.makedirs(paths.directory, exist_ok=True))
+
+    async def remove_local_files(self, instance: Instance) -> None:
+        paths = InstancePaths(self.instances_path, instance.uuid)
+        await self.host.run(lambda _conn: remove_instance_files(paths, self.image_cache))

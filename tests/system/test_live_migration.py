@@ -1,0 +1,241 @@
+"""Live migration as a message-driven workflow between two real libvirt hosts, an agent on
+each over the real RabbitMQ, a conductor on the same bus: the guest keeps running, its
+record and both trackers follow it; a refused or failed migration leaves it where it was.
+
+Both agents share one instances path (the hosts are on one machine), so the guest's files
+stay where they are and only its memory moves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import libvirt
+import pytest
+import pytest_asyncio
+
+from actors.migration.errors import MigrationPreCheckError
+from agent.client import ComputeClient
+from agent.conductor.service import running_conductor
+from agent.config import AgentConfig, AgentSection, AmqpSection, ConductorSection, MigrationSection
+from agent.service import Agent, build_transport
+from agent.transport import Transport
+from schemas.objects import ComputeNode, Instance, Migration, MigrationProgress
+from schemas.remotable import use_indirection
+from tests.agent.conftest import delete_amqp_topology
+from tests.system.conftest import (
+    ON_REAL_QEMU,
+    DomainJanitor,
+    LocalHost,
+    qemu_files_dir,
+    wait_for_console_async,
+)
+from tests.system.guest_image import HEARTBEAT_RE, GuestImage, GuestMarker
+from tests.system.instance_helpers import (
+    BOOT_TIMEOUT,
+    config_for,
+    kernel_image,
+    make_guest_files,
+    tracked_instance,
+)
+
+pytestmark = [pytest.mark.rabbitmq, *ON_REAL_QEMU]
+
+SOURCE, DEST = "lm-src", "lm-dst"
+MIGRATION_TIMEOUT = 120.0
+
+
+@dataclass
+class Pair:
+    client: ComputeClient
+    agents: dict[str, Agent]
+    hosts: dict[str, LocalHost]
+    root: Path
+
+
+def agent_config(base: AgentConfig, name: str, url: str, prefix: str, db: str) -> AgentConfig:
+    return dataclasses.replace(
+        base,
+        agent=AgentSection(
+            host=name,
+            host_ip="127.0.0.1",
+            instances_path=base.agent.instances_path,
+            heartbeat_interval=2.0,
+        ),
+        amqp=AmqpSection(url=url, prefix=prefix),
+        conductor=ConductorSection(database_url=db),
+        migration=MigrationSection(poll_interval=0.2, peer_timeout=60.0),
+    )
+
+
+@pytest_asyncio.fixture(loop_scope="session", scope="module")
+async def pair(
+    rabbitmq_url: str,
+    test_hosts: tuple[LocalHost, ...],
+    guest_image: GuestImage,
+) -> AsyncIterator[Pair]:
+    with qemu_files_dir() as files:
+        root = await asyncio.to_thread(make_guest_files, files, guest_image)
+        async for pair in _deployed(rabbitmq_url, test_hosts, root):
+            yield pair
+
+
+async def _deployed(
+    rabbitmq_url: str, test_hosts: tuple[LocalHost, ...], root: Path
+) -> AsyncIterator[Pair]:
+    prefix = f"vt-lm-{uuid.uuid4().hex[:8]}"
+    db = str(root / "conductor.sqlite")
+    configs = {
+        name: agent_config(config_for(host, root), name, rabbitmq_url, prefix, db)
+        for name, host in zip((SOURCE, DEST), test_hosts, strict=False)
+    }
+    conductor_bus: Transport = build_transport(configs[SOURCE])
+    await conductor_bus.start()
+    agents: dict[str, Agent] = {}
+    client: ComputeClient | None = None
+    try:
+        async with running_conductor(conductor_bus, configs[SOURCE], upgrade=True):
+            try:
+                for name, config in configs.items():
+                    agents[name] = Agent(config)
+                    await agents[name].start()
+                for agent in agents.values():
+                    await agent.wait_ready(timeout=60)
+                client = await ComputeClient.connect(
+                    rabbitmq_url, prefix=prefix, default_timeout=120
+                )
+                yield Pair(
+                    client, agents, dict(zip((SOURCE, DEST), test_hosts, strict=False)), root
+                )
+            finally:
+                if client is not None:
+                    await client.aclose()
+                for agent in agents.values():
+                    await agent.aclose()
+    finally:
+        await conductor_bus.aclose()
+        await delete_amqp_topology(rabbitmq_url, prefix, [SOURCE, DEST])
+
+
+def domain_state(uri: str, uuid_: str) -> int | None:
+    conn = libvirt.open(uri)
+    try:
+        return conn.lookupByUUIDString(uuid_).state()[0]
+    except libvirt.libvirtError:
+        return None
+    finally:
+        conn.close()
+
+
+async def until_migration_ends(stream: AsyncIterator[object]) -> tuple[Migration, list[object]]:
+    seen: list[object] = []
+    async with asyncio.timeout(MIGRATION_TIMEOUT):
+        async for event in stream:
+            payload = getattr(event, "payload", None)
+            seen.append(payload)
+            if isinstance(payload, Migration) and payload.status in (
+                "completed",
+                "failed",
+                "cancelled",
+                "error",
+            ):
+                return payload, seen
+    raise AssertionError("the event stream ended")
+
+
+async def test_a_running_guest_migrates_and_keeps_counting(
+    pair: Pair, domain_janitor: DomainJanitor, guest_image: GuestImage
+) -> None:
+    client = pair.client
+    me = tracked_instance(domain_janitor)
+    console = pair.root / "instances" / me.uuid / "console.log"
+    await client.spawn(SOURCE, me, kernel_image(guest_image))
+    booted = await wait_for_console_async(console, GuestMarker.BOOTED, BOOT_TIMEOUT)
+    before = await wait_for_console_async(console, HEARTBEAT_RE, 60, start=booted.end)
+    source_before = await client.get_compute_node(SOURCE)
+    dest_before = await client.get_compute_node(DEST)
+
+    migration = Migration(
+        uuid=str(uuid.uuid4()),
+        instance_uuid=me.uuid,
+        migration_type="live-migration",
+        status="queued",
+    )
+    async with await client.subscribe(f"migration.{migration.uuid}.*") as stream:
+        started = await client.live_migration(SOURCE, me, DEST, migration)
+        assert started.status == "queued" and started.dest_compute == DEST
+        ended, seen = await until_migration_ends(aiter(stream))
+    assert ended.status == "completed", seen
+    statuses = [p.status for p in seen if isinstance(p, Migration)]
+    assert statuses == ["preparing", "running", "post-migrating", "completed"]
+    assert any(isinstance(p, MigrationProgress) for p in seen)
+
+    # Only the destination's QEMU runs it now, and the guest kept counting.
+    assert await asyncio.to_thread(domain_state, pair.hosts[DEST].uri, me.uuid) == (
+        libvirt.VIR_DOMAIN_RUNNING
+    )
+    assert await asyncio.to_thread(domain_state, pair.hosts[SOURCE].uri, me.uuid) is None
+    after = await wait_for_console_async(console, HEARTBEAT_RE, 60, start=console.stat().st_size)
+    assert beat(after.text) > beat(before.text)
+
+    # Both trackers moved the guest's share, and the record names its new host.
+    source_after = await client.get_compute_node(SOURCE)
+    dest_after = await client.get_compute_node(DEST)
+    flavor = me.flavor
+    assert source_after.memory_mb_used == source_before.memory_mb_used - flavor.memory_mb
+    assert dest_after.memory_mb_used == dest_before.memory_mb_used + flavor.memory_mb
+    assert dest_after.current_workload == 0
+    with use_indirection(pair.agents[DEST].objects):
+        recorded = await Instance.get_by_uuid(None, me.uuid)
+        saved = await Migration.get_by_uuid(None, migration.uuid)
+        node = await ComputeNode.get_by_uuid(None, dest_after.uuid)
+    assert recorded.host == DEST
+    assert saved.status == "completed" and saved.dest_compute == DEST
+    assert node.memory_mb_used == dest_after.memory_mb_used
+    await client.destroy(DEST, me)
+
+
+async def test_refusals_are_typed_and_leave_the_guest_where_it_is(
+    pair: Pair, domain_janitor: DomainJanitor, guest_image: GuestImage
+) -> None:
+    client = pair.client
+    me = tracked_instance(domain_janitor)
+    await client.spawn(SOURCE, me, kernel_image(guest_image))
+
+    def migration() -> Migration:
+        return Migration(
+            uuid=str(uuid.uuid4()),
+            instance_uuid=me.uuid,
+            migration_type="live-migration",
+            status="queued",
+        )
+
+    with pytest.raises(MigrationPreCheckError, match="is this host"):
+        await client.live_migration(SOURCE, me, SOURCE, migration())
+    # A block migration between hosts that share the instances path is refused by the check;
+    # the workflow ends failed, the guest untouched.
+    refused = migration()
+    async with await client.subscribe(f"migration.{refused.uuid}.*") as stream:
+        await client.live_migration(SOURCE, me, DEST, refused, block_migration=True)
+        ended, _ = await until_migration_ends(aiter(stream))
+    assert ended.status == "failed"
+    assert await asyncio.to_thread(domain_state, pair.hosts[SOURCE].uri, me.uuid) == (
+        libvirt.VIR_DOMAIN_RUNNING
+    )
+    assert await asyncio.to_thread(domain_state, pair.hosts[DEST].uri, me.uuid) is None
+    assert (await client.get_compute_node(DEST)).current_workload == 0
+    # The instance may migrate again: its task_state was cleared.
+    info = await client.get_info(SOURCE, me)
+    assert info.state == "running"
+    await client.destroy(SOURCE, me)
+
+
+def beat(line: str) -> int:
+    match = HEARTBEAT_RE.fullmatch(line)
+    assert match is not None, line
+    return int(match.group(1))
