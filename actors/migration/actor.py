@@ -123,6 +123,7 @@ class MigrationActor(Actor):
         self._job_running = False
         self._moved = False  # the guest runs on the destination: no rollback any more
         self._actions: list[str] = []  # the policy actions taken, as published
+        self._gave_up = ""  # why the policy aborted the job
 
     # --- handlers ----------------------------------------------------------------------------
 
@@ -270,6 +271,11 @@ class MigrationActor(Actor):
                     await self._apply(action)
                 await self._publish_progress(progress, monitor)
             await job
+        except MigrationFailed as exc:
+            if self.aborted or self._gave_up:  # the job's own "canceled" says less
+                reason = "aborted" if self.aborted else f"aborted by its policy: {self._gave_up}"
+                raise MigrationFailed(uuid=self.uuid, reason=reason) from exc
+            raise
         except BaseException:
             if not job.done():
                 await self._try(self._driver.abort(self.uuid))
@@ -279,6 +285,8 @@ class MigrationActor(Actor):
             self._job_running = False
         if self.aborted:
             raise MigrationFailed(uuid=self.uuid, reason="aborted")
+        if self._gave_up:
+            raise MigrationFailed(uuid=self.uuid, reason=f"aborted by its policy: {self._gave_up}")
 
     async def _poll(self) -> JobProgress | None:
         try:
@@ -304,7 +312,8 @@ class MigrationActor(Actor):
         elif action.action is MigrationAction.FORCE_COMPLETE:
             await self._try(self._driver.suspend(self.uuid))
         elif action.action is MigrationAction.ABORT:
-            self.aborted = True
+            # The policy gave up: failed (a caller's abort is what `cancelled` means).
+            self._gave_up = action.reason
             await self._try(self._driver.abort(self.uuid))
         self._actions.append(label)
 

@@ -183,11 +183,13 @@ async def test_time_in_the_garbage_collector_is_not_counted_as_blocking() -> Non
         def __init__(self) -> None:
             self.other: object = self
 
-    def make_garbage() -> None:
-        garbage = [Node() for _ in range(300_000)]
-        del garbage  # unreachable cycles, for a full collection to find
-
-    await asyncio.to_thread(make_garbage)  # off the loop: only the collection is on it
+    # Made in short steps on the loop (a thread making it would hold the GIL against the
+    # loop, which any watcher would rightly see as blocking).
+    garbage: list[Node] = []
+    for _ in range(30):
+        garbage.extend(Node() for _ in range(10_000))
+        await asyncio.sleep(0)
+    del garbage  # unreachable cycles, for a full collection to find
     with watch_loop_blocking(threshold=0.01) as detector:
         await asyncio.sleep(0)  # a step of its own for the collection
         collected = time.monotonic()

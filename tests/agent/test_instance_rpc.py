@@ -50,7 +50,8 @@ from tests.conftest import on_session_loop
 
 HOST = "compute-1"
 # Handlers that are the agent's own plumbing, never driver methods.
-PLUMBING = {"sync_power_state", "confirm_power_state", "domain_event"}
+# The actor's own messages: events, resyncs, and its migration actor telling how it ended.
+PLUMBING = {"sync_power_state", "confirm_power_state", "domain_event", "live_migration_ended"}
 
 
 @dataclass
@@ -118,6 +119,8 @@ def test_every_implemented_instance_method_is_an_instance_actor_handler_and_back
 async def test_plumbing_handlers_are_not_reachable_over_the_bus(stack: Stack) -> None:
     with pytest.raises(UnknownMethod):
         await stack.client.call(HOST, "domain_event", {"kind": "stopped"}, instance=UUID)
+    with pytest.raises(UnknownMethod):
+        await stack.client.call(HOST, "live_migration_ended", {"completed": False}, instance=UUID)
 
 
 async def test_a_guest_through_its_lifecycle_over_the_bus_with_events_in_order(

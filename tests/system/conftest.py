@@ -109,10 +109,13 @@ def scan_console(path: Path, marker: Marker, start: int = 0) -> tuple[ConsoleLin
     """Look once through the complete lines of `path` from byte `start` for `marker`.
 
     A str marker must equal the whole line; a compiled pattern must fullmatch it (line endings
-    stripped). Returns the first match, or None with the offset to resume scanning from.
+    stripped). Returns the first match, or None with the offset to resume scanning from. A
+    file shorter than `start` was truncated since: it is read from its beginning.
     """
     try:
         with path.open("rb") as console:
+            if os.fstat(console.fileno()).st_size < start:
+                start = 0  # the file was started anew (a new QEMU truncated it): read it all
             console.seek(start)
             data = console.read()
     except FileNotFoundError:

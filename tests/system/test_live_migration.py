@@ -25,7 +25,14 @@ from agent.conductor.service import running_conductor
 from agent.config import AgentConfig, AgentSection, AmqpSection, ConductorSection, MigrationSection
 from agent.service import Agent, build_transport
 from agent.transport import Transport
-from schemas.objects import ComputeNode, Instance, Migration, MigrationProgress
+from schemas.objects import (
+    ComputeNode,
+    ImageMeta,
+    Instance,
+    Migration,
+    MigrationPolicy,
+    MigrationProgress,
+)
 from schemas.remotable import use_indirection
 from tests.agent.conftest import delete_amqp_topology
 from tests.system.conftest import (
@@ -35,7 +42,7 @@ from tests.system.conftest import (
     qemu_files_dir,
     wait_for_console_async,
 )
-from tests.system.guest_image import HEARTBEAT_RE, GuestImage, GuestMarker
+from tests.system.guest_image import HEARTBEAT_RE, GuestImage, GuestMarker, dirty_cmdline_arg
 from tests.system.instance_helpers import (
     BOOT_TIMEOUT,
     config_for,
@@ -48,6 +55,8 @@ pytestmark = [pytest.mark.rabbitmq, *ON_REAL_QEMU]
 
 SOURCE, DEST = "lm-src", "lm-dst"
 MIGRATION_TIMEOUT = 120.0
+DIRTY_MIB = 32
+DIRTY_GUEST_MB = 192
 
 
 @dataclass
@@ -239,3 +248,97 @@ def beat(line: str) -> int:
     match = HEARTBEAT_RE.fullmatch(line)
     assert match is not None, line
     return int(match.group(1))
+
+
+def dirtying(guest_image: GuestImage, janitor: DomainJanitor) -> tuple[Instance, ImageMeta]:
+    """An instance whose guest rewrites `DIRTY_MIB` of memory over and over, so a migration
+    has pages that keep getting dirty (and, at a low bandwidth, takes a while)."""
+    me = tracked_instance(janitor)
+    me.flavor.memory_mb = me.memory_mb = DIRTY_GUEST_MB
+    image = kernel_image(guest_image)
+    props = image.properties
+    props.os_command_line = f"{props.os_command_line} {dirty_cmdline_arg(DIRTY_MIB)}"
+    return me, image
+
+
+async def first_progress(stream: AsyncIterator[object]) -> MigrationProgress:
+    async with asyncio.timeout(MIGRATION_TIMEOUT):
+        async for event in stream:
+            payload = getattr(event, "payload", None)
+            if isinstance(payload, MigrationProgress):
+                return payload
+    raise AssertionError("the event stream ended")
+
+
+def new_migration(me: Instance) -> Migration:
+    return Migration(
+        uuid=str(uuid.uuid4()),
+        instance_uuid=me.uuid,
+        migration_type="live-migration",
+        status="queued",
+    )
+
+
+async def assert_left_in_place(pair: Pair, me: Instance, dest_before: ComputeNode) -> None:
+    """The guest runs on the source only; the destination holds nothing of it."""
+    assert await asyncio.to_thread(domain_state, pair.hosts[SOURCE].uri, me.uuid) == (
+        libvirt.VIR_DOMAIN_RUNNING
+    )
+    assert await asyncio.to_thread(domain_state, pair.hosts[DEST].uri, me.uuid) is None
+    dest_after = await pair.client.get_compute_node(DEST)
+    assert (dest_after.memory_mb_used, dest_after.current_workload) == (
+        dest_before.memory_mb_used,
+        0,
+    )
+    assert (await pair.client.get_info(SOURCE, me)).state == "running"
+
+
+async def test_an_abort_mid_flight_cancels_and_leaves_the_guest_on_the_source(
+    pair: Pair, domain_janitor: DomainJanitor, guest_image: GuestImage
+) -> None:
+    client = pair.client
+    me, image = dirtying(guest_image, domain_janitor)
+    console = pair.root / "instances" / me.uuid / "console.log"
+    await client.spawn(SOURCE, me, image)
+    await wait_for_console_async(console, f"{GuestMarker.DIRTYING} {DIRTY_MIB} MiB", BOOT_TIMEOUT)
+    dest_before = await client.get_compute_node(DEST)
+    migration = new_migration(me)
+    slow = MigrationPolicy(bandwidth_mibps=1, progress_timeout=0, completion_timeout_per_gib=0)
+    async with await client.subscribe(f"migration.{migration.uuid}.*") as stream:
+        events = aiter(stream)
+        await client.live_migration(SOURCE, me, DEST, migration, policy=slow)
+        await first_progress(events)
+        assert await client.live_migration_abort(SOURCE, me, migration.uuid) is True
+        ended, _ = await until_migration_ends(events)
+    assert ended.status == "cancelled"
+    await assert_left_in_place(pair, me, dest_before)
+    await client.destroy(SOURCE, me)
+
+
+async def test_a_migration_that_makes_no_progress_is_aborted_by_its_policy(
+    pair: Pair, domain_janitor: DomainJanitor, guest_image: GuestImage
+) -> None:
+    client = pair.client
+    me, image = dirtying(guest_image, domain_janitor)
+    console = pair.root / "instances" / me.uuid / "console.log"
+    await client.spawn(SOURCE, me, image)
+    await wait_for_console_async(console, f"{GuestMarker.DIRTYING} {DIRTY_MIB} MiB", BOOT_TIMEOUT)
+    dest_before = await client.get_compute_node(DEST)
+    migration = new_migration(me)
+    # The guest dirties its memory faster than 2 MiB/s can copy it, and 1 ms of downtime
+    # is never enough: the remaining data stops falling, and the policy gives up.
+    stuck = MigrationPolicy(
+        bandwidth_mibps=2,
+        max_downtime_ms=1,
+        progress_timeout=3,
+        completion_timeout_per_gib=0,
+        timeout_action="abort",
+    )
+    async with await client.subscribe(f"migration.{migration.uuid}.*") as stream:
+        await client.live_migration(SOURCE, me, DEST, migration, policy=stuck)
+        ended, seen = await until_migration_ends(aiter(stream))
+    assert ended.status == "failed", seen
+    progress = [p for p in seen if isinstance(p, MigrationProgress)]
+    assert progress and "abort" in progress[-1].actions
+    await assert_left_in_place(pair, me, dest_before)
+    await client.destroy(SOURCE, me)
