@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -78,7 +79,8 @@ def agent_config(base: AgentConfig, name: str, url: str, prefix: str, db: str) -
         ),
         amqp=AmqpSection(url=url, prefix=prefix),
         conductor=ConductorSection(database_url=db),
-        migration=MigrationSection(poll_interval=0.2, peer_timeout=60.0),
+        # A destination that does not answer fails a step within 15 s.
+        migration=MigrationSection(poll_interval=0.2, peer_timeout=15.0),
     )
 
 
@@ -341,4 +343,44 @@ async def test_a_migration_that_makes_no_progress_is_aborted_by_its_policy(
     progress = [p for p in seen if isinstance(p, MigrationProgress)]
     assert progress and "abort" in progress[-1].actions
     await assert_left_in_place(pair, me, dest_before)
+    await client.destroy(SOURCE, me)
+
+
+async def test_a_destination_refuses_a_source_cpu_it_cannot_run(
+    pair: Pair, domain_janitor: DomainJanitor
+) -> None:
+    me = tracked_instance(domain_janitor)
+    source = await pair.client.get_compute_node(SOURCE)
+    foreign = json.loads(source.cpu_info)
+    # A CPU of the other vendor, with a feature no CPU of this machine's vendor has.
+    foreign["vendor"] = "Intel" if foreign.get("vendor") == "AMD" else "AMD"
+    foreign["features"] = [*foreign.get("features", []), "avx512-vp2intersect", "sse4a"]
+    source.cpu_info = json.dumps(foreign)
+    with pytest.raises(MigrationPreCheckError, match="CPU"):
+        await pair.client.check_can_live_migrate_destination(
+            DEST, me, block_migration=False, src_compute_info=source
+        )
+
+
+async def test_a_destination_that_does_not_answer_fails_the_migration_and_nothing_moves(
+    pair: Pair, domain_janitor: DomainJanitor, guest_image: GuestImage
+) -> None:
+    """Last in the module: the destination's agent is stopped (its queue stays, unserved)."""
+    client = pair.client
+    me = tracked_instance(domain_janitor)
+    await client.spawn(SOURCE, me, kernel_image(guest_image))
+    await pair.agents.pop(DEST).aclose()  # the fixture closes only the agents left
+    migration = new_migration(me)
+    async with await client.subscribe(f"migration.{migration.uuid}.*") as stream:
+        await client.live_migration(SOURCE, me, DEST, migration)
+        ended, _ = await until_migration_ends(aiter(stream))
+    assert ended.status == "failed"
+    assert await asyncio.to_thread(domain_state, pair.hosts[SOURCE].uri, me.uuid) == (
+        libvirt.VIR_DOMAIN_RUNNING
+    )
+    assert await asyncio.to_thread(domain_state, pair.hosts[DEST].uri, me.uuid) is None
+    assert (await client.get_info(SOURCE, me)).state == "running"
+    with use_indirection(pair.agents[SOURCE].objects):
+        recorded = await Instance.get_by_uuid(None, me.uuid)
+    assert recorded.task_state is None
     await client.destroy(SOURCE, me)

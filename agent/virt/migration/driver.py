@@ -23,6 +23,7 @@ import libvirt
 from actors.migration.errors import MigrationFailed, MigrationPreCheckError
 from actors.migration.monitor import JobProgress
 from actors.migration.target import MigrationTarget
+from agent.errors import HypervisorError
 from agent.virt.guest.disks import InstancePaths
 from agent.virt.guest.spawn import remove_instance_files
 from agent.virt.host import Host
@@ -118,7 +119,12 @@ class LibvirtMigrationDriver:
         except (ValueError, TypeError) as exc:
             reason = f"the source's CPU description is not readable: {exc}"
             raise MigrationPreCheckError(uuid=uuid, reason=reason) from exc
-        result = await self.host.run(lambda conn: conn.compareCPU(xml, 0))
+        try:
+            result = await self.host.run(lambda conn: conn.compareCPU(xml, 0))
+        except HypervisorError as exc:
+            # A CPU libvirt cannot even compare (an unknown model or feature) is no safer.
+            reason = f"the source host's CPU cannot be compared with this one's: {exc}"
+            raise MigrationPreCheckError(uuid=uuid, reason=reason) from exc
         if result in (libvirt.VIR_CPU_COMPARE_INCOMPATIBLE, libvirt.VIR_CPU_COMPARE_ERROR):
             reason = "this host's CPU cannot run a guest of the source host's CPU"
             raise MigrationPreCheckError(uuid=uuid, reason=reason)
