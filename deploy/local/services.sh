@@ -64,6 +64,16 @@ start_libvirt() {
     echo "services: libvirtd answering on qemu:///system"
 }
 
+# Post-copy live migration: QEMU 7.2 asks the kernel for userfaultfd with the syscall, and
+# libvirt starts QEMU without the capability that lets a process use it unprivileged.
+allow_userfaultfd() {
+    local knob=/proc/sys/vm/unprivileged_userfaultfd
+    if [ -w "$knob" ] && [ "$(cat "$knob")" != 1 ]; then
+        echo 1 > "$knob"
+        echo "services: vm.unprivileged_userfaultfd = 1 (post-copy live migration)"
+    fi
+}
+
 ovs_up() {
     ovs-vsctl --timeout=5 show >/dev/null 2>&1
 }
@@ -132,6 +142,6 @@ start_postgresql() {
 }
 
 case "${1:-start}" in
-    start) start_rabbitmq; start_libvirt; start_ovs; start_postgresql ;;
+    start) start_rabbitmq; allow_userfaultfd; start_libvirt; start_ovs; start_postgresql ;;
     *) echo "usage: $0 start" >&2; exit 2 ;;
 esac

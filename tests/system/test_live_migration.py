@@ -346,6 +346,41 @@ async def test_a_migration_that_makes_no_progress_is_aborted_by_its_policy(
     await client.destroy(SOURCE, me)
 
 
+async def test_a_migration_that_makes_no_progress_switches_to_post_copy_and_completes(
+    pair: Pair, domain_janitor: DomainJanitor, guest_image: GuestImage
+) -> None:
+    client = pair.client
+    me, image = dirtying(guest_image, domain_janitor)
+    console = pair.root / "instances" / me.uuid / "console.log"
+    await client.spawn(SOURCE, me, image)
+    before = await wait_for_console_async(
+        console, f"{GuestMarker.DIRTYING} {DIRTY_MIB} MiB", BOOT_TIMEOUT
+    )
+    migration = new_migration(me)
+    # As above, but the policy may switch to post-copy: the guest runs on the destination
+    # at once and its remaining pages follow on demand.
+    stuck = MigrationPolicy(
+        bandwidth_mibps=2,
+        max_downtime_ms=1,
+        progress_timeout=3,
+        completion_timeout_per_gib=0,
+        timeout_action="post_copy",
+        post_copy=True,
+    )
+    async with await client.subscribe(f"migration.{migration.uuid}.*") as stream:
+        await client.live_migration(SOURCE, me, DEST, migration, policy=stuck)
+        ended, seen = await until_migration_ends(aiter(stream))
+    assert ended.status == "completed", seen
+    progress = [p for p in seen if isinstance(p, MigrationProgress)]
+    assert any("post_copy" in p.actions for p in progress)
+    assert await asyncio.to_thread(domain_state, pair.hosts[DEST].uri, me.uuid) == (
+        libvirt.VIR_DOMAIN_RUNNING
+    )
+    after = await wait_for_console_async(console, HEARTBEAT_RE, 60, start=before.end)
+    assert after.text
+    await client.destroy(DEST, me)
+
+
 async def test_a_destination_refuses_a_source_cpu_it_cannot_run(
     pair: Pair, domain_janitor: DomainJanitor
 ) -> None:
