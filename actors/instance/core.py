@@ -135,10 +135,13 @@ class InstanceCore(Actor):
         clock: Callable[[], datetime] = utc_now,
         records: RecordSaver | None = None,
         migrations: Any = None,
+        host: str | None = None,
     ) -> None:
         """`migrations`: this host's `MigrationSupport` (actors/instance/migration.py), None
-        when the agent takes no part in live migrations."""
+        when the agent takes no part in live migrations. `host`: this agent's host name,
+        recorded as the instance's host (and node) when it is built here."""
         self.uuid = uuid
+        self.host = host
         self.migration_support = migrations
         self.running_migration: str | None = None
         self.settings = settings or InstanceSettings()

@@ -66,6 +66,8 @@ class LifecycleHandlers(InstanceCore):
             built.network_info = network_info
         if block_device_info is not None:
             built.block_device_mappings = block_device_info
+        if self.host is not None:
+            built.host = built.node = built.launched_on = self.host
         built.vm_state, built.task_state = VMState.BUILDING, TaskState.SPAWNING
         built.power_state = PowerState.PENDING
         await self._claim_resources(built)

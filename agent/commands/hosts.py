@@ -45,7 +45,7 @@ async def run_instances(args: argparse.Namespace, out: TextIO = sys.stdout) -> i
         no_records: list[Instance] = []
         infos, names = await asyncio.gather(
             asyncio.gather(*(_info(client, args.host, uuid) for uuid in uuids)),
-            _conductor_read(client, lambda: Instance.get_by_host(None, args.host), no_records),
+            conductor_read(client, lambda: Instance.get_by_host(None, args.host), no_records),
         )
     by_uuid = {record.uuid: record.name for record in names if record.obj_attr_is_set("name")}
     rows = [
@@ -77,7 +77,7 @@ async def run_host(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     # Subscribed first, so a heartbeat while the conductor is asked is not missed.
     async with connected(args) as client, await client.subscribe(f"host.{args.host}.*") as events:
         node = await client.get_compute_node(args.host)
-        service: Service | None = await _conductor_read(
+        service: Service | None = await conductor_read(
             client,
             lambda: Service.get_by_host_and_binary(None, args.host, SERVICE_BINARY),
             None,
@@ -161,7 +161,7 @@ async def _next_service(events: Any, wait: float) -> Service | None:
         return None
 
 
-async def _conductor_read(
+async def conductor_read(
     client: ComputeClient, read: Callable[[], Awaitable[T]], fallback: T
 ) -> T:
     """`read()` of the conductor's records through `client`, or `fallback` when no conductor

@@ -120,6 +120,24 @@ def add_commands(commands: Commands, common: list[argparse.ArgumentParser]) -> N
     )
     events.set_defaults(run="agent.commands.events:run", stops_on_signal=True)
 
+    migrate = commands.add_parser(
+        "migrate",
+        help="live-migrate an instance to another host",
+        description="Start a live migration of INSTANCE to --to HOST, on --from HOST (default: "
+        "the host its record names). With --watch, follow it to its end with a progress bar "
+        "(--json: a JSON line per event): exit 0 when it completed, 1 when it failed or was "
+        "cancelled.",
+        parents=bus,
+    )
+    migrate.add_argument("instance", help="the instance's uuid")
+    migrate.add_argument("--to", dest="dest", required=True, metavar="HOST", help="destination")
+    migrate.add_argument("--from", dest="source", metavar="HOST", help="the instance's host")
+    migrate.add_argument(
+        "--block-migration", action="store_true", help="copy the disks (no shared storage)"
+    )
+    migrate.add_argument("--watch", action="store_true", help="follow it to its end")
+    migrate.set_defaults(run="agent.commands.migrate:run", stops_on_signal=True)
+
     schemas = commands.add_parser(
         "schemas", help=SCHEMAS_HELP, description=SCHEMAS_DESCRIPTION,
         parents=[*common, output], formatter_class=raw,

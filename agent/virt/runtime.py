@@ -121,7 +121,11 @@ class HostRuntime:
         """The actor of instance `uuid`, for `ActorSystem.get_or_spawn`."""
         extra: dict[str, Any] = {}
         if self.instance_driver is not None:
-            extra = {"driver": self.instance_driver, "settings": self.settings.instance}
+            extra = {
+                "driver": self.instance_driver,
+                "settings": self.settings.instance,
+                "host": self.settings.host,
+            }
             if self.records is not None:
                 extra["records"] = self.records
             if self.migrations is not None:

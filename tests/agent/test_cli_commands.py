@@ -29,8 +29,9 @@ from agent.conductor.service import running_conductor
 from agent.config import AmqpSection, ConductorSection, ResourcesSection
 from agent.service import Agent, build_transport
 from agent.transport import CONDUCTOR_QUEUE, Transport
+from tests.actors.instance.fakes import image_meta, instance
 from tests.agent.conftest import delete_amqp_topology
-from tests.agent.embedded import TEST_URI, embedded_config
+from tests.agent.embedded import TEST_URI, embedded_config, make_root_image
 from tests.conftest import ON_SESSION_LOOP
 
 pytestmark = ON_SESSION_LOOP
@@ -109,6 +110,7 @@ async def deployment(
     """An agent HOST and a conductor on a prefix of their own, and a client; the broker's
     topology is deleted on exit."""
     root = tmp_path_factory.mktemp("cli")
+    await make_root_image(root)
     prefix = f"vt-cli-{uuid.uuid4().hex[:8]}"
     base = embedded_config(root, HOST)
     config = dataclasses.replace(
@@ -351,3 +353,51 @@ async def test_health_is_1_with_the_reason_for_a_host_nobody_serves(
     assert result.status == 1
     (line,) = result.stdout.splitlines()
     assert line.startswith(f"unhealthy: {NOBODY_HOST}: Unroutable: "), line
+
+
+# --- migrate -----------------------------------------------------------------------------
+
+
+async def test_migrate_watch_follows_the_migration_to_its_end_and_exits_by_its_outcome(
+    deployment: Deployment,
+) -> None:
+    uuid_ = str(uuid.uuid4())
+    me = instance(uuid_, name=f"cli-mig-{uuid_[:8]}")
+    await deployment.client.spawn(HOST, me, image_meta())
+    try:
+        # Nobody serves the destination: the first step is unroutable, the workflow rolls
+        # back and the migration ends failed, the guest where it was.
+        result = await virtactor(
+            "migrate", uuid_, "--from", HOST, "--to", NOBODY_HOST, "--watch", "--json",
+            *deployment.bus,
+        )  # fmt: skip
+        assert result.status == 1, result
+        lines = [json.loads(line) for line in result.stdout.splitlines()]
+        assert lines[0]["migration"]["status"] == "queued"
+        statuses = [
+            payload["status"]
+            for line in lines[1:]
+            for topic, payload in line.items()
+            if topic.endswith(".status")
+        ]
+        assert statuses == ["preparing", "failed"]
+        assert (await deployment.client.get_info(HOST, me)).state == "running"
+    finally:
+        await deployment.client.destroy(HOST, me)
+
+
+async def test_migrate_without_a_source_uses_the_host_the_record_names(
+    deployment: Deployment,
+) -> None:
+    uuid_ = str(uuid.uuid4())
+    me = instance(uuid_, name=f"cli-mig-{uuid_[:8]}")
+    await deployment.client.spawn(HOST, me, image_meta())
+    try:
+        result = await virtactor("migrate", uuid_, "--to", HOST, *deployment.bus)
+        # Found on HOST from its record, then refused there: the destination is the source.
+        assert result.status == 1, result
+        assert "MigrationPreCheckError" in result.stderr and "is this host" in result.stderr
+        unknown = await virtactor("migrate", str(uuid.uuid4()), "--to", HOST, *deployment.bus)
+        assert unknown.status == 2 and "give --from HOST" in unknown.stderr
+    finally:
+        await deployment.client.destroy(HOST, me)

@@ -33,7 +33,7 @@ from schemas.objects import (
 
 VIRTACTOR = Path(sys.executable).with_name("virtactor")
 COMMANDS = ["run", "conductor", "demo", "call", "instances", "host", "health", "events"]
-COMMANDS += ["schemas", "version"]
+COMMANDS += ["migrate", "schemas", "version"]
 UUID = "6695eb01-f6a4-8304-79aa-97f3502e193b"
 
 
