@@ -161,9 +161,7 @@ async def _next_service(events: Any, wait: float) -> Service | None:
         return None
 
 
-async def conductor_read(
-    client: ComputeClient, read: Callable[[], Awaitable[T]], fallback: T
-) -> T:
+async def conductor_read(client: ComputeClient, read: Callable[[], Awaitable[T]], fallback: T) -> T:
     """`read()` of the conductor's records through `client`, or `fallback` when no conductor
     answers within `CONDUCTOR_WAIT` or it has no such record."""
     indirection = BusIndirection(client, timeout=CONDUCTOR_WAIT, attempt_timeout=CONDUCTOR_WAIT)
