@@ -145,22 +145,40 @@ class WorkflowStats:
         self.claim_failures[resource] += 1
 
     def migration_finished(self, outcome: str, seconds: float) -> None:
-        """Count one live migration that ended with `outcome` ("completed", "failed",
-        "aborted", "rolled_back") after `seconds` from its start. Call it once per
-        migration, on the source host, when the workflow ends whatever the outcome."""
+        """Count one live migration that ended with `outcome` (its Migration's final status:
+        "completed", "failed", "cancelled", "error") after `seconds` from its start. Call it
+        once per migration, on the source host, when the workflow ends whatever the outcome."""
         self.migrations[outcome] += 1
         self.migration_seconds.observe(seconds)
 
 
 @dataclass(slots=True)
+class RetiredStats:
+    """What the stopped actors of one kind counted, so a kind's totals never go down when
+    one of its actors stops (an exporter's counters must only grow)."""
+
+    failed: int = 0
+    expired: int = 0
+    restarts: int = 0
+    latency: LatencyHistogram = field(default_factory=LatencyHistogram)
+
+    def absorb(self, stats: ActorStats) -> None:
+        self.failed += stats.failed
+        self.expired += stats.expired
+        self.restarts += stats.restarts
+        self.latency = merge_histograms([self.latency, stats.latency])
+
+
+@dataclass(slots=True)
 class SystemStats:
-    """Counters of a whole actor system: actors that came and went, and the counts its
-    workflows keep (`workflows`)."""
+    """Counters of a whole actor system: actors that came and went, what the stopped ones
+    counted by kind (`retired`), and the counts its workflows keep (`workflows`)."""
 
     spawned: int = 0
     stopped: int = 0
     gave_up: int = 0
     workflows: WorkflowStats = field(default_factory=WorkflowStats)
+    retired: dict[str, RetiredStats] = field(default_factory=dict)
 
 
 def merge_histograms(histograms: Iterable[LatencyHistogram]) -> LatencyHistogram:

@@ -10,13 +10,14 @@ from types import TracebackType
 from typing import Any
 
 from actors.actor import Actor
+from actors.addresses import address_kind
 from actors.blocking import BlockingExecutor
 from actors.cell import CHILD_FAILED, ActorCell
 from actors.deadletters import DeadLetterReason, DeadLetters
 from actors.errors import ActorAlreadyExists, ActorNotFound, ActorStopped
 from actors.message import NO_ARGS, Message, current_context
 from actors.ref import ActorRef
-from actors.stats import ActorStats, SystemStats
+from actors.stats import ActorStats, RetiredStats, SystemStats
 from actors.supervision import ActorFailure, RestartStrategy
 
 _log = logging.getLogger(__name__)
@@ -268,6 +269,8 @@ class ActorSystem:
         if self._cells.get(cell.address) is cell:
             del self._cells[cell.address]
             self.stats.stopped += 1
+            kind = address_kind(cell.address)
+            self.stats.retired.setdefault(kind, RetiredStats()).absorb(cell.stats)
 
     def _gave_up(self, cell: ActorCell, failure: ActorFailure) -> None:
         self._forget(cell)

@@ -83,6 +83,16 @@ class MigrationDriver(Protocol):
     async def abort(self, uuid: str) -> None: ...
 
 
+_ENDED = frozenset(
+    {
+        MigrationStatus.COMPLETED,
+        MigrationStatus.FAILED,
+        MigrationStatus.CANCELLED,
+        MigrationStatus.ERROR,
+    }
+)
+
+
 def status_topic(uuid: str) -> str:
     return f"migration.{uuid}.status"
 
@@ -124,6 +134,7 @@ class MigrationActor(Actor):
         self._moved = False  # the guest runs on the destination: no rollback any more
         self._actions: list[str] = []  # the policy actions taken, as published
         self._gave_up = ""  # why the policy aborted the job
+        self._started_at = self._clock()
 
     # --- handlers ----------------------------------------------------------------------------
 
@@ -131,6 +142,7 @@ class MigrationActor(Actor):
     async def start(self) -> Migration:
         """Start the workflow (once); returns the record as it stands."""
         if self._task is None:
+            self._started_at = self._clock()
             self._task = asyncio.create_task(self._run(), name=f"{self.address}:workflow")
         return self.migration.obj_clone()
 
@@ -419,6 +431,10 @@ class MigrationActor(Actor):
 
     async def _set_status(self, status: MigrationStatus) -> None:
         self.migration.status = status
+        if status in _ENDED:
+            # The agent's metrics: migrations by outcome and duration (once, at the end).
+            seconds = self._clock() - self._started_at
+            self.system.stats.workflows.migration_finished(str(status), seconds)
         await self._records.save(self.migration.obj_clone(), whole=True)
         await self._sink.publish(status_topic(self.migration.uuid), self.migration.obj_clone())
 

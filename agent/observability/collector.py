@@ -7,9 +7,9 @@ where those counts are written). Each agent has its own `CollectorRegistry`, so 
 agents in one process (tests) never share a series.
 
 Actor metrics are aggregated per address kind (`host`, `tracker`, `instance`, `migration`),
-never one series per instance. They sum the actors alive at the scrape: the counts of an
-actor that stopped leave with it, so `virtactor_actor_messages_total{kind="instance"}` may
-drop, which Prometheus reads as a counter reset. docs/observability.md lists every metric.
+never one series per instance. Counters sum the live actors and what the stopped ones of
+the kind counted (`SystemStats.retired`), so they never go down; the gauges (actors,
+mailbox depth) are of the live ones. docs/observability.md lists every metric.
 """
 
 from __future__ import annotations
@@ -129,6 +129,11 @@ class AgentCollector(Collector):
             expired[kind] += stats.expired
             restarts[kind] += stats.restarts
             latency.setdefault(kind, []).append(stats.latency)
+        for kind, retired in system.stats.retired.items():
+            failed[kind] += retired.failed
+            expired[kind] += retired.expired
+            restarts[kind] += retired.restarts
+            latency.setdefault(kind, []).append(retired.latency)
         yield _by("virtactor_actors", "Live actors, by kind.", "kind", actors, gauge=True)
         yield _by(
             "virtactor_actor_mailbox_depth",
@@ -140,7 +145,7 @@ class AgentCollector(Collector):
         merged = {kind: merge_histograms(histograms) for kind, histograms in latency.items()}
         yield _histogram(
             "virtactor_actor_handler_seconds",
-            "Handler durations of the live actors' messages, by kind.",
+            "Handler durations of the actors' messages (stopped actors' included), by kind.",
             "kind",
             merged.items(),
         )
@@ -158,7 +163,7 @@ class AgentCollector(Collector):
         )
         yield _by(
             "virtactor_actor_restarts",
-            "Restarts of the live actors by their supervisor, by kind.",
+            "Restarts of the actors by their supervisor (stopped actors' included), by kind.",
             "kind",
             restarts,
         )

@@ -56,3 +56,15 @@ async def test_system_stats_count_spawned_and_stopped_actors(system: ActorSystem
         system.spawn(f"instance:{index}", Recorder)
     await system.stop("instance:0")
     assert (system.stats.spawned, system.stats.stopped, system.stats.gave_up) == (3, 1, 0)
+
+
+async def test_a_stopped_actors_counts_stay_with_its_kind(system: ActorSystem) -> None:
+    for index in range(2):
+        ref = system.spawn(f"instance:{index}", Recorder)
+        await ref.ask("record", {"value": index})
+    await system.stop("instance:0")
+    retired = system.stats.retired["instance"]
+    assert (retired.latency.count, retired.failed, retired.restarts) == (1, 0, 0)
+    live = [stats.latency.count for _, stats in system.iter_stats()]
+    # Kind totals: the live actor's message and the stopped one's, none lost.
+    assert sum(live) + retired.latency.count == 2

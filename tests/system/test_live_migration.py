@@ -207,6 +207,9 @@ async def test_a_running_guest_migrates_and_keeps_counting(
         node = await ComputeNode.get_by_uuid(None, dest_after.uuid)
     assert recorded.host == DEST
     assert saved.status == "completed" and saved.dest_compute == DEST
+    # The source agent's metrics count it, with its duration.
+    finished = pair.agents[SOURCE].system.stats.workflows
+    assert finished.migrations["completed"] >= 1 and finished.migration_seconds.count >= 1
     assert node.memory_mb_used == dest_after.memory_mb_used
     await client.destroy(DEST, me)
 
