@@ -15,7 +15,9 @@ import os
 import shutil
 import uuid as uuid_module
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 import libvirt
@@ -24,6 +26,7 @@ from actors.migration.errors import MigrationFailed, MigrationPreCheckError
 from actors.migration.monitor import JobProgress
 from actors.migration.target import MigrationTarget
 from agent.errors import HypervisorError
+from agent.virt.errors import InstancesPathUnavailable
 from agent.virt.guest.disks import InstancePaths
 from agent.virt.guest.spawn import remove_instance_files
 from agent.virt.host import Host
@@ -33,6 +36,8 @@ from agent.virt.migration.params import migration_flags, migration_params
 from schemas.errors import VirtactorError
 from schemas.objects.instance import Instance
 from schemas.objects.migration_policy import MigrationPolicy
+
+T = TypeVar("T")
 
 PROBE_PREFIX = "_migration-probe-"
 MIB = 1024 * 1024
@@ -107,9 +112,21 @@ class LibvirtMigrationDriver:
     async def abort(self, uuid: str) -> None:
         await self._on_domain(uuid, lambda dom: dom.abortJob())
 
-    async def _on_domain(self, uuid: str, verb: object) -> None:
-        assert callable(verb)
+    async def _on_domain(self, uuid: str, verb: Callable[[libvirt.virDomain], object]) -> None:
         await self.host.run_on(uuid, lambda conn: verb(conn.lookupByUUIDString(uuid)))
+
+    async def _on_files(self, work: Callable[[], T]) -> T:
+        """`work()` on the instances path, in the executor; an OSError is the typed
+        `InstancesPathUnavailable` (callers get our class, never the OS's)."""
+
+        def job(_conn: libvirt.virConnect) -> T:
+            try:
+                return work()
+            except OSError as exc:
+                reason = exc.strerror or str(exc)
+                raise InstancesPathUnavailable(path=self.instances_path, reason=reason) from exc
+
+        return await self.host.run(job)
 
     # --- the checks --------------------------------------------------------------------------
 
@@ -132,22 +149,22 @@ class LibvirtMigrationDriver:
     async def create_probe(self) -> str:
         name = f"{PROBE_PREFIX}{uuid_module.uuid4()}"
         path = Path(self.instances_path) / name
-        await self.host.run(lambda _conn: path.touch(exist_ok=False))
+        await self._on_files(lambda: path.touch(exist_ok=False))
         return name
 
     async def probe_exists(self, name: str) -> bool:
         if not name.startswith(PROBE_PREFIX) or "/" in name:
             return False  # only ever a probe of ours, in the instances path
         path = Path(self.instances_path) / name
-        return bool(await self.host.run(lambda _conn: path.exists()))
+        return bool(await self._on_files(path.exists))
 
     async def remove_probe(self, name: str) -> None:
         if name.startswith(PROBE_PREFIX) and "/" not in name:
             path = Path(self.instances_path) / name
-            await self.host.run(lambda _conn: path.unlink(missing_ok=True))
+            await self._on_files(lambda: path.unlink(missing_ok=True))
 
     async def disk_available_mb(self) -> int:
-        usage = await self.host.run(lambda _conn: shutil.disk_usage(self.instances_path))
+        usage = await self._on_files(lambda: shutil.disk_usage(self.instances_path))
         return int(usage.free // MIB)
 
     # --- the instance's files ----------------------------------------------------------------
@@ -157,8 +174,8 @@ class LibvirtMigrationDriver:
             reason = "block migration is not available yet: share the instances path"
             raise MigrationPreCheckError(uuid=instance.uuid, reason=reason)
         paths = InstancePaths(self.instances_path, instance.uuid)
-        await self.host.run(lambda _conn: os.makedirs(paths.directory, exist_ok=True))
+        await self._on_files(lambda: os.makedirs(paths.directory, exist_ok=True))
 
     async def remove_local_files(self, instance: Instance) -> None:
         paths = InstancePaths(self.instances_path, instance.uuid)
-        await self.host.run(lambda _conn: remove_instance_files(paths, self.image_cache))
+        await self._on_files(lambda: remove_instance_files(paths, self.image_cache))
