@@ -170,30 +170,36 @@ def _table(document: dict[str, Any], out: TextIO) -> None:
     from agent.commands.render import console, rows_table
     from agent.devenv.lifecycle import reasons
 
+    state_dir = Path(document["state_dir"])
+
+    def shown(path: str) -> str:  # the title names the state directory
+        return str(Path(path).relative_to(state_dir))
+
     conductor = document["conductor"]
     rows = [
         {
             "host": host["name"],
             "libvirt uri": host["libvirt_uri"],
             "libvirt": host["libvirt"],
-            "agent": host["agent"],
+            "process": host["agent"],
             "pid": host["pid"],
-            "config": host["config"],
-            "log": host["log"],
+            "config": shown(host["config"]),
+            "log": shown(host["log"]),
         }
         for host in document["hosts"]
     ]
     rows.append(
         {
-            "host": "(conductor)",
-            "libvirt uri": conductor["database_url"],
-            "agent": conductor["state"],
+            "host": "conductor",
+            "libvirt uri": "-",
+            "libvirt": "-",
+            "process": conductor["state"],
             "pid": conductor["pid"],
-            "config": conductor["config"],
-            "log": conductor["log"],
+            "config": shown(conductor["config"]),
+            "log": shown(conductor["log"]),
         }
     )
-    title = f"devenv {document['state_dir']}, prefix {document['prefix']}"
+    title = f"devenv in {state_dir} (prefix {document['prefix']}, {conductor['database_url']})"
     console(out).print(rows_table(rows, title=title))
     for reason in reasons(document):
         out.write(f"not running: {reason}\n")
