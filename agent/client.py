@@ -10,6 +10,12 @@ Errors raised on the agent come back as the same exception class (`InstanceNotFo
 `InstanceInvalidState`, ...), or `RemoteError` for a class this client does not know. A call
 an agent refuses as still adopting its guests (`AgentInitializing`) is retried within its
 deadline; a caller re-sends a timed-out call safely under its idempotency key (`call`).
+
+Every request carries a W3C `traceparent` header (docs/observability.md, "Tracing"): sent
+while serving a request (an agent's handler calling another agent or the conductor), the
+trace of that request, under a new span id; from anywhere else, the trace bound with
+`agent.observability.tracing.bind_trace`, or a new one. With `spans` on, each call, cast
+and fanout is a client span, and the request carries the span's traceparent.
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ from agent.driver_calls import DriverCalls
 from agent.errors import AgentInitializing, CallTimeout, ObjectVersionRefused, RemoteError
 from agent.event_stream import EventStream
 from agent.observability.requests import request_context
+from agent.observability.spans import NO_SPANS, Span, Spans, spans_from_config
+from agent.observability.tracing import TraceParent, current_trace, outgoing_trace
 from agent.rpc.announcer import ANNOUNCE_INTERVAL, Announcer
 from agent.rpc.api_version import RpcVersions, capped_rpc_version, negotiated, version_for
 from agent.rpc.envelope import RPC_API_VERSION, Event, Kind, Reply, Request, pack, unpack
@@ -95,20 +103,32 @@ class ComputeClient(DriverCalls):
     async def from_config(cls, config: AgentConfig) -> ComputeClient:
         """A client of the deployment `config` describes: on its own connection to `[amqp]
         url` (with its `prefix`), pinned by `[rpc] version_cap` and `rpc_version_cap`, its
-        deadline `[rpc] call_timeout` and its message bound `max_message_bytes`."""
-        return await cls.connect(
-            config.amqp.url or None,
-            version_cap=config.rpc.version_cap,
-            rpc_version_cap=config.rpc.rpc_version_cap or None,
-            default_timeout=config.rpc.call_timeout,
-            limits=DecodeLimits(max_size=config.rpc.max_message_bytes),
-            **({"prefix": config.amqp.prefix} if config.amqp.url else {}),
-        )
+        deadline `[rpc] call_timeout` and its message bound `max_message_bytes`; its calls
+        are client spans when `[tracing]` names an exporter (closed with the client)."""
+        spans = spans_from_config(config.tracing)
+        try:
+            client = await cls.connect(
+                config.amqp.url or None,
+                version_cap=config.rpc.version_cap,
+                rpc_version_cap=config.rpc.rpc_version_cap or None,
+                default_timeout=config.rpc.call_timeout,
+                limits=DecodeLimits(max_size=config.rpc.max_message_bytes),
+                spans=spans,
+                **({"prefix": config.amqp.prefix} if config.amqp.url else {}),
+            )
+        except BaseException:
+            await spans.aclose()
+            raise
+        client._owns_spans = True
+        return client
 
     async def aclose(self) -> None:
-        """Close the transport if this client opened it (`connect`)."""
+        """Close the transport if this client opened it (`connect`), and the spans if it
+        made them (`from_config`: the last ones are exported first)."""
         if self._owns_transport:
             await self.transport.aclose()
+        if self._owns_spans:
+            await self.spans.aclose()
 
     def __init__(
         self,
@@ -122,8 +142,11 @@ class ComputeClient(DriverCalls):
         user_id: str | None = None,
         project_id: str | None = None,
         announce_interval: float | None = ANNOUNCE_INTERVAL,
+        spans: Spans = NO_SPANS,
     ) -> None:
         self.transport = transport
+        self.spans = spans
+        self._owns_spans = False
         self.registry = registry or default_registry
         self.manifest = Manifest(obj_manifest(self.registry))
         self.version_cap = dict(version_cap or {})
@@ -166,6 +189,7 @@ class ComputeClient(DriverCalls):
         call that uses one."""
         view = copy.copy(self)
         view._owns_transport = False
+        view._owns_spans = False
         view.call_timeout = timeout
         view.call_message_id = message_id
         return view
@@ -235,8 +259,23 @@ class ComputeClient(DriverCalls):
         under it are refused. Cancelling stops only the wait.
         """
         timeout = self.default_timeout if timeout is None else timeout
-        deadline = time.monotonic() + timeout
-        request = self._request(Kind.CALL, host, method, args, instance, timeout, message_id)
+        if not self.spans.enabled:
+            request = self._request(Kind.CALL, host, method, args, instance, timeout, message_id)
+            return await self._call(host, method, request, time.monotonic() + timeout)
+        span = self._span(Kind.CALL, host, method)
+        try:
+            request = self._request(
+                Kind.CALL, host, method, args, instance, timeout, message_id, span.trace
+            )
+            return await self._call(host, method, request, time.monotonic() + timeout)
+        except BaseException as exc:
+            span.failed(_reason(exc))
+            raise
+        finally:
+            span.end()
+
+    async def _call(self, host: str, method: str, request: Request, deadline: float) -> Any:
+        """`call`'s attempts of `request` until answered, refused for good or `deadline`."""
         backoff = INITIALIZING_RETRY_MIN
         while True:
             try:
@@ -291,9 +330,21 @@ class ComputeClient(DriverCalls):
     ) -> None:
         """Queue `method` for `host` without waiting for it; returns once safely queued."""
         ttl = self.default_timeout if ttl is None else ttl
-        request = self._request(Kind.CAST, host, method, args, instance, ttl)
-        body = pack(request, target=self._target(host))
-        await self.transport.cast(host, body, message_id=request.message_id, ttl=ttl)
+        span = self._span(Kind.CAST, host, method) if self.spans.enabled else None
+        try:
+            trace = None if span is None else span.trace
+            request = self._request(Kind.CAST, host, method, args, instance, ttl, None, trace)
+            body = pack(request, target=self._target(host))
+            await self.transport.cast(
+                host, body, message_id=request.message_id, ttl=ttl, headers=_headers(request)
+            )
+        except BaseException as exc:
+            if span is not None:
+                span.failed(_reason(exc))
+            raise
+        finally:
+            if span is not None:
+                span.end()
 
     async def fanout(
         self, method: str, args: Mapping[str, Any] | None = None, *, ttl: float | None = None
@@ -302,10 +353,22 @@ class ComputeClient(DriverCalls):
         and never above the version cap (which holds even before any agent was heard)."""
         ttl = self.default_timeout if ttl is None else ttl
         target = _lowered(self.manifest, self.version_cap, *self.host_manifests.values())
-        request = self._request(Kind.CAST, "*", method, args, None, ttl)
-        request.rpc_version = version_for(method, self.rpc_versions.for_all())
-        body = pack(request, Manifest(target))
-        await self.transport.fanout(body, message_id=request.message_id, ttl=ttl)
+        span = self._span(Kind.CAST, "*", method) if self.spans.enabled else None
+        try:
+            trace = None if span is None else span.trace
+            request = self._request(Kind.CAST, "*", method, args, None, ttl, None, trace)
+            request.rpc_version = version_for(method, self.rpc_versions.for_all())
+            body = pack(request, Manifest(target))
+            await self.transport.fanout(
+                body, message_id=request.message_id, ttl=ttl, headers=_headers(request)
+            )
+        except BaseException as exc:
+            if span is not None:
+                span.failed(_reason(exc))
+            raise
+        finally:
+            if span is not None:
+                span.end()
 
     async def get_object_manifest(self, host: str, timeout: float | None = None) -> dict[str, str]:
         """Ask `host` which object versions it understands, and remember the answer."""
@@ -344,7 +407,11 @@ class ComputeClient(DriverCalls):
         body = pack(request, target=self._target(host))
         try:
             raw = await self.transport.call(
-                host, body, message_id=request.message_id, timeout=timeout
+                host,
+                body,
+                message_id=request.message_id,
+                timeout=timeout,
+                headers=_headers(request),
             )
         except CallTimeout:
             raise CallTimeout(host=host, method=method, timeout=timeout) from None
@@ -380,7 +447,10 @@ class ComputeClient(DriverCalls):
         instance: str | None,
         timeout: float,
         message_id: str | None = None,
+        trace: TraceParent | None = None,
     ) -> Request:
+        """The request to send; it carries `trace` (a client span's), or when None the
+        current trace under a new span id (a new trace when there is none)."""
         message_id = message_id or str(uuid.uuid4())
         return Request(
             message_id=message_id,
@@ -392,7 +462,28 @@ class ComputeClient(DriverCalls):
             args=dict(args or {}),
             manifest=self.manifest,
             rpc_version=version_for(method, self.rpc_versions.for_host(host)),
+            trace=outgoing_trace() if trace is None else trace,
         )
+
+    def _span(self, kind: Kind, host: str, method: str) -> Span:
+        """A client span for a request of `method` to `host` ("*": every agent), child of
+        the current trace."""
+        attributes = {
+            "rpc.method": method,
+            "virtactor.rpc.kind": "call" if kind is Kind.CALL else "cast",
+            "virtactor.host": host,
+        }
+        return self.spans.client(method, current_trace(), attributes)
+
+
+def _headers(request: Request) -> dict[str, str] | None:
+    return None if request.trace is None else request.trace.headers()
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, asyncio.CancelledError):
+        return "cancelled"
+    return f"{type(exc).__name__}: {exc}"
 
 
 class _DigestRefused(Exception):

@@ -2,7 +2,7 @@
 
 Sources, later ones winning: built-in defaults, a TOML file (`--config`, sections
 `[agent]`, `[libvirt]`, `[guest]`, `[instance]`, `[resources]`, `[amqp]`, `[rpc]`,
-`[conductor]`, `[metrics]`, `[logging]`), then
+`[conductor]`, `[metrics]`, `[logging]`, `[tracing]`), then
 `VIRTACTOR_<SECTION>_<KEY>` environment variables (for example `VIRTACTOR_AMQP_URL`). Inner
 layers never read files or the environment themselves.
 
@@ -254,6 +254,19 @@ class LoggingSection:
 
 
 @dataclass(slots=True, frozen=True)
+class TracingSection:
+    """Spans of the requests served and sent (agent/observability/spans.py,
+    docs/observability.md): `exporter` "none" (no spans; the traceparent still travels),
+    "console" (stdout) or "otlp" (OTLP over HTTP to `endpoint`, empty for
+    http://127.0.0.1:4318/v1/traces); `service_name` names this service in the traces.
+    An exporter needs the `tracing` extra installed: checked at load."""
+
+    exporter: str = "none"
+    endpoint: str = ""
+    service_name: str = "virtactor"
+
+
+@dataclass(slots=True, frozen=True)
 class AgentConfig:
     agent: AgentSection = field(default_factory=AgentSection)
     libvirt: LibvirtSection = field(default_factory=LibvirtSection)
@@ -266,6 +279,7 @@ class AgentConfig:
     conductor: ConductorSection = field(default_factory=ConductorSection)
     metrics: MetricsSection = field(default_factory=MetricsSection)
     logging: LoggingSection = field(default_factory=LoggingSection)
+    tracing: TracingSection = field(default_factory=TracingSection)
     # What the file or the environment set that this release does not know (ignored).
     warnings: tuple[str, ...] = ()
 
@@ -282,6 +296,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "conductor": ConductorSection,
     "metrics": MetricsSection,
     "logging": LoggingSection,
+    "tracing": TracingSection,
 }
 
 

@@ -13,6 +13,7 @@ true/false/1/0/yes/no.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -235,6 +236,39 @@ def log_level_refusal(text: str) -> str | None:
     return f"{text!r} is not a log level (expected one of {', '.join(LOG_LEVELS)}, or empty)"
 
 
+# What each `[tracing] exporter` imports (the `tracing` extra), found without importing it.
+TRACING_EXPORTERS: dict[str, tuple[str, ...]] = {
+    "none": (),
+    "console": ("opentelemetry.sdk.trace",),
+    "otlp": ("opentelemetry.sdk.trace", "opentelemetry.exporter.otlp.proto.http"),
+}
+
+
+def tracing_exporter_refusal(text: str) -> str | None:
+    if text not in TRACING_EXPORTERS:
+        return f"{text!r} is not one of {', '.join(TRACING_EXPORTERS)}"
+    for module in TRACING_EXPORTERS[text]:
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ModuleNotFoundError:  # a parent package is missing
+            found = False
+        if not found:
+            return (
+                f"exporter {text!r} needs OpenTelemetry, but {module} is not installed "
+                "(pip install 'virtactor[tracing]', or exporter = \"none\")"
+            )
+    return None
+
+
+def http_url_refusal(text: str) -> str | None:
+    if not text:
+        return None  # the exporter's default
+    parts = urlsplit(text)
+    if parts.scheme in ("http", "https") and parts.netloc:
+        return _port_refusal(text)
+    return f"{text!r} is not an http:// or https:// URL (e.g. http://127.0.0.1:4318/v1/traces)"
+
+
 def non_empty_refusal(text: str) -> str | None:
     return None if text.strip() else f"{text!r} is empty (expected a name)"
 
@@ -259,6 +293,9 @@ TEXT_CHECKS: dict[tuple[str, str], Callable[[str], str | None]] = {
     ("metrics", "listen"): listen_refusal,
     ("logging", "format"): one_of(("text", "json")),
     ("logging", "level"): log_level_refusal,
+    ("tracing", "exporter"): tracing_exporter_refusal,
+    ("tracing", "endpoint"): http_url_refusal,
+    ("tracing", "service_name"): non_empty_refusal,
 }
 
 

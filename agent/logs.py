@@ -4,8 +4,8 @@ a request causes naming that request.
 `RequestContextFilter` adds to each record the fields of the request the logging code works
 for (`agent.observability.requests.request_context()`): `request_id`, `global_request_id`
 (the id of the request that caused this one: a conductor's line for a save names the agent's
-request), `trace_id` (when the request carries a W3C traceparent) and `actor` (the address
-of the actor whose handler logs). It reads contextvars, so lines logged in an actor's
+request), `trace_id` (of the W3C trace the request runs in: `current_trace()`) and `actor`
+(the address of the actor whose handler logs). It reads contextvars, so lines logged in an actor's
 handler, in the blocking calls it runs in the thread pool (the executor copies contextvars),
 and in the request server's own task all carry them; a line logged outside any request has
 them as None.
@@ -26,7 +26,7 @@ from typing import Any, TextIO
 from actors.cell import running_cell
 from agent.config import LoggingSection
 from agent.observability.requests import request_context
-from agent.observability.tracing import trace_id_of
+from agent.observability.tracing import current_trace
 
 # The fields the filter sets, and what text lines show of them.
 REQUEST_FIELDS = ("request_id", "global_request_id", "trace_id", "actor")
@@ -52,7 +52,8 @@ class RequestContextFilter(logging.Filter):
         if "global_request_id" not in fields:
             fields["global_request_id"] = getattr(context, "global_request_id", None)
         if "trace_id" not in fields:
-            fields["trace_id"] = trace_id_of(context)
+            trace = current_trace()
+            fields["trace_id"] = None if trace is None else trace.trace_id
         if "actor" not in fields:
             cell = running_cell.get()
             fields["actor"] = None if cell is None else cell.address

@@ -41,6 +41,7 @@ from agent.config import AgentConfig, ConfigError
 from agent.config_check import parse_listen
 from agent.observability.collector import AgentSources, agent_registry
 from agent.observability.endpoint import MetricsEndpoint
+from agent.observability.spans import Spans, spans_from_config
 from agent.rpc.catalogue import exposed_methods
 from agent.rpc.dedup import ReplyCache
 from agent.rpc.events import EventPublisher
@@ -121,6 +122,7 @@ class Agent:
         *,
         transport: Transport | None = None,
         registry: ObjectRegistry = default_registry,
+        spans: Spans | None = None,
     ) -> None:
         if config.agent.host == CONDUCTOR_QUEUE:
             reason = f"{CONDUCTOR_QUEUE!r} is the object backend's queue; name the host otherwise"
@@ -130,6 +132,9 @@ class Agent:
         self.registry = registry
         self.transport = transport or build_transport(config)
         self._owns_transport = transport is None
+        # Spans of the requests served and sent: [tracing]'s, unless given (then not closed).
+        self.spans = spans_from_config(config.tracing) if spans is None else spans
+        self._owns_spans = spans is None
         self.executor = BlockingExecutor(config.agent.blocking_workers, name="libvirt")
         self.system = ActorSystem(executor=self.executor)
         self.events = EventPublisher(
@@ -149,6 +154,7 @@ class Agent:
                 version_cap=config.rpc.version_cap or None,
                 limits=DecodeLimits(max_size=config.rpc.max_message_bytes),
                 announce_interval=None,
+                spans=self.spans,
             ),
             timeout=config.conductor.call_timeout,
         )
@@ -161,6 +167,7 @@ class Agent:
             default_timeout=config.migration.peer_timeout,
             limits=DecodeLimits(max_size=config.rpc.max_message_bytes),
             announce_interval=None,
+            spans=self.spans,
         )
         # The actors keep their records in the object backend: on the in-process bus always
         # (the agent runs its own conductor), over AMQP unless [conductor] save_records is off
@@ -214,6 +221,7 @@ class Agent:
                 max_bytes=config.rpc.reply_cache_bytes,
             ),
             manifests=self.manifests,
+            spans=self.spans,
         )
         # Read at scrape time from the counts above; served when [metrics] listen is set.
         self.metrics_registry = agent_registry(
@@ -305,6 +313,8 @@ class Agent:
         await self.executor.aclose(timeout)
         if self._owns_transport:
             await self.transport.aclose(timeout)
+        if self._owns_spans:
+            await self.spans.aclose()  # the last spans exported
 
     @property
     def metrics_port(self) -> int | None:

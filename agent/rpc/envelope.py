@@ -23,6 +23,7 @@ from typing import Any
 
 import msgpack  # type: ignore[import-untyped]
 
+from agent.observability.tracing import TraceParent
 from agent.rpc.api_version import RPC_API_VERSION  # the version a request names, by default
 from agent.rpc.manifest import DIGEST_PREFIX, Manifest, UnknownManifestDigest
 from agent.rpc.remote_errors import WireError
@@ -50,6 +51,8 @@ class Request:
     manifest: Manifest = field(default_factory=lambda: Manifest({}))
     rpc_version: str = RPC_API_VERSION
     compact: bool = False  # the manifest travels as its digest
+    # Not packed: the trace it is sent in travels in the message's headers.
+    trace: TraceParent | None = None
 
 
 @dataclass(slots=True)

@@ -2,7 +2,9 @@
 
 Topics are `instance.<uuid>.<event>`, `host.<host>.<event>` and `migration.<uuid>.progress`.
 Every event carries the sender's host and object manifest, so a subscriber learns which
-versions the agent understands from its heartbeat alone.
+versions the agent understands from its heartbeat alone. An event published while serving a
+request carries that request's trace as its `traceparent` header (none otherwise: a
+heartbeat or a timer's event belongs to no trace).
 
 Objects go out at the oldest version a current subscriber announced it reads, never above
 `version_cap` (`agent.rpc.subscribers`): during a rolling upgrade no announcing subscriber
@@ -22,6 +24,7 @@ import time
 from collections.abc import Iterator, Mapping
 
 from agent.errors import UnpublishableEvent
+from agent.observability.tracing import current_trace
 from agent.rpc.envelope import Event, pack
 from agent.rpc.manifest import Manifest
 from agent.rpc.subscribers import SubscriberTable
@@ -86,7 +89,9 @@ class EventPublisher:
         if target is not None and not self.back_levels(type(obj), target):
             target = None
         body = pack(Event(topic, self.host, obj, self.manifest), target=target)
-        await self.transport.publish_event(topic, body)
+        trace = current_trace()
+        headers = None if trace is None else trace.headers()
+        await self.transport.publish_event(topic, body, headers=headers)
         self.published += 1
         kind = topic_kind(topic)
         self.published_by[kind] = self.published_by.get(kind, 0) + 1

@@ -15,6 +15,13 @@ For each delivery the `Dispatcher`:
    methods: the host actor; claims: the tracker) with the request's deadline;
 5. encodes the reply with every object back-levelled to the caller's manifest.
 
+Each request is served in the trace its `traceparent` header names (a new one when it names
+none): the server binds it (`agent.observability.tracing`) and attaches it to the decoded
+request context (`RequestContext.obj_trace`), so the actor handling the request, and any call
+it makes, continue it. With spans configured (`spans`), the server opens a server span per
+request, child of the incoming traceparent, and serves the request in the span's trace. The
+reply carries that trace in its headers.
+
 A request that cannot be answered (a cast that fails to decode or reuses a message id) is
 dead-lettered; a cast whose handler fails is logged and acknowledged, as its effect was
 attempted once.
@@ -42,6 +49,8 @@ from agent.errors import (
 )
 from agent.observability.calls import DUPLICATE, OK, REFUSALS, UNDECODABLE, CallStats
 from agent.observability.requests import done, serving
+from agent.observability.spans import NO_SPANS, Span, Spans
+from agent.observability.tracing import TraceParent, bind_trace, unbind_trace
 from agent.rpc.dedup import CallKey, ReplyCache
 from agent.rpc.envelope import (
     RPC_API_VERSION,
@@ -62,6 +71,7 @@ from schemas import (
     DecodeLimits,
     IncompatibleObjectVersion,
     ObjectRegistry,
+    RequestContext,
     parse_version,
 )
 from schemas.errors import SchemaError, VirtactorError
@@ -83,14 +93,16 @@ class ServerStats:
 class _Served:
     """What became of one delivery, for its log line and `CallStats`."""
 
-    __slots__ = ("bound", "error", "method", "outcome")
+    __slots__ = ("bound", "error", "method", "outcome", "span", "trace")
 
-    def __init__(self) -> None:
+    def __init__(self, trace: TraceParent, span: Span | None) -> None:
         self.method = UNDECODABLE
         # Until something says otherwise; a cancelled handler leaves this.
         self.outcome = "cancelled"
         self.error: VirtactorError | None = None
         self.bound: Token[Any] | None = None
+        self.trace = trace  # the trace the request is served in
+        self.span = span
 
     def failed(self, error: VirtactorError) -> None:
         self.outcome = type(error).__name__
@@ -124,6 +136,16 @@ def _log_served(delivery: Delivery, served: _Served, kind: str, elapsed: float) 
             "message_id": delivery.message_id,
         },
     )
+
+
+def _end_span(span: Span, served: _Served, kind: str) -> None:
+    span.rename(served.method)
+    span.set_attribute("rpc.method", served.method)
+    span.set_attribute("virtactor.rpc.kind", kind)
+    span.set_attribute("virtactor.rpc.outcome", served.outcome)
+    if served.outcome not in (OK, DUPLICATE):
+        span.failed(served.outcome if served.error is None else str(served.error))
+    span.end()
 
 
 class _UncachedReply(Exception):
@@ -162,6 +184,7 @@ class RequestServer:
         cache: ReplyCache | None = None,
         manifests: ManifestStore | None = None,
         wall_clock: Callable[[], float] = time.time,
+        spans: Spans = NO_SPANS,
     ) -> None:
         self.registry = registry
         self.manifest = Manifest(manifest)
@@ -172,21 +195,34 @@ class RequestServer:
         self.wall_clock = wall_clock
         self.stats = ServerStats()
         self.calls = CallStats()  # per method, for the metrics exporter
+        self.spans = spans
 
     async def handle(self, delivery: Delivery) -> Outcome:
         self.stats.requests += 1
         started = time.perf_counter()
-        served = _Served()
+        incoming = TraceParent.from_headers(delivery.headers)
+        if self.spans.enabled:
+            span = self.spans.server("rpc", incoming, {"messaging.message.id": delivery.message_id})
+            served = _Served(span.trace, span)
+        else:
+            served = _Served(TraceParent.new() if incoming is None else incoming, None)
+        traced = bind_trace(served.trace)
         try:
-            return await self._handle(delivery, served)
+            outcome = await self._handle(delivery, served)
+            if outcome.reply is None:
+                return outcome
+            return Outcome(reply=outcome.reply, headers=served.trace.headers())
         finally:
             # Also when cancelled: the line says so, and the request is unbound either way.
             elapsed = time.perf_counter() - started
             kind = "call" if delivery.reply_expected else "cast"
             self.calls.record(served.method, kind, served.outcome, elapsed)
             _log_served(delivery, served, kind, elapsed)
+            if served.span is not None:
+                _end_span(served.span, served, kind)
             if served.bound is not None:
                 done(served.bound)
+            unbind_trace(traced)
 
     async def _handle(self, delivery: Delivery, served: _Served) -> Outcome:
         try:
@@ -202,6 +238,8 @@ class RequestServer:
         except DecodeError as exc:
             return self._refuse(delivery, exc, "undecodable", served)
         served.method = envelope.method
+        if isinstance(envelope.context, RequestContext):
+            envelope.context.obj_trace = served.trace
         served.bound = serving(envelope.context)
         message_id = delivery.message_id or envelope.message_id
         if self.manifests is not None and not envelope.compact:
@@ -304,6 +342,7 @@ class Dispatcher(RequestServer):
         cache: ReplyCache | None = None,
         manifests: ManifestStore | None = None,
         wall_clock: Callable[[], float] = time.time,
+        spans: Spans = NO_SPANS,
     ) -> None:
         super().__init__(
             registry=registry,
@@ -312,6 +351,7 @@ class Dispatcher(RequestServer):
             cache=cache,
             manifests=manifests,
             wall_clock=wall_clock,
+            spans=spans,
         )
         self.host = host
         self.system = system

@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -228,25 +229,56 @@ class AmqpTransport(Transport):
         await consumer.start()
         self._consumers[host] = _Consumer(consumer, channel, in_flight)
 
-    async def call(self, host: str, body: bytes, *, message_id: str, timeout: float) -> bytes:
+    async def call(
+        self,
+        host: str,
+        body: bytes,
+        *,
+        message_id: str,
+        timeout: float,
+        headers: Mapping[str, str] | None = None,
+    ) -> bytes:
         self._check_open()
         if self._calls is None:
             raise RuntimeError("start() the transport first")
-        return await self._calls.call(host, body, message_id=message_id, timeout=timeout)
+        return await self._calls.call(
+            host, body, message_id=message_id, timeout=timeout, headers=headers
+        )
 
-    async def cast(self, host: str, body: bytes, *, message_id: str, ttl: float | None) -> None:
+    async def cast(
+        self,
+        host: str,
+        body: bytes,
+        *,
+        message_id: str,
+        ttl: float | None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         self._check_open()
-        message = persistent_message(body, message_id, ttl)
+        message = persistent_message(body, message_id, ttl, headers)
         await self._confirmed_publish(self._commands, message, host_routing_key(host), host)
 
-    async def fanout(self, body: bytes, *, message_id: str, ttl: float | None) -> None:
+    async def fanout(
+        self,
+        body: bytes,
+        *,
+        message_id: str,
+        ttl: float | None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         self._check_open()
-        message = persistent_message(body, message_id, ttl)
+        message = persistent_message(body, message_id, ttl, headers)
         await self._confirmed_publish(self._broadcast, message, "", "*")
 
-    async def publish_event(self, routing_key: str, body: bytes) -> None:
+    async def publish_event(
+        self, routing_key: str, body: bytes, *, headers: Mapping[str, str] | None = None
+    ) -> None:
         self._check_open()
-        message = aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
+        message = aio_pika.Message(
+            body,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            headers=None if headers is None else dict(headers),
+        )
         try:
             async with asyncio.timeout(self.settings.publish_timeout):
                 await self._publish_retrying(self._events, message, routing_key, mandatory=False)
@@ -291,6 +323,7 @@ class AmqpTransport(Transport):
             message_id=properties.message_id or "",
             reply_expected=reply_to is not None,
             redelivered=bool(deliver.redelivered),
+            headers=properties.headers,
         )
         if reply_to is not None and not is_direct_reply_to(reply_to):
             # Refused before the handler: no effect for a reply that must not be sent.
@@ -319,7 +352,9 @@ class AmqpTransport(Transport):
                     outcome.reply,
                     routing_key=reply_to,
                     properties=Basic.Properties(
-                        message_id=delivery.message_id, correlation_id=delivery.message_id
+                        message_id=delivery.message_id,
+                        correlation_id=delivery.message_id,
+                        headers=None if outcome.headers is None else dict(outcome.headers),
                     ),
                     mandatory=False,
                     wait=False,  # the ack below is written after it and waited for

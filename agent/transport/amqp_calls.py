@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,12 +75,21 @@ class AmqpCalls:
             if not call.reply.done():
                 call.reply.set_exception(TransportClosed())
 
-    async def call(self, host: str, body: bytes, *, message_id: str, timeout: float) -> bytes:
+    async def call(
+        self,
+        host: str,
+        body: bytes,
+        *,
+        message_id: str,
+        timeout: float,
+        headers: Mapping[str, str] | None = None,
+    ) -> bytes:
         properties = Basic.Properties(
             message_id=message_id,
             correlation_id=message_id,
             reply_to=DIRECT_REPLY_TO,
             expiration=str(max(1, math.ceil(timeout * 1000))),
+            headers=None if headers is None else dict(headers),
         )
         reply: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         call = _PendingCall(reply, body, properties, host_routing_key(host), host)

@@ -3,6 +3,8 @@ mapping broker refusals to typed errors, and what counts as "the connection went
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import aio_pika
 import aiormq
 from aio_pika.abc import AbstractIncomingMessage
@@ -26,12 +28,15 @@ CONNECTION_ERRORS = (
 )
 
 
-def persistent_message(body: bytes, message_id: str, ttl: float | None) -> aio_pika.Message:
+def persistent_message(
+    body: bytes, message_id: str, ttl: float | None, headers: Mapping[str, str] | None = None
+) -> aio_pika.Message:
     return aio_pika.Message(
         body,
         message_id=message_id,
         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         expiration=None if ttl is None else max(ttl, 0.001),
+        headers=None if headers is None else dict(headers),
     )
 
 

@@ -1,8 +1,10 @@
 """The transport contract: moving opaque message bodies between clients and agents.
 
-A transport knows nothing of envelopes or objects; it carries bytes with a message id and an
-expiry. Two implementations share these semantics: `AmqpTransport` (RabbitMQ through aio-pika)
-and `InProcessBus` (the embedded default). What both guarantee:
+A transport knows nothing of envelopes or objects; it carries bytes with a message id, an
+expiry and a few text headers (the W3C `traceparent` and `tracestate`: AMQP message headers on
+RabbitMQ, where a receiver that does not know a header ignores it). Two implementations share
+these semantics: `AmqpTransport` (RabbitMQ through aio-pika) and `InProcessBus` (the embedded
+default). What both guarantee:
 
 - `call` delivers one request to the host's queue and returns the reply body, or raises
   `CallTimeout` when no reply came before the timeout; `Unroutable` when no agent queue exists.
@@ -11,13 +13,17 @@ and `InProcessBus` (the embedded default). What both guarantee:
   handler outcome may instead dead-letter the request.
 - A request whose expiry passed while it waited in the queue is not delivered to the handler.
 - `publish_event` / `subscribe` follow AMQP topic semantics (`*` one word, `#` zero or more).
+- `headers` given to `call`, `cast`, `fanout` reach the handler as `Delivery.headers`; an
+  `Outcome`'s headers go with its reply (on AMQP; the in-process caller gets the body only).
+  Events are published with theirs; subscriptions yield bodies only.
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(slots=True, frozen=True)
@@ -28,6 +34,8 @@ class Delivery:
     message_id: str
     reply_expected: bool
     redelivered: bool = False
+    # As the sender set them (None: none); on AMQP a value may arrive as bytes.
+    headers: Mapping[str, Any] | None = None
 
 
 @dataclass(slots=True, frozen=True)
@@ -35,11 +43,13 @@ class Outcome:
     """What the serving side did with a delivery.
 
     `reply` is sent to the caller when the delivery expects one; `dead_letter` (a reason) routes
-    the request to the dead-letter queue instead of acknowledging it.
+    the request to the dead-letter queue instead of acknowledging it. `headers` go with
+    the reply.
     """
 
     reply: bytes | None = None
     dead_letter: str | None = None
+    headers: Mapping[str, str] | None = None
 
 
 RequestHandler = Callable[[Delivery], Awaitable[Outcome]]
@@ -86,19 +96,44 @@ class Transport(abc.ABC):
         Requests still queued stay queued for the next server of `host`."""
 
     @abc.abstractmethod
-    async def call(self, host: str, body: bytes, *, message_id: str, timeout: float) -> bytes:
-        """Send a request and wait for its reply body."""
+    async def call(
+        self,
+        host: str,
+        body: bytes,
+        *,
+        message_id: str,
+        timeout: float,
+        headers: Mapping[str, str] | None = None,
+    ) -> bytes:
+        """Send a request (with `headers`) and wait for its reply body."""
 
     @abc.abstractmethod
-    async def cast(self, host: str, body: bytes, *, message_id: str, ttl: float | None) -> None:
+    async def cast(
+        self,
+        host: str,
+        body: bytes,
+        *,
+        message_id: str,
+        ttl: float | None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         """Queue a request that expects no reply; returns once it is safely queued."""
 
     @abc.abstractmethod
-    async def fanout(self, body: bytes, *, message_id: str, ttl: float | None) -> None:
+    async def fanout(
+        self,
+        body: bytes,
+        *,
+        message_id: str,
+        ttl: float | None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         """Queue a request for every serving host."""
 
     @abc.abstractmethod
-    async def publish_event(self, routing_key: str, body: bytes) -> None:
+    async def publish_event(
+        self, routing_key: str, body: bytes, *, headers: Mapping[str, str] | None = None
+    ) -> None:
         """Publish an event to subscribers whose pattern matches `routing_key`."""
 
     @abc.abstractmethod

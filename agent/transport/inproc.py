@@ -12,7 +12,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 
 from agent.errors import CallTimeout, TransportClosed, Unroutable
@@ -28,6 +28,7 @@ class _Request:
     message_id: str
     expires_at: float | None
     reply: asyncio.Future[bytes] | None = None
+    headers: Mapping[str, str] | None = None
 
 
 @dataclass(slots=True)
@@ -122,25 +123,52 @@ class InProcessBus(Transport):
             raise RuntimeError(f"host {host!r} is already being served on this bus")
         queue.consumer = asyncio.create_task(self._consume(queue, handler), name=f"bus:{host}")
 
-    async def call(self, host: str, body: bytes, *, message_id: str, timeout: float) -> bytes:
+    async def call(
+        self,
+        host: str,
+        body: bytes,
+        *,
+        message_id: str,
+        timeout: float,
+        headers: Mapping[str, str] | None = None,
+    ) -> bytes:
         reply: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        self._enqueue(host, _Request(body, message_id, time.monotonic() + timeout, reply))
+        expires_at = time.monotonic() + timeout
+        self._enqueue(host, _Request(body, message_id, expires_at, reply, headers))
         try:
             async with asyncio.timeout(timeout):
                 return await reply
         except TimeoutError:
             raise CallTimeout(host=host, method=f"message {message_id}", timeout=timeout) from None
 
-    async def cast(self, host: str, body: bytes, *, message_id: str, ttl: float | None) -> None:
-        self._enqueue(host, _Request(body, message_id, _expiry(ttl)))
+    async def cast(
+        self,
+        host: str,
+        body: bytes,
+        *,
+        message_id: str,
+        ttl: float | None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self._enqueue(host, _Request(body, message_id, _expiry(ttl), None, headers))
 
-    async def fanout(self, body: bytes, *, message_id: str, ttl: float | None) -> None:
+    async def fanout(
+        self,
+        body: bytes,
+        *,
+        message_id: str,
+        ttl: float | None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         self._check_open()
         for host, queue in self._queues.items():
             if queue.fanout:
-                self._enqueue(host, _Request(body, message_id, _expiry(ttl)))
+                request = _Request(body, message_id, _expiry(ttl), None, headers)
+                self._enqueue(host, request)
 
-    async def publish_event(self, routing_key: str, body: bytes) -> None:
+    async def publish_event(
+        self, routing_key: str, body: bytes, *, headers: Mapping[str, str] | None = None
+    ) -> None:
         self._check_open()
         for sub in list(self._subscriptions):
             if topic_matches(sub.pattern, routing_key):
@@ -188,7 +216,9 @@ class InProcessBus(Transport):
     async def _handle(
         self, request: _Request, handler: RequestHandler, slots: asyncio.Semaphore
     ) -> None:
-        delivery = Delivery(request.body, request.message_id, request.reply is not None)
+        delivery = Delivery(
+            request.body, request.message_id, request.reply is not None, headers=request.headers
+        )
         try:
             outcome = await handler(delivery)
         except Exception:

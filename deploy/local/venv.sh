@@ -9,6 +9,6 @@ if [ ! -x "$venv/bin/python" ]; then
     echo "venv: creating $venv with $($python --version)"
     "$python" -m venv "$venv"
 fi
-echo "venv: installing virtactor[dev] into $venv"
+echo "venv: installing virtactor[dev,tracing] into $venv"
 "$venv/bin/python" -m pip install -q --upgrade pip
-"$venv/bin/python" -m pip install -q -e '.[dev]'
+"$venv/bin/python" -m pip install -q -e '.[dev,tracing]'

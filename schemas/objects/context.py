@@ -2,18 +2,32 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from schemas import fields
 from schemas.base import VersionedObject
 from schemas.registry import default_registry
 
+# Not fields: what a receiver attaches to the context it decoded, never encoded with it.
+_TRANSIENT = ("obj_trace",)
+
 
 @default_registry.register
 class RequestContext(VersionedObject):
-    """Travels with every request; `deadline` is a unix time (float) or None for none."""
+    """Travels with every request; `deadline` is a unix time (float) or None for none.
+
+    `obj_trace` is not a field: the W3C trace context the request runs in, which travels in
+    the message's headers (agent/observability/tracing.py). The server that decoded the
+    context attaches it here, so code working for the request (an actor's handler, a call
+    it makes to another agent) finds it where it finds the context. Unset until then: read
+    it with `getattr(context, "obj_trace", None)`.
+    """
 
     # 1.0: Initial version
     VERSION = "1.0"
-    __slots__ = ()
+    __slots__ = _TRANSIENT
+
+    obj_trace: Any
 
     request_id: str = fields.String()
     global_request_id: str | None = fields.String(nullable=True, default=None)
