@@ -37,6 +37,22 @@ instance.<uuid>.<what> and host.<host>.<what>, for example:
   virtactor events --json --count 1        the next event, as one JSON line
 """
 
+DEAD_LETTERS_LIMIT = 1000
+DEAD_LETTERS_HELP = "list, requeue or purge the requests in the dead-letter queue"
+DEAD_LETTERS_DESCRIPTION = """\
+The requests in the deployment's dead-letter queue (<prefix>.dead-letters): those an agent
+refused unanswered, or the broker dead-lettered from a host's queue (expired there, or
+delivered too often). Each with its method, host, reason and age. Listing leaves them
+there; --requeue sends each to its host's queue again as a cast (no reply address, no
+expiry); --purge removes them. Exit 1 when a letter could not be requeued."""
+DEAD_LETTERS_EPILOG = """\
+examples:
+  virtactor dead-letters --config /etc/virtactor/virtactor.toml
+  virtactor dead-letters cmp-1 --json
+  virtactor dead-letters cmp-1 --requeue
+  virtactor dead-letters --purge --limit 100000
+"""
+
 SCHEMAS_HELP = "this build's objects, their versions and fingerprints, and the RPC API version"
 SCHEMAS_DESCRIPTION = """\
 Every versioned object this build knows, with its version and fingerprint (a hash over
@@ -137,6 +153,25 @@ def add_commands(commands: Commands, common: list[argparse.ArgumentParser]) -> N
     )
     migrate.add_argument("--watch", action="store_true", help="follow it to its end")
     migrate.set_defaults(run="agent.commands.migrate:run", stops_on_signal=True)
+
+    dead = commands.add_parser(
+        "dead-letters", help=DEAD_LETTERS_HELP, description=DEAD_LETTERS_DESCRIPTION,
+        epilog=DEAD_LETTERS_EPILOG, parents=bus, formatter_class=raw,
+    )  # fmt: skip
+    dead.add_argument("host", nargs="?", help="only the requests meant for this host")
+    action = dead.add_mutually_exclusive_group()
+    action.add_argument(
+        "--requeue", action="store_true", help="send them to their host's queue again, as casts"
+    )
+    action.add_argument("--purge", action="store_true", help="remove them")
+    dead.add_argument(
+        "--limit",
+        type=positive_count,
+        default=DEAD_LETTERS_LIMIT,
+        metavar="N",
+        help=f"look at the oldest N dead letters only (default {DEAD_LETTERS_LIMIT})",
+    )
+    dead.set_defaults(run="agent.commands.dead_letters:run")
 
     schemas = commands.add_parser(
         "schemas", help=SCHEMAS_HELP, description=SCHEMAS_DESCRIPTION,

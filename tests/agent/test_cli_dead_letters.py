@@ -1,0 +1,247 @@
+"""`virtactor dead-letters` as a script runs it, against the real RabbitMQ: the letters an
+agent refused (a cast it cannot decode, on libvirt's test:///default) and the letters the
+broker dead-lettered (a cast that expired in a queue nobody consumes), listed without being
+taken, narrowed to one host, requeued to their host's queue (where the agent handles them
+again), and purged.
+
+The agent runs in this process, on the session loop; each command is a child process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import aio_pika
+import msgpack  # type: ignore[import-untyped]
+import pytest
+import pytest_asyncio
+
+from agent.client import ComputeClient
+from agent.config import AmqpSection, ConductorSection, ResourcesSection
+from agent.service import Agent
+from agent.transport import AmqpSettings, AmqpTransport
+from agent.transport.topics import Names
+from tests.agent.conftest import delete_amqp_topology
+from tests.agent.embedded import embedded_config
+from tests.agent.test_cli_commands import Result, virtactor
+from tests.conftest import ON_SESSION_LOOP
+
+pytestmark = ON_SESSION_LOOP
+
+HOST = "cmp-dl"  # served by an agent
+IDLE = "cmp-dl-idle"  # a request queue nobody consumes
+NOT_AN_ENVELOPE = b"\xc1 not an envelope"
+EXPIRY = 0.3  # seconds a cast to IDLE waits before the broker dead-letters it
+ARRIVAL_TIMEOUT = 20.0
+
+
+@dataclass
+class Bus:
+    url: str
+    prefix: str
+    sender: AmqpTransport
+    client: ComputeClient
+
+    @property
+    def names(self) -> Names:
+        return Names(self.prefix)
+
+    @property
+    def options(self) -> list[str]:
+        return ["--url", self.url, "--prefix", self.prefix]
+
+    async def dead_letters(self, *args: str) -> Result:
+        return await virtactor("dead-letters", *args, *self.options)
+
+
+@dataclass
+class Letters:
+    refused: str  # the message id of the cast the agent could not decode
+    expired: str  # the message id of the cast that expired in IDLE's queue
+
+
+async def queue_count(url: str, queue: str) -> int:
+    connection = await aio_pika.connect(url)
+    async with connection:
+        channel = await connection.channel()
+        declared = await channel.declare_queue(queue, passive=True)
+        return int(declared.declaration_result.message_count or 0)
+
+
+async def purge(url: str, queue: str) -> None:
+    connection = await aio_pika.connect(url)
+    async with connection:
+        channel = await connection.channel()
+        await (await channel.get_queue(queue)).purge()
+
+
+async def take_one(url: str, queue: str) -> aio_pika.abc.AbstractIncomingMessage | None:
+    connection = await aio_pika.connect(url)
+    async with connection:
+        channel = await connection.channel()
+        return await (await channel.get_queue(queue)).get(no_ack=True, fail=False)
+
+
+async def wait_for_count(url: str, queue: str, count: int) -> None:
+    async with asyncio.timeout(ARRIVAL_TIMEOUT):
+        while await queue_count(url, queue) != count:  # noqa: ASYNC110 - the broker's count
+            await asyncio.sleep(0.1)
+
+
+def by_id(document: Any) -> dict[str, dict[str, Any]]:
+    return {letter["message_id"]: letter for letter in document["letters"]}
+
+
+@pytest_asyncio.fixture(loop_scope="session", scope="module")
+async def bus(rabbitmq_url: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Bus]:
+    """An agent HOST, the queue of IDLE (declared, never consumed), a transport and a client
+    to send with, on a prefix of their own; the broker's topology is deleted on exit."""
+    root = tmp_path_factory.mktemp("dead-letters")
+    prefix = f"vt-dl-{uuid.uuid4().hex[:8]}"
+    base = embedded_config(root, HOST)
+    config = dataclasses.replace(
+        base,
+        amqp=AmqpSection(url=rabbitmq_url, prefix=prefix),
+        # No conductor on this bus: the agent keeps no records.
+        conductor=ConductorSection(save_records=False),
+        resources=ResourcesSection(audit_interval=3600),
+    )
+    agent = Agent(config)
+    sender = AmqpTransport(AmqpSettings(url=rabbitmq_url, prefix=prefix))
+    client: ComputeClient | None = None
+    try:
+        await agent.start()
+        await agent.wait_ready(timeout=30)
+        await sender.start()
+        await sender.declare_host(IDLE, fanout=False)
+        client = await ComputeClient.connect(
+            rabbitmq_url, prefix=prefix, default_timeout=30, announce_interval=None
+        )
+        yield Bus(rabbitmq_url, prefix, sender, client)
+    finally:
+        if client is not None:
+            await client.aclose()
+        await sender.aclose()
+        await agent.aclose()
+        await delete_amqp_topology(rabbitmq_url, prefix, [HOST, IDLE])
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def letters(bus: Bus) -> Letters:
+    """Two fresh dead letters, and nothing else in the dead-letter queue: one the agent
+    refused, one the broker dead-lettered from IDLE's queue when it expired."""
+    await purge(bus.url, bus.names.dead_letter_queue)
+    await purge(bus.url, bus.names.host_queue(IDLE))
+    refused = f"dl-refused-{uuid.uuid4().hex[:8]}"
+    await bus.sender.cast(HOST, NOT_AN_ENVELOPE, message_id=refused, ttl=None)
+    await bus.client.cast(IDLE, "get_host_uptime", ttl=EXPIRY)
+    await wait_for_count(bus.url, bus.names.dead_letter_queue, 2)
+    listed = by_id((await bus.dead_letters("--json")).json())
+    (expired,) = set(listed) - {refused}
+    return Letters(refused, expired)
+
+
+async def test_lists_each_letter_with_its_method_host_reason_and_age(
+    bus: Bus, letters: Letters
+) -> None:
+    result = await bus.dead_letters("--json")
+    assert result.status == 0, result.stderr
+    document = result.json()
+    assert (document["queue"], document["total"]) == (bus.names.dead_letter_queue, 2)
+    listed = by_id(document)
+    refused, expired = listed[letters.refused], listed[letters.expired]
+    assert (refused["reason"], refused["host"], refused["method"]) == ("undecodable", HOST, None)
+    assert refused["age_s"] is None  # an agent's refusal carries no time
+    assert (expired["reason"], expired["kind"], expired["method"]) == (
+        "expired",
+        "cast",
+        "get_host_uptime",
+    )
+    assert (expired["host"], expired["died_in"]) == (IDLE, bus.names.host_queue(IDLE))
+    assert 0 <= expired["age_s"] < 120 and expired["deaths"] == 1
+    # Listing takes nothing away.
+    assert await queue_count(bus.url, bus.names.dead_letter_queue) == 2
+
+
+async def test_a_host_shows_only_the_letters_meant_for_it(bus: Bus, letters: Letters) -> None:
+    result = await bus.dead_letters(IDLE, "--json")
+    assert result.status == 0, result.stderr
+    assert list(by_id(result.json())) == [letters.expired]
+    assert result.json()["total"] == 2
+
+
+async def test_a_table_for_people(bus: Bus, letters: Letters) -> None:
+    result = await bus.dead_letters()
+    assert result.status == 0, result.stderr
+    assert f"{bus.names.dead_letter_queue}: 2 dead letters" in result.stdout
+    for text in ("get_host_uptime", "expired", "undecodable", IDLE):
+        assert text in result.stdout
+
+
+async def test_requeue_puts_a_letter_back_in_its_hosts_queue_as_a_cast(
+    bus: Bus, letters: Letters
+) -> None:
+    result = await bus.dead_letters(IDLE, "--requeue", "--json")
+    assert result.status == 0, result.stderr
+    assert [(letter["message_id"], letter["action"]) for letter in result.json()["letters"]] == [
+        (letters.expired, f"requeued to compute.{IDLE}")
+    ]
+    assert await queue_count(bus.url, bus.names.dead_letter_queue) == 1
+    message = await take_one(bus.url, bus.names.host_queue(IDLE))
+    assert message is not None
+    assert message.message_id == letters.expired
+    assert (message.reply_to, message.expiration) == (None, None)
+    assert "x-death" not in (message.headers or {})
+    body = msgpack.unpackb(message.body, raw=False, strict_map_key=False, ext_hook=lambda *_: 0)
+    assert body[3] == "get_host_uptime"
+
+
+async def test_a_letter_requeued_to_its_agent_is_handled_again(bus: Bus, letters: Letters) -> None:
+    result = await bus.dead_letters(HOST, "--requeue", "--json")
+    assert result.status == 0, result.stderr
+    assert [letter["message_id"] for letter in result.json()["letters"]] == [letters.refused]
+    # The agent had it again, and refused it again: back among the dead letters.
+    await wait_for_count(bus.url, bus.names.dead_letter_queue, 2)
+    listed = by_id((await bus.dead_letters("--json")).json())
+    assert listed[letters.refused]["reason"] == "undecodable"
+
+
+async def test_purge_removes_the_letters(bus: Bus, letters: Letters) -> None:
+    result = await bus.dead_letters("--purge", "--json")
+    assert result.status == 0, result.stderr
+    assert {letter["action"] for letter in result.json()["letters"]} == {"purged"}
+    assert set(by_id(result.json())) == {letters.refused, letters.expired}
+    assert await queue_count(bus.url, bus.names.dead_letter_queue) == 0
+    after = await bus.dead_letters("--json")
+    assert (after.json()["total"], after.json()["letters"]) == (0, [])
+
+
+async def test_a_letter_of_no_known_host_is_left_and_requeue_exits_1(
+    bus: Bus, letters: Letters
+) -> None:
+    await bus.sender.fanout(NOT_AN_ENVELOPE, message_id="dl-broadcast", ttl=None)
+    await wait_for_count(bus.url, bus.names.dead_letter_queue, 3)
+    result = await bus.dead_letters("--requeue", "--json")
+    assert result.status == 1
+    actions = {letter["message_id"]: letter["action"] for letter in result.json()["letters"]}
+    assert actions["dl-broadcast"].startswith("left: its host is unknown")
+    assert actions[letters.expired] == f"requeued to compute.{IDLE}"
+    assert await queue_count(bus.url, bus.names.dead_letter_queue) >= 1
+
+
+async def test_requeue_and_purge_together_is_a_usage_error(bus: Bus) -> None:
+    result = await bus.dead_letters("--requeue", "--purge")
+    assert result.status == 2
+    assert "not allowed with argument" in result.stderr
+
+
+async def test_a_prefix_with_no_dead_letter_queue_has_no_letters(rabbitmq_url: str) -> None:
+    prefix = f"vt-dl-none-{uuid.uuid4().hex[:8]}"
+    result = await virtactor("dead-letters", "--url", rabbitmq_url, "--prefix", prefix, "--json")
+    assert result.status == 0, result.stderr
+    assert (result.json()["total"], result.json()["letters"]) == (0, [])
