@@ -135,7 +135,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.asyncio(loop_scope=SESSION_LOOP), append=False)
         elif loop_scope != SESSION_LOOP:
             raise pytest.UsageError(
-                f"{item.nodeid} runs on the {loop_scope} event loop, but {uses[0]} lives on "
-                f"the session loop (libvirt's events are bound to one loop per process): "
-                f"mark it asyncio(loop_scope='session'), or give no loop_scope"
+                f"{item.nodeid} runs on the {loop_scope} event loop, but the virtactor_ "
+                f"fixtures it uses live on the session loop (libvirt's events are bound to one "
+                f"loop per process): mark it asyncio(loop_scope='session'), or give no loop_scope"
             )
