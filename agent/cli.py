@@ -1,8 +1,8 @@
 """The `virtactor` command line: `virtactor run` serves one hypervisor; `virtactor conductor`
 serves the object backend to every agent over RabbitMQ (`--upgrade-db` migrates its database);
 `virtactor demo` shows the whole agent on the embedded default. The operator commands (`call`,
-`instances`, `host`, `health`, `events`, `schemas`, `version`) live in `agent.commands`;
-docs/cli.md documents them all."""
+`instances`, `host`, `health`, `events`, `migrate`, `dead-letters`, `schemas`, `version`) live
+in `agent.commands`; docs/cli.md documents them all."""
 
 from __future__ import annotations
 

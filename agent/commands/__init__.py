@@ -1,7 +1,8 @@
 """The operator commands of `virtactor` that talk to agents or describe this build: `call`,
-`instances`, `host`, `health`, `events`, `schemas`, `version`. Their parsers are declared in
-`parsers` (argparse only); each command's implementation is a module of its own (`call`,
-`hosts`, `events`, `build`), imported when the command runs (`run_command`).
+`instances`, `host`, `health`, `events`, `migrate`, `dead-letters`, `schemas`, `version`. Their
+parsers are declared in `parsers` (argparse only); each command's implementation is a module of
+its own (`call`, `hosts`, `events`, `migrate`, `dead_letters`, `build`), imported when the
+command runs (`run_command`).
 
 Every command prints tables for people, or with `--json` one JSON document for scripts, and
 exits 0 (done / healthy), 1 (the call failed / unhealthy / no broker reachable) or 2 (usage
