@@ -31,6 +31,9 @@ from tests.actors.instance.fakes import image_meta, instance
 from tests.agent.conftest import delete_amqp_topology
 from tests.agent.embedded import domain_removed, embedded_config, make_root_image
 from tests.agent.virt.helpers import wait_for
+from tests.conftest import ON_SESSION_LOOP
+
+pytestmark = ON_SESSION_LOOP
 
 SOURCE, DEST = "trc-src", "trc-dst"
 PEER_CALL = "check_can_live_migrate_destination"

@@ -26,6 +26,7 @@ from agent.transport import InProcessBus, Transport
 from tests.actors.instance.fakes import image_meta, instance
 from tests.agent.embedded import domain_removed, embedded_agent, embedded_config, make_root_image
 from tests.agent.relay import relay_host
+from tests.conftest import on_session_loop
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -100,6 +101,7 @@ async def test_a_refused_request_ends_both_spans_as_errors() -> None:
     assert server_span.attributes["virtactor.rpc.outcome"] == "UnknownMethod"
 
 
+@on_session_loop
 async def test_an_agent_with_the_console_exporter_writes_its_server_spans_to_stdout(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
