@@ -48,6 +48,7 @@ from agent.transport.amqp_messages import (
     CONNECTION_ERRORS,
     INVALID_REPLY_TO,
     REASON_HEADER,
+    TRACE_HEADERS,
     dead_letter_reason,
     delivery_error,
     is_direct_reply_to,
@@ -365,10 +366,16 @@ class AmqpTransport(Transport):
             log.warning("could not settle %s (%s): redelivery follows", delivery.message_id, exc)
 
     async def _to_dead_letter(self, message: DeliveredMessage, reason: str) -> None:
+        original = message.header.properties.headers or {}
+        headers = {name: original[name] for name in TRACE_HEADERS if name in original}
         copy = aio_pika.Message(
             message.body,
             message_id=message.header.properties.message_id,
-            headers={REASON_HEADER: reason, "x-original-routing-key": message.routing_key or ""},
+            headers={
+                **headers,
+                REASON_HEADER: reason,
+                "x-original-routing-key": message.routing_key or "",
+            },
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         )
         await self._exchange(self._dead_letter).publish(copy, routing_key="", mandatory=False)

@@ -12,6 +12,9 @@ from aio_pika.abc import AbstractIncomingMessage
 from agent.errors import TransportError, Unroutable
 
 REASON_HEADER = "x-virtactor-reason"
+# The W3C trace context a request carries (agent/observability/tracing.py): kept on the copy
+# a handler's outcome dead-letters, so a requeued letter runs in its trace again.
+TRACE_HEADERS = ("traceparent", "tracestate")
 # RabbitMQ direct reply-to: a caller names the pseudo-queue, and the broker hands the server
 # `amq.rabbitmq.reply-to.<token>`, an address that reaches only that caller's channel.
 # https://www.rabbitmq.com/docs/direct-reply-to

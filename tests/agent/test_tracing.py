@@ -269,3 +269,24 @@ async def test_requests_replies_and_events_carry_the_trace_as_amqp_headers(
     assert isinstance(answer, Reply) and answer.error is None
     assert parsed((reply.header.properties.headers or {})["traceparent"]) == sent
     assert parsed((event.headers or {})["traceparent"]) == sent
+
+
+async def test_a_request_the_agent_dead_letters_keeps_its_trace_headers(
+    amqp: AmqpTransport, rabbitmq_url: str
+) -> None:
+    sent = TraceParent(TRACE.trace_id, TRACE.span_id, "01", "vendor=abc")
+    async with relay_host(amqp, "h1"):
+        # Undecodable: the dispatcher dead-letters the cast, nobody to tell.
+        await amqp.cast("h1", b"garbage", message_id="m-1", ttl=10, headers=sent.headers())
+        connection = await aio_pika.connect(rabbitmq_url)
+        async with connection:
+            channel = await connection.channel()
+            queue = await channel.get_queue(amqp.names.dead_letter_queue)
+            async with asyncio.timeout(10):
+                # The broker signals nothing to wait on: poll the queue.
+                while (letter := await queue.get(fail=False, no_ack=True)) is None:  # noqa: ASYNC110
+                    await asyncio.sleep(0.05)
+
+    assert letter.message_id == "m-1"
+    assert TraceParent.from_headers(letter.headers) == sent
+    assert letter.headers["x-virtactor-reason"] == "undecodable"
