@@ -30,12 +30,22 @@ from schemas.objects.block_device import BlockDeviceMappingList
 from schemas.objects.compute_node import ComputeNode
 from schemas.objects.enums import MigrationStatus, PowerState
 from schemas.objects.instance import Instance
-from schemas.objects.migrate_data import LiveMigrateData
+from schemas.objects.migrate_data import LiveMigrateData, LiveMigrateDisk
 from schemas.objects.migration import Migration
 from schemas.objects.migration_policy import MigrationPolicy
 from schemas.objects.network import NetworkInfo
 
 log = logging.getLogger(__name__)
+
+
+class LocalFilesLike(Protocol):
+    """A guest's local disks and boot images (`agent.virt.migration.disks.LocalFiles`)."""
+
+    @property
+    def disks(self) -> list[LiveMigrateDisk]: ...
+
+    @property
+    def boot_images(self) -> list[str]: ...
 
 
 class HostMigrationDriver(Protocol):
@@ -55,9 +65,18 @@ class HostMigrationDriver(Protocol):
 
     async def disk_available_mb(self) -> int: ...
 
-    async def prepare_incoming(self, instance: Instance, block_migration: bool) -> None:
+    async def local_files(self, uuid: str) -> LocalFilesLike:
+        """The guest's local disks and the cached images it boots from."""
+        ...
+
+    async def prepare_incoming(self, instance: Instance, data: LiveMigrateData) -> None:
         """The instance's directory (and, for a block migration, its disks) made ready."""
         ...
+
+    def instance_dir(self, uuid: str) -> str: ...
+
+    @property
+    def image_cache_dir(self) -> str: ...
 
     async def remove_local_files(self, instance: Instance) -> None: ...
 
@@ -154,6 +173,10 @@ class MigrationHandlers(InstanceCore):
         if not checked.block_migration and not shared:
             reason = "the hosts share no instances path: ask for a block migration"
             raise MigrationPreCheckError(uuid=self.uuid, reason=reason)
+        if checked.block_migration:
+            files = await support.driver.local_files(self.uuid)
+            checked.local_disks = list(files.disks)
+            checked.boot_images = list(files.boot_images)
         return checked
 
     @driver_method
@@ -272,13 +295,15 @@ class MigrationHandlers(InstanceCore):
             args = {"instance": instance, "migration": migration}
             await self.system.ask(TRACKER_ADDRESS, "move_claim", args)
         try:
-            await support.driver.prepare_incoming(instance, migrate_data.block_migration)
+            await support.driver.prepare_incoming(instance, migrate_data)
         except BaseException:
             await self._drop_move_claim(migration)
             raise
         prepared = migrate_data.obj_clone()
         prepared.target_connect_addr = support.address
         prepared.dest_libvirt_uri = support.libvirt_uri
+        prepared.dest_instance_dir = support.driver.instance_dir(self.uuid)
+        prepared.dest_image_cache_dir = support.driver.image_cache_dir
         return prepared
 
     @driver_method

@@ -39,7 +39,7 @@ from actors.migration.errors import MigrationFailed, MigrationPreCheckError
 from actors.migration.monitor import Action, ConvergenceMonitor, JobProgress
 from actors.migration.request import MigrationRequest
 from actors.migration.settings import MigrationSettings
-from actors.migration.target import MigrationTarget
+from actors.migration.target import MigrationTarget, PathMap
 from actors.records import RecordSaver
 from schemas.errors import VirtactorError
 from schemas.objects.enums import MigrationAction, MigrationStatus
@@ -81,6 +81,11 @@ class MigrationDriver(Protocol):
     async def suspend(self, uuid: str) -> None: ...
 
     async def abort(self, uuid: str) -> None: ...
+
+    def instance_dir(self, uuid: str) -> str: ...
+
+    @property
+    def image_cache_dir(self) -> str: ...
 
 
 _ENDED = frozenset(
@@ -259,7 +264,9 @@ class MigrationActor(Actor):
             prepared.dest_libvirt_uri,
             prepared.target_connect_addr,
             prepared.block_migration,
+            disks=tuple(disk.target for disk in prepared.local_disks),
             shared_path=prepared.is_shared_instance_path,
+            paths=self._path_map(prepared),
         )
         memory_mb = self.request.instance.memory_mb
         monitor = ConvergenceMonitor(policy, memory_mb, started=self._clock())
@@ -299,6 +306,20 @@ class MigrationActor(Actor):
             raise MigrationFailed(uuid=self.uuid, reason="aborted")
         if self._gave_up:
             raise MigrationFailed(uuid=self.uuid, reason=f"aborted by its policy: {self._gave_up}")
+
+    def _path_map(self, prepared: LiveMigrateData) -> PathMap | None:
+        """The paths to rewrite in the domain the destination gets; None when they match."""
+        if prepared.is_shared_instance_path or not prepared.dest_instance_dir:
+            return None
+        paths = PathMap(
+            source_dir=self._driver.instance_dir(self.uuid),
+            dest_dir=prepared.dest_instance_dir,
+            source_cache=self._driver.image_cache_dir,
+            dest_cache=prepared.dest_image_cache_dir or self._driver.image_cache_dir,
+        )
+        if (paths.source_dir, paths.source_cache) == (paths.dest_dir, paths.dest_cache):
+            return None
+        return paths
 
     async def _poll(self) -> JobProgress | None:
         try:

@@ -6,6 +6,28 @@ from dataclasses import dataclass
 
 
 @dataclass(slots=True, frozen=True)
+class PathMap:
+    """Where the source keeps the instance's files and cached images, and where the
+    destination does."""
+
+    source_dir: str
+    dest_dir: str
+    source_cache: str
+    dest_cache: str
+
+    def moved(self, path: str) -> str:
+        for old, new in ((self.source_dir, self.dest_dir), (self.source_cache, self.dest_cache)):
+            if old != new and under(path, old):
+                return new + path[len(old) :]
+        return path
+
+
+def under(path: str, directory: str) -> bool:
+    """Whether `path` is `directory` or inside it."""
+    return path == directory or path.startswith(directory.rstrip("/") + "/")
+
+
+@dataclass(slots=True, frozen=True)
 class MigrationTarget:
     """The destination libvirtd's URI (for the source libvirtd, peer to peer), the address
     its QEMU listens on for the migration stream, and for a block migration the target
@@ -19,3 +41,5 @@ class MigrationTarget:
     # filesystem it is: libvirt, which trusts only the cluster filesystems it knows, is told
     # the disks need no copy.
     shared_path: bool = False
+    # Set when the destination keeps the instance's files or cached images under other paths.
+    paths: PathMap | None = None

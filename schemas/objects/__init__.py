@@ -10,7 +10,7 @@ from schemas.objects.context import RequestContext
 from schemas.objects.flavor import Flavor
 from schemas.objects.image import ImageMeta, ImageMetaProps
 from schemas.objects.instance import Instance
-from schemas.objects.migrate_data import LiveMigrateBDMInfo, LiveMigrateData
+from schemas.objects.migrate_data import LiveMigrateBDMInfo, LiveMigrateData, LiveMigrateDisk
 from schemas.objects.migration import Migration
 from schemas.objects.migration_policy import ConvergenceStep, MigrationPolicy
 from schemas.objects.migration_progress import MigrationProgress
@@ -47,6 +47,7 @@ __all__ = [
     "LifecycleEvent",
     "LiveMigrateBDMInfo",
     "LiveMigrateData",
+    "LiveMigrateDisk",
     "MemoryDiagnostics",
     "Migration",
     "MigrationPolicy",

@@ -39,6 +39,22 @@ class LiveMigrateBDMInfo(VersionedObject):
 
 
 @default_registry.register
+class LiveMigrateDisk(VersionedObject):
+    """One local disk file a block migration copies: the destination makes an empty file of
+    the same shape first (an overlay on the same base image, from its own image cache)."""
+
+    # 1.0: Initial version
+    VERSION = "1.0"
+    __slots__ = ()
+
+    file: str = fields.String()  # its name in the instance directory ("disk", "disk.eph0")
+    target: str = fields.String()  # the guest's device ("vda")
+    format: str = fields.String()  # "qcow2" or "raw"
+    virtual_size: int = fields.Integer()  # bytes
+    backing_image: str | None = fields.String(nullable=True, default=None)  # cached image id
+
+
+@default_registry.register
 class LiveMigrateData(VersionedObject):
     """Live-migration parameters exchanged by source and destination (libvirt driver)."""
 
@@ -46,11 +62,13 @@ class LiveMigrateData(VersionedObject):
     # 1.1: Migration 1.1
     # 1.2: Migration 1.2
     # 1.3: Added dest_libvirt_uri
-    VERSION = "1.3"
+    # 1.4: Added local_disks, boot_images, dest_instance_dir, dest_image_cache_dir
+    VERSION = "1.4"
     __slots__ = ()
     OBJ_RELATIONSHIPS: ClassVar[Relationships] = {
         "migration": [("1.0", "1.0"), ("1.1", "1.1"), ("1.2", "1.2"), ("1.3", "1.2")],
         "bdms": [("1.0", "1.0")],
+        "local_disks": [("1.4", "1.0")],
     }
 
     migration: Migration | None = fields.Object("Migration", nullable=True, default=None)
@@ -74,6 +92,13 @@ class LiveMigrateData(VersionedObject):
     target_connect_addr: str | None = fields.String(nullable=True, default=None)
     # The destination libvirtd as the source's libvirtd reaches it (peer to peer).
     dest_libvirt_uri: str | None = fields.String(nullable=True, default=None)
+    # A block migration's local disks and the cached images they and the kernel boot from,
+    # read on the source; where the destination keeps the instance's files and its images
+    # (the source rewrites the paths of the domain it sends when they differ from its own).
+    local_disks: list[LiveMigrateDisk] = fields.ListOfObjects("LiveMigrateDisk", default=[])
+    boot_images: list[str] = fields.List(fields.String(), default=[])
+    dest_instance_dir: str | None = fields.String(nullable=True, default=None)
+    dest_image_cache_dir: str | None = fields.String(nullable=True, default=None)
     supported_perf_events: list[str] = fields.List(fields.String(), default=[])
     bdms: list[LiveMigrateBDMInfo] = fields.ListOfObjects("LiveMigrateBDMInfo", default=[])
     old_vol_attachment_ids: dict[str, str] = fields.Dict(fields.String(), default={})
@@ -82,5 +107,8 @@ class LiveMigrateData(VersionedObject):
     file_backed_memory_discard: bool = fields.Boolean(default=False)
 
     def make_compatible(self, primitive: dict[str, Any], target_version: Version) -> None:
+        if target_version < (1, 4):
+            for name in ("local_disks", "boot_images", "dest_instance_dir", "dest_image_cache_dir"):
+                primitive.pop(name, None)
         if target_version < (1, 3):
             primitive.pop("dest_libvirt_uri", None)

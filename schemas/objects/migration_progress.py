@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from schemas import fields
 from schemas.base import VersionedObject
 from schemas.objects.enums import MigrationStatus
 from schemas.registry import default_registry
+from schemas.versions import Version
 
 
 @default_registry.register
@@ -14,7 +17,8 @@ class MigrationProgress(VersionedObject):
     the downtime libvirt expects (or measured, at the end)."""
 
     # 1.0: Initial version
-    VERSION = "1.0"
+    # 1.1: Added phase
+    VERSION = "1.1"
     __slots__ = ()
 
     migration_uuid: str = fields.UUID()
@@ -35,3 +39,10 @@ class MigrationProgress(VersionedObject):
     stalls: int = fields.Integer(default=0)
     # The policy actions taken so far, in order ("set_downtime:300", "post_copy", ...).
     actions: list[str] = fields.List(fields.String(), default=[])
+    # What the job is doing: "pre-copy", "post-copy", "post-copy-paused" (the stream broke
+    # after the switch; the guest waits on the destination), "post-copy-recovering".
+    phase: str = fields.String(default="pre-copy")
+
+    def make_compatible(self, primitive: dict[str, Any], target_version: Version) -> None:
+        if target_version < (1, 1):
+            primitive.pop("phase", None)

@@ -29,6 +29,7 @@ from schemas.objects import (
     InstanceInfo,
     LifecycleEvent,
     LiveMigrateBDMInfo,
+    LiveMigrateDisk,
     LiveMigrateData,
     MemoryDiagnostics,
     Migration,
@@ -48,6 +49,9 @@ from tests.schemas import samples
 from tests.schemas.conftest import MemoryStore
 
 CTX = RequestContext(request_id="req-1")
+DISK = LiveMigrateDisk(
+    file="disk", target="vda", format="qcow2", virtual_size=1 << 30, backing_image="img-1"
+)
 MIGRATION = Migration(
     uuid="a0a0a0a0-0000-4000-8000-000000000001",
     instance_uuid=samples.INSTANCE_UUID,
@@ -116,8 +120,12 @@ def every_object() -> dict[str, VersionedObject]:
             serial_listen_ports=[10000, 10001],
             target_connect_addr="192.0.2.6",
             bdms=[LiveMigrateBDMInfo(serial="vol-2", bus="virtio", dev="vdb", type="disk")],
+            local_disks=[DISK],
+            boot_images=["kernel-1"],
+            dest_instance_dir="/var/lib/virtactor/instances/6f6a3f5e",
         ),
         LiveMigrateBDMInfo(serial="vol-3", bus="scsi", dev="sdb", type="disk"),
+        DISK,
         InstanceInfo(state="running", internal_id="3", max_mem_kb=2097152, num_cpu=2),
         Diagnostics(
             state="running",

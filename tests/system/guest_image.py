@@ -12,10 +12,13 @@ serial console (ttyS0), one line per event, each starting with `MARKER_PREFIX`:
     VIRTACTOR-GUEST: nics eth0               the network interfaces but lo, likewise
     VIRTACTOR-GUEST: heartbeat 42            every second, counting up from 1
     VIRTACTOR-GUEST: dirtying 64 MiB         the memory-dirtying loop started
+    VIRTACTOR-GUEST: wrote 16 MiB to vda     the disk-writing flag's data is on the disk
     VIRTACTOR-GUEST: shutdown requested      the ACPI power button was pressed; power-off follows
 
 The kernel command line flag `virtactor.dirty=<MiB>` makes the guest rewrite that much memory
-(a tmpfs file) over and over, so a live migration has pages that keep getting dirty.
+(a tmpfs file) over and over, so a live migration has pages that keep getting dirty;
+`virtactor.write=<MiB>` makes it write that much of the byte `x` (0x78) at the start of
+`/dev/vda` once at boot (synced), so a block migration has data to copy and to check.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from pathlib import Path
 from schemas.errors import VirtactorError
 
 # Bump when the image layout or the init changes in a way the digest below cannot see.
-BUILDER_VERSION = 1
+BUILDER_VERSION = 2
 
 MARKER_PREFIX = "VIRTACTOR-GUEST:"
 
@@ -48,12 +51,15 @@ class GuestMarker(StrEnum):
     NICS = f"{MARKER_PREFIX} nics"
     HEARTBEAT = f"{MARKER_PREFIX} heartbeat"
     DIRTYING = f"{MARKER_PREFIX} dirtying"
+    WROTE = f"{MARKER_PREFIX} wrote"
     SHUTDOWN_REQUESTED = f"{MARKER_PREFIX} shutdown requested"
 
 
 # The marker has no regex metacharacters, so it reads the same inside the pattern.
 HEARTBEAT_RE = re.compile(GuestMarker.HEARTBEAT.value + r" (\d+)")
 DIRTY_CMDLINE_FLAG = "virtactor.dirty"
+WRITE_CMDLINE_FLAG = "virtactor.write"
+WRITTEN_BYTE = 0x78  # what the write flag fills the disk with ("x")
 
 # Loaded in this order after their modules.dep dependencies; any may be built in instead.
 # virtio_pci finds the devices, button + evdev turn the ACPI power button into an input
@@ -94,6 +100,13 @@ def dirty_cmdline_arg(mib: int) -> str:
     if mib <= 0:
         raise GuestImageError(reason=f"dirty memory must be a positive MiB count, got {mib}")
     return f"{DIRTY_CMDLINE_FLAG}={mib}"
+
+
+def write_cmdline_arg(mib: int) -> str:
+    """The kernel argument that makes the guest fill the first `mib` MiB of /dev/vda."""
+    if mib <= 0:
+        raise GuestImageError(reason=f"the data to write must be a positive MiB count, got {mib}")
+    return f"{WRITE_CMDLINE_FLAG}={mib}"
 
 
 def build_guest_image(
@@ -263,8 +276,20 @@ dirty() {{
         yes virtactor | dd of=/dirty/data bs=1M count="$1" iflag=fullblock conv=notrunc 2>/dev/null
     done
 }}
+write_disk() {{
+    tries=0
+    until [ -b /dev/vda ] || [ "$tries" -gt 100 ]; do tries=$((tries + 1)); sleep 0.1; done
+    yes x | tr -d '\\n' | dd of=/dev/vda bs=1M count="$1" iflag=fullblock conv=fsync 2>/dev/null \\
+        && echo "{m.WROTE} $1 MiB to vda" || echo "{MARKER_PREFIX} writing vda failed"
+}}
 for arg in $(cat /proc/cmdline); do
     case "$arg" in
+        {WRITE_CMDLINE_FLAG}=*)
+            mib="${{arg#*=}}"
+            case "$mib" in
+                ''|*[!0-9]*) echo "{MARKER_PREFIX} bad {WRITE_CMDLINE_FLAG} value '$mib'" ;;
+                *) write_disk "$mib" ;;
+            esac ;;
         {DIRTY_CMDLINE_FLAG}=*)
             mib="${{arg#*=}}"
             case "$mib" in

@@ -68,13 +68,15 @@ class Pair:
     root: Path
 
 
-def agent_config(base: AgentConfig, name: str, url: str, prefix: str, db: str) -> AgentConfig:
+def agent_config(
+    base: AgentConfig, name: str, url: str, prefix: str, db: str, instances_path: str
+) -> AgentConfig:
     return dataclasses.replace(
         base,
         agent=AgentSection(
             host=name,
             host_ip="127.0.0.1",
-            instances_path=base.agent.instances_path,
+            instances_path=instances_path,
             heartbeat_interval=2.0,
         ),
         amqp=AmqpSection(url=url, prefix=prefix),
@@ -92,19 +94,23 @@ async def pair(
 ) -> AsyncIterator[Pair]:
     with qemu_files_dir() as files:
         root = await asyncio.to_thread(make_guest_files, files, guest_image)
-        async for pair in _deployed(rabbitmq_url, test_hosts, root):
+        async for pair in deployed(rabbitmq_url, test_hosts, root):
             yield pair
 
 
-async def _deployed(
-    rabbitmq_url: str, test_hosts: tuple[LocalHost, ...], root: Path
+async def deployed(
+    rabbitmq_url: str, test_hosts: tuple[LocalHost, ...], root: Path, *, shared: bool = True
 ) -> AsyncIterator[Pair]:
+    """Two agents (SOURCE on host1, DEST on host2) and a conductor on the real RabbitMQ; they
+    share one instances path unless `shared` is false (then each has its own, and its own
+    image cache under it)."""
     prefix = f"vt-lm-{uuid.uuid4().hex[:8]}"
     db = str(root / "conductor.sqlite")
-    configs = {
-        name: agent_config(config_for(host, root), name, rabbitmq_url, prefix, db)
-        for name, host in zip((SOURCE, DEST), test_hosts, strict=False)
-    }
+    configs = {}
+    for name, host in zip((SOURCE, DEST), test_hosts, strict=False):
+        base = config_for(host, root)
+        path = base.agent.instances_path if shared else str(root / f"instances-{name}")
+        configs[name] = agent_config(base, name, rabbitmq_url, prefix, db, path)
     conductor_bus: Transport = build_transport(configs[SOURCE])
     await conductor_bus.start()
     agents: dict[str, Agent] = {}

@@ -31,10 +31,17 @@ from agent.virt.guest.disks import InstancePaths
 from agent.virt.guest.spawn import remove_instance_files
 from agent.virt.host import Host
 from agent.virt.images import ImageCache
+from agent.virt.migration.disks import (
+    LocalFiles,
+    destination_xml,
+    make_incoming_disks,
+    read_local_disks,
+)
 from agent.virt.migration.job import read_job
 from agent.virt.migration.params import migration_flags, migration_params
 from schemas.errors import VirtactorError
 from schemas.objects.instance import Instance
+from schemas.objects.migrate_data import LiveMigrateData
 from schemas.objects.migration_policy import MigrationPolicy
 
 T = TypeVar("T")
@@ -90,6 +97,16 @@ class LibvirtMigrationDriver:
 
         def job(conn: libvirt.virConnect) -> None:
             dom = conn.lookupByUUIDString(uuid)
+            if target.paths is not None:
+                # The destination keeps the files elsewhere: it gets the domain (running
+                # and persistent) with its own paths.
+                shown = libvirt.VIR_DOMAIN_XML_SECURE | libvirt.VIR_DOMAIN_XML_MIGRATABLE
+                live = dom.XMLDesc(shown)
+                persistent = dom.XMLDesc(shown | libvirt.VIR_DOMAIN_XML_INACTIVE)
+                params[libvirt.VIR_MIGRATE_PARAM_DEST_XML] = destination_xml(live, target.paths)
+                params[libvirt.VIR_MIGRATE_PARAM_PERSIST_XML] = destination_xml(
+                    persistent, target.paths
+                )
             dom.migrateToURI3(target.libvirt_uri, params, flags)
 
         try:
@@ -169,12 +186,33 @@ class LibvirtMigrationDriver:
 
     # --- the instance's files ----------------------------------------------------------------
 
-    async def prepare_incoming(self, instance: Instance, block_migration: bool) -> None:
-        if block_migration:
-            reason = "block migration is not available yet: share the instances path"
-            raise MigrationPreCheckError(uuid=instance.uuid, reason=reason)
+    async def local_files(self, uuid: str) -> LocalFiles:
+        """The guest's local disks and the cached images it boots from (a block migration
+        copies the first and the destination takes the second from its own cache)."""
+        paths = InstancePaths(self.instances_path, uuid)
+        xml = await self.host.run_on(uuid, lambda conn: conn.lookupByUUIDString(uuid).XMLDesc(0))
+        try:
+            return await self._on_files(lambda: read_local_disks(xml, paths, self.image_cache))
+        except ValueError as exc:
+            raise MigrationPreCheckError(uuid=uuid, reason=str(exc)) from exc
+
+    async def prepare_incoming(self, instance: Instance, data: LiveMigrateData) -> None:
+        """The instance's directory; for a block migration, the empty disks the copy fills
+        and the cached images they are overlays on."""
         paths = InstancePaths(self.instances_path, instance.uuid)
-        await self._on_files(lambda: os.makedirs(paths.directory, exist_ok=True))
+        if not data.block_migration:
+            await self._on_files(lambda: os.makedirs(paths.directory, exist_ok=True))
+            return
+        cache = self.image_cache
+        disks, boot = list(data.local_disks), list(data.boot_images)
+        await self._on_files(lambda: make_incoming_disks(paths, cache, disks, boot))
+
+    def instance_dir(self, uuid: str) -> str:
+        return str(InstancePaths(self.instances_path, uuid).directory)
+
+    @property
+    def image_cache_dir(self) -> str:
+        return str(self.image_cache.cache_path)
 
     async def remove_local_files(self, instance: Instance) -> None:
         paths = InstancePaths(self.instances_path, instance.uuid)
