@@ -24,6 +24,7 @@ from aio_pika.exceptions import ChannelNotFoundEntity
 from agent.transport import Names
 
 EXAMPLE = Path(__file__).with_name("test_example.py")
+GUIDE = Path(__file__).parents[2] / "docs" / "testing-with-virtactor.md"
 RUN_TIMEOUT = 240
 
 USER_TESTS = """
@@ -54,6 +55,17 @@ async def test_the_next_test_is_served_by_the_same_agent(
     SEEN.append(virtactor_deployment)
     assert SEEN[0] is SEEN[1]
     assert await virtactor_client.get_available_nodes(virtactor_host)
+"""
+
+# Collected after test_guests.py: the deployment it had, or another, by the scope.
+NEXT_MODULE = """
+import pytest
+
+import test_guests
+{marks}
+
+async def test_the_next_module_is_served_by_the_scope_s_deployment(virtactor_deployment):
+    assert virtactor_deployment {relation} test_guests.SEEN[0]
 """
 
 BROKER_PROBE = """
@@ -94,31 +106,47 @@ def user_project(directory: Path, ini: str, tests: dict[str, str]) -> Path:
     return directory
 
 
+def documented_example() -> str:
+    """The complete example of docs/testing-with-virtactor.md, as a user copies it."""
+    guide = GUIDE.read_text()
+    start = guide.index("```python\n") + len("```python\n")
+    return guide[start : guide.index("```", start)]
+
+
 def outcome(done: subprocess.CompletedProcess[str]) -> str:
     return f"exit {done.returncode}\n{done.stdout}\n{done.stderr}"
 
 
 @pytest.mark.parametrize(
-    ("ini", "marks", "scope"),
+    ("ini", "marks", "scope", "guide", "passed"),
     [
-        ('asyncio_mode = "auto"', "", "session"),
+        ('asyncio_mode = "auto"', "", "session", True, 4),
         (
             'asyncio_mode = "strict"\nvirtactor_scope = "module"',
             "pytestmark = pytest.mark.asyncio",
             "module",
+            False,
+            3,
         ),
     ],
-    ids=["auto-mode", "strict-mode"],
+    ids=["auto-mode-and-the-guide", "strict-mode"],
 )
 def test_an_outside_project_gets_the_fixtures_through_the_entry_point(
-    tmp_path: Path, ini: str, marks: str, scope: str
+    tmp_path: Path, ini: str, marks: str, scope: str, guide: bool, passed: int
 ) -> None:
-    project = user_project(tmp_path, ini, {"test_guests.py": USER_TESTS.format(marks=marks)})
+    relation = "is" if scope == "session" else "is not"
+    tests = {
+        "test_guests.py": USER_TESTS.format(marks=marks),
+        "test_next_module.py": NEXT_MODULE.format(marks=marks, relation=relation),
+    }
+    if guide:
+        tests["test_guide.py"] = documented_example()
+    project = user_project(tmp_path, ini, tests)
 
     done = run_pytest(project)
 
     assert done.returncode == 0, outcome(done)
-    assert "2 passed" in done.stdout, outcome(done)
+    assert f"{passed} passed" in done.stdout, outcome(done)
     header = f"virtactor: an agent on test:///default and the in-process bus, one per {scope}"
     assert header in done.stdout, outcome(done)
 
