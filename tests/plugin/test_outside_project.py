@@ -1,6 +1,7 @@
 """The plugin as an outside project gets it: pytest run in a subprocess, in a directory of its
 own with its own configuration and no conftest, finds the `virtactor_` fixtures through the
-`pytest11` entry point of the installed package.
+`pytest11` entry point of the installed package; the examples of the README and of
+docs/testing-with-virtactor.md run there as a user copies them.
 
 The opt-in run points the same fixtures at the real RabbitMQ and libvirtd (QEMU) of the test
 tiers, and runs this directory's example test there.
@@ -24,7 +25,9 @@ from aio_pika.exceptions import ChannelNotFoundEntity
 from agent.transport import Names
 
 EXAMPLE = Path(__file__).with_name("test_example.py")
-GUIDE = Path(__file__).parents[2] / "docs" / "testing-with-virtactor.md"
+ROOT = Path(__file__).parents[2]
+GUIDE = ROOT / "docs" / "testing-with-virtactor.md"
+README = ROOT / "README.md"
 RUN_TIMEOUT = 240
 
 USER_TESTS = """
@@ -106,11 +109,10 @@ def user_project(directory: Path, ini: str, tests: dict[str, str]) -> Path:
     return directory
 
 
-def documented_example() -> str:
-    """The complete example of docs/testing-with-virtactor.md, as a user copies it."""
-    guide = GUIDE.read_text()
-    start = guide.index("```python\n") + len("```python\n")
-    return guide[start : guide.index("```", start)]
+def first_python_block(text: str, after: str = "") -> str:
+    """The first ```python block of `text` after the line `after`, as a user copies it."""
+    start = text.index("```python\n", text.index(after)) + len("```python\n")
+    return text[start : text.index("```", start)]
 
 
 def outcome(done: subprocess.CompletedProcess[str]) -> str:
@@ -120,7 +122,7 @@ def outcome(done: subprocess.CompletedProcess[str]) -> str:
 @pytest.mark.parametrize(
     ("ini", "marks", "scope", "guide", "passed"),
     [
-        ('asyncio_mode = "auto"', "", "session", True, 4),
+        ('asyncio_mode = "auto"', "", "session", True, 5),
         (
             'asyncio_mode = "strict"\nvirtactor_scope = "module"',
             "pytestmark = pytest.mark.asyncio",
@@ -129,7 +131,7 @@ def outcome(done: subprocess.CompletedProcess[str]) -> str:
             3,
         ),
     ],
-    ids=["auto-mode-and-the-guide", "strict-mode"],
+    ids=["auto-mode-and-the-docs", "strict-mode"],
 )
 def test_an_outside_project_gets_the_fixtures_through_the_entry_point(
     tmp_path: Path, ini: str, marks: str, scope: str, guide: bool, passed: int
@@ -140,7 +142,9 @@ def test_an_outside_project_gets_the_fixtures_through_the_entry_point(
         "test_next_module.py": NEXT_MODULE.format(marks=marks, relation=relation),
     }
     if guide:
-        tests["test_guide.py"] = documented_example()
+        tests["test_guide.py"] = first_python_block(GUIDE.read_text())
+        quick_start = "## Quick start for integrators' tests"
+        tests["test_readme.py"] = first_python_block(README.read_text(), quick_start)
     project = user_project(tmp_path, ini, tests)
 
     done = run_pytest(project)
