@@ -23,9 +23,11 @@ import pytest_asyncio
 
 from agent.client import ComputeClient
 from agent.config import AmqpSection, ConductorSection, ResourcesSection
+from agent.rpc.envelope import Kind, Request, pack
 from agent.service import Agent
 from agent.transport import AmqpSettings, AmqpTransport
 from agent.transport.topics import Names
+from schemas import RequestContext
 from tests.agent.conftest import delete_amqp_topology
 from tests.agent.embedded import embedded_config
 from tests.agent.test_cli_commands import Result, virtactor
@@ -38,6 +40,7 @@ IDLE = "cmp-dl-idle"  # a request queue nobody consumes
 NOT_AN_ENVELOPE = b"\xc1 not an envelope"
 EXPIRY = 0.3  # seconds a cast to IDLE waits before the broker dead-letters it
 ARRIVAL_TIMEOUT = 20.0
+CONTEXT = RequestContext(request_id="req-dead-letters")  # no deadline: it may run when requeued
 
 
 @dataclass
@@ -87,9 +90,23 @@ async def take_one(url: str, queue: str) -> aio_pika.abc.AbstractIncomingMessage
         return await (await channel.get_queue(queue)).get(no_ack=True, fail=False)
 
 
-async def wait_for_count(url: str, queue: str, count: int) -> None:
+async def peek_ids(url: str, queue: str) -> list[str | None]:
+    """The message ids in `queue`, in order, leaving every message there."""
+    connection = await aio_pika.connect(url)
+    async with connection:
+        channel = await connection.channel()
+        source = await channel.get_queue(queue)
+        ids = []
+        while (message := await source.get(no_ack=False, fail=False)) is not None:
+            ids.append(message.message_id)
+        return ids  # unacknowledged: back in the queue when the channel closes
+
+
+async def wait_for_ids(url: str, queue: str, ids: set[str]) -> None:
+    """Until every one of `ids` is in `queue`. An agent dead-letters at least once: a refusal
+    whose ack was lost is refused again on redelivery, so a letter may come twice."""
     async with asyncio.timeout(ARRIVAL_TIMEOUT):
-        while await queue_count(url, queue) != count:  # noqa: ASYNC110 - the broker's count
+        while not ids <= set(await peek_ids(url, queue)):  # noqa: ASYNC110 - a broker queue
             await asyncio.sleep(0.1)
 
 
@@ -139,10 +156,11 @@ async def letters(bus: Bus) -> Letters:
     await purge(bus.url, bus.names.host_queue(IDLE))
     refused = f"dl-refused-{uuid.uuid4().hex[:8]}"
     await bus.sender.cast(HOST, NOT_AN_ENVELOPE, message_id=refused, ttl=None)
-    await bus.client.cast(IDLE, "get_host_uptime", ttl=EXPIRY)
-    await wait_for_count(bus.url, bus.names.dead_letter_queue, 2)
-    listed = by_id((await bus.dead_letters("--json")).json())
-    (expired,) = set(listed) - {refused}
+    await wait_for_ids(bus.url, bus.names.dead_letter_queue, {refused})  # the older of the two
+    expired = f"dl-expired-{uuid.uuid4().hex[:8]}"
+    body = pack(Request(expired, Kind.CAST, "get_host_uptime", IDLE, None, CONTEXT, {}))
+    await bus.sender.cast(IDLE, body, message_id=expired, ttl=EXPIRY)
+    await wait_for_ids(bus.url, bus.names.dead_letter_queue, {refused, expired})
     return Letters(refused, expired)
 
 
@@ -152,8 +170,10 @@ async def test_lists_each_letter_with_its_method_host_reason_and_age(
     result = await bus.dead_letters("--json")
     assert result.status == 0, result.stderr
     document = result.json()
-    assert (document["queue"], document["total"]) == (bus.names.dead_letter_queue, 2)
+    assert document["queue"] == bus.names.dead_letter_queue
+    assert document["total"] == len(document["letters"]) >= 2
     listed = by_id(document)
+    assert set(listed) == {letters.refused, letters.expired}
     refused, expired = listed[letters.refused], listed[letters.expired]
     assert (refused["reason"], refused["host"], refused["method"]) == ("undecodable", HOST, None)
     assert refused["age_s"] is None  # an agent's refusal carries no time
@@ -164,21 +184,22 @@ async def test_lists_each_letter_with_its_method_host_reason_and_age(
     )
     assert (expired["host"], expired["died_in"]) == (IDLE, bus.names.host_queue(IDLE))
     assert 0 <= expired["age_s"] < 120 and expired["deaths"] == 1
-    # Listing takes nothing away.
-    assert await queue_count(bus.url, bus.names.dead_letter_queue) == 2
+    # Listing takes nothing away, nor changes the order.
+    ids = await peek_ids(bus.url, bus.names.dead_letter_queue)
+    assert ids == [letter["message_id"] for letter in document["letters"]]
 
 
 async def test_a_host_shows_only_the_letters_meant_for_it(bus: Bus, letters: Letters) -> None:
     result = await bus.dead_letters(IDLE, "--json")
     assert result.status == 0, result.stderr
-    assert list(by_id(result.json())) == [letters.expired]
-    assert result.json()["total"] == 2
+    assert [letter["message_id"] for letter in result.json()["letters"]] == [letters.expired]
+    assert result.json()["total"] >= 2
 
 
 async def test_a_table_for_people(bus: Bus, letters: Letters) -> None:
     result = await bus.dead_letters()
     assert result.status == 0, result.stderr
-    assert f"{bus.names.dead_letter_queue}: 2 dead letters" in result.stdout
+    assert f"{bus.names.dead_letter_queue}: " in result.stdout
     for text in ("get_host_uptime", "expired", "undecodable", IDLE):
         assert text in result.stdout
 
@@ -191,7 +212,7 @@ async def test_requeue_puts_a_letter_back_in_its_hosts_queue_as_a_cast(
     assert [(letter["message_id"], letter["action"]) for letter in result.json()["letters"]] == [
         (letters.expired, f"requeued to compute.{IDLE}")
     ]
-    assert await queue_count(bus.url, bus.names.dead_letter_queue) == 1
+    assert letters.expired not in await peek_ids(bus.url, bus.names.dead_letter_queue)
     message = await take_one(bus.url, bus.names.host_queue(IDLE))
     assert message is not None
     assert message.message_id == letters.expired
@@ -204,9 +225,16 @@ async def test_requeue_puts_a_letter_back_in_its_hosts_queue_as_a_cast(
 async def test_a_letter_requeued_to_its_agent_is_handled_again(bus: Bus, letters: Letters) -> None:
     result = await bus.dead_letters(HOST, "--requeue", "--json")
     assert result.status == 0, result.stderr
-    assert [letter["message_id"] for letter in result.json()["letters"]] == [letters.refused]
-    # The agent had it again, and refused it again: back among the dead letters.
-    await wait_for_count(bus.url, bus.names.dead_letter_queue, 2)
+    assert {letter["message_id"] for letter in result.json()["letters"]} == {letters.refused}
+    # The agent had it again, and refused it again: back among the dead letters, now behind
+    # the letter that was younger (one never taken out would have kept its place).
+    async with asyncio.timeout(ARRIVAL_TIMEOUT):
+        while True:
+            ids = await peek_ids(bus.url, bus.names.dead_letter_queue)
+            if ids[-1:] == [letters.refused]:
+                break
+            await asyncio.sleep(0.1)
+    assert ids.index(letters.expired) < ids.index(letters.refused)
     listed = by_id((await bus.dead_letters("--json")).json())
     assert listed[letters.refused]["reason"] == "undecodable"
 
@@ -225,13 +253,13 @@ async def test_a_letter_of_no_known_host_is_left_and_requeue_exits_1(
     bus: Bus, letters: Letters
 ) -> None:
     await bus.sender.fanout(NOT_AN_ENVELOPE, message_id="dl-broadcast", ttl=None)
-    await wait_for_count(bus.url, bus.names.dead_letter_queue, 3)
+    await wait_for_ids(bus.url, bus.names.dead_letter_queue, {"dl-broadcast"})
     result = await bus.dead_letters("--requeue", "--json")
     assert result.status == 1
     actions = {letter["message_id"]: letter["action"] for letter in result.json()["letters"]}
     assert actions["dl-broadcast"].startswith("left: its host is unknown")
     assert actions[letters.expired] == f"requeued to compute.{IDLE}"
-    assert await queue_count(bus.url, bus.names.dead_letter_queue) >= 1
+    assert "dl-broadcast" in await peek_ids(bus.url, bus.names.dead_letter_queue)
 
 
 async def test_requeue_and_purge_together_is_a_usage_error(bus: Bus) -> None:
