@@ -257,7 +257,7 @@ class LoggingSection:
 class TracingSection:
     """Spans of the requests served and sent (agent/observability/spans.py,
     docs/observability.md): `exporter` "none" (no spans; the traceparent still travels),
-    "console" (stdout) or "otlp" (OTLP over HTTP to `endpoint`, empty for
+    "console" (stderr) or "otlp" (OTLP over HTTP to `endpoint`, empty for
     http://127.0.0.1:4318/v1/traces); `service_name` names this service in the traces.
     An exporter needs the `tracing` extra installed: checked at load."""
 

@@ -44,7 +44,7 @@ SHUTDOWN_TIMEOUT = 10.0
 def exporter_for(section: TracingSection) -> SpanExporter:
     """The exporter `section.exporter` names ("console" or "otlp")."""
     if section.exporter == "console":
-        return ConsoleSpanExporter(out=sys.stdout)
+        return ConsoleSpanExporter(out=sys.stderr)  # stdout is a command's output
     if section.exporter == "otlp":
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
