@@ -167,6 +167,23 @@ class MigrationSection:
     peer_timeout: float = 120.0
     peer_uri: str = ""
     listen_address: str = ""
+    # Where other hosts send this host's incoming migration streams, when not to
+    # listen_address (a proxy or NAT in between); empty: listen_address.
+    inbound_address: str = ""
+    # Jobs run at once per direction: more outgoing wait queued, more incoming are refused
+    # with the retryable MigrationBusy and their source asks again every busy_retry_interval,
+    # up to busy_wait_timeout. An incoming slot whose source never ends it is freed after
+    # incoming_slot_timeout.
+    max_outgoing: int = 2
+    max_incoming: int = 2
+    busy_retry_interval: float = 5.0
+    busy_wait_timeout: float = 1800.0
+    incoming_slot_timeout: float = 7200.0
+    # When the stream breaks after the switch to post-copy, the guest waits paused on the
+    # destination: the source asks libvirt to resume every postcopy_retry_interval until
+    # postcopy_recovery_timeout, then gives up (the record ends `error`).
+    postcopy_retry_interval: float = 2.0
+    postcopy_recovery_timeout: float = 600.0
 
 
 @dataclass(slots=True, frozen=True)

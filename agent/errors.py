@@ -25,7 +25,8 @@
     ├── ConfigError                         agent.config
     ├── ClaimFailed                         actors.tracker.errors (not enough left)
     ├── ClaimRequestError ...               actors.tracker.errors (bad claim requests)
-    ├── MigrationPreCheckError, MigrationNotFound, MigrationFailed   actors.migration.errors
+    ├── MigrationPreCheckError (MigrationBusy), MigrationNotFound, MigrationFailed
+    │                                       actors.migration.errors
     ├── UnknownMethod, InvalidArguments, RequestExpired,
     │   IncompatibleRpcVersion, MessageIdConflict   refused before any effect
     ├── InvalidRpcVersionCap                a client's RPC API cap this release cannot send
@@ -42,7 +43,12 @@ from __future__ import annotations
 
 # Raised by the instance actors, which cannot import the agent; the same classes here.
 from actors.instance.errors import InstanceInvalidState, InstanceNotFound, NotSupported
-from actors.migration.errors import MigrationFailed, MigrationNotFound, MigrationPreCheckError
+from actors.migration.errors import (
+    MigrationBusy,
+    MigrationFailed,
+    MigrationNotFound,
+    MigrationPreCheckError,
+)
 from actors.tracker.errors import ClaimFailed, ClaimRequestError
 from schemas.errors import IncompatibleObjectVersion, SchemaError, VirtactorError
 
@@ -132,6 +138,7 @@ __all__ = [
     "InvalidRoutingKey",
     "InvalidRpcVersionCap",
     "MessageIdConflict",
+    "MigrationBusy",
     "MigrationFailed",
     "MigrationNotFound",
     "MigrationPreCheckError",

@@ -25,10 +25,11 @@ from actors.instance.recovery import RecoveryRecord
 from actors.migration.errors import MigrationNotFound, MigrationPreCheckError
 from actors.migration.request import MigrationRequest
 from actors.migration.settings import MigrationSettings
+from actors.migration.slots import MigrationSlots
 from schemas.errors import VirtactorError
 from schemas.objects.block_device import BlockDeviceMappingList
 from schemas.objects.compute_node import ComputeNode
-from schemas.objects.enums import MigrationStatus, PowerState
+from schemas.objects.enums import MigrationStatus, PowerState, VMState
 from schemas.objects.instance import Instance
 from schemas.objects.migrate_data import LiveMigrateData, LiveMigrateDisk
 from schemas.objects.migration import Migration
@@ -89,9 +90,11 @@ class MigrationSupport:
     host: str
     libvirt_uri: str  # this host's libvirtd as other hosts' libvirtd reach it
     address: str  # where this host's QEMU listens for an incoming migration stream
+    inbound_address: str  # where other hosts send it (`address` unless a proxy is between)
     settings: MigrationSettings
     driver: HostMigrationDriver
     make_actor: Callable[[MigrationRequest], Actor]
+    slots: MigrationSlots
 
 
 class MigrationHandlers(InstanceCore):
@@ -261,7 +264,8 @@ class MigrationHandlers(InstanceCore):
             disk_over_commit=disk_over_commit,
             disk_available_mb=await support.driver.disk_available_mb(),
             filename=await support.driver.create_probe(),
-            target_connect_addr=support.address,
+            target_connect_addr=support.inbound_address,
+            dest_listen_addr=support.address,
             dest_libvirt_uri=support.libvirt_uri,
         )
 
@@ -283,7 +287,8 @@ class MigrationHandlers(InstanceCore):
         block_device_info: BlockDeviceMappingList | None = None,
         network_info: NetworkInfo | None = None,
     ) -> LiveMigrateData:
-        """Get ready to receive the guest: its share of this host claimed (a move claim on
+        """Get ready to receive the guest: an incoming slot taken (`MigrationBusy` when this
+        host receives its most already), its share of this host claimed (a move claim on
         the migration), its directory (and disks, for a block migration) made. Returns the
         data the source migrates with."""
         support = self._migrations()
@@ -291,16 +296,22 @@ class MigrationHandlers(InstanceCore):
         migration = migrate_data.migration
         if migration is None:
             raise self._bad_argument("migrate_data", "it names no migration")
-        if TRACKER_ADDRESS in self.system:
-            args = {"instance": instance, "migration": migration}
-            await self.system.ask(TRACKER_ADDRESS, "move_claim", args)
+        support.slots.take_incoming(migration.uuid, self.uuid)
         try:
-            await support.driver.prepare_incoming(instance, migrate_data)
+            if TRACKER_ADDRESS in self.system:
+                args = {"instance": instance, "migration": migration}
+                await self.system.ask(TRACKER_ADDRESS, "move_claim", args)
+            try:
+                await support.driver.prepare_incoming(instance, migrate_data)
+            except BaseException:
+                await self._drop_move_claim(migration)
+                raise
         except BaseException:
-            await self._drop_move_claim(migration)
+            support.slots.give_back_incoming(migration.uuid)
             raise
         prepared = migrate_data.obj_clone()
-        prepared.target_connect_addr = support.address
+        prepared.target_connect_addr = support.inbound_address
+        prepared.dest_listen_addr = support.address
         prepared.dest_libvirt_uri = support.libvirt_uri
         prepared.dest_instance_dir = support.driver.instance_dir(self.uuid)
         prepared.dest_image_cache_dir = support.driver.image_cache_dir
@@ -327,6 +338,10 @@ class MigrationHandlers(InstanceCore):
             adopted.task_state = None
             self.record = RecoveryRecord(adopted)
         shown = await self._read()
+        if shown == PowerState.PAUSED and instance.vm_state == VMState.ACTIVE:
+            # Paused by a force-complete for its last pages: it ran before, so it runs now.
+            await self._need_driver().unpause(self.uuid)
+            shown = await self._read()
         await self._commit(
             host=support.host,
             node=support.host,
@@ -334,6 +349,8 @@ class MigrationHandlers(InstanceCore):
             power_state=shown,
         )
         migration = migrate_data.migration if migrate_data is not None else None
+        if migration is not None:
+            support.slots.give_back_incoming(migration.uuid)
         if TRACKER_ADDRESS in self.system and migration is not None:
             await self._quietly(
                 self.system.ask(TRACKER_ADDRESS, "confirm_move_claim", {"migration": migration})
@@ -362,6 +379,7 @@ class MigrationHandlers(InstanceCore):
             await support.driver.remove_local_files(instance)
         if migrate_data is not None and migrate_data.migration is not None:
             await self._drop_move_claim(migrate_data.migration)
+            support.slots.give_back_incoming(migrate_data.migration.uuid)
         self.record = None
         self._loaded = False
 

@@ -28,21 +28,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 from actors.actor import Actor
 from actors.addresses import TRACKER_ADDRESS, instance_address
 from actors.handlers import handler
 from actors.instance.core import EventSink
-from actors.migration.errors import MigrationFailed, MigrationPreCheckError
+from actors.migration.errors import MigrationBusy, MigrationFailed, MigrationPreCheckError
 from actors.migration.monitor import Action, ConvergenceMonitor, JobProgress
 from actors.migration.request import MigrationRequest
 from actors.migration.settings import MigrationSettings
+from actors.migration.slots import MigrationSlots
 from actors.migration.target import MigrationTarget, PathMap
 from actors.records import RecordSaver
 from schemas.errors import VirtactorError
-from schemas.objects.enums import MigrationAction, MigrationStatus
+from schemas.objects.enums import MigrationAction, MigrationPhase, MigrationStatus
 from schemas.objects.migrate_data import LiveMigrateData
 from schemas.objects.migration import Migration
 from schemas.objects.migration_policy import MigrationPolicy
@@ -82,6 +83,17 @@ class MigrationDriver(Protocol):
 
     async def abort(self, uuid: str) -> None: ...
 
+    async def postcopy_failed(self, uuid: str) -> bool:
+        """Whether the job broke after the switch to post-copy (the guest waits, paused, on
+        the destination for pages only this host has)."""
+        ...
+
+    async def resume_post_copy(
+        self, uuid: str, target: MigrationTarget, policy: MigrationPolicy
+    ) -> None:
+        """Resume a broken post-copy job over a new stream; returns when it completes."""
+        ...
+
     def instance_dir(self, uuid: str) -> str: ...
 
     @property
@@ -119,6 +131,7 @@ class MigrationActor(Actor):
         sink: EventSink,
         *,
         records: RecordSaver | None = None,
+        slots: MigrationSlots | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.host = host
@@ -134,9 +147,14 @@ class MigrationActor(Actor):
         self._sink = sink
         self._records = records or RecordSaver(None)
         self._clock = clock
+        self._slots = slots or MigrationSlots(host, 1, 1, settings.incoming_slot_timeout)
         self._task: asyncio.Task[None] | None = None
         self._job_running = False
-        self._moved = False  # the guest runs on the destination: no rollback any more
+        # The guest runs on the destination (the job completed, or switched to post-copy):
+        # no rollback any more, and no abort.
+        self._moved = False
+        self._copying = False  # the job has started moving memory
+        self._phase = MigrationPhase.PRE_COPY
         self._actions: list[str] = []  # the policy actions taken, as published
         self._gave_up = ""  # why the policy aborted the job
         self._started_at = self._clock()
@@ -165,11 +183,15 @@ class MigrationActor(Actor):
     @handler
     async def force_complete(self) -> bool:
         """Make the job end now: post-copy where the policy permits it, else the guest is
-        paused for the last pages. False when no job runs."""
-        if not self._job_running:
+        paused for the last pages. False when no job runs. Before the job copies anything
+        (QEMU cannot switch a migration that has not started), it is done at the first poll
+        that shows memory moving."""
+        if not self._job_running or self._moved:
             return False
-        self.forced = True
-        await self._apply(Action(self._force_action(), None, "forced by a caller"))
+        if not self.forced:
+            self.forced = True
+            if self._copying:
+                await self._apply(Action(self._force_action(), None, "forced by a caller"))
         return True
 
     @handler
@@ -184,29 +206,22 @@ class MigrationActor(Actor):
     # --- the workflow ------------------------------------------------------------------------
 
     async def _run(self) -> None:
-        request = self.request
         prepared: LiveMigrateData | None = None
         try:
-            await self._set_status(MigrationStatus.PREPARING)
-            checked = await self._checks()
-            self._stop_if_aborted()
-            prepared = await self._peer(
-                "pre_live_migration",
-                {
-                    "instance": request.instance,
-                    "block_device_info": request.instance.block_device_mappings,
-                    "network_info": request.instance.network_info,
-                    "migrate_data": checked,
-                },
-            )
-            assert isinstance(prepared, LiveMigrateData)
-            self._stop_if_aborted()
-            await self._set_status(MigrationStatus.RUNNING)
-            await self._migrate(prepared)
-            self._moved = True
-            await self._set_status(MigrationStatus.POST_MIGRATING)
-            await self._finish(prepared)
-            await self._set_status(MigrationStatus.COMPLETED)
+            # Queued until this host runs fewer than `max_outgoing` migrations.
+            async with self._slots.outgoing():
+                self._stop_if_aborted()
+                await self._set_status(MigrationStatus.PREPARING)
+                checked = await self._checks()
+                self._stop_if_aborted()
+                prepared = await self._prepare(checked)
+                self._stop_if_aborted()
+                await self._set_status(MigrationStatus.RUNNING)
+                await self._migrate(prepared)
+                self._moved = True
+                await self._set_status(MigrationStatus.POST_MIGRATING)
+                await self._finish(prepared)
+                await self._set_status(MigrationStatus.COMPLETED)
         except asyncio.CancelledError:
             if not self._moved:
                 await asyncio.shield(self._roll_back(prepared, "the agent stopped"))
@@ -255,6 +270,31 @@ class MigrationActor(Actor):
         checked.migration = self.migration.obj_clone()
         return checked
 
+    async def _prepare(self, checked: LiveMigrateData) -> LiveMigrateData:
+        """`pre_live_migration` on the destination; asked again while it is busy (it
+        receives its most migrations already), up to `busy_wait_timeout`."""
+        request = self.request
+        args = {
+            "instance": request.instance,
+            "block_device_info": request.instance.block_device_mappings,
+            "network_info": request.instance.network_info,
+            "migrate_data": checked,
+        }
+        deadline = self._clock() + self.settings.busy_wait_timeout
+        while True:
+            try:
+                prepared = await self._peer("pre_live_migration", args)
+            except MigrationBusy as exc:
+                if self._clock() >= deadline:
+                    reason = f"the destination stayed busy for {self.settings.busy_wait_timeout}s"
+                    raise MigrationFailed(uuid=self.uuid, reason=reason) from exc
+                log.info("migration %s waits: %s", self.migration.uuid, exc)
+                await asyncio.sleep(self.settings.busy_retry_interval)
+                self._stop_if_aborted()
+                continue
+            assert isinstance(prepared, LiveMigrateData)
+            return prepared
+
     async def _migrate(self, prepared: LiveMigrateData) -> None:
         """Run the libvirt job and watch it until it ends."""
         policy = self.request.policy
@@ -271,9 +311,28 @@ class MigrationActor(Actor):
         memory_mb = self.request.instance.memory_mb
         monitor = ConvergenceMonitor(policy, memory_mb, started=self._clock())
         self._job_running = True
-        job = asyncio.ensure_future(self._driver.migrate(self.uuid, target, policy))
         try:
-            downtime_set = False
+            await self._watch(self._driver.migrate(self.uuid, target, policy), monitor)
+        except MigrationFailed as exc:
+            if self.aborted or self._gave_up:  # the job's own "canceled" says less
+                reason = "aborted" if self.aborted else f"aborted by its policy: {self._gave_up}"
+                raise MigrationFailed(uuid=self.uuid, reason=reason) from exc
+            if not await self._postcopy_failed():
+                raise
+            await self._recover(target, monitor, exc)
+        finally:
+            self._job_running = False
+        if self.aborted:
+            raise MigrationFailed(uuid=self.uuid, reason="aborted")
+        if self._gave_up:
+            raise MigrationFailed(uuid=self.uuid, reason=f"aborted by its policy: {self._gave_up}")
+
+    async def _watch(self, step: Awaitable[None], monitor: ConvergenceMonitor) -> None:
+        """Run the job `step` and poll it until it ends: progress published, the policy's
+        actions taken. The first poll of a migration sets the policy's max downtime."""
+        policy = self.request.policy
+        job = asyncio.ensure_future(step)
+        try:
             while not job.done():
                 await asyncio.wait([job], timeout=self.settings.poll_interval)
                 if job.done():
@@ -281,31 +340,65 @@ class MigrationActor(Actor):
                 progress = await self._poll()
                 if progress is None:
                     continue
-                if not downtime_set:
-                    downtime_set = True
+                if progress.postcopy:
+                    self._moved = True  # the guest runs on the destination from now on
+                    self._phase = MigrationPhase.POST_COPY
+                if monitor.lowest is None:  # the first poll of the job
                     await self._try(
                         self._driver.set_max_downtime(self.uuid, policy.max_downtime_ms)
                     )
+                if not self._copying and progress.memory_processed > 0:
+                    self._copying = True
+                    if self.forced and not self._moved:  # asked before anything moved
+                        await self._apply(Action(self._force_action(), None, "forced by a caller"))
                 for action in monitor.observe(progress, self._clock()):
                     await self._apply(action)
                 await self._publish_progress(progress, monitor)
             await job
-        except MigrationFailed as exc:
-            if self.aborted or self._gave_up:  # the job's own "canceled" says less
-                reason = "aborted" if self.aborted else f"aborted by its policy: {self._gave_up}"
-                raise MigrationFailed(uuid=self.uuid, reason=reason) from exc
-            raise
         except BaseException:
             if not job.done():
-                await self._try(self._driver.abort(self.uuid))
+                if not self._moved:  # a post-copy job cannot be aborted
+                    await self._try(self._driver.abort(self.uuid))
                 await asyncio.wait([job])
             raise
-        finally:
-            self._job_running = False
-        if self.aborted:
-            raise MigrationFailed(uuid=self.uuid, reason="aborted")
-        if self._gave_up:
-            raise MigrationFailed(uuid=self.uuid, reason=f"aborted by its policy: {self._gave_up}")
+
+    async def _postcopy_failed(self) -> bool:
+        try:
+            return await self._driver.postcopy_failed(self.uuid)
+        except VirtactorError as exc:
+            log.warning("migration %s: state not read: %s", self.migration.uuid, exc)
+            return False
+
+    async def _recover(
+        self, target: MigrationTarget, monitor: ConvergenceMonitor, cause: Exception
+    ) -> None:
+        """The stream broke after the switch to post-copy: the guest runs (paused, waiting
+        for pages) on the destination and only this host has the rest of its memory. Resume
+        the job over a new stream until it completes, or give up after
+        `postcopy_recovery_timeout` (the guest stays paused there; the record ends `error`)."""
+        self._moved = True
+        limit = self.settings.postcopy_recovery_timeout
+        deadline = self._clock() + limit
+        log.error("migration %s: post-copy broke, resuming: %s", self.migration.uuid, cause)
+        await self._publish_phase(MigrationPhase.POST_COPY_PAUSED)
+        while True:
+            if self._clock() >= deadline:
+                reason = f"post-copy not resumed within {limit:.0f}s (last: {cause})"
+                raise MigrationFailed(uuid=self.uuid, reason=reason) from cause
+            await asyncio.sleep(self.settings.postcopy_retry_interval)
+            await self._publish_phase(MigrationPhase.POST_COPY_RECOVERING)
+            policy = self.request.policy
+            try:
+                await self._watch(self._driver.resume_post_copy(self.uuid, target, policy), monitor)
+            except MigrationFailed as exc:
+                cause = exc
+                if not await self._postcopy_failed():
+                    raise
+                log.warning("migration %s: not resumed yet: %s", self.migration.uuid, exc)
+                await self._publish_phase(MigrationPhase.POST_COPY_PAUSED)
+                continue
+            log.warning("migration %s: post-copy resumed and completed", self.migration.uuid)
+            return
 
     def _path_map(self, prepared: LiveMigrateData) -> PathMap | None:
         """The paths to rewrite in the domain the destination gets; None when they match."""
@@ -486,5 +579,22 @@ class MigrationActor(Actor):
             postcopy=progress.postcopy,
             stalls=monitor.stalls,
             actions=list(self._actions),
+            phase=self._phase,
         )
+        await self._sink.publish(progress_topic(self.migration.uuid), self.progress.obj_clone())
+
+    async def _publish_phase(self, phase: MigrationPhase) -> None:
+        """The last progress again, in its new phase (no job statistics to read meanwhile)."""
+        self._phase = phase
+        if self.progress is None:
+            self.progress = MigrationProgress(
+                migration_uuid=self.migration.uuid,
+                instance_uuid=self.uuid,
+                status=self.migration.status,
+            )
+        else:
+            self.progress = self.progress.obj_clone()
+        self.progress.phase = phase
+        self.progress.postcopy = True
+        self.progress.actions = list(self._actions)
         await self._sink.publish(progress_topic(self.migration.uuid), self.progress.obj_clone())

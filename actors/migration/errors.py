@@ -2,10 +2,13 @@
 
     VirtactorError                      schemas.errors
     ├── MigrationPreCheckError          refused before anything moved (same host, no room,
-    │                                   incompatible CPU, storage, a busy host)
+    │   │                               incompatible CPU, storage)
+    │   └── MigrationBusy               the destination takes no more incoming migrations
+    │                                   now (retryable: the source waits and asks again)
     ├── MigrationNotFound               no such migration running here
     └── MigrationFailed                 it ran and did not complete; the guest stays on the
-                                        source
+                                        source (or, after post-copy began, on the
+                                        destination: the record ends `error`)
 
 They live with the migration actor and are re-exported by `agent.errors`.
 """
@@ -20,6 +23,15 @@ class MigrationPreCheckError(VirtactorError):
     reason: str
 
     msg_fmt = "cannot live-migrate instance {uuid}: {reason}"
+
+
+class MigrationBusy(MigrationPreCheckError):
+    uuid: str
+    host: str
+    running: int
+
+    msg_fmt = "host {host} already receives {running} live migration(s): {uuid} must wait"
+    retryable = True
 
 
 class MigrationNotFound(VirtactorError):

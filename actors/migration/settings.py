@@ -30,6 +30,23 @@ class MigrationSettings:
     peer_uri: str = ""
     # Where this host's QEMU listens for an incoming migration stream; empty: host_ip.
     listen_address: str = ""
+    # Where other hosts send this host's incoming migration streams, when not to
+    # listen_address (a proxy or NAT in between); empty: listen_address.
+    inbound_address: str = ""
+    # Jobs run at once per direction: more outgoing wait queued, more incoming are refused
+    # with the retryable MigrationBusy and their source asks again every busy_retry_interval,
+    # up to busy_wait_timeout. An incoming slot whose source never ends it is freed after
+    # incoming_slot_timeout.
+    max_outgoing: int = 2
+    max_incoming: int = 2
+    busy_retry_interval: float = 5.0
+    busy_wait_timeout: float = 1800.0
+    incoming_slot_timeout: float = 7200.0
+    # When the stream breaks after the switch to post-copy, the guest waits paused on the
+    # destination: the source asks libvirt to resume every postcopy_retry_interval until
+    # postcopy_recovery_timeout, then gives up (the record ends `error`).
+    postcopy_retry_interval: float = 2.0
+    postcopy_recovery_timeout: float = 600.0
 
     def __post_init__(self) -> None:
         for name in ("completion_timeout_per_gib", "progress_timeout", "bandwidth_mibps"):
@@ -42,7 +59,18 @@ class MigrationSettings:
             )
         if self.max_downtime_ms < 1:
             raise ValueError(f"max_downtime_ms must be >= 1, got {self.max_downtime_ms}")
-        for name in ("poll_interval", "peer_timeout"):
+        for name in ("max_outgoing", "max_incoming"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in (
+            "poll_interval",
+            "peer_timeout",
+            "busy_retry_interval",
+            "busy_wait_timeout",
+            "incoming_slot_timeout",
+            "postcopy_retry_interval",
+            "postcopy_recovery_timeout",
+        ):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0 seconds, got {getattr(self, name)}")
 

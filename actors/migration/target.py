@@ -30,8 +30,8 @@ def under(path: str, directory: str) -> bool:
 @dataclass(slots=True, frozen=True)
 class MigrationTarget:
     """The destination libvirtd's URI (for the source libvirtd, peer to peer), the address
-    its QEMU listens on for the migration stream, and for a block migration the target
-    devices whose disks are copied."""
+    the migration stream is sent to (and the one its QEMU listens on, when they differ), and
+    for a block migration the target devices whose disks are copied."""
 
     libvirt_uri: str
     address: str
@@ -43,3 +43,4 @@ class MigrationTarget:
     shared_path: bool = False
     # Set when the destination keeps the instance's files or cached images under other paths.
     paths: PathMap | None = None
+    listen_address: str = ""  # empty: `address`

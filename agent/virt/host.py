@@ -29,7 +29,7 @@ from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 import libvirt
 
-from agent.errors import HypervisorUnavailable
+from agent.errors import HypervisorError, HypervisorUnavailable
 from agent.virt.connection import (
     CLOSE_REASONS,
     OpenConnection,
@@ -49,7 +49,7 @@ from agent.virt.errors import HostAlreadyStarted, HostClosed
 from agent.virt.eventloop import bind_libvirt_events
 from agent.virt.events import DomainEvent
 from agent.virt.host_facts import HostFacts, read_host_facts, read_uptime
-from agent.virt.libvirt_errors import is_lost, translate
+from agent.virt.libvirt_errors import error_code, is_lost, translate
 from agent.virt.reconnect import Backoff, describe
 
 log = logging.getLogger(__name__)
@@ -209,8 +209,24 @@ class Host:
         except libvirt.libvirtError as exc:
             error = translate(exc, uri=self.uri, uuid=uuid)
             if isinstance(error, HypervisorUnavailable):
+                if await self._still_alive(opened):
+                    # A transport error of another connection libvirtd made for this call
+                    # (a migration's to its peer): the call failed, ours is fine.
+                    reason = exc.get_error_message() or str(exc)
+                    origin = exc.get_error_domain() or 0
+                    raise HypervisorError(
+                        code=error_code(exc), origin=origin, reason=reason
+                    ) from exc
                 self._mark_lost(generation, error.reason)
             raise error from exc
+
+    async def _still_alive(self, opened: OpenConnection) -> bool:
+        """Whether libvirt still counts the connection alive (no round trip: its keepalive's
+        view), after a call failed with what looks like a lost connection."""
+        try:
+            return bool(await self._executor.run(opened.conn.isAlive))
+        except libvirt.libvirtError:
+            return False
 
     def has_min_version(self, libvirt: Version | None = None, qemu: Version | None = None) -> bool:
         """Whether libvirt is at least `libvirt` and the hypervisor is QEMU at least `qemu`.

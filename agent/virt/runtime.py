@@ -27,6 +27,7 @@ from actors.instance.migration import MigrationSupport
 from actors.migration.actor import MigrationActor, PeerCalls
 from actors.migration.request import MigrationRequest
 from actors.migration.settings import MigrationSettings
+from actors.migration.slots import MigrationSlots
 from actors.records import RecordSaver
 from actors.tracker import ResourceTrackerActor, TrackerSettings
 from agent.virt.errors import InstancesPathUnavailable
@@ -181,6 +182,12 @@ class HostRuntime:
     ) -> MigrationSupport:
         driver = LibvirtMigrationDriver(self.host, self.settings.instances_path, cache)
         address = settings.listen_address or self.settings.host_ip or "127.0.0.1"
+        slots = MigrationSlots(
+            self.settings.host,
+            settings.max_outgoing,
+            settings.max_incoming,
+            settings.incoming_slot_timeout,
+        )
 
         def make_actor(request: MigrationRequest) -> MigrationActor:
             return MigrationActor(
@@ -191,15 +198,18 @@ class HostRuntime:
                 driver,
                 self.sink,
                 records=self.records,
+                slots=slots,
             )
 
         return MigrationSupport(
             host=self.settings.host,
             libvirt_uri=settings.peer_uri or peer_uri(self.settings.uri, address),
             address=address,
+            inbound_address=settings.inbound_address or address,
             settings=settings,
             driver=driver,
             make_actor=make_actor,
+            slots=slots,
         )
 
     def _make_tracker(self) -> ResourceTrackerActor:

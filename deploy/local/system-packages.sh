@@ -16,8 +16,9 @@ services+=(postgresql)
 # and use iproute2 for network namespaces, nbd-server for network disks, and Open vSwitch for
 # nova's `ovs` ports (userspace datapath: no kernel module needed).
 guest=(linux-image-amd64 busybox-static cpio gzip kmod iproute2 nbd-server openvswitch-switch)
-# The deploy tests verify the systemd units with systemd-analyze.
-guest+=(systemd)
+# The deploy tests verify the systemd units with systemd-analyze; the post-copy recovery
+# test cuts a migration stream with an iptables rule.
+guest+=(systemd iptables)
 
 case "$profile" in
     demo) wanted=("${build[@]}" "${runtime[@]}") ;;

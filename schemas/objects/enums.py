@@ -92,6 +92,15 @@ POWER_STATE_BY_CODE: Final[dict[int, PowerState]] = {
 }
 
 
+class MigrationPhase(enum.StrEnum):
+    """What a running live migration's job is doing (`MigrationProgress.phase`)."""
+
+    PRE_COPY = "pre-copy"
+    POST_COPY = "post-copy"
+    POST_COPY_PAUSED = "post-copy-paused"  # the stream broke; the guest waits for pages
+    POST_COPY_RECOVERING = "post-copy-recovering"  # a new stream is being set up
+
+
 class MigrationStatus(enum.StrEnum):
     """The status strings nova's compute manager and conductor give a migration."""
 

@@ -62,7 +62,8 @@ class LiveMigrateData(VersionedObject):
     # 1.1: Migration 1.1
     # 1.2: Migration 1.2
     # 1.3: Added dest_libvirt_uri
-    # 1.4: Added local_disks, boot_images, dest_instance_dir, dest_image_cache_dir
+    # 1.4: Added local_disks, boot_images, dest_instance_dir, dest_image_cache_dir,
+    #      dest_listen_addr
     VERSION = "1.4"
     __slots__ = ()
     OBJ_RELATIONSHIPS: ClassVar[Relationships] = {
@@ -90,6 +91,8 @@ class LiveMigrateData(VersionedObject):
     serial_listen_addr: str | None = fields.String(nullable=True, default=None)
     serial_listen_ports: list[int] = fields.List(fields.Integer(), default=[])
     target_connect_addr: str | None = fields.String(nullable=True, default=None)
+    # Where the destination's QEMU listens, when the source sends elsewhere (a proxy).
+    dest_listen_addr: str | None = fields.String(nullable=True, default=None)
     # The destination libvirtd as the source's libvirtd reaches it (peer to peer).
     dest_libvirt_uri: str | None = fields.String(nullable=True, default=None)
     # A block migration's local disks and the cached images they and the kernel boot from,
@@ -108,7 +111,13 @@ class LiveMigrateData(VersionedObject):
 
     def make_compatible(self, primitive: dict[str, Any], target_version: Version) -> None:
         if target_version < (1, 4):
-            for name in ("local_disks", "boot_images", "dest_instance_dir", "dest_image_cache_dir"):
+            for name in (
+                "local_disks",
+                "boot_images",
+                "dest_instance_dir",
+                "dest_image_cache_dir",
+                "dest_listen_addr",
+            ):
                 primitive.pop(name, None)
         if target_version < (1, 3):
             primitive.pop("dest_libvirt_uri", None)

@@ -6,7 +6,7 @@ from typing import Any
 
 from schemas import fields
 from schemas.base import VersionedObject
-from schemas.objects.enums import MigrationStatus
+from schemas.objects.enums import MigrationPhase, MigrationStatus
 from schemas.registry import default_registry
 from schemas.versions import Version
 
@@ -41,7 +41,7 @@ class MigrationProgress(VersionedObject):
     actions: list[str] = fields.List(fields.String(), default=[])
     # What the job is doing: "pre-copy", "post-copy", "post-copy-paused" (the stream broke
     # after the switch; the guest waits on the destination), "post-copy-recovering".
-    phase: str = fields.String(default="pre-copy")
+    phase: str = fields.String(default=MigrationPhase.PRE_COPY)
 
     def make_compatible(self, primitive: dict[str, Any], target_version: Version) -> None:
         if target_version < (1, 1):

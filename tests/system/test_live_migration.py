@@ -68,8 +68,19 @@ class Pair:
     root: Path
 
 
+MIGRATION = MigrationSection(
+    poll_interval=0.2, peer_timeout=15.0, max_incoming=1, busy_retry_interval=1.0
+)
+
+
 def agent_config(
-    base: AgentConfig, name: str, url: str, prefix: str, db: str, instances_path: str
+    base: AgentConfig,
+    name: str,
+    url: str,
+    prefix: str,
+    db: str,
+    instances_path: str,
+    migration: dict[str, object] | None = None,
 ) -> AgentConfig:
     return dataclasses.replace(
         base,
@@ -81,8 +92,9 @@ def agent_config(
         ),
         amqp=AmqpSection(url=url, prefix=prefix),
         conductor=ConductorSection(database_url=db),
-        # A destination that does not answer fails a step within 15 s.
-        migration=MigrationSection(poll_interval=0.2, peer_timeout=15.0),
+        # A destination that does not answer fails a step within 15 s; one incoming job at a
+        # time, a busy destination asked again every second.
+        migration=dataclasses.replace(MIGRATION, **(migration or {})),
     )
 
 
@@ -99,18 +111,24 @@ async def pair(
 
 
 async def deployed(
-    rabbitmq_url: str, test_hosts: tuple[LocalHost, ...], root: Path, *, shared: bool = True
+    rabbitmq_url: str,
+    test_hosts: tuple[LocalHost, ...],
+    root: Path,
+    *,
+    shared: bool = True,
+    migration: dict[str, dict[str, object]] | None = None,
 ) -> AsyncIterator[Pair]:
     """Two agents (SOURCE on host1, DEST on host2) and a conductor on the real RabbitMQ; they
     share one instances path unless `shared` is false (then each has its own, and its own
-    image cache under it)."""
+    image cache under it). `migration` overrides `[migration]` settings per agent."""
     prefix = f"vt-lm-{uuid.uuid4().hex[:8]}"
     db = str(root / "conductor.sqlite")
     configs = {}
     for name, host in zip((SOURCE, DEST), test_hosts, strict=False):
         base = config_for(host, root)
         path = base.agent.instances_path if shared else str(root / f"instances-{name}")
-        configs[name] = agent_config(base, name, rabbitmq_url, prefix, db, path)
+        overrides = (migration or {}).get(name)
+        configs[name] = agent_config(base, name, rabbitmq_url, prefix, db, path, overrides)
     conductor_bus: Transport = build_transport(configs[SOURCE])
     await conductor_bus.start()
     agents: dict[str, Agent] = {}

@@ -47,6 +47,11 @@ from schemas.objects.migration_policy import MigrationPolicy
 T = TypeVar("T")
 
 PROBE_PREFIX = "_migration-probe-"
+# The source's domain after its post-copy stream broke (libvirt >= 8.5).
+_POSTCOPY_FAILED = {
+    (libvirt.VIR_DOMAIN_PAUSED, libvirt.VIR_DOMAIN_PAUSED_POSTCOPY_FAILED),
+    (libvirt.VIR_DOMAIN_RUNNING, libvirt.VIR_DOMAIN_RUNNING_POSTCOPY_FAILED),
+}
 MIB = 1024 * 1024
 
 
@@ -116,6 +121,30 @@ class LibvirtMigrationDriver:
 
     async def progress(self, uuid: str) -> JobProgress | None:
         return await self.host.run_on(uuid, lambda conn: read_job(conn.lookupByUUIDString(uuid)))
+
+    async def resume_post_copy(
+        self, uuid: str, target: MigrationTarget, policy: MigrationPolicy
+    ) -> None:
+        """libvirt's post-copy recovery: the broken job resumed over a new stream (the
+        destination's QEMU listens again); returns when it completes."""
+        flags = migration_flags(policy, target) | libvirt.VIR_MIGRATE_POSTCOPY
+        flags |= libvirt.VIR_MIGRATE_POSTCOPY_RESUME
+        params = migration_params(policy, target)
+
+        def job(conn: libvirt.virConnect) -> None:
+            conn.lookupByUUIDString(uuid).migrateToURI3(target.libvirt_uri, params, flags)
+
+        try:
+            await self.host.run_on(uuid, job)
+        except VirtactorError as exc:
+            raise MigrationFailed(uuid=uuid, reason=str(exc)) from exc
+
+    async def postcopy_failed(self, uuid: str) -> bool:
+        def state(conn: libvirt.virConnect) -> tuple[int, int]:
+            found = conn.lookupByUUIDString(uuid).state()
+            return int(found[0]), int(found[1])
+
+        return await self.host.run_on(uuid, state) in _POSTCOPY_FAILED
 
     async def set_max_downtime(self, uuid: str, downtime_ms: int) -> None:
         await self._on_domain(uuid, lambda dom: dom.migrateSetMaxDowntime(downtime_ms, 0))

@@ -44,10 +44,12 @@ def migration_params(policy: MigrationPolicy, target: MigrationTarget) -> dict[s
     host = f"[{target.address}]" if ":" in target.address else target.address
     params: dict[str, Any] = {
         libvirt.VIR_MIGRATE_PARAM_URI: f"tcp://{host}",
-        libvirt.VIR_MIGRATE_PARAM_LISTEN_ADDRESS: target.address,
+        libvirt.VIR_MIGRATE_PARAM_LISTEN_ADDRESS: target.listen_address or target.address,
     }
     if policy.bandwidth_mibps > 0:
+        # The same bound after a switch to post-copy (QEMU's own default there is none).
         params[libvirt.VIR_MIGRATE_PARAM_BANDWIDTH] = policy.bandwidth_mibps
+        params[libvirt.VIR_MIGRATE_PARAM_BANDWIDTH_POSTCOPY] = policy.bandwidth_mibps
     if target.block_migration and target.disks:
         params[libvirt.VIR_MIGRATE_PARAM_MIGRATE_DISKS] = list(target.disks)
     return params
