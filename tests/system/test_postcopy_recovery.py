@@ -100,7 +100,6 @@ async def next_event(events: AsyncIterator[object], wanted: str) -> tuple[object
     async for event in events:
         payload = getattr(event, "payload", None)
         seen.append(payload)
-        )
         if isinstance(payload, MigrationProgress) and payload.phase == wanted:
             return payload, seen
         if isinstance(payload, Migration) and payload.status in ("completed", "failed", "error"):
