@@ -20,8 +20,6 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from schemas.errors import VirtactorError
-
 STATE_FILE = "devenv.json"
 DEFAULT_STATE_DIR = Path("/var/tmp/virtactor-devenv")
 DEFAULT_PREFIX = "virtactor"
@@ -31,10 +29,14 @@ DEFAULT_PG_SERVER = "postgresql+asyncpg://postgres@127.0.0.1:5432"
 MAX_HOST_INDEX = 99  # libvirt-host.sh names host1..host99
 
 
-class DevenvError(VirtactorError):
-    """The development environment could not be brought up, read or taken down."""
+class DevenvError(Exception):
+    """The development environment could not be brought up, read or taken down. A local
+    tool's error: it never travels between processes, so it is no `VirtactorError`."""
 
-    msg_fmt = "devenv: {reason}"
+    def __init__(self, *, reason: str) -> None:
+        super().__init__(f"devenv: {reason}")
+        self.reason = reason
+        self.message = str(self)
 
 
 @dataclass(slots=True)
