@@ -20,7 +20,9 @@ import libvirt
 import pytest
 import pytest_asyncio
 
-from actors.migration.errors import MigrationPreCheckError
+from actors.instance.errors import InstanceInvalidState
+from actors.migration.errors import MigrationNotFound, MigrationPreCheckError
+from actors.tracker.errors import ClaimFailed
 from agent.client import ComputeClient
 from agent.conductor.service import running_conductor
 from agent.config import AgentConfig, AgentSection, AmqpSection, ConductorSection, MigrationSection
@@ -406,6 +408,109 @@ async def test_a_migration_that_makes_no_progress_switches_to_post_copy_and_comp
     after = await wait_for_console_async(console, HEARTBEAT_RE, 60, start=before.end)
     assert after.text
     await client.destroy(DEST, me)
+
+
+async def test_a_forced_completion_pauses_the_guest_for_its_last_pages_then_it_runs_on(
+    pair: Pair, domain_janitor: DomainJanitor, guest_image: GuestImage
+) -> None:
+    client = pair.client
+    me, image = dirtying(guest_image, domain_janitor)
+    console = pair.root / "instances" / me.uuid / "console.log"
+    await client.spawn(SOURCE, me, image)
+    before = await wait_for_console_async(
+        console, f"{GuestMarker.DIRTYING} {DIRTY_MIB} MiB", BOOT_TIMEOUT
+    )
+    migration = new_migration(me)
+    # Never converges by itself (1 ms of downtime against a guest dirtying 32 MiB), and the
+    # policy has no post-copy: forcing it pauses the guest until the rest is copied.
+    stuck = MigrationPolicy(
+        bandwidth_mibps=8, max_downtime_ms=1, progress_timeout=0, completion_timeout_per_gib=0
+    )
+    async with await client.subscribe(f"migration.{migration.uuid}.*") as stream:
+        events = aiter(stream)
+        await client.live_migration(SOURCE, me, DEST, migration, policy=stuck)
+        await first_progress(events)
+        assert await client.live_migration_force_complete(SOURCE, me) is True
+        ended, seen = await until_migration_ends(events)
+    assert ended.status == "completed", seen
+    progress = [p for p in seen if isinstance(p, MigrationProgress)]
+    assert any("force_complete" in p.actions for p in progress)
+    # It ran before, so the destination resumed it: running, counting on.
+    assert await asyncio.to_thread(domain_state, pair.hosts[DEST].uri, me.uuid) == (
+        libvirt.VIR_DOMAIN_RUNNING
+    )
+    assert (await client.get_info(DEST, me)).state == "running"
+    after = await wait_for_console_async(console, HEARTBEAT_RE, 60, start=console.stat().st_size)
+    assert after.end > before.end
+    # Nothing runs any more to force.
+    with pytest.raises(MigrationNotFound):
+        await client.live_migration_force_complete(DEST, me)
+    await client.destroy(DEST, me)
+
+
+async def test_a_busy_destination_delays_a_migration_and_does_not_fail_it(
+    pair: Pair, domain_janitor: DomainJanitor, guest_image: GuestImage
+) -> None:
+    """The destination takes one incoming migration at a time (`max_incoming = 1` here): a
+    second waits, preparing, until the first ends, then runs."""
+    client = pair.client
+    slow, slow_image = dirtying(guest_image, domain_janitor)
+    waiting = tracked_instance(domain_janitor)
+    await client.spawn(SOURCE, slow, slow_image)
+    await client.spawn(SOURCE, waiting, kernel_image(guest_image))
+    console = pair.root / "instances" / slow.uuid / "console.log"
+    await wait_for_console_async(console, f"{GuestMarker.DIRTYING} {DIRTY_MIB} MiB", BOOT_TIMEOUT)
+    first, second = new_migration(slow), new_migration(waiting)
+    crawl = MigrationPolicy(bandwidth_mibps=1, progress_timeout=0, completion_timeout_per_gib=0)
+    async with (
+        await client.subscribe(f"migration.{first.uuid}.*") as first_stream,
+        await client.subscribe(f"migration.{second.uuid}.status") as second_stream,
+    ):
+        first_events = aiter(first_stream)
+        second_ended = asyncio.create_task(until_migration_ends(aiter(second_stream)))
+        await client.live_migration(SOURCE, slow, DEST, first, policy=crawl)
+        await first_progress(first_events)
+        await client.live_migration(SOURCE, waiting, DEST, second)
+        # Asked every second, refused as busy each time: still preparing.
+        await asyncio.sleep(4)
+        assert not second_ended.done()
+        with use_indirection(pair.agents[SOURCE].objects):
+            recorded = await Migration.get_by_uuid(None, second.uuid)
+        assert recorded.status == "preparing"
+        assert await client.live_migration_abort(SOURCE, slow, first.uuid) is True
+        cancelled, _ = await until_migration_ends(first_events)
+        ended, seen = await second_ended
+    assert cancelled.status == "cancelled"
+    assert ended.status == "completed", seen
+    statuses = [p.status for p in seen if isinstance(p, Migration)]
+    assert statuses == ["preparing", "running", "post-migrating", "completed"]
+    assert await asyncio.to_thread(domain_state, pair.hosts[DEST].uri, waiting.uuid) == (
+        libvirt.VIR_DOMAIN_RUNNING
+    )
+    await client.destroy(SOURCE, slow)
+    await client.destroy(DEST, waiting)
+
+
+async def test_a_destination_without_room_refuses_with_the_resource_named(
+    pair: Pair, domain_janitor: DomainJanitor
+) -> None:
+    me = tracked_instance(domain_janitor)
+    me.flavor.memory_mb = me.memory_mb = 64 * 1024 * 1024  # 64 TiB
+    with pytest.raises(ClaimFailed, match="memory_mb"):
+        await pair.client.check_can_live_migrate_destination(DEST, me, block_migration=False)
+
+
+async def test_a_guest_that_is_not_running_is_refused(
+    pair: Pair, domain_janitor: DomainJanitor, guest_image: GuestImage
+) -> None:
+    client = pair.client
+    me = tracked_instance(domain_janitor)
+    await client.spawn(SOURCE, me, kernel_image(guest_image))
+    await client.power_off(SOURCE, me, timeout=0)
+    with pytest.raises(InstanceInvalidState):
+        await client.live_migration(SOURCE, me, DEST, new_migration(me))
+    assert await asyncio.to_thread(domain_state, pair.hosts[DEST].uri, me.uuid) is None
+    await client.destroy(SOURCE, me)
 
 
 async def test_a_destination_refuses_a_source_cpu_it_cannot_run(
