@@ -201,7 +201,12 @@ _MIGRATION = [
     ("check_can_live_migrate_destination", _R, "on the destination", "with a storage probe"),
     ("check_can_live_migrate_destination_cleanup", _R, "on the destination", ""),
     ("check_can_live_migrate_source", _R, "on the source", "is_shared_instance_path filled in"),
-    ("pre_live_migration", _R, "on the destination: move claim, directory", ""),
+    (
+        "pre_live_migration",
+        _R,
+        "on the destination: incoming slot, move claim, directory, a block migration's disks",
+        "",
+    ),
     ("post_live_migration", _R, "on the source, after success", ""),
     ("post_live_migration_at_destination", _R, "on the destination, after success", _RECORDED),
     ("rollback_live_migration_at_destination", _R, "on the destination, after a failure", ""),
