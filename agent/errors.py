@@ -27,6 +27,9 @@
     ├── ClaimRequestError ...               actors.tracker.errors (bad claim requests)
     ├── MigrationPreCheckError (MigrationBusy), MigrationNotFound, MigrationFailed
     │                                       actors.migration.errors
+    ├── SecurityGroupError ...              schemas.objects.security_group_errors (bad
+    │                                       rules, groups)
+    ├── FirewallError ...                   agent.virt.firewall.errors (filter building)
     ├── UnknownMethod, InvalidArguments, RequestExpired,
     │   IncompatibleRpcVersion, MessageIdConflict   refused before any effect
     ├── InvalidRpcVersionCap                a client's RPC API cap this release cannot send

@@ -4,7 +4,8 @@
 `tables.OBJECT_TABLES`: the mapping the store runs on. A field's type decides its column's
 kind (text, integer, float, boolean, timestamp, or JSON for nested objects and containers);
 `missing_columns()` names each field with no column or a column of the wrong kind, which is
-what a new field without a migration looks like.
+what a new field without a migration looks like. A field in `tables.JOINED_FIELDS` has no
+column: the object's own lookups fill it from other tables.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from agent.conductor.primitive_json import from_json, to_json
-from agent.conductor.tables import OBJECT_TABLES
+from agent.conductor.tables import JOINED_FIELDS, OBJECT_TABLES
 from schemas import fields
 from schemas.base import VersionedObject
 from schemas.errors import ObjectFieldError
@@ -155,6 +156,7 @@ def stored_objects(registry: ObjectRegistry = default_registry) -> dict[str, Sto
                 null_is_none=field.nullable and field.default is not None,
             )
             for name in cls.obj_fields()
+            if name not in JOINED_FIELDS.get(objname, ())
             for field in (getattr(cls, name),)
         }
         assert cls.OBJ_KEY is not None
@@ -168,6 +170,8 @@ def missing_columns(registry: ObjectRegistry = default_registry) -> list[str]:
     for objname, table in OBJECT_TABLES.items():
         cls = _object_class(registry, objname)
         for name in cls.obj_fields():
+            if name in JOINED_FIELDS.get(objname, ()):
+                continue
             kind = field_kind(getattr(cls, name))
             column = table.c.get(name)
             if column is None:

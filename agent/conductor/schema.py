@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from agent.conductor.db import database_errors, database_url
 
 MIGRATIONS = Path(__file__).with_name("migrations")
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 
 
 def alembic_config(url: str | Path) -> Config:

@@ -150,10 +150,67 @@ services = sa.Table(
     sa.Index("ix_services_host_binary", "host", "binary"),
 )
 
-# Object name -> its table. The key column is named after the object's OBJ_KEY ("uuid").
+# Revision 0003: security groups, their rules, instances' memberships, provider rules. Keyed
+# by `id` (a uuid, as Neutron's). A group's `rules` field is no column: the rules are rows of
+# their own, which the group's lookups read (`JOINED_FIELDS`).
+security_groups = sa.Table(
+    "security_groups",
+    metadata,
+    sa.Column("id", UUID, primary_key=True),
+    sa.Column("name", TEXT),
+    sa.Column("description", TEXT),
+    sa.Column("project_id", TEXT),
+    sa.Index("ix_security_groups_project_id", "project_id"),
+)
+
+security_group_rules = sa.Table(
+    "security_group_rules",
+    metadata,
+    sa.Column("id", UUID, primary_key=True),
+    sa.Column("parent_group_id", UUID),
+    sa.Column("protocol", TEXT),
+    sa.Column("from_port", INTEGER),
+    sa.Column("to_port", INTEGER),
+    sa.Column("direction", TEXT),
+    sa.Column("ethertype", TEXT),
+    sa.Column("remote_ip_prefix", TEXT),
+    sa.Column("remote_group_id", UUID),
+    sa.Index("ix_security_group_rules_parent_group_id", "parent_group_id"),
+)
+
+security_group_memberships = sa.Table(
+    "security_group_memberships",
+    metadata,
+    sa.Column("id", UUID, primary_key=True),
+    sa.Column("security_group_id", UUID),
+    sa.Column("instance_uuid", UUID),
+    sa.Index("ix_security_group_memberships_instance_uuid", "instance_uuid"),
+    sa.Index("ix_security_group_memberships_security_group_id", "security_group_id"),
+)
+
+provider_firewall_rules = sa.Table(
+    "provider_firewall_rules",
+    metadata,
+    sa.Column("id", UUID, primary_key=True),
+    sa.Column("protocol", TEXT),
+    sa.Column("from_port", INTEGER),
+    sa.Column("to_port", INTEGER),
+    sa.Column("cidr", TEXT),
+)
+
+# Object name -> its table. The key column is named after the object's OBJ_KEY.
 OBJECT_TABLES: dict[str, sa.Table] = {
     "Instance": instances,
     "ComputeNode": compute_nodes,
     "Migration": migrations,
     "Service": services,
+    "SecurityGroup": security_groups,
+    "SecurityGroupRule": security_group_rules,
+    "SecurityGroupMembership": security_group_memberships,
+    "ProviderFirewallRule": provider_firewall_rules,
+}
+
+# Fields of a stored object that have no column: its lookups read them from other tables.
+JOINED_FIELDS: dict[str, frozenset[str]] = {
+    "SecurityGroup": frozenset({"rules"}),
 }

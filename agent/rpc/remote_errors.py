@@ -26,8 +26,10 @@ import agent.conductor.errors
 import agent.config
 import agent.rpc.manifest
 import agent.virt.errors
+import agent.virt.firewall.errors
 import agent.virt.guest.errors
 import agent.virt.qemu_img
+import schemas.objects.security_group_errors
 from agent.errors import RemoteError
 from schemas.errors import VirtactorError
 
@@ -41,8 +43,10 @@ ERROR_MODULES = (
     agent.config,
     agent.rpc.manifest,
     agent.virt.errors,
+    agent.virt.firewall.errors,
     agent.virt.guest.errors,
     agent.virt.qemu_img,
+    schemas.objects.security_group_errors,
 )
 
 

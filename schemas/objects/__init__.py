@@ -16,6 +16,12 @@ from schemas.objects.migration_policy import ConvergenceStep, MigrationPolicy
 from schemas.objects.migration_progress import MigrationProgress
 from schemas.objects.network import VIF, Network, NetworkInfo, Subnet
 from schemas.objects.pci import PciDevice, PciDevicePool, PciDevicePoolList
+from schemas.objects.security_group import (
+    ProviderFirewallRule,
+    SecurityGroup,
+    SecurityGroupMembership,
+    SecurityGroupRule,
+)
 from schemas.objects.service import Service
 from schemas.objects.virt import (
     ConsoleInfo,
@@ -58,8 +64,12 @@ __all__ = [
     "PciDevice",
     "PciDevicePool",
     "PciDevicePoolList",
+    "ProviderFirewallRule",
     "RequestContext",
     "ResourceClaim",
+    "SecurityGroup",
+    "SecurityGroupMembership",
+    "SecurityGroupRule",
     "Service",
     "Subnet",
     "VolumeConnection",

@@ -37,8 +37,12 @@ from schemas.objects import (
     MigrationProgress,
     NicDiagnostics,
     PciDevice,
+    ProviderFirewallRule,
     RequestContext,
     ResourceClaim,
+    SecurityGroup,
+    SecurityGroupMembership,
+    SecurityGroupRule,
     Service,
     VolumeConnection,
     VolumeConnectionData,
@@ -62,6 +66,18 @@ MIGRATION = Migration(
     memory_total=2048,
     memory_processed=1024,
     memory_remaining=1024,
+)
+
+GROUP_ID = "5e5e5e5e-0000-4000-8000-000000000001"
+RULE = SecurityGroupRule(
+    id="5e5e5e5e-0000-4000-8000-000000000002",
+    parent_group_id=GROUP_ID,
+    protocol="tcp",
+    from_port=22,
+    to_port=22,
+    direction="ingress",
+    ethertype="IPv4",
+    remote_ip_prefix="198.51.100.0/24",
 )
 
 
@@ -174,6 +190,20 @@ def every_object() -> dict[str, VersionedObject]:
                 ConvergenceStep(stalls=1, action="set_downtime", downtime_ms=300),
                 ConvergenceStep(stalls=4, action="abort"),
             ],
+        ),
+        RULE,
+        SecurityGroup(id=GROUP_ID, name="web", project_id="p", rules=[RULE]),
+        SecurityGroupMembership(
+            id=SecurityGroupMembership.key_of(GROUP_ID, samples.INSTANCE_UUID),
+            security_group_id=GROUP_ID,
+            instance_uuid=samples.INSTANCE_UUID,
+        ),
+        ProviderFirewallRule(
+            id="5e5e5e5e-0000-4000-8000-000000000003",
+            protocol="udp",
+            from_port=53,
+            to_port=53,
+            cidr="203.0.113.0/24",
         ),
         ResourceClaim(
             instance_uuid=samples.INSTANCE_UUID,

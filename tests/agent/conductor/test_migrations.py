@@ -15,7 +15,17 @@ from schemas.objects import Instance, Service
 
 UUID = "7f0d8f4e-1c2b-4a3d-9e8f-0a1b2c3d4e5f"
 SERVICE_UUID = "3c9e1d2f-4b5a-4c6d-8e7f-901a2b3c4d5e"
-TABLES = {"alembic_version", "compute_nodes", "instances", "migrations", "services"}
+TABLES = {
+    "alembic_version",
+    "compute_nodes",
+    "instances",
+    "migrations",
+    "provider_firewall_rules",
+    "security_group_memberships",
+    "security_group_rules",
+    "security_groups",
+    "services",
+}
 
 
 async def inspect(engine: AsyncEngine) -> dict[str, object]:
