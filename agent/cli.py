@@ -1,8 +1,8 @@
 """The `virtactor` command line: `virtactor run` serves one hypervisor; `virtactor conductor`
 serves the object backend to every agent over RabbitMQ (`--upgrade-db` migrates its database);
-`virtactor demo` shows the whole agent on the embedded default. The operator commands (`call`,
-`instances`, `host`, `health`, `events`, `migrate`, `dead-letters`, `schemas`, `version`) live
-in `agent.commands`; docs/cli.md documents them all."""
+`virtactor demo` tells the whole story (two agents, a guest spawned, migrated, destroyed).
+The operator commands (`call`, `instances`, `host`, `health`, `events`, `migrate`,
+`dead-letters`, `schemas`, `version`) live in `agent.commands`; docs/cli.md documents them all."""
 
 from __future__ import annotations
 
@@ -42,11 +42,27 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run_demo = commands.add_parser(
         "demo",
-        help="run the agent on the embedded default and drive it by messages",
+        help="two agents and a conductor: spawn, attach, migrate, destroy, clean up",
         parents=[common],
     )
     run_demo.add_argument(
-        "--libvirt-uri", default="test:///default", help="libvirt URI (default: test:///default)"
+        "--bus",
+        choices=("auto", "embedded", "rabbitmq"),
+        default="auto",
+        help="the in-process bus, or RabbitMQ at --amqp-url (default auto: RabbitMQ when it "
+        "answers)",
+    )
+    run_demo.add_argument(
+        "--hosts",
+        choices=("auto", "real", "test"),
+        default="auto",
+        help="local libvirtd + QEMU hosts, or libvirt's test driver (default auto: real hosts "
+        "when this machine can run them)",
+    )
+    run_demo.add_argument(
+        "--amqp-url",
+        default="amqp://guest:guest@127.0.0.1:5672/",
+        help="the broker --bus rabbitmq/auto uses (default: amqp://guest:guest@127.0.0.1:5672/)",
     )
     run = commands.add_parser("run", help="run the agent until SIGTERM or SIGINT", parents=[common])
     run.add_argument("--config", type=Path, help="TOML configuration file")
@@ -190,7 +206,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from schemas.errors import VirtactorError
 
     if args.command == "demo":
-        return asyncio.run(demo.run(args.libvirt_uri, out=sys.stdout))
+        return asyncio.run(
+            run_until_signalled(
+                demo.run(sys.stdout, bus=args.bus, hosts=args.hosts, amqp_url=args.amqp_url)
+            )
+        )
     try:
         config = load_config(args.config, strict=args.strict)
         # From here on, lines in the configured format, with the request ids of each call.
