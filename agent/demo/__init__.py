@@ -103,7 +103,6 @@ async def _tell(
     real_hosts = RealHosts(ledger)
     hosts: list[DemoHost] = []
     guest_uuid = str(uuidlib.uuid4())
-    guest = ledger.started("guest", f"demo-guest {guest_uuid}")
     try:
         with story.step("start the hosts") as result:
             if hosts_choice.kind == "real":
@@ -117,14 +116,14 @@ async def _tell(
                 deployment = await stack.enter_async_context(deployed(hosts, root, ledger, url))
                 agents = ", ".join(f"{n} on {h.name}" for n, h in deployment.hosts.items())
                 result.append(f"conductor (SQLite) and agents {agents}, on the {bus.kind} bus")
-            await tell(deployment, story, root, guest_uuid, guest)
+            await tell(deployment, story, root, guest_uuid, ledger)
     finally:
         # Only after a failure: the agents are stopped, the guest's domain is removed directly.
-        if not guest.cleanup:
+        for guest in [entry for entry in ledger.left() if entry.what == "guest"]:
             removed = [
                 h.name for h in hosts if await asyncio.to_thread(remove_domain, h.uri, guest_uuid)
             ]
-            guest.cleanup = f"removed from {', '.join(removed)}" if removed else "never created"
+            guest.cleanup = f"removed from {', '.join(removed)}" if removed else "never defined"
         await real_hosts.stop()
         await asyncio.to_thread(remove_files, root)
         files.cleanup = "removed"

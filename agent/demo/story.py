@@ -26,13 +26,15 @@ from agent.client import ComputeClient, EventStream
 from agent.demo.choice import Choice
 from agent.demo.deployment import AGENTS, Deployment
 from agent.demo.hosts import DemoHost
-from agent.demo.ledger import Entry
+from agent.demo.ledger import Ledger
 from agent.virt import qemu_img
 from schemas.objects import (
     Flavor,
     ImageMeta,
     ImageMetaProps,
     Instance,
+    InstanceInfo,
+    LifecycleEvent,
     Migration,
     MigrationProgress,
     VolumeConnection,
@@ -145,19 +147,27 @@ def demo_guest(memory_mb: int, uuid: str) -> Instance:
     )
 
 
+def describe(payload: object) -> str:
+    """One event's payload in a few words."""
+    if isinstance(payload, Instance):
+        changes = payload.obj_get_changes()
+        fields = ("vm_state", "task_state", "power_state", "host")
+        shown = ", ".join(f"{k}={changes[k]}" for k in fields if k in changes)
+        return shown or "saved " + ", ".join(sorted(changes))
+    if isinstance(payload, LifecycleEvent):
+        return f"libvirt: {payload.transition}"
+    if isinstance(payload, InstanceInfo):
+        return f"power {payload.state}"
+    return type(payload).__name__
+
+
 async def print_events(stream: EventStream, story: Story) -> None:
     """Each event of the guest as it arrives, until cancelled."""
     async for event in stream:
-        payload = event.payload
         kind = event.topic.rsplit(".", 1)[-1]
-        if isinstance(payload, Instance):
-            changes = payload.obj_get_changes()
-            fields = ("vm_state", "task_state", "power_state", "host")
-            shown = ", ".join(f"{k}={changes[k]}" for k in fields if k in changes)
-        else:
-            shown = type(payload).__name__
         story.console.print(
-            f"  [dim]{story.elapsed():5.1f}s[/] event {kind} from {event.sender_host}: {shown}"
+            f"  [dim]{story.elapsed():5.1f}s[/] event {kind:<11} from {event.sender_host}: "
+            f"{describe(event.payload)}"
         )
 
 
@@ -238,10 +248,11 @@ def remove_domain(uri: str, uuid: str) -> bool:
 
 
 async def tell(
-    deployment: Deployment, story: Story, root: Path, guest_uuid: str, guest_entry: Entry
+    deployment: Deployment, story: Story, root: Path, guest_uuid: str, ledger: Ledger
 ) -> None:
     """The story's steps from the resources to the destroy of guest `guest_uuid`, migrated
-    when both hosts are real. `guest_entry` is marked cleaned once no host has its domain."""
+    when both hosts are real. The guest is in `ledger` from its spawn on, and marked cleaned
+    up once no host has its domain."""
     real = not any(host.uri.startswith("test:") for host in deployment.hosts.values())
     client, console = deployment.client, story.console
     with story.step("hosts and their resources") as result:
@@ -253,7 +264,7 @@ async def tell(
         # step's error reaches the caller as itself, not in an ExceptionGroup.
         printer = asyncio.create_task(print_events(events, story), name="demo-events")
         try:
-            await _walk(deployment, story, root, guest, image, guest_entry, real)
+            await _walk(deployment, story, root, guest, image, ledger, real)
             await asyncio.sleep(0.5)  # the last events arrive
         finally:
             printer.cancel()
@@ -266,10 +277,11 @@ async def _walk(
     root: Path,
     guest: Instance,
     image: ImageMeta,
-    guest_entry: Entry,
+    ledger: Ledger,
     real: bool,
 ) -> None:
     client, console = deployment.client, story.console
+    guest_entry = ledger.started("guest", f"{guest.name} {guest.uuid}")
     with story.step(f"spawn a guest on {AGENTS[0]}") as result:
         spawned = await client.spawn(AGENTS[0], guest, image)
         result.append(
