@@ -24,7 +24,6 @@ from tests.system.conftest import (
     ON_REAL_QEMU,
     DomainJanitor,
     LocalHost,
-    qemu_files_dir,
     wait_for_console_async,
 )
 from tests.system.guest_image import (
@@ -38,7 +37,6 @@ from tests.system.instance_helpers import (
     BOOT_TIMEOUT,
     ROOT_IMAGE,
     kernel_image,
-    make_guest_files,
     tracked_instance,
 )
 from tests.system.test_live_migration import (
@@ -46,7 +44,7 @@ from tests.system.test_live_migration import (
     SOURCE,
     Pair,
     beat,
-    deployed,
+    deployed_with_guest_files,
     domain_state,
     new_migration,
     until_migration_ends,
@@ -64,10 +62,9 @@ async def apart(
     test_hosts: tuple[LocalHost, ...],
     guest_image: GuestImage,
 ) -> AsyncIterator[Pair]:
-    with qemu_files_dir() as files:
-        root = await asyncio.to_thread(make_guest_files, files, guest_image)
-        async for pair in deployed(rabbitmq_url, test_hosts, root, shared=False):
-            yield pair
+    deployments = deployed_with_guest_files(rabbitmq_url, test_hosts, guest_image, shared=False)
+    async for deployment in deployments:
+        yield deployment
 
 
 def holds_written_data(disk: Path) -> bool:

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import libvirt
 import pytest
@@ -40,6 +41,7 @@ from schemas.remotable import use_indirection
 from tests.agent.conftest import delete_amqp_topology
 from tests.system.conftest import (
     ON_REAL_QEMU,
+    ConsoleLine,
     DomainJanitor,
     LocalHost,
     qemu_files_dir,
@@ -106,10 +108,21 @@ async def pair(
     test_hosts: tuple[LocalHost, ...],
     guest_image: GuestImage,
 ) -> AsyncIterator[Pair]:
+    async for deployment in deployed_with_guest_files(rabbitmq_url, test_hosts, guest_image):
+        yield deployment
+
+
+async def deployed_with_guest_files(
+    rabbitmq_url: str,
+    test_hosts: tuple[LocalHost, ...],
+    guest_image: GuestImage,
+    **options: Any,
+) -> AsyncIterator[Pair]:
+    """`deployed`, with the guest's images in a fresh directory QEMU can reach."""
     with qemu_files_dir() as files:
         root = await asyncio.to_thread(make_guest_files, files, guest_image)
-        async for pair in deployed(rabbitmq_url, test_hosts, root):
-            yield pair
+        async for deployment in deployed(rabbitmq_url, test_hosts, root, **options):
+            yield deployment
 
 
 async def deployed(
@@ -292,6 +305,24 @@ def dirtying(guest_image: GuestImage, janitor: DomainJanitor) -> tuple[Instance,
     return me, image
 
 
+@dataclass
+class DirtyingGuest:
+    instance: Instance
+    console: Path
+    started: ConsoleLine  # the console line saying the dirtying loop runs
+
+
+async def spawn_dirtying(
+    pair: Pair, janitor: DomainJanitor, guest_image: GuestImage
+) -> DirtyingGuest:
+    """`dirtying`'s guest spawned on SOURCE, once its dirtying loop runs."""
+    me, image = dirtying(guest_image, janitor)
+    console = pair.root / "instances" / me.uuid / "console.log"
+    await pair.client.spawn(SOURCE, me, image)
+    marker = f"{GuestMarker.DIRTYING} {DIRTY_MIB} MiB"
+    return DirtyingGuest(me, console, await wait_for_console_async(console, marker, BOOT_TIMEOUT))
+
+
 async def first_progress(stream: AsyncIterator[object]) -> MigrationProgress:
     async with asyncio.timeout(MIGRATION_TIMEOUT):
         async for event in stream:
@@ -328,10 +359,7 @@ async def test_an_abort_mid_flight_cancels_and_leaves_the_guest_on_the_source(
     pair: Pair, domain_janitor: DomainJanitor, guest_image: GuestImage
 ) -> None:
     client = pair.client
-    me, image = dirtying(guest_image, domain_janitor)
-    console = pair.root / "instances" / me.uuid / "console.log"
-    await client.spawn(SOURCE, me, image)
-    await wait_for_console_async(console, f"{GuestMarker.DIRTYING} {DIRTY_MIB} MiB", BOOT_TIMEOUT)
+    me = (await spawn_dirtying(pair, domain_janitor, guest_image)).instance
     dest_before = await client.get_compute_node(DEST)
     migration = new_migration(me)
     slow = MigrationPolicy(bandwidth_mibps=1, progress_timeout=0, completion_timeout_per_gib=0)
@@ -350,10 +378,7 @@ async def test_a_migration_that_makes_no_progress_is_aborted_by_its_policy(
     pair: Pair, domain_janitor: DomainJanitor, guest_image: GuestImage
 ) -> None:
     client = pair.client
-    me, image = dirtying(guest_image, domain_janitor)
-    console = pair.root / "instances" / me.uuid / "console.log"
-    await client.spawn(SOURCE, me, image)
-    await wait_for_console_async(console, f"{GuestMarker.DIRTYING} {DIRTY_MIB} MiB", BOOT_TIMEOUT)
+    me = (await spawn_dirtying(pair, domain_janitor, guest_image)).instance
     dest_before = await client.get_compute_node(DEST)
     migration = new_migration(me)
     # The guest dirties its memory faster than 2 MiB/s can copy it, and 1 ms of downtime
@@ -379,12 +404,8 @@ async def test_a_migration_that_makes_no_progress_switches_to_post_copy_and_comp
     pair: Pair, domain_janitor: DomainJanitor, guest_image: GuestImage
 ) -> None:
     client = pair.client
-    me, image = dirtying(guest_image, domain_janitor)
-    console = pair.root / "instances" / me.uuid / "console.log"
-    await client.spawn(SOURCE, me, image)
-    before = await wait_for_console_async(
-        console, f"{GuestMarker.DIRTYING} {DIRTY_MIB} MiB", BOOT_TIMEOUT
-    )
+    guest = await spawn_dirtying(pair, domain_janitor, guest_image)
+    me, console, before = guest.instance, guest.console, guest.started
     migration = new_migration(me)
     # As above, but the policy may switch to post-copy: the guest runs on the destination
     # at once and its remaining pages follow on demand.
@@ -414,12 +435,8 @@ async def test_a_forced_completion_pauses_the_guest_for_its_last_pages_then_it_r
     pair: Pair, domain_janitor: DomainJanitor, guest_image: GuestImage
 ) -> None:
     client = pair.client
-    me, image = dirtying(guest_image, domain_janitor)
-    console = pair.root / "instances" / me.uuid / "console.log"
-    await client.spawn(SOURCE, me, image)
-    before = await wait_for_console_async(
-        console, f"{GuestMarker.DIRTYING} {DIRTY_MIB} MiB", BOOT_TIMEOUT
-    )
+    guest = await spawn_dirtying(pair, domain_janitor, guest_image)
+    me, console, before = guest.instance, guest.console, guest.started
     migration = new_migration(me)
     # Never converges by itself (1 ms of downtime against a guest dirtying 32 MiB), and the
     # policy has no post-copy: forcing it pauses the guest until the rest is copied.
@@ -454,12 +471,9 @@ async def test_a_busy_destination_delays_a_migration_and_does_not_fail_it(
     """The destination takes one incoming migration at a time (`max_incoming = 1` here): a
     second waits, preparing, until the first ends, then runs."""
     client = pair.client
-    slow, slow_image = dirtying(guest_image, domain_janitor)
     waiting = tracked_instance(domain_janitor)
-    await client.spawn(SOURCE, slow, slow_image)
     await client.spawn(SOURCE, waiting, kernel_image(guest_image))
-    console = pair.root / "instances" / slow.uuid / "console.log"
-    await wait_for_console_async(console, f"{GuestMarker.DIRTYING} {DIRTY_MIB} MiB", BOOT_TIMEOUT)
+    slow = (await spawn_dirtying(pair, domain_janitor, guest_image)).instance
     first, second = new_migration(slow), new_migration(waiting)
     crawl = MigrationPolicy(bandwidth_mibps=1, progress_timeout=0, completion_timeout_per_gib=0)
     async with (

@@ -27,22 +27,19 @@ from tests.system.conftest import (
     ON_REAL_QEMU,
     DomainJanitor,
     LocalHost,
-    qemu_files_dir,
     wait_for_console_async,
 )
-from tests.system.guest_image import HEARTBEAT_RE, GuestImage, GuestMarker
-from tests.system.instance_helpers import BOOT_TIMEOUT, make_guest_files
+from tests.system.guest_image import HEARTBEAT_RE, GuestImage
 from tests.system.test_live_migration import (
     DEST,
-    DIRTY_MIB,
     MIGRATION_TIMEOUT,
     SOURCE,
     Pair,
     beat,
-    deployed,
-    dirtying,
+    deployed_with_guest_files,
     domain_state,
     new_migration,
+    spawn_dirtying,
 )
 
 pytestmark = [pytest.mark.rabbitmq, *ON_REAL_QEMU]
@@ -88,10 +85,8 @@ async def pair(
     test_hosts: tuple[LocalHost, ...],
     guest_image: GuestImage,
 ) -> AsyncIterator[Pair]:
-    with qemu_files_dir() as files:
-        root = await asyncio.to_thread(make_guest_files, files, guest_image)
-        async for deployment in deployed(rabbitmq_url, test_hosts, root):
-            yield deployment
+    async for deployment in deployed_with_guest_files(rabbitmq_url, test_hosts, guest_image):
+        yield deployment
 
 
 async def next_event(events: AsyncIterator[object], wanted: str) -> tuple[object, list[object]]:
@@ -112,12 +107,8 @@ async def test_a_post_copy_migration_whose_stream_breaks_is_resumed_and_complete
 ) -> None:
     client = pair.client
     ports = migration_ports(pair.hosts[DEST])
-    me, image = dirtying(guest_image, domain_janitor)
-    console = pair.root / "instances" / me.uuid / "console.log"
-    await client.spawn(SOURCE, me, image)
-    before = await wait_for_console_async(
-        console, f"{GuestMarker.DIRTYING} {DIRTY_MIB} MiB", BOOT_TIMEOUT
-    )
+    guest = await spawn_dirtying(pair, domain_janitor, guest_image)
+    me, console, before = guest.instance, guest.console, guest.started
     migration = new_migration(me)
     # Never converges (1 ms of downtime, 2 MiB/s against a guest dirtying 32 MiB), and at
     # 2 MiB/s post-copy takes long enough to break it on the way.
