@@ -1,12 +1,14 @@
 # The README's two commands. Both install what is missing (Debian packages, the virtual
 # environment, the package) and are safe to run again: a second run skips the installs.
 VENV ?= .venv
+# Flags for `virtactor demo`, e.g. DEMO_ARGS="--hosts test --bus embedded".
+DEMO_ARGS ?=
 STAMP := $(VENV)/.virtactor-installed
 
 .PHONY: demo test lint services system-packages-demo system-packages-test clean
 
 demo: system-packages-demo $(STAMP)
-	$(VENV)/bin/virtactor demo
+	$(VENV)/bin/virtactor demo $(DEMO_ARGS)
 
 test: system-packages-test $(STAMP) services lint
 	$(VENV)/bin/pytest
