@@ -30,6 +30,7 @@ from rich.table import Table
 from agent.demo.choice import (
     DEFAULT_AMQP_URL,
     Choice,
+    DemoError,
     DemoUnavailable,
     choose_bus,
     choose_hosts,
@@ -37,10 +38,9 @@ from agent.demo.choice import (
     real_host_missing,
 )
 from agent.demo.deployment import deployed
-from agent.demo.hosts import HOST_SCRIPT, DemoHost, HostScriptError, RealHosts, test_hosts
+from agent.demo.hosts import HOST_SCRIPT, DemoHost, RealHosts, test_driver_hosts
 from agent.demo.ledger import Ledger
 from agent.demo.story import (
-    MigrationFailed,
     Story,
     console_for,
     header,
@@ -56,8 +56,7 @@ __all__ = ["DEFAULT_AMQP_URL", "run"]
 # What ends the story early with a message, the clean-up still done.
 STORY_ERRORS = (
     VirtactorError,
-    HostScriptError,
-    MigrationFailed,
+    DemoError,
     TimeoutError,
     libvirt.libvirtError,
     OSError,
@@ -108,7 +107,7 @@ async def _tell(
             if hosts_choice.kind == "real":
                 hosts = await real_hosts.start()
             else:
-                hosts = await asyncio.to_thread(test_hosts, root)
+                hosts = await asyncio.to_thread(test_driver_hosts, root)
             result.append("hosts: " + ", ".join(f"{h.name} at {h.uri}" for h in hosts))
         async with contextlib.AsyncExitStack() as stack:
             with story.step("start the conductor and two agents") as result:

@@ -20,7 +20,11 @@ DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 REAL_HOST_PROGRAMS = ("libvirtd", "qemu-system-x86_64", "unshare", "virsh")
 
 
-class DemoUnavailable(Exception):
+class DemoError(Exception):
+    """The demo's own errors: a local tool's, they never travel, so not a VirtactorError."""
+
+
+class DemoUnavailable(DemoError):
     """What was asked for cannot run on this machine (the message says why)."""
 
 

@@ -11,6 +11,7 @@ import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.demo.choice import DemoError
 from agent.demo.ledger import Entry, Ledger
 
 HOST_SCRIPT = Path(__file__).resolve().parents[2] / "deploy" / "local" / "libvirt-host.sh"
@@ -29,7 +30,7 @@ TEST_NODE_XML = """<node>
 """
 
 
-class HostScriptError(Exception):
+class HostScriptError(DemoError):
     """libvirt-host.sh failed; the message has its command and error output."""
 
 
@@ -103,7 +104,7 @@ class RealHosts:
             entry.cleanup = "stopped, state removed" if fresh else "stopped"
 
 
-def test_hosts(scratch: Path) -> list[DemoHost]:
+def test_driver_hosts(scratch: Path) -> list[DemoHost]:
     """demo-a on `test:///default` (one guest, "test", already running), demo-b on a test
     node of its own under `scratch` (blocking: writes a file)."""
     node = scratch / "demo-b-node.xml"

@@ -23,7 +23,7 @@ from rich.table import Table
 
 from actors.instance.errors import NotSupported
 from agent.client import ComputeClient, EventStream
-from agent.demo.choice import Choice
+from agent.demo.choice import Choice, DemoError
 from agent.demo.deployment import AGENTS, Deployment
 from agent.demo.hosts import DemoHost
 from agent.demo.ledger import Ledger
@@ -50,7 +50,7 @@ MIB = 1024 * 1024
 FILES_PARENT = Path("/var/tmp")
 
 
-class MigrationFailed(Exception):
+class MigrationFailed(DemoError):
     """The live migration ended in another status than completed."""
 
 
