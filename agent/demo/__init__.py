@@ -122,7 +122,9 @@ async def _tell(
             removed = [
                 h.name for h in hosts if await asyncio.to_thread(remove_domain, h.uri, guest_uuid)
             ]
-            guest.cleanup = f"removed from {', '.join(removed)}" if removed else "never defined"
+            guest.cleanup = (
+                f"removed from {', '.join(removed)}" if removed else "on no host any more"
+            )
         await real_hosts.stop()
         await asyncio.to_thread(remove_files, root)
         files.cleanup = "removed"

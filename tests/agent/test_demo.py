@@ -4,6 +4,7 @@ migration, is tests/system/test_demo_real_hosts.py."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import re
 import subprocess
@@ -170,3 +171,42 @@ def test_a_bus_asked_for_that_does_not_answer_exits_1_with_the_reason() -> None:
     )
     assert done.returncode == 1, done.stdout + done.stderr
     assert done.stdout == "virtactor demo: RabbitMQ does not answer at 127.0.0.1:1\n"
+
+
+class CancelsOnLine(io.StringIO):
+    """The demo's output, cancelling `task` as soon as a line starting with `mark` is written:
+    a Ctrl-C at that point of the story."""
+
+    def __init__(self, mark: str) -> None:
+        super().__init__()
+        self.mark = mark
+        self.task: asyncio.Task[int] | None = None
+
+    def write(self, text: str) -> int:
+        if self.task is not None and any(line.startswith(self.mark) for line in text.splitlines()):
+            self.task.cancel()
+            self.task = None
+        return super().write(text)
+
+
+@pytest.mark.asyncio(loop_scope="session")
+@pytest.mark.usefixtures("session_loop_not_blocked")
+async def test_cancelled_after_the_spawn_the_demo_removes_the_guest_and_all_it_started() -> None:
+    out = CancelsOnLine("✓ spawned demo-guest ")
+    out.task = asyncio.create_task(demo.run(out, bus="embedded", hosts="test"))
+    task = out.task
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    text = out.getvalue()
+    assert "✓ attached" not in text and "not on the test driver" not in text
+    assert "interrupted: cleaning up" in text
+    # Removed directly, or gone with the last connection to test:///default.
+    guest = re.search(
+        r"│ guest +│ demo-guest [0-9a-f-]{36} +│ "
+        r"(removed from test-default|on no host any more) +│",
+        text,
+    )
+    assert guest, text
+    assert "cleaned up: all 6 things it started" in text
+    assert not demo_files(text).exists()
+    assert domains_on_test_default() == ["test"]
