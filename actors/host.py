@@ -28,6 +28,7 @@ from typing import Any, Protocol
 from actors.actor import Actor
 from actors.addresses import INSTANCE_PREFIX, instance_address
 from actors.handlers import handler
+from actors.host_contract import HostContractHandlers
 from actors.instance import EventSink, InstanceHypervisor
 from actors.lifecycle_events import lifecycle_topic, lifecycle_transition
 from actors.records import RecordSaver
@@ -83,6 +84,15 @@ class HostHypervisor(InstanceHypervisor, Protocol):
         self, instance_uuids: list[str] | None
     ) -> list[dict[str, Any]]: ...
 
+    async def get_host_cpu_stats(self) -> dict[str, int]:
+        """kernel, idle, user, iowait (ns, all CPUs) and frequency (MHz)."""
+        ...
+
+    async def manage_image_cache(self, live_holders: list[str]) -> dict[str, Any]:
+        """One pass of the image cache with `live_holders` the instances still alive;
+        `NotSupported` when the agent keeps no image cache (no guests configured)."""
+        ...
+
 
 class Readiness:
     """Whether the host finished adopting its guests: the RPC dispatcher's `is_ready`.
@@ -110,11 +120,16 @@ class HostActorSettings:
     heartbeat_interval: float = 10.0
     connect_timeout: float = 60.0  # how long init_host waits for the hypervisor
     adopt_concurrency: int = 8
+    image_cache_interval: float = 0.0  # seconds between manage_image_cache passes; 0: none
 
     def __post_init__(self) -> None:
         for name in ("resync_interval", "heartbeat_interval"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0 seconds, got {getattr(self, name)}")
+        if self.image_cache_interval < 0:
+            raise ValueError(
+                f"image_cache_interval must be >= 0 seconds, got {self.image_cache_interval}"
+            )
         if self.adopt_concurrency < 1:
             raise ValueError(f"adopt_concurrency must be >= 1, got {self.adopt_concurrency}")
 
@@ -143,7 +158,7 @@ class ServiceStatus:
         self.disabled, self.disabled_reason = False, None
 
 
-class HostActor(Actor):
+class HostActor(HostContractHandlers, Actor):
     """The actor at `HOST_ADDRESS`. See the module docstring.
 
     `instance_factory(uuid)` makes the actor of instance `uuid` (the same factory the RPC
@@ -186,6 +201,15 @@ class HostActor(Actor):
                 name=f"{self.address}:heartbeat",
             ),
         ]
+        if self.settings.image_cache_interval > 0:
+            self._tickers.append(
+                asyncio.create_task(
+                    _every(
+                        self.settings.image_cache_interval, lambda: me.tell("manage_image_cache")
+                    ),
+                    name=f"{self.address}:image-cache",
+                )
+            )
 
     async def on_stop(self) -> None:
         for ticker in self._tickers:

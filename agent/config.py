@@ -118,6 +118,7 @@ class GuestSection:
     disk_cachemode: str = "none"
     iscsi_initiator: str = ""
     image_cache_max_age: float = 24 * 3600.0
+    image_cache_interval: float = 2400.0
     detach_attempt_timeout: float = 5.0
 
 

@@ -116,6 +116,8 @@ BOUNDS: dict[tuple[str, str], Bound] = {
     ("libvirt", "liveness_interval"): POSITIVE,
     ("guest", "console_log_max_bytes"): POSITIVE,
     ("guest", "image_cache_max_age"): POSITIVE,
+    # 0: the image cache is cleaned only when manage_image_cache is called.
+    ("guest", "image_cache_interval"): NON_NEGATIVE,
     ("guest", "detach_attempt_timeout"): POSITIVE,
     # basic.qos prefetch-count is a 16-bit field, and 0 there means "no limit at all".
     ("amqp", "prefetch"): Bound(1, low_ok=True, high=65535),

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 
 from actors.handlers import handler
+from actors.instance.contract import ContractHandlers
 from actors.instance.core import ReceivedEvent
 from actors.instance.devices import DeviceHandlers
 from actors.instance.lifecycle import LifecycleHandlers
@@ -48,7 +49,12 @@ STATE_EVENTS = frozenset(
 
 
 class InstanceActor(
-    LifecycleHandlers, PowerHandlers, DeviceHandlers, QueryHandlers, MigrationHandlers
+    LifecycleHandlers,
+    PowerHandlers,
+    DeviceHandlers,
+    QueryHandlers,
+    MigrationHandlers,
+    ContractHandlers,
 ):
     """The actor of instance `uuid` (at `instance_address(uuid)`).
 

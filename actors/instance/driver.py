@@ -151,3 +151,28 @@ class InstanceDriver(Protocol):
         (GiB, 0: keep the size) grows the new disk after the pivot. A failed copy is aborted
         and the guest keeps `old`."""
         ...
+
+    # --- the rest of the contract (RPC API 1.1) ---------------------------------------------
+
+    async def instance_on_disk(self, uuid: str) -> bool:
+        """Whether the instance's directory is on this host's disk and writable here (nova:
+        its files are reachable, e.g. on shared storage, for an evacuation)."""
+        ...
+
+    async def disk_info(self, uuid: str, volume_devices: list[str]) -> list[dict[str, Any]]:
+        """nova's disk info of each local disk (file or block) of the domain, leaving out the
+        disks at `volume_devices` (target names such as "vdb"): type, path, virt_disk_size,
+        backing_file, disk_size, over_committed_disk_size."""
+        ...
+
+    async def disk_devices(self, uuid: str) -> list[str]:
+        """The target names of every disk the domain has now ("vda", "vdb", ...)."""
+        ...
+
+    async def inject_nmi(self, uuid: str) -> None:
+        """Send the running guest a non-maskable interrupt (a kernel may dump on it)."""
+        ...
+
+    async def remove_partial_snapshot(self, image_id: str) -> list[str]:
+        """Remove the partial files an interrupted snapshot `image_id` left; their paths."""
+        ...

@@ -4,6 +4,7 @@
     ├── InstanceNotFound                no such instance on this host
     ├── InstanceInvalidState            the operation makes no sense in the current state
     ├── NotSupported                    this guest or hypervisor cannot do it
+    ├── InvalidHostArgument             a host method's argument that is malformed
     └── InstanceRequestError            a request the actor refuses before any effect
         ├── InvalidInstanceArgument     an argument that is malformed or hostile
         ├── InvalidConnectionInfo       a volume connection missing what its type needs
@@ -41,6 +42,16 @@ class NotSupported(VirtactorError):
     reason: str
 
     msg_fmt = "{operation} is not supported: {reason}"
+
+
+class InvalidHostArgument(VirtactorError):
+    """A host-scoped method refused before any effect (the host actor raises it too)."""
+
+    method: str
+    argument: str
+    reason: str
+
+    msg_fmt = "invalid {argument} for {method}: {reason}"
 
 
 class InstanceRequestError(VirtactorError):

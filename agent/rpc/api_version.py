@@ -15,7 +15,15 @@ History:
          (live_migration, live_migration_abort, live_migration_force_complete,
          check_can_live_migrate_destination(_cleanup), check_can_live_migrate_source,
          pre_live_migration, post_live_migration(_at_destination),
-         rollback_live_migration_at_destination).
+         rollback_live_migration_at_destination); the rest of the ComputeDriver contract
+         (init_host, get_num_instances, get_host_stats, get_host_cpu_stats,
+         manage_image_cache, legacy_nwinfo, instance_on_disk, get_instance_disk_info,
+         get_device_name_for_instance, trigger_crash_dump,
+         post_interrupted_snapshot_cleanup, get_instance_diagnostics,
+         network_binding_host_id) and its refusals (get_console_pool_info,
+         host_power_action, add_to_aggregate, remove_from_aggregate,
+         undo_aggregate_operation, register_event_listener, emit_event, get_rdp_console,
+         get_mks_console, set_bootable, pre_block_migration).
 
 A client sends the older of `RPC_API_VERSION` and its cap (`ComputeClient(rpc_version_cap=)`,
 `[rpc] rpc_version_cap`), and per host the older version that host said it serves
@@ -60,6 +68,30 @@ METHOD_VERSIONS: dict[str, str] = {
         "post_live_migration",
         "post_live_migration_at_destination",
         "rollback_live_migration_at_destination",
+        "init_host",
+        "get_num_instances",
+        "get_host_stats",
+        "get_host_cpu_stats",
+        "manage_image_cache",
+        "legacy_nwinfo",
+        "get_console_pool_info",
+        "host_power_action",
+        "add_to_aggregate",
+        "remove_from_aggregate",
+        "undo_aggregate_operation",
+        "register_event_listener",
+        "emit_event",
+        "instance_on_disk",
+        "get_instance_disk_info",
+        "get_device_name_for_instance",
+        "trigger_crash_dump",
+        "post_interrupted_snapshot_cleanup",
+        "get_instance_diagnostics",
+        "network_binding_host_id",
+        "get_rdp_console",
+        "get_mks_console",
+        "set_bootable",
+        "pre_block_migration",
     )
 }
 

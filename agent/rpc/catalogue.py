@@ -14,9 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from actors import Actor
+from actors import Actor, host_contract
 from actors.host import HostActor
 from actors.instance import InstanceActor
+from actors.instance import contract as instance_contract
 from actors.tracker import ResourceTrackerActor
 
 
@@ -26,6 +27,8 @@ class Status(enum.Enum):
     # Reached over the bus, but the libvirt side is exercised by no test here: the test
     # guest has no QEMU guest agent (on real QEMU only the NotSupported refusal is tested).
     FAKE_DRIVER = "implemented, tested with an in-memory driver only"
+    # Served, and answered NotSupported with the reason in the result column.
+    REFUSED = "refused with its reason (tested on the libvirt test driver)"
     PLANNED = "planned"
 
 
@@ -57,6 +60,8 @@ class Entry:
     def result(self) -> str:
         if self.status is Status.PLANNED:
             return self.planned[1]
+        if self.status is Status.REFUSED:
+            return self.result_note  # the handler never returns
         returned = inspect.signature(self.handler()).return_annotation
         return _noted(_annotation(returned), self.result_note)
 
@@ -103,6 +108,41 @@ _HOST_REAL = [
     ("get_all_bw_counters", "", ""),
     ("get_all_volume_usage", "", ""),
 ]
+
+_T = Status.TEST_DRIVER
+# The rest of the contract, at RPC API 1.1: (method, status, arguments note, result note).
+_HOST_MORE = [
+    ("init_host", _T, "adopts every domain again", "the adopted uuids, sorted"),
+    ("get_num_instances", _T, "", "domains, running or not"),
+    ("get_host_stats", _T, "", "nova's host stats, from the node the audit reads"),
+    ("get_host_cpu_stats", _R, "", "kernel, idle, user, iowait (ns); frequency (MHz)"),
+    (
+        "manage_image_cache",
+        _T,
+        "uuids alive besides this host's domains and instance actors",
+        "removed, in_use, waiting, dropped_references; also every image_cache_interval",
+    ),
+    ("legacy_nwinfo", _T, "", "False: network info is NetworkInfo objects"),
+]
+_HOST_REFUSED = [
+    "get_console_pool_info",
+    "host_power_action",
+    "add_to_aggregate",
+    "remove_from_aggregate",
+    "undo_aggregate_operation",
+    "register_event_listener",
+    "emit_event",
+]
+_INSTANCE_MORE = [
+    ("instance_on_disk", _T, "no domain needed", "its directory is here and writable"),
+    ("get_instance_disk_info", _R, "", "nova's JSON list of local disks"),
+    ("get_device_name_for_instance", _R, "", "the next free /dev name on the bus"),
+    ("trigger_crash_dump", _R, "a running guest", "an NMI injected"),
+    ("post_interrupted_snapshot_cleanup", _T, "image_id: a UUID", "partial files removed"),
+    ("get_instance_diagnostics", _T, "", "as get_diagnostics"),
+    ("network_binding_host_id", _T, "", "the instance's host, else this agent's"),
+]
+_INSTANCE_REFUSED = ["get_rdp_console", "get_mks_console", "set_bootable", "pre_block_migration"]
 
 # (method, status, arguments note, result note)
 _INSTANCE = [
@@ -154,7 +194,6 @@ _INSTANCE = [
 # The resource tracker's claims and audit (docs/resources.md): (method, status, arguments
 # note, result note). Not driver methods: nova's compute manager makes them around the
 # driver's. Move claims wait for live migration to be made on real QEMU.
-_T = Status.TEST_DRIVER
 _TRACKER = [
     (
         "instance_claim",
@@ -221,6 +260,21 @@ CATALOGUE: tuple[Entry, ...] = (
         for m, a, r in _INSTANCE_PLANNED
     ),
     *(Entry(m, "instance", status, a, r) for m, status, a, r in _MIGRATION),
+    *(Entry(m, "host", status, a, r) for m, status, a, r in _HOST_MORE),
+    *(
+        Entry(m, "host", Status.REFUSED, result_note=f"NotSupported: {host_contract.REFUSALS[m]}")
+        for m in _HOST_REFUSED
+    ),
+    *(Entry(m, "instance", status, a, r) for m, status, a, r in _INSTANCE_MORE),
+    *(
+        Entry(
+            m,
+            "instance",
+            Status.REFUSED,
+            result_note=f"NotSupported: {instance_contract.REFUSALS[m]}",
+        )
+        for m in _INSTANCE_REFUSED
+    ),
 )
 
 

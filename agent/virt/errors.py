@@ -49,3 +49,9 @@ class InstancesPathUnavailable(VirtactorError):
 
 class MalformedHostXML(VirtactorError):
     msg_fmt = "libvirt returned {what} XML that cannot be read: {reason}"
+
+
+class HostFilesError(VirtactorError):
+    """A file of this host (an instance's disk, the image cache) could not be read or changed."""
+
+    msg_fmt = "{what} at {path!r}: {reason}"

@@ -8,16 +8,21 @@ Host's calls and turns what libvirt says into the objects the actors deal in (`C
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict
 from typing import Any
+
+import libvirt
 
 from actors.host import DomainSummary
 from actors.tracker import DomainUsage, PciDevice
-from agent.errors import HypervisorError, HypervisorUnavailable, InstanceNotFound
+from agent.errors import HypervisorError, HypervisorUnavailable, InstanceNotFound, NotSupported
 from agent.virt import reports
 from agent.virt.domain_usage import read_domain_usage
 from agent.virt.domains import read_block_counters, read_domain_infos, read_interface_counters
+from agent.virt.errors import HostFilesError
 from agent.virt.host import Host
 from agent.virt.host_facts import read_pci_devices
+from agent.virt.images import ImageCache
 from agent.virt.power_state import power_state_of
 from schemas.objects.compute_node import ComputeNode
 from schemas.objects.enums import PowerState
@@ -27,12 +32,24 @@ log = logging.getLogger(__name__)
 
 
 class LibvirtHypervisor:
-    """The hypervisor behind `host`, for the service named `service_host` at `host_ip`."""
+    """The hypervisor behind `host`, for the service named `service_host` at `host_ip`.
+    `image_cache` (None: guests are not configured) is cleaned of bases unused for
+    `image_cache_max_age` seconds by `manage_image_cache`."""
 
-    def __init__(self, host: Host, *, service_host: str, host_ip: str | None = None) -> None:
+    def __init__(
+        self,
+        host: Host,
+        *,
+        service_host: str,
+        host_ip: str | None = None,
+        image_cache: ImageCache | None = None,
+        image_cache_max_age: float = 24 * 3600.0,
+    ) -> None:
         self.host = host
         self.service_host = service_host
         self.host_ip = host_ip
+        self.image_cache = image_cache
+        self.image_cache_max_age = image_cache_max_age
 
     async def wait_connected(self) -> None:
         await self.host.wait_connected()
@@ -92,3 +109,38 @@ class LibvirtHypervisor:
         counters = await self.host.run(read_block_counters)
         wanted = None if instance_uuids is None else set(instance_uuids)
         return reports.volume_usage([c for c in counters if wanted is None or c.uuid in wanted])
+
+    async def get_host_cpu_stats(self) -> dict[str, int]:
+        """As nova's libvirt driver: the node's CPU times over all CPUs (ns) and the CPU
+        frequency (MHz, `virNodeGetInfo`'s fourth field)."""
+        return await self.host.run(read_cpu_stats)
+
+    async def manage_image_cache(self, live_holders: list[str]) -> dict[str, Any]:
+        cache = self.image_cache
+        if cache is None:
+            raise NotSupported(
+                operation="manage_image_cache",
+                reason="this agent has no guests configured, so it keeps no image cache",
+            )
+        max_age = self.image_cache_max_age
+
+        def clean(_conn: libvirt.virConnect) -> dict[str, Any]:
+            try:
+                report = cache.manage_image_cache(live_holders, max_age)
+            except OSError as exc:
+                raise HostFilesError(
+                    what="the image cache",
+                    path=str(exc.filename or cache.cache_path),
+                    reason=exc.strerror or str(exc),
+                ) from exc
+            return asdict(report)
+
+        return await self.host.run(clean)
+
+
+def read_cpu_stats(conn: libvirt.virConnect) -> dict[str, int]:
+    """kernel, idle, user and iowait (whichever the node reports) and frequency."""
+    stats = conn.getCPUStats(libvirt.VIR_NODE_CPU_STATS_ALL_CPUS, 0)
+    result = {name: int(value) for name, value in stats.items()}
+    result["frequency"] = int(conn.getInfo()[3])
+    return result

@@ -21,6 +21,13 @@ from agent.errors import NotSupported
 from agent.virt import reports
 from agent.virt.guest.device_events import DeviceEvents
 from agent.virt.guest.devices import DetachTiming, attach_device, detach_device
+from agent.virt.guest.disk_info import (
+    directory_writable,
+    disk_info,
+    disk_targets,
+    local_disks,
+    remove_partial_snapshots,
+)
 from agent.virt.guest.disks import InstancePaths, parse_device_name
 from agent.virt.guest.domain import Guest
 from agent.virt.guest.elements import to_xml
@@ -407,6 +414,30 @@ class LibvirtInstanceDriver:
             return guest.agent_command(command, max(1, int(timeout)))
 
         return await self._verb(uuid, verb)
+
+    # --- the rest of the contract (RPC API 1.1) ------------------------------------------
+
+    async def instance_on_disk(self, uuid: str) -> bool:
+        directory = InstancePaths(self.settings.instances_path, uuid).directory
+        return await self.host.run(lambda _conn: directory_writable(directory))
+
+    async def disk_info(self, uuid: str, volume_devices: list[str]) -> list[dict[str, Any]]:
+        config, active = await self._verb(uuid, lambda g: (g.config(), g.is_active()))
+        disks = local_disks(config, volume_devices)
+        return await self.host.run(
+            lambda _conn: [disk_info(*disk, force_share=bool(active)) for disk in disks]
+        )
+
+    async def disk_devices(self, uuid: str) -> list[str]:
+        return disk_targets(await self._verb(uuid, lambda g: g.config()))
+
+    async def inject_nmi(self, uuid: str) -> None:
+        await self._verb(uuid, lambda g: g.inject_nmi())
+
+    async def remove_partial_snapshot(self, image_id: str) -> list[str]:
+        check_id(image_id, "a snapshot image id")
+        path = Path(self.settings.snapshots_path)
+        return await self.host.run(lambda _conn: remove_partial_snapshots(path, image_id))
 
     # --- helpers -------------------------------------------------------------------------
 

@@ -97,16 +97,23 @@ class HostRuntime:
             keepalive=settings.keepalive,
             backoff=settings.backoff,
         )
-        self.hypervisor = LibvirtHypervisor(
-            self.host, service_host=settings.host, host_ip=settings.host_ip
-        )
         self.device_events = DeviceEvents()
         self.instance_driver: LibvirtInstanceDriver | None = None
+        cache = None
         if settings.guest is not None:
             cache = ImageCache(settings.guest.images_path, settings.guest.image_cache_path)
             self.instance_driver = LibvirtInstanceDriver(
                 self.host, settings.guest, cache, self.device_events
             )
+        self.hypervisor = LibvirtHypervisor(
+            self.host,
+            service_host=settings.host,
+            host_ip=settings.host_ip,
+            image_cache=cache,
+            image_cache_max_age=(
+                settings.guest.image_cache_max_age if settings.guest is not None else 0.0
+            ),
+        )
         self._make_instance = instance_factory
         self.records = records
         self.migrations: MigrationSupport | None = None
@@ -156,6 +163,10 @@ class HostRuntime:
             resync_interval=self.settings.resync_interval,
             heartbeat_interval=self.settings.heartbeat_interval,
             connect_timeout=self.settings.connect_timeout,
+            # Only an agent with guests keeps an image cache to clean.
+            image_cache_interval=(
+                self.settings.guest.image_cache_interval if self.settings.guest is not None else 0.0
+            ),
         )
         ref = self.system.spawn(
             HOST_ADDRESS,

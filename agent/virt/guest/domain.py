@@ -107,6 +107,10 @@ class Guest:
     def resume(self) -> None:
         self._dom.resume()
 
+    def inject_nmi(self) -> None:
+        """A non-maskable interrupt to the guest (`virDomainInjectNMI`; QEMU's `inject-nmi`)."""
+        self._dom.injectNMI(0)
+
     def save_memory_state(self) -> None:
         """Managed save: memory to disk, QEMU stopped; `launch` restores it."""
         self._dom.managedSave(0)

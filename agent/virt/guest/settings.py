@@ -37,6 +37,8 @@ class GuestSettings:
     - `disk_cachemode`: QEMU cache mode of local disks (`none` needs O_DIRECT).
     - `iscsi_initiator`: this host's iSCSI initiator IQN (QEMU's own initiator uses it).
     - `image_cache_max_age`: seconds an unused base image stays cached.
+    - `image_cache_interval`: seconds between the host's `manage_image_cache` passes (0:
+      only when asked over RPC; nova's `[image_cache] manager_interval` is 2400).
     - `host`, `storage_ip`: this host, as the volume connector names it to storage.
     - `state_poll_interval`: how often a wait for a guest's state (shutdown, reboot) looks.
     - `detach_attempt_timeout`: how long one detach request waits for DEVICE_REMOVED.
@@ -60,6 +62,7 @@ class GuestSettings:
     disk_cachemode: str = "none"
     iscsi_initiator: str | None = None
     image_cache_max_age: float = 24 * 3600.0
+    image_cache_interval: float = 2400.0
     state_poll_interval: float = 0.25
     detach_attempt_timeout: float = 5.0
     block_copy_timeout: float = 3600.0

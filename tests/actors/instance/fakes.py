@@ -322,6 +322,39 @@ class FakeInstanceDriver:
             raise FakeDriverError(method="unrescue", reason="not rescued")
         domain.rescued, domain.state, domain.recovery = False, PowerState.RUNNING, recovery
 
+    # --- the rest of the contract (RPC API 1.1) ------------------------------------------
+
+    async def instance_on_disk(self, uuid: str) -> bool:
+        self._call("instance_on_disk", uuid)
+        return uuid in self.disks
+
+    async def disk_info(self, uuid: str, volume_devices: list[str]) -> list[dict[str, Any]]:
+        self._call("disk_info", uuid)
+        self._domain(uuid)
+        root = f"/instances/{uuid}/disk"
+        return [
+            {
+                "type": "qcow2",
+                "path": root,
+                "virt_disk_size": 8 << 20,
+                "backing_file": "base",
+                "disk_size": 1 << 20,
+                "over_committed_disk_size": 7 << 20,
+            }
+        ]
+
+    async def disk_devices(self, uuid: str) -> list[str]:
+        self._call("disk_devices", uuid)
+        return ["vda", *(m.removeprefix("/dev/") for m in self._domain(uuid).volumes)]
+
+    async def inject_nmi(self, uuid: str) -> None:
+        self._call("inject_nmi", uuid)
+        self._require(uuid, "inject_nmi", PowerState.RUNNING).console += "Uhhuh. NMI received\n"
+
+    async def remove_partial_snapshot(self, image_id: str) -> list[str]:
+        self._call("remove_partial_snapshot", image_id)
+        return [p for p in self.images.pop(f".{image_id}.part", "").split() if p]
+
 
 def check_protocol(driver: FakeInstanceDriver) -> InstanceDriver:
     """The fake is an InstanceDriver (a type checker verifies this assignment)."""
