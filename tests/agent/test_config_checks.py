@@ -91,6 +91,8 @@ ZERO_IS_MEANINGFUL = {
     ("agent", "reboot_flap_delay"),
     ("rpc", "subscriber_answer_wait"),
     ("instance", "shutdown_timeout"),
+    # 0: the image cache is cleaned only when manage_image_cache is asked.
+    ("guest", "image_cache_interval"),
     # A migration's timeouts and bandwidth: 0 is "none" / "no limit".
     ("migration", "completion_timeout_per_gib"),
     ("migration", "progress_timeout"),
