@@ -8,7 +8,7 @@ in-memory fake. Methods may be added here; existing signatures do not change.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 from schemas.objects.block_device import BlockDeviceMappingList
@@ -32,10 +32,13 @@ class InstanceDriver(Protocol):
         block_device_info: BlockDeviceMappingList | None,
         network_info: NetworkInfo | None,
         recovery: bytes,
+        injected_files: Sequence[tuple[str, bytes]] = (),
+        admin_password: str | None = None,
     ) -> None:
-        """Create disks (overlays on the cached base image), define and start the domain with
-        `recovery` stored in its <metadata>. On failure everything created is removed before the
-        error propagates."""
+        """Create disks (overlays on the cached base image) and, for an instance with
+        `config_drive`, its config drive (with `injected_files` and `admin_password`), define
+        and start the domain with `recovery` stored in its <metadata>. On failure everything
+        created is removed before the error propagates."""
         ...
 
     async def destroy(self, instance: Instance, destroy_disks: bool) -> bool:

@@ -19,7 +19,13 @@ from actors.instance.core import (
     state_topic,
 )
 from actors.instance.method import driver_method
-from actors.instance.names import check_connection, check_domain_name, check_image_id, check_vif
+from actors.instance.names import (
+    check_connection,
+    check_domain_name,
+    check_guest_path,
+    check_image_id,
+    check_vif,
+)
 from actors.instance.recovery import RecoveryRecord, encode_recovery
 from actors.instance.states import Operation
 from schemas.objects.block_device import BlockDeviceMappingList
@@ -43,8 +49,14 @@ class LifecycleHandlers(InstanceCore):
         image_meta: ImageMeta,
         network_info: NetworkInfo | None = None,
         block_device_info: BlockDeviceMappingList | None = None,
+        injected_files: list[Any] | None = None,
+        admin_password: str | None = None,
     ) -> Instance:
         """Build the guest and start it: building/spawning, then active and running.
+
+        `injected_files` ([path, content] pairs) and `admin_password` go on the config drive
+        (an instance with `config_drive` set), never into a record; asked of an instance
+        without one, they are refused.
 
         Refused when the actor holds a live record or a domain of this uuid exists. The
         flavor is claimed from the host's resource tracker first (`ClaimFailed` when it does
@@ -55,6 +67,7 @@ class LifecycleHandlers(InstanceCore):
         self._check_target(instance)
         driver = self._need_driver()
         self._check_spawn_arguments(instance, network_info, block_device_info)
+        files = self._injected_files(instance, injected_files, admin_password)
         await self._load()
         if self.record is not None and self.record.instance.vm_state != VMState.DELETED:
             raise self._invalid_state("vm_state", self.record.instance.vm_state)
@@ -75,7 +88,13 @@ class LifecycleHandlers(InstanceCore):
             self.record = RecoveryRecord(built, image_meta.obj_clone())
             await self._commit_all(store=False)
             await driver.spawn(
-                built, image_meta, block_device_info, network_info, encode_recovery(self.record)
+                built,
+                image_meta,
+                block_device_info,
+                network_info,
+                encode_recovery(self.record),
+                injected_files=files,
+                admin_password=admin_password,
             )
         except Exception:  # whatever failed propagates as it is, once recorded
             await self._commit(store=False, vm_state=VMState.ERROR, task_state=None)
@@ -95,6 +114,26 @@ class LifecycleHandlers(InstanceCore):
             launched_at=self._clock(),
         )
         return self.record.instance.obj_clone()
+
+    def _injected_files(
+        self, instance: Instance, files: list[Any] | None, admin_password: str | None
+    ) -> list[tuple[str, bytes]]:
+        """`files` as (path, content) pairs, each path an absolute guest path; text content
+        is taken as UTF-8."""
+        if (files or admin_password is not None) and not instance.config_drive:
+            reason = "only a config drive carries them: set the instance's config_drive"
+            raise self._bad_argument("injected_files" if files else "admin_password", reason)
+        pairs: list[tuple[str, bytes]] = []
+        for item in files or []:
+            if not isinstance(item, list | tuple) or len(item) != 2:
+                raise self._bad_argument("injected_files", "each must be a [path, content] pair")
+            path, content = item
+            if not isinstance(path, str) or not isinstance(content, str | bytes):
+                reason = "each must be a [path (text), content (text or bytes)] pair"
+                raise self._bad_argument("injected_files", reason)
+            check_guest_path("inject a file", self.uuid, path)
+            pairs.append((path, content.encode() if isinstance(content, str) else content))
+        return pairs
 
     def _check_spawn_arguments(
         self,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -99,8 +99,11 @@ class LibvirtInstanceDriver:
         block_device_info: BlockDeviceMappingList | None,
         network_info: NetworkInfo | None,
         recovery: bytes,
+        injected_files: Sequence[tuple[str, bytes]] = (),
+        admin_password: str | None = None,
     ) -> None:
-        """Make the disks, define and start the domain with `recovery` in its metadata.
+        """Make the disks (and the config drive), define and start the domain with
+        `recovery` in its metadata.
 
         All or nothing: a failure removes what was made before it propagates. Cancellation
         cannot stop the blocking job midway: the job is let finish, and a spawn that
@@ -114,6 +117,8 @@ class LibvirtInstanceDriver:
             recovery,
             self.settings,
             self.image_cache,
+            injected_files=injected_files,
+            admin_password=admin_password,
         )
         job = asyncio.ensure_future(
             self.host.run_on(instance.uuid, run_spawn, plan, self.image_cache)

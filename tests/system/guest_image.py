@@ -13,12 +13,16 @@ serial console (ttyS0), one line per event, each starting with `MARKER_PREFIX`:
     VIRTACTOR-GUEST: heartbeat 42            every second, counting up from 1
     VIRTACTOR-GUEST: dirtying 64 MiB         the memory-dirtying loop started
     VIRTACTOR-GUEST: wrote 16 MiB to vda     the disk-writing flag's data is on the disk
+    VIRTACTOR-GUEST: config-drive vdb {...}  the config drive's meta_data.json (with its flag)
+    VIRTACTOR-GUEST: config-drive-file 0000 hello   an injected file's content, one per line
     VIRTACTOR-GUEST: shutdown requested      the ACPI power button was pressed; power-off follows
 
 The kernel command line flag `virtactor.dirty=<MiB>` makes the guest rewrite that much memory
 (a tmpfs file) over and over, so a live migration has pages that keep getting dirty;
 `virtactor.write=<MiB>` makes it write that much of the byte `x` (0x78) at the start of
-`/dev/vda` once at boot (synced), so a block migration has data to copy and to check.
+`/dev/vda` once at boot (synced), so a block migration has data to copy and to check;
+`virtactor.configdrive=1` makes it look for an ISO 9660 disk (the config drive) at boot and
+print what it holds.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from pathlib import Path
 from schemas.errors import VirtactorError
 
 # Bump when the image layout or the init changes in a way the digest below cannot see.
-BUILDER_VERSION = 2
+BUILDER_VERSION = 3
 
 MARKER_PREFIX = "VIRTACTOR-GUEST:"
 
@@ -52,6 +56,8 @@ class GuestMarker(StrEnum):
     HEARTBEAT = f"{MARKER_PREFIX} heartbeat"
     DIRTYING = f"{MARKER_PREFIX} dirtying"
     WROTE = f"{MARKER_PREFIX} wrote"
+    CONFIG_DRIVE = f"{MARKER_PREFIX} config-drive"
+    CONFIG_DRIVE_FILE = f"{MARKER_PREFIX} config-drive-file"
     SHUTDOWN_REQUESTED = f"{MARKER_PREFIX} shutdown requested"
 
 
@@ -59,12 +65,21 @@ class GuestMarker(StrEnum):
 HEARTBEAT_RE = re.compile(GuestMarker.HEARTBEAT.value + r" (\d+)")
 DIRTY_CMDLINE_FLAG = "virtactor.dirty"
 WRITE_CMDLINE_FLAG = "virtactor.write"
+CONFIG_DRIVE_CMDLINE_ARG = "virtactor.configdrive=1"
 WRITTEN_BYTE = 0x78  # what the write flag fills the disk with ("x")
 
 # Loaded in this order after their modules.dep dependencies; any may be built in instead.
 # virtio_pci finds the devices, button + evdev turn the ACPI power button into an input
 # event that acpid sees.
-GUEST_MODULES = ("virtio_pci", "virtio_blk", "virtio_net", "virtio_console", "button", "evdev")
+GUEST_MODULES = (
+    "virtio_pci",
+    "virtio_blk",
+    "virtio_net",
+    "virtio_console",
+    "button",
+    "evdev",
+    "isofs",
+)
 BUSYBOX = Path("/bin/busybox")
 BASE_CMDLINE = "console=ttyS0 quiet panic=-1"
 
@@ -282,8 +297,25 @@ write_disk() {{
     yes x | tr -d '\\n' | dd of=/dev/vda bs=1M count="$1" iflag=fullblock conv=fsync 2>/dev/null \\
         && echo "{m.WROTE} $1 MiB to vda" || echo "{MARKER_PREFIX} writing vda failed"
 }}
+show_config_drive() {{
+    tries=0
+    until [ -b /dev/vda ] || [ "$tries" -gt 100 ]; do tries=$((tries + 1)); sleep 0.1; done
+    mkdir -p /cd
+    for dev in /dev/vd?; do
+        if mount -t iso9660 -o ro "$dev" /cd 2>/dev/null; then
+            echo "{m.CONFIG_DRIVE} ${{dev#/dev/}} $(cat /cd/openstack/latest/meta_data.json)"
+            for f in /cd/openstack/content/*; do
+                [ -f "$f" ] && echo "{m.CONFIG_DRIVE_FILE} ${{f##*/}} $(cat "$f")"
+            done
+            umount /cd
+            return
+        fi
+    done
+    echo "{m.CONFIG_DRIVE} none"
+}}
 for arg in $(cat /proc/cmdline); do
     case "$arg" in
+        {CONFIG_DRIVE_CMDLINE_ARG}) show_config_drive ;;
         {WRITE_CMDLINE_FLAG}=*)
             mib="${{arg#*=}}"
             case "$mib" in

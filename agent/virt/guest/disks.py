@@ -78,6 +78,7 @@ class DiskPlan:
     local: list[LocalDisk] = field(default_factory=list)
     volumes: list[VolumeDisk] = field(default_factory=list)
     root_device_name: str | None = None
+    config_drive: tuple[str, str] | None = None  # (target, bus) of the config drive
 
 
 def parse_device_name(name: str) -> tuple[str, str]:
@@ -139,6 +140,8 @@ def plan_disks(
     if swap_mib > 0:
         target, disk_bus = names.take(swaps[0].device_name if swaps else None)
         plan.local.append(LocalDisk("disk.swap", target, disk_bus, swap_mib))
+    if instance.config_drive:
+        plan.config_drive = names.take(None)
     for bdm in mappings:
         if bdm is root:
             continue
@@ -161,6 +164,16 @@ def local_disk_element(
     sub(disk, "driver", name="qemu", type=fmt, cache=cachemode)
     sub(disk, "source", file=path)
     sub(disk, "target", dev=target, bus=bus)
+    return disk
+
+
+def config_drive_element(path: str, target: str, bus: str) -> ET.Element:
+    """`<disk>` for the config drive: a raw ISO image the guest may only read."""
+    disk = element("disk", type="file", device="disk")
+    sub(disk, "driver", name="qemu", type="raw")
+    sub(disk, "source", file=path)
+    sub(disk, "target", dev=target, bus=bus)
+    sub(disk, "readonly")
     return disk
 
 

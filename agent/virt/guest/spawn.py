@@ -12,17 +12,20 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import libvirt
 
-from agent.errors import NotSupported
 from agent.virt import qemu_img
 from agent.virt.guest.config import GuestDevices, KernelBoot, build_domain_xml
+from agent.virt.guest.config_drive import FILE_NAME as CONFIG_DRIVE_FILE
+from agent.virt.guest.config_drive import config_drive_files, write_config_drive
 from agent.virt.guest.disks import (
     InstancePaths,
     LocalDisk,
+    config_drive_element,
     local_disk_element,
     plan_disks,
 )
@@ -51,6 +54,7 @@ class SpawnPlan:
     local: tuple[LocalDisk, ...]
     root_image: str | None  # image id of the root overlay's base
     boot_images: tuple[str, ...]  # kernel and ramdisk image ids
+    config_drive: dict[str, bytes] | None = None  # its files, by their path on the drive
 
 
 def plan_spawn(
@@ -61,14 +65,15 @@ def plan_spawn(
     recovery: bytes,
     settings: GuestSettings,
     cache: ImageCache,
+    *,
+    injected_files: Sequence[tuple[str, bytes]] = (),
+    admin_password: str | None = None,
 ) -> SpawnPlan:
     """The domain XML and files of `instance`; typed errors for anything that cannot work."""
-    if instance.config_drive:
-        # Building the ISO needs a tool or library this agent does not ship yet.
-        raise NotSupported(
-            operation="config drive", reason=f"instance {instance.uuid} asks for one"
-        )
     disks = plan_disks(instance, image_meta, block_device_info)
+    drive: dict[str, bytes] | None = None
+    if instance.config_drive:
+        drive = config_drive_files(instance, network_info, injected_files, admin_password)
     paths = InstancePaths(settings.instances_path, instance.uuid)
     props = image_meta.properties
     boot_images: list[str] = []
@@ -94,6 +99,10 @@ def plan_spawn(
         )
         for d in disks.local
     ]
+    if disks.config_drive is not None:
+        target, bus = disks.config_drive
+        path = str(paths.disk(CONFIG_DRIVE_FILE))
+        elements.append((target, config_drive_element(path, target, bus)))
     elements += [
         (
             v.target,
@@ -116,7 +125,9 @@ def plan_spawn(
     xml = build_domain_xml(
         instance, image_meta, settings, devices, recovery=recovery, created=instance.created_at
     )
-    return SpawnPlan(instance.uuid, xml, paths, tuple(disks.local), root_image, tuple(boot_images))
+    return SpawnPlan(
+        instance.uuid, xml, paths, tuple(disks.local), root_image, tuple(boot_images), drive
+    )
 
 
 def run_spawn(conn: libvirt.virConnect, plan: SpawnPlan, cache: ImageCache) -> None:
@@ -140,6 +151,8 @@ def run_spawn(conn: libvirt.virConnect, plan: SpawnPlan, cache: ImageCache) -> N
             undo.push(f"release image {image_id}", cache.release, image_id, plan.uuid)
         for disk in plan.local:
             _make_disk(plan, disk, cache, undo)
+        if plan.config_drive is not None:
+            write_config_drive(plan.paths.disk(CONFIG_DRIVE_FILE), plan.config_drive)
         guest = Guest.define(conn, plan.xml)
         undo.push("undefine the domain", guest.undefine)
         guest.launch()

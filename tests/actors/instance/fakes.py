@@ -14,7 +14,7 @@ system tier.
 from __future__ import annotations
 
 import base64
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -115,6 +115,8 @@ class FakeInstanceDriver:
         block_device_info: BlockDeviceMappingList | None,
         network_info: NetworkInfo | None,
         recovery: bytes,
+        injected_files: Sequence[tuple[str, bytes]] = (),
+        admin_password: str | None = None,
     ) -> None:
         self._call("spawn", instance.uuid)
         if instance.uuid in self.domains:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
-from agent.errors import NotSupported
 from agent.virt.guest.disks import (
     LocalDisk,
     device_name,
@@ -149,20 +149,25 @@ def test_unsupported_mappings_are_refused_naming_them() -> None:
         )
 
 
-def test_a_config_drive_is_refused_before_anything_is_made(tmp_path: Path) -> None:
+def test_a_config_drive_is_planned_as_a_read_only_disk_after_the_others(tmp_path: Path) -> None:
     settings = samples.settings(tmp_path)
     cache = ImageCache(settings.images_path, settings.image_cache_path)
-    with pytest.raises(NotSupported) as caught:
-        plan_spawn(
-            samples.instance(config_drive=True),
-            samples.image_meta(),
-            None,
-            None,
-            b"",
-            settings,
-            cache,
-        )
-    assert str(caught.value) == (
-        f"config drive is not supported: instance {samples.INSTANCE_UUID} asks for one"
+    plan = plan_spawn(
+        samples.instance(config_drive=True),
+        samples.image_meta(),
+        None,
+        None,
+        b"",
+        settings,
+        cache,
+        injected_files=[("/etc/motd", b"hello")],
+        admin_password="s3cret",
     )
+    assert plan.config_drive is not None
+    assert plan.config_drive["openstack/content/0000"] == b"hello"
+    disks = ET.fromstring(plan.xml).findall("devices/disk")
+    drive = disks[-1]
+    assert drive.find("source").get("file", "").endswith("/disk.config")
+    assert drive.find("readonly") is not None and drive.find("driver").get("type") == "raw"
+    # Nothing is made while planning.
     assert not (tmp_path / "instances").exists()
