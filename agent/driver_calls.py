@@ -232,9 +232,7 @@ class DriverCalls:
     get_instance_disk_info = DriverCall(InstanceActor.get_instance_disk_info)
     get_device_name_for_instance = DriverCall(InstanceActor.get_device_name_for_instance)
     trigger_crash_dump = DriverCall(InstanceActor.trigger_crash_dump)
-    post_interrupted_snapshot_cleanup = DriverCall(
-        InstanceActor.post_interrupted_snapshot_cleanup
-    )
+    post_interrupted_snapshot_cleanup = DriverCall(InstanceActor.post_interrupted_snapshot_cleanup)
     get_instance_diagnostics = DriverCall(InstanceActor.get_instance_diagnostics)
     network_binding_host_id = DriverCall(InstanceActor.network_binding_host_id)
     get_rdp_console = DriverCall(InstanceActor.get_rdp_console)

@@ -284,7 +284,8 @@ async def test_get_device_name_for_instance_refuses_a_name_the_guest_uses(
 
 async def test_trigger_crash_dump_is_sent_to_a_running_guest_only(embedded: EmbeddedGuest) -> None:
     client, guest = embedded.client, embedded.guest
-    assert await client.trigger_crash_dump(HOST, guest) is None
+    await client.trigger_crash_dump(HOST, guest)
+    assert (await client.get_info(HOST, guest)).state == "running"
 
     await client.power_off(HOST, guest)
     try:
