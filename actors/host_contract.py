@@ -104,10 +104,12 @@ class HostContractHandlers(Actor):
     @handler
     async def manage_image_cache(self, all_instances: list[str] | None = None) -> dict[str, Any]:
         """Drop the cache references of instances that are gone, then remove the bases
-        unused for the configured age. Live are this host's domains, its instance actors
-        (an incoming migration's, before its domain exists) and `all_instances` (uuids the
-        caller knows on this host). Returns what was done: removed, in_use, waiting,
-        dropped_references. Also run every `image_cache_interval` seconds."""
+        unused for the configured age. Alive are this host's domains, its instance actors
+        (an incoming migration's, before its domain exists), `all_instances` (uuids the
+        caller knows, on this host or on hosts sharing its cache) and, the hypervisor adds,
+        every instance with a directory in the instances path. Returns what was done:
+        removed, in_use, waiting, dropped_references. Also run every
+        `image_cache_interval` seconds."""
         for uuid in all_instances or []:
             if not isinstance(uuid, str) or not uuid:
                 reason = f"{uuid!r} is not an instance uuid"

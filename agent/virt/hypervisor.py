@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import libvirt
@@ -123,10 +124,14 @@ class LibvirtHypervisor:
                 reason="this agent has no guests configured, so it keeps no image cache",
             )
         max_age = self.image_cache_max_age
+        instances = Path(self.host.instances_path)
 
         def clean(_conn: libvirt.virConnect) -> dict[str, Any]:
             try:
-                report = cache.manage_image_cache(live_holders, max_age)
+                # An instance with a directory here may have disks on a base: with the
+                # instances path (and so the default cache) shared, another host's too.
+                alive = set(live_holders) | {p.name for p in instances.iterdir() if p.is_dir()}
+                report = cache.manage_image_cache(alive, max_age)
             except OSError as exc:
                 raise HostFilesError(
                     what="the image cache",

@@ -203,6 +203,24 @@ async def test_manage_image_cache_keeps_the_references_of_instances_the_caller_n
         (cache / f"{IMAGE_ID}.refs" / elsewhere).unlink()
 
 
+async def test_manage_image_cache_keeps_the_references_of_instances_with_a_directory_here(
+    embedded: EmbeddedGuest,
+) -> None:
+    # Another host's instance, on an instances path (and so a cache) the hosts share.
+    cache, other = _cache(embedded), str(uuid.uuid4())
+    directory = Path(embedded.config.agent.instances_path) / other
+    directory.mkdir()
+    (cache / f"{IMAGE_ID}.refs" / other).touch()
+    try:
+        report = await embedded.client.manage_image_cache(HOST)
+
+        assert report["dropped_references"] == []
+        assert (cache / f"{IMAGE_ID}.refs" / other).exists()
+    finally:
+        (cache / f"{IMAGE_ID}.refs" / other).unlink()
+        directory.rmdir()
+
+
 async def test_manage_image_cache_refuses_an_empty_uuid(embedded: EmbeddedGuest) -> None:
     with pytest.raises(InvalidHostArgument) as caught:
         await embedded.client.manage_image_cache(HOST, [""])
