@@ -25,7 +25,7 @@ from actors.instance.errors import (
 )
 from actors.migration.errors import MigrationNotFound, MigrationPreCheckError
 from agent.client import ComputeClient
-from agent.errors import InvalidArguments, UnknownMethod
+from agent.errors import HypervisorError, InvalidArguments, UnknownMethod
 from agent.rpc.catalogue import CATALOGUE, Status, exposed_methods
 from agent.virt.guest.errors import ConsoleUnavailable
 from schemas.errors import VirtactorError
@@ -210,7 +210,7 @@ CALLS: list[tuple[str, Args]] = [
 
 # Typed refusals of this lone test-driver agent's situation: method -> (error, why).
 REFUSED_HERE: dict[str, tuple[type[VirtactorError], str]] = {
-    "interface_stats": (VirtactorError, "the guest has no interface tap0"),
+    "interface_stats": (HypervisorError, "libvirt knows no interface tap0 of the guest"),
     "get_vnc_console": (ConsoleUnavailable, "the test driver allocates no VNC port"),
     "get_serial_console": (ConsoleUnavailable, "the test driver allocates no pty"),
     "detach_volume": (VolumeNotAttached, "no volume could be attached (test driver)"),

@@ -351,6 +351,11 @@ async def test_an_instance_whose_state_cannot_be_read_is_reported_unknown(
         ("resync_interval", 0.0, "resync_interval must be > 0 seconds, got 0.0"),
         ("heartbeat_interval", -1.0, "heartbeat_interval must be > 0 seconds, got -1.0"),
         ("adopt_concurrency", 0, "adopt_concurrency must be >= 1, got 0"),
+        (
+            "image_cache_interval",
+            -1.0,
+            "image_cache_interval must be >= 0 seconds, got -1.0",
+        ),
     ],
 )
 async def test_host_actor_settings_refuse_values_that_would_spin_or_stall(
