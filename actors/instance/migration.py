@@ -10,6 +10,7 @@ sequence between them is `actors.migration.actor`'s; docs/migration.md draws it.
 
 from __future__ import annotations
 
+import base64
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,6 +39,10 @@ from schemas.objects.network import NetworkInfo
 
 log = logging.getLogger(__name__)
 
+# The biggest config drive a block migration carries in its messages (base64 grows it by a
+# third; a request is at most [rpc] max_message_bytes, 4 MiB by default).
+MAX_CARRIED_CONFIG_DRIVE = 2 * 1024 * 1024
+
 
 class LocalFilesLike(Protocol):
     """A guest's local disks and boot images (`agent.virt.migration.disks.LocalFiles`)."""
@@ -47,6 +52,9 @@ class LocalFilesLike(Protocol):
 
     @property
     def boot_images(self) -> list[str]: ...
+
+    @property
+    def config_drive(self) -> bytes | None: ...
 
 
 class HostMigrationDriver(Protocol):
@@ -180,6 +188,14 @@ class MigrationHandlers(InstanceCore):
             files = await support.driver.local_files(self.uuid)
             checked.local_disks = list(files.disks)
             checked.boot_images = list(files.boot_images)
+            if files.config_drive is not None:
+                if len(files.config_drive) > MAX_CARRIED_CONFIG_DRIVE:
+                    reason = (
+                        f"its config drive ({len(files.config_drive)} bytes) is larger than "
+                        f"a block migration carries ({MAX_CARRIED_CONFIG_DRIVE})"
+                    )
+                    raise MigrationPreCheckError(uuid=self.uuid, reason=reason)
+                checked.config_drive = base64.b64encode(files.config_drive).decode()
         return checked
 
     @driver_method

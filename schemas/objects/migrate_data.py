@@ -63,7 +63,7 @@ class LiveMigrateData(VersionedObject):
     # 1.2: Migration 1.2
     # 1.3: Added dest_libvirt_uri
     # 1.4: Added local_disks, boot_images, dest_instance_dir, dest_image_cache_dir,
-    #      dest_listen_addr
+    #      dest_listen_addr, config_drive
     VERSION = "1.4"
     __slots__ = ()
     OBJ_RELATIONSHIPS: ClassVar[Relationships] = {
@@ -102,6 +102,8 @@ class LiveMigrateData(VersionedObject):
     boot_images: list[str] = fields.List(fields.String(), default=[])
     dest_instance_dir: str | None = fields.String(nullable=True, default=None)
     dest_image_cache_dir: str | None = fields.String(nullable=True, default=None)
+    # A block migration's config drive, base64 (libvirt copies no read-only disk).
+    config_drive: str | None = fields.String(nullable=True, default=None)
     supported_perf_events: list[str] = fields.List(fields.String(), default=[])
     bdms: list[LiveMigrateBDMInfo] = fields.ListOfObjects("LiveMigrateBDMInfo", default=[])
     old_vol_attachment_ids: dict[str, str] = fields.Dict(fields.String(), default={})
@@ -117,6 +119,7 @@ class LiveMigrateData(VersionedObject):
                 "dest_instance_dir",
                 "dest_image_cache_dir",
                 "dest_listen_addr",
+                "config_drive",
             ):
                 primitive.pop(name, None)
         if target_version < (1, 3):

@@ -30,7 +30,7 @@ EXPECTED_FINGERPRINTS = {
     "InstanceInfo": "1.0-a95fe976aa529952b40838952b6f78f3",
     "LifecycleEvent": "1.0-89d1657af06b0e824d3a37df8c71398b",
     "LiveMigrateBDMInfo": "1.0-34dedcc28a81f33613e055ec59338448",
-    "LiveMigrateData": "1.4-d4b0cca3bfa14cfa2542d4d2cb7b541a",
+    "LiveMigrateData": "1.4-57566cf8bdc0da1442b8030eea18fc61",
     "LiveMigrateDisk": "1.0-ab4ed4c1936e2f216adc90bb279490ad",
     "MemoryDiagnostics": "1.0-6ac57b7a6e7f4ecf01b308aa096498c5",
     "Migration": "1.2-b5660b455ba65b698196eac5f87afc29",

@@ -91,6 +91,7 @@ async def test_a_guest_with_a_local_disk_block_migrates_and_keeps_counting(
     pair, client = apart, apart.client
     me = tracked_instance(domain_janitor)
     me.flavor.root_gb = me.root_gb = 1
+    me.config_drive = True  # read only: carried whole, not copied by libvirt
     image = kernel_image(guest_image)
     image.properties.os_command_line += f" {write_cmdline_arg(WRITTEN_MIB)}"
     source_dir, dest_dir = instance_dir(pair, SOURCE, me.uuid), instance_dir(pair, DEST, me.uuid)
@@ -107,6 +108,7 @@ async def test_a_guest_with_a_local_disk_block_migrates_and_keeps_counting(
         source_dir / "console.log", HEARTBEAT_RE, 60, start=booted.end
     )
     dest_before = await client.get_compute_node(DEST)
+    drive = await asyncio.to_thread((source_dir / "disk.config").read_bytes)
 
     migration = new_migration(me)
     # At 8 MiB/s the disk's data takes a few polls to copy, so progress shows it.
@@ -130,6 +132,7 @@ async def test_a_guest_with_a_local_disk_block_migrates_and_keeps_counting(
     dest_cache = Path(pair.agents[DEST].config.agent.instances_path) / "_base"
     assert disk.format == "qcow2" and disk.backing_file == str(dest_cache / ROOT_IMAGE)
     assert await asyncio.to_thread(holds_written_data, dest_dir / "disk"), "data not copied"
+    assert await asyncio.to_thread((dest_dir / "disk.config").read_bytes) == drive
     after = await wait_for_console_async(dest_dir / "console.log", HEARTBEAT_RE, 60)
     assert beat(after.text) > beat(before.text)
     # The source let go of everything: no files, no reference to its cached base.

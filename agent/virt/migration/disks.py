@@ -21,6 +21,7 @@ from pathlib import Path
 
 from actors.migration.target import PathMap, under
 from agent.virt import qemu_img
+from agent.virt.guest.config_drive import FILE_NAME as CONFIG_DRIVE_FILE
 from agent.virt.guest.disks import InstancePaths
 from agent.virt.images import ImageCache, check_id
 from agent.virt.undo import Undo
@@ -31,10 +32,12 @@ MIB = 1024 * 1024
 
 @dataclass(slots=True)
 class LocalFiles:
-    """The instance's local disks and the cached images its kernel boot reads."""
+    """The instance's local disks and the cached images its kernel boot reads; its config
+    drive's image (read only: libvirt does not copy it, so it travels whole)."""
 
     disks: list[LiveMigrateDisk] = field(default_factory=list)
     boot_images: list[str] = field(default_factory=list)
+    config_drive: bytes | None = None
 
 
 def read_local_disks(xml: str, paths: InstancePaths, cache: ImageCache) -> LocalFiles:
@@ -51,6 +54,11 @@ def read_local_disks(xml: str, paths: InstancePaths, cache: ImageCache) -> Local
             continue
         path = source.get("file")
         if path is None or not under(path, directory):
+            continue
+        if disk.find("readonly") is not None:
+            if Path(path).name != CONFIG_DRIVE_FILE:
+                raise ValueError(f"{path} is a read-only disk a block migration cannot copy")
+            found.config_drive = Path(path).read_bytes()
             continue
         image = qemu_img.info(Path(path), force_share=True)
         backing = None
@@ -75,10 +83,15 @@ def read_local_disks(xml: str, paths: InstancePaths, cache: ImageCache) -> Local
 
 
 def make_incoming_disks(
-    paths: InstancePaths, cache: ImageCache, disks: list[LiveMigrateDisk], boot_images: list[str]
+    paths: InstancePaths,
+    cache: ImageCache,
+    disks: list[LiveMigrateDisk],
+    boot_images: list[str],
+    config_drive: bytes | None = None,
 ) -> None:
-    """The instance directory with an empty file for each disk the source copies, and this
-    host's references to the images they and the kernel boot from; all or nothing."""
+    """The instance directory with an empty file for each disk the source copies, the
+    config drive as it was, and this host's references to the images they and the kernel
+    boot from; all or nothing."""
     directory = paths.directory
     directory.parent.mkdir(parents=True, exist_ok=True)
     with Undo("prepare a block migration", paths.uuid) as undo:
@@ -105,6 +118,8 @@ def make_incoming_disks(
                     blank.truncate(disk.virtual_size)
             else:
                 qemu_img.create_blank(path, size_mib)
+        if config_drive is not None:
+            paths.disk(CONFIG_DRIVE_FILE).write_bytes(config_drive)
         undo.commit()
 
 

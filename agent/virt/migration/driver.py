@@ -10,6 +10,7 @@ removes an incoming instance's directory.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -234,7 +235,8 @@ class LibvirtMigrationDriver:
             return
         cache = self.image_cache
         disks, boot = list(data.local_disks), list(data.boot_images)
-        await self._on_files(lambda: make_incoming_disks(paths, cache, disks, boot))
+        drive = None if data.config_drive is None else base64.b64decode(data.config_drive)
+        await self._on_files(lambda: make_incoming_disks(paths, cache, disks, boot, drive))
 
     def instance_dir(self, uuid: str) -> str:
         return str(InstancePaths(self.instances_path, uuid).directory)

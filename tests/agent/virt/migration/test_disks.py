@@ -33,8 +33,8 @@ def domain(directory: str, cache: str, volume: str = "/dev/disk/by-path/ip-lun-1
   <devices>
     <disk type="file" device="disk"><source file="{directory}/disk"/><target dev="vda"/></disk>
     <disk type="block" device="disk"><source dev="{volume}"/><target dev="vdb"/></disk>
-    <disk type="file" device="cdrom"><source file="{directory}/disk.config"/>
-      <target dev="hda"/></disk>
+    <disk type="file" device="disk"><source file="{directory}/disk.config"/>
+      <target dev="vdc"/><readonly/></disk>
     <serial type="pty"><log file="{directory}/console.log" append="off"/></serial>
   </devices></domain>"""
 
@@ -74,8 +74,10 @@ def test_the_source_reads_its_local_disks_and_boot_images(
     base = cache.acquire("base", UUID)
     cache.acquire("kernel", UUID)
     qemu_img.create_overlay(paths.disk("disk"), base.path, base.format, 1024)
+    paths.disk("disk.config").write_bytes(b"iso")
     xml = domain(str(paths.directory), str(cache.cache_path))
     found = read_local_disks(xml, paths, cache)
+    assert found.config_drive == b"iso"  # read only: carried whole
     assert found.disks == [
         LiveMigrateDisk(
             file="disk", target="vda", format="qcow2", virtual_size=1024 * MIB, backing_image="base"
@@ -108,7 +110,8 @@ def test_the_destination_makes_empty_disks_of_the_same_shape(
         LiveMigrateDisk(file="disk.eph0", target="vdb", format="qcow2", virtual_size=32 * MIB),
         LiveMigrateDisk(file="disk.raw", target="vdc", format="raw", virtual_size=4 * MIB),
     ]
-    make_incoming_disks(paths, cache, disks, ["kernel"])
+    make_incoming_disks(paths, cache, disks, ["kernel"], b"iso")
+    assert paths.disk("disk.config").read_bytes() == b"iso"
     root = qemu_img.info(paths.disk("disk"))
     assert (root.virtual_size, root.backing_file) == (64 * MIB, str(cache.cache_path / "base"))
     assert qemu_img.info(paths.disk("disk.eph0")).virtual_size == 32 * MIB
