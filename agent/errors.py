@@ -16,9 +16,11 @@
     ├── DatabaseNotUpgraded                 a conductor's database is behind its release
     ├── StoreError ...                      agent.conductor.db (the object database)
     ├── InstanceNotFound / InstanceInvalidState / NotSupported   actors.instance.errors
+    ├── InvalidHostArgument                 actors.instance.errors (a host method's argument)
     ├── InstanceRequestError ...            actors.instance.errors (bad arguments, devices)
     ├── RecoveryDataInvalid                 actors.instance.recovery
-    ├── HostClosed, EventLoopMismatch, ...  agent.virt.errors (the Host layer)
+    ├── HostClosed, EventLoopMismatch, ...  agent.virt.errors (the Host layer; HostFilesError
+    │                                       for an instance's disk or the image cache)
     ├── GuestConfigError, InstanceExists,   agent.virt.guest.errors (the Guest layer)
     │   GuestAgentUnavailable (retryable), ...
     ├── QemuImgError                        agent.virt.qemu_img
