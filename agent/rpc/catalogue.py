@@ -138,7 +138,12 @@ _INSTANCE_MORE = [
     ("get_instance_disk_info", _R, "", "nova's JSON list of local disks"),
     ("get_device_name_for_instance", _R, "", "the next free /dev name on the bus"),
     ("trigger_crash_dump", _R, "a running guest", "an NMI injected"),
-    ("post_interrupted_snapshot_cleanup", _T, "image_id: a UUID", "partial files removed"),
+    (
+        "post_interrupted_snapshot_cleanup",
+        _T,
+        "image_id: the snapshot's UUID (its partial files are named by it)",
+        "the partial files removed",
+    ),
     ("get_instance_diagnostics", _T, "", "as get_diagnostics"),
     ("network_binding_host_id", _T, "", "the instance's host, else this agent's"),
 ]
