@@ -39,6 +39,8 @@ def test_every_driver_method_of_the_actor_keeps_its_own_signature() -> None:
         "image_meta",
         "network_info",
         "block_device_info",
+        "injected_files",
+        "admin_password",
     ]
     assert spawn.__name__ == "spawn"
 
