@@ -117,17 +117,17 @@ class BusIndirection:
             raise DecodeError(reason=reason)
         return result
 
-    def _deadline(self, context: Any) -> float:
-        """The monotonic deadline of a call made for `context`."""
+    def _budget(self, context: Any) -> float:
+        """The seconds a call made for `context` may take (its deadline's, else ours)."""
         if isinstance(context, RequestContext) and context.deadline is not None:
-            return time.monotonic() + context.deadline - time.time()
-        return time.monotonic() + self.timeout
+            return context.deadline - time.time()
+        return self.timeout
 
     async def _call(
         self, method: str, arguments: dict[str, Any], objname: str, objmethod: str, context: Any
     ) -> Any:
-        started = time.monotonic()
-        deadline = self._deadline(context)
+        budget = self._budget(context)
+        deadline = time.monotonic() + budget
         message_id = str(uuid.uuid4())
         delay = self.retry_min
         reason = "its deadline had passed before it was sent"
@@ -154,5 +154,5 @@ class BusIndirection:
             await asyncio.sleep(max(0.0, min(delay, deadline - time.monotonic())))
             delay = min(max(delay * 2, self.retry_min), self.retry_max)
         raise ConductorUnavailable(
-            objname=objname, method=objmethod, timeout=max(deadline - started, 0.0), reason=reason
+            objname=objname, method=objmethod, timeout=max(budget, 0.0), reason=reason
         )

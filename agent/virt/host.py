@@ -113,6 +113,7 @@ class Host:
         self._down_reason = "not connected yet"
         self._lost = asyncio.Event()
         self._connected = asyncio.Event()
+        self._closing = asyncio.Event()  # set by aclose: waits for a connection end there
         self._listener: HostListener | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._supervisor: asyncio.Task[None] | None = None
@@ -141,10 +142,23 @@ class Host:
         self._supervisor.add_done_callback(self._supervisor_done)
 
     async def wait_connected(self) -> None:
-        """Wait until the Host is connected (the caller bounds the wait with its deadline)."""
+        """Wait until the Host is connected (the caller bounds the wait with its deadline);
+        `HostClosed` when it is closed meanwhile (an agent stopping while it adopts)."""
         if self._closed:
             raise HostClosed(uri=self.uri)
-        await self._connected.wait()
+        if self._connected.is_set():
+            return
+        waits = {
+            asyncio.ensure_future(self._connected.wait()),
+            asyncio.ensure_future(self._closing.wait()),
+        }
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
+        if self._closed:
+            raise HostClosed(uri=self.uri)
 
     async def aclose(self) -> None:
         """Stop supervising and close the connection; calls then raise `HostClosed`.
@@ -153,6 +167,7 @@ class Host:
         itself is bounded by `close_timeout`: a libvirtd that does not answer is abandoned.
         """
         self._closed = True
+        self._closing.set()
         supervisor, self._supervisor = self._supervisor, None
         if supervisor is not None:
             supervisor.cancel()

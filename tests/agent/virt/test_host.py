@@ -169,6 +169,26 @@ async def test_calls_before_any_connection_fail_fast_with_hypervisor_unavailable
         await host.aclose()
 
 
+async def test_a_wait_for_the_connection_ends_when_the_host_is_closed(
+    executor: BlockingExecutor, listener: RecordingListener, tmp_path: object
+) -> None:
+    """An agent stopped while it waits to adopt its guests must not wait for libvirt."""
+    host = Host(
+        REFUSED_URI,
+        executor,
+        instances_path=str(tmp_path),
+        backoff=Backoff(initial=0.01, factor=2.0, maximum=0.05),
+    )
+    await host.start(listener)
+    waiting = asyncio.create_task(host.wait_connected())
+    await wait_for(lambda: host.connect_failures >= 1)
+    assert not waiting.done()
+    await host.aclose()
+    with pytest.raises(HostClosed):
+        async with asyncio.timeout(5):
+            await waiting
+
+
 async def test_calls_after_aclose_raise_host_closed(test_host: Host) -> None:
     await test_host.aclose()
     await test_host.aclose()  # idempotent
