@@ -381,10 +381,10 @@ async def test_a_migration_that_makes_no_progress_is_aborted_by_its_policy(
     me = (await spawn_dirtying(pair, domain_janitor, guest_image)).instance
     dest_before = await client.get_compute_node(DEST)
     migration = new_migration(me)
-    # The guest dirties its memory faster than 2 MiB/s can copy it, and 1 ms of downtime
+    # The guest dirties its memory faster than 8 MiB/s can copy it, and 1 ms of downtime
     # is never enough: the remaining data stops falling, and the policy gives up.
     stuck = MigrationPolicy(
-        bandwidth_mibps=2,
+        bandwidth_mibps=8,
         max_downtime_ms=1,
         progress_timeout=3,
         completion_timeout_per_gib=0,
@@ -410,7 +410,7 @@ async def test_a_migration_that_makes_no_progress_switches_to_post_copy_and_comp
     # As above, but the policy may switch to post-copy: the guest runs on the destination
     # at once and its remaining pages follow on demand.
     stuck = MigrationPolicy(
-        bandwidth_mibps=2,
+        bandwidth_mibps=8,
         max_downtime_ms=1,
         progress_timeout=3,
         completion_timeout_per_gib=0,
