@@ -4,8 +4,9 @@ source agent sees the broken job, waits for the path, resumes it (libvirt's post
 resume) and the migration completes; the guest lost nothing and keeps counting.
 
 The path is cut with an iptables rule that answers every packet to the destination's
-migration ports with a TCP reset (a resume is refused until the rule goes), and the stream's
-sockets are destroyed on both ends (`ss -K`), as both would see it fail once TCP gives up.
+migration ports with a TCP reset, and the stream's sockets are destroyed on both ends
+(`ss -K`), as both would see it fail once TCP gives up; the path comes back before the
+source's first attempt to resume (attempts refused meanwhile are the workflow unit tests').
 A stream only one end sees break cannot be recovered here: the destination's libvirtd 9.0
 holds the domain's job in its Finish phase, so it cannot be told to pause its side.
 """
@@ -130,14 +131,12 @@ async def test_a_post_copy_migration_whose_stream_breaks_is_resumed_and_complete
             with path_cut(ports):  # the stream breaks
                 paused, _ = await next_event(events, MigrationPhase.POST_COPY_PAUSED)
                 assert isinstance(paused, MigrationProgress), paused
-                # While the path is down the source keeps trying; the guest waits there.
-                await next_event(events, MigrationPhase.POST_COPY_RECOVERING)
-                await next_event(events, MigrationPhase.POST_COPY_PAUSED)
+                # The guest waits there, paused or faulting on pages it cannot get.
                 assert await asyncio.to_thread(domain_state, pair.hosts[DEST].uri, me.uuid) in (
                     libvirt.VIR_DOMAIN_RUNNING,
                     libvirt.VIR_DOMAIN_PAUSED,
                 )
-            # The path is back: the next attempt resumes it.
+            # The path is back before the source's next attempt: that attempt resumes it.
             ended, seen = await next_event(events, "(the end)")
     assert isinstance(ended, Migration) and ended.status == "completed", seen
     phases = [p.phase for p in seen if isinstance(p, MigrationProgress)]
