@@ -11,6 +11,7 @@ sequence between them is `actors.migration.actor`'s; docs/migration.md draws it.
 from __future__ import annotations
 
 import base64
+import binascii
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -312,6 +313,13 @@ class MigrationHandlers(InstanceCore):
         migration = migrate_data.migration
         if migration is None:
             raise self._bad_argument("migrate_data", "it names no migration")
+        if any(disk.virtual_size <= 0 for disk in migrate_data.local_disks):
+            raise self._bad_argument("migrate_data", "a local disk has no positive size")
+        if migrate_data.config_drive is not None:
+            try:
+                base64.b64decode(migrate_data.config_drive, validate=True)
+            except (binascii.Error, ValueError):
+                raise self._bad_argument("migrate_data", "its config_drive is not base64") from None
         support.slots.take_incoming(migration.uuid, self.uuid)
         try:
             if TRACKER_ADDRESS in self.system:
