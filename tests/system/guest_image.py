@@ -16,13 +16,20 @@ serial console (ttyS0), one line per event, each starting with `MARKER_PREFIX`:
     VIRTACTOR-GUEST: config-drive vdb {...}  the config drive's meta_data.json (with its flag)
     VIRTACTOR-GUEST: config-drive-file 0000 hello   an injected file's content, one per line
     VIRTACTOR-GUEST: shutdown requested      the ACPI power button was pressed; power-off follows
+    VIRTACTOR-GUEST: disk-size vda 1073741824   each block device's size in bytes, with disks
+    VIRTACTOR-GUEST: net eth0 10.0.0.2/24    the address of the network flag is configured
+    VIRTACTOR-GUEST: ran 7 0                 the console command with id 7 exited with 0
 
 The kernel command line flag `virtactor.dirty=<MiB>` makes the guest rewrite that much memory
 (a tmpfs file) over and over, so a live migration has pages that keep getting dirty;
 `virtactor.write=<MiB>` makes it write that much of the byte `x` (0x78) at the start of
 `/dev/vda` once at boot (synced), so a block migration has data to copy and to check;
 `virtactor.configdrive=1` makes it look for an ISO 9660 disk (the config drive) at boot and
-print what it holds.
+print what it holds; `virtactor.ip=<address>/<prefix>` gives eth0 that address and brings it up.
+
+The guest also takes commands on its console (`console_command`): a line `run <id> <shell
+command>` written to the serial port runs the command in the guest (its output goes to the
+console) and prints `ran <id> <exit code>`. Tests write to the serial port's pty on the host.
 """
 
 from __future__ import annotations
@@ -42,7 +49,7 @@ from pathlib import Path
 from schemas.errors import VirtactorError
 
 # Bump when the image layout or the init changes in a way the digest below cannot see.
-BUILDER_VERSION = 3
+BUILDER_VERSION = 4
 
 MARKER_PREFIX = "VIRTACTOR-GUEST:"
 
@@ -59,6 +66,9 @@ class GuestMarker(StrEnum):
     CONFIG_DRIVE = f"{MARKER_PREFIX} config-drive"
     CONFIG_DRIVE_FILE = f"{MARKER_PREFIX} config-drive-file"
     SHUTDOWN_REQUESTED = f"{MARKER_PREFIX} shutdown requested"
+    DISK_SIZE = f"{MARKER_PREFIX} disk-size"
+    NET = f"{MARKER_PREFIX} net"
+    RAN = f"{MARKER_PREFIX} ran"
 
 
 # The marker has no regex metacharacters, so it reads the same inside the pattern.
@@ -66,6 +76,9 @@ HEARTBEAT_RE = re.compile(GuestMarker.HEARTBEAT.value + r" (\d+)")
 DIRTY_CMDLINE_FLAG = "virtactor.dirty"
 WRITE_CMDLINE_FLAG = "virtactor.write"
 CONFIG_DRIVE_CMDLINE_ARG = "virtactor.configdrive=1"
+IP_CMDLINE_FLAG = "virtactor.ip"
+# A console command's id: what `ran <id>` names; letters, digits, '-' and '_'.
+_COMMAND_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
 WRITTEN_BYTE = 0x78  # what the write flag fills the disk with ("x")
 
 # Loaded in this order after their modules.dep dependencies; any may be built in instead.
@@ -122,6 +135,29 @@ def write_cmdline_arg(mib: int) -> str:
     if mib <= 0:
         raise GuestImageError(reason=f"the data to write must be a positive MiB count, got {mib}")
     return f"{WRITE_CMDLINE_FLAG}={mib}"
+
+
+def ip_cmdline_arg(address: str) -> str:
+    """The kernel argument that gives the guest's eth0 `address` ("10.0.0.2/24")."""
+    if not re.fullmatch(r"[0-9a-fA-F.:]+/[0-9]{1,3}", address):
+        raise GuestImageError(reason=f"{address!r} is not an address with a prefix length")
+    return f"{IP_CMDLINE_FLAG}={address}"
+
+
+def console_command(command_id: str, command: str) -> bytes:
+    """The console input that makes the guest run `command` (one line of busybox sh) and
+    print `ran <command_id> <exit code>` when it is done."""
+    if not _COMMAND_ID.fullmatch(command_id):
+        raise GuestImageError(reason=f"{command_id!r} is not a console command id")
+    if "\n" in command or "\r" in command:
+        raise GuestImageError(reason="a console command is one line")
+    return f"run {command_id} {command}\n".encode()
+
+
+def ran_pattern(command_id: str) -> re.Pattern[str]:
+    """The console line the guest prints when console command `command_id` is done; group 1
+    is its exit code."""
+    return re.compile(re.escape(f"{GuestMarker.RAN.value} {command_id} ") + r"(\d+)$")
 
 
 def build_guest_image(
@@ -313,8 +349,28 @@ show_config_drive() {{
     done
     echo "{m.CONFIG_DRIVE} none"
 }}
+net_up() {{
+    ip link set lo up
+    tries=0
+    until [ -e /sys/class/net/eth0 ] || [ "$tries" -gt 100 ]; do
+        tries=$((tries + 1)); sleep 0.1
+    done
+    ip addr add "$1" dev eth0 && ip link set eth0 up \\
+        && echo "{m.NET} eth0 $1" || echo "{MARKER_PREFIX} configuring eth0 failed"
+}}
+# Console commands: "run <id> <command>" runs the command, then prints "ran <id> <code>".
+commands() {{
+    stty -echo 2>/dev/null
+    while read -r verb id command; do
+        case "$verb" in
+            run) sh -c "$command"; echo "{m.RAN} $id $?" ;;
+        esac
+    done
+}}
+commands </dev/console &
 for arg in $(cat /proc/cmdline); do
     case "$arg" in
+        {IP_CMDLINE_FLAG}=*) net_up "${{arg#*=}}" ;;
         {CONFIG_DRIVE_CMDLINE_ARG}) show_config_drive ;;
         {WRITE_CMDLINE_FLAG}=*)
             mib="${{arg#*=}}"
@@ -337,7 +393,13 @@ nics=-
 beat=0
 while :; do
     now=$(echo $(ls /sys/block | grep -v -e '^loop' -e '^ram'))
-    if [ "$now" != "$disks" ]; then disks=$now; echo "{m.DISKS}${{now:+ $now}}"; fi
+    if [ "$now" != "$disks" ]; then
+        disks=$now
+        echo "{m.DISKS}${{now:+ $now}}"
+        for disk in $now; do
+            echo "{m.DISK_SIZE} $disk $(($(cat /sys/block/$disk/size) * 512))"
+        done
+    fi
     now=$(echo $(ls /sys/class/net | grep -v '^lo$'))
     if [ "$now" != "$nics" ]; then nics=$now; echo "{m.NICS}${{now:+ $now}}"; fi
     beat=$((beat + 1))
