@@ -6,6 +6,7 @@ order, so an instance's operations never race each other. See docs/actors.md.
 
 from actors.actor import Actor
 from actors.addresses import (
+    FIREWALL_ADDRESS,
     HOST_ADDRESS,
     TRACKER_ADDRESS,
     address_kind,
@@ -35,6 +36,7 @@ from actors.supervision import ActorFailure, RestartStrategy, restart_delay
 from actors.system import ActorFactory, ActorSystem
 
 __all__ = [
+    "FIREWALL_ADDRESS",
     "HOST_ADDRESS",
     "TRACKER_ADDRESS",
     "Actor",

@@ -10,6 +10,7 @@ from uuid import UUID
 
 HOST_ADDRESS = "host"
 TRACKER_ADDRESS = "tracker"
+FIREWALL_ADDRESS = "firewall"
 INSTANCE_PREFIX = "instance:"
 MIGRATION_PREFIX = "migration:"
 

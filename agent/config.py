@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from actors.firewall.settings import FirewallSettings
 from actors.instance import InstanceSettings
 from actors.migration.settings import MigrationSettings
 from actors.tracker.settings import TrackerSettings
@@ -149,6 +150,15 @@ class ResourcesSection:
     audit_interval: float = 60.0
     pci_device_spec: tuple[str, ...] = ()
     pci_alias: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True, frozen=True)
+class FirewallSection:
+    """Filtering the guests' traffic (actors/firewall/settings.py, docs/networking.md)."""
+
+    driver: str = "none"
+    defer_max_seconds: float = 60.0
+    lookup_timeout: float = 10.0
 
 
 @dataclass(slots=True, frozen=True)
@@ -292,6 +302,7 @@ class AgentConfig:
     instance: InstanceSection = field(default_factory=InstanceSection)
     resources: ResourcesSection = field(default_factory=ResourcesSection)
     migration: MigrationSection = field(default_factory=MigrationSection)
+    firewall: FirewallSection = field(default_factory=FirewallSection)
     amqp: AmqpSection = field(default_factory=AmqpSection)
     rpc: RpcSection = field(default_factory=RpcSection)
     conductor: ConductorSection = field(default_factory=ConductorSection)
@@ -309,6 +320,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "instance": InstanceSection,
     "resources": ResourcesSection,
     "migration": MigrationSection,
+    "firewall": FirewallSection,
     "amqp": AmqpSection,
     "rpc": RpcSection,
     "conductor": ConductorSection,
@@ -327,6 +339,7 @@ INNER_CHECKS: dict[str, Callable[..., object]] = {
     "instance": InstanceSettings,
     "resources": TrackerSettings,
     "migration": MigrationSettings,
+    "firewall": FirewallSettings,
 }
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import cast
 
 from actors import ActorRef, ActorSystem, BlockingExecutor
+from actors.firewall import FirewallActor, FirewallSettings
 from actors.host import HostActor
 from actors.instance import InstanceActor, InstanceSettings
 from actors.migration.settings import MigrationSettings
@@ -194,6 +195,7 @@ class Agent:
                 instance=instance_settings_from_config(config),
                 tracker=tracker_settings_from_config(config),
                 migration=migration_settings_from_config(config),
+                firewall=FirewallSettings(**dataclasses.asdict(config.firewall)),
             ),
             records=records if embedded or config.conductor.save_records else None,
             peers=self.peers,
@@ -207,6 +209,7 @@ class Agent:
                     Scope.HOST: HostActor,
                     Scope.INSTANCE: InstanceActor,
                     Scope.TRACKER: ResourceTrackerActor,
+                    Scope.FIREWALL: FirewallActor,
                 },
                 exposed=exposed_methods(),
             ),

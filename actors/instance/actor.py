@@ -26,8 +26,10 @@ from actors.instance.core import ReceivedEvent
 from actors.instance.devices import DeviceHandlers
 from actors.instance.lifecycle import LifecycleHandlers
 from actors.instance.migration import MigrationHandlers
+from actors.instance.network import NetworkHandlers
 from actors.instance.power import PowerHandlers
 from actors.instance.queries import QueryHandlers
+from actors.instance.resize import ResizeHandlers
 from schemas.objects.enums import PowerState
 
 # Domain events after which the power state may differ; the others are only recorded.
@@ -54,6 +56,8 @@ class InstanceActor(
     DeviceHandlers,
     QueryHandlers,
     MigrationHandlers,
+    ResizeHandlers,
+    NetworkHandlers,
     ContractHandlers,
 ):
     """The actor of instance `uuid` (at `instance_address(uuid)`).

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import uuid as uuid_module
 
-from actors.instance.core import InstanceCore
 from actors.instance.errors import (
     DeviceInUse,
     InterfaceAlreadyAttached,
     InterfaceNotAttached,
     VolumeNotAttached,
 )
+from actors.instance.filtering import FilteringCore
 from actors.instance.method import driver_method
 from actors.instance.names import (
     check_connection,
@@ -38,7 +38,7 @@ from schemas.objects.network import VIF, NetworkInfo
 from schemas.objects.volume import VolumeConnection, VolumeConnector
 
 
-class DeviceHandlers(InstanceCore):
+class DeviceHandlers(FilteringCore):
     """attach/detach/swap_volume, attach/detach_interface, connector and device names."""
 
     # --- volumes -----------------------------------------------------------------------------
@@ -168,9 +168,15 @@ class DeviceHandlers(InstanceCore):
         image = image_meta if image_meta is not None else record.image_meta
 
         async def attach(op: Operation) -> None:
-            await driver.attach_interface(self.uuid, vif, image)
             vifs = self._vifs()
             vifs.objects.append(vif)
+            # The new interface names its filter: it must exist first.
+            await self._filter(vifs)
+            try:
+                await driver.attach_interface(self.uuid, vif, image)
+            except BaseException:
+                await self._unfilter_macs_quietly([vif.address])
+                raise
             await self._commit(network_info=vifs)
 
         await self._operate(attach)
@@ -190,6 +196,7 @@ class DeviceHandlers(InstanceCore):
             vifs = self._vifs()
             vifs.objects = [v for v in vifs if v.id != vif.id]
             await self._commit(network_info=vifs)
+            await self._unfilter_macs_quietly([attached.address])
 
         await self._operate(detach)
         return record.instance.obj_clone()

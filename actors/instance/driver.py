@@ -179,3 +179,21 @@ class InstanceDriver(Protocol):
     async def remove_partial_snapshot(self, image_id: str) -> list[str]:
         """Remove the partial files an interrupted snapshot `image_id` left; their paths."""
         ...
+
+    # --- host networking --------------------------------------------------------------------
+
+    async def plug_vifs(self, uuid: str, vifs: Sequence[VIF]) -> list[str]:
+        """Plug the guest's taps into their bridges on this host (idempotent); what changed."""
+        ...
+
+    async def unplug_vifs(self, uuid: str, vifs: Sequence[VIF]) -> list[str]:
+        """Take the guest's taps off their bridges (idempotent); what changed."""
+        ...
+
+    async def set_interface_filters(
+        self, uuid: str, macs: Sequence[str], filtered: bool
+    ) -> list[str]:
+        """Make the interfaces of `macs` reference their network filters (`filtered`; nothing
+        when the host's firewall is off) or none, in the running guest and its definition;
+        the MACs whose interface changed. No domain: nothing."""
+        ...

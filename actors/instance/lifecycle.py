@@ -13,11 +13,11 @@ import logging
 from typing import Any
 
 from actors.instance.core import (
-    InstanceCore,
     public_view,
     snapshot_topic,
     state_topic,
 )
+from actors.instance.filtering import FilteringCore
 from actors.instance.method import driver_method
 from actors.instance.names import (
     check_connection,
@@ -37,7 +37,7 @@ from schemas.objects.network import NetworkInfo
 log = logging.getLogger(__name__)
 
 
-class LifecycleHandlers(InstanceCore):
+class LifecycleHandlers(FilteringCore):
     """spawn, destroy, cleanup, snapshot."""
 
     # --- creating and removing ---------------------------------------------------------------
@@ -87,6 +87,8 @@ class LifecycleHandlers(InstanceCore):
         try:
             self.record = RecoveryRecord(built, image_meta.obj_clone())
             await self._commit_all(store=False)
+            # Filtered from its first packet: its interfaces name filters that must exist.
+            await self._filter(network_info or NetworkInfo())
             await driver.spawn(
                 built,
                 image_meta,
@@ -100,10 +102,12 @@ class LifecycleHandlers(InstanceCore):
             await self._commit(store=False, vm_state=VMState.ERROR, task_state=None)
             self.record = None
             await self._release_resources(built)
+            await self._unfilter_quietly()
             raise
         except BaseException:  # cancelled: the driver removed what it built; so do we
             self.record = None
             await self._release_resources(built)
+            await self._unfilter_quietly()
             raise
         await self._resources_built(built)
         shown = await self._read()
@@ -191,6 +195,7 @@ class LifecycleHandlers(InstanceCore):
                 extra={"instance_uuid": self.uuid},
             )
         await self._release_resources(target)
+        await self._unfilter_quietly()
         shown = await self._read()
         done: dict[str, Any] = {
             "vm_state": VMState.DELETED,
@@ -232,6 +237,7 @@ class LifecycleHandlers(InstanceCore):
         await driver.destroy(target, destroy_disks)
         self.record = None
         await self._release_resources(target)
+        await self._unfilter_quietly()
         await self._publish(await self._read())
 
     # --- snapshot ----------------------------------------------------------------------------

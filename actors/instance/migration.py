@@ -20,8 +20,8 @@ from typing import Any, Protocol
 from actors.actor import Actor
 from actors.addresses import TRACKER_ADDRESS, migration_address
 from actors.handlers import handler
-from actors.instance.core import InstanceCore
 from actors.instance.errors import NotSupported
+from actors.instance.filtering import FilteringCore
 from actors.instance.method import driver_method
 from actors.instance.recovery import RecoveryRecord
 from actors.migration.errors import MigrationNotFound, MigrationPreCheckError
@@ -104,9 +104,13 @@ class MigrationSupport:
     driver: HostMigrationDriver
     make_actor: Callable[[MigrationRequest], Actor]
     slots: MigrationSlots
+    # Resizes and cold migrations (actors.instance.resize): calls to other agents
+    # (`actors.migration.actor.PeerCalls`) and the host's `HostResizeDriver`; None: not served.
+    peers: Any = None
+    resize: Any = None
 
 
-class MigrationHandlers(InstanceCore):
+class MigrationHandlers(FilteringCore):
     """The live-migration methods of the contract; see the module docstring."""
 
     def _migrations(self) -> MigrationSupport:
@@ -219,6 +223,7 @@ class MigrationHandlers(InstanceCore):
             )
         if migrate_data is None or not migrate_data.is_shared_instance_path:
             await self._quietly(support.driver.remove_local_files(instance))
+        await self._unfilter_quietly()
         self.record = None
         self.running_migration = None
         await self._publish(await self._read())
@@ -327,7 +332,11 @@ class MigrationHandlers(InstanceCore):
                 await self.system.ask(TRACKER_ADDRESS, "move_claim", args)
             try:
                 await support.driver.prepare_incoming(instance, migrate_data)
+                # The guest's interfaces name their filters: they must exist before it comes.
+                vifs = network_info if network_info is not None else instance.network_info
+                await self._filter(vifs or NetworkInfo())
             except BaseException:
+                await self._unfilter_quietly()
                 await self._drop_move_claim(migration)
                 raise
         except BaseException:
@@ -401,6 +410,7 @@ class MigrationHandlers(InstanceCore):
             await driver.destroy(instance, destroy_disks=destroy_disks and block)
         elif destroy_disks and block:
             await support.driver.remove_local_files(instance)
+        await self._unfilter_quietly()
         if migrate_data is not None and migrate_data.migration is not None:
             await self._drop_move_claim(migrate_data.migration)
             support.slots.give_back_incoming(migrate_data.migration.uuid)

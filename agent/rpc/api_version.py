@@ -23,7 +23,15 @@ History:
          network_binding_host_id) and its refusals (get_console_pool_info,
          host_power_action, add_to_aggregate, remove_from_aggregate,
          undo_aggregate_operation, register_event_listener, emit_event, get_rdp_console,
-         get_mks_console, set_bootable, pre_block_migration).
+         get_mks_console, set_bootable, pre_block_migration); host networking
+         (plug_vifs, unplug_vifs, dhcp_options_for_instance,
+         ensure_filtering_rules_for_instance, refresh_instance_security_rules,
+         unfilter_instance, refresh_security_group_rules, refresh_security_group_members,
+         refresh_provider_fw_rules, filter_defer_apply_on, filter_defer_apply_off); resize
+         and cold migration
+         (migrate_disk_and_power_off, finish_migration, confirm_migration,
+         finish_revert_migration, and the destination's check_can_resize_destination,
+         confirm_migration_at_destination, revert_migration_at_destination).
 
 A client sends the older of `RPC_API_VERSION` and its cap (`ComputeClient(rpc_version_cap=)`,
 `[rpc] rpc_version_cap`), and per host the older version that host said it serves
@@ -92,6 +100,24 @@ METHOD_VERSIONS: dict[str, str] = {
         "get_mks_console",
         "set_bootable",
         "pre_block_migration",
+        "plug_vifs",
+        "unplug_vifs",
+        "dhcp_options_for_instance",
+        "ensure_filtering_rules_for_instance",
+        "refresh_instance_security_rules",
+        "unfilter_instance",
+        "refresh_security_group_rules",
+        "refresh_security_group_members",
+        "refresh_provider_fw_rules",
+        "filter_defer_apply_on",
+        "filter_defer_apply_off",
+        "migrate_disk_and_power_off",
+        "finish_migration",
+        "confirm_migration",
+        "finish_revert_migration",
+        "check_can_resize_destination",
+        "confirm_migration_at_destination",
+        "revert_migration_at_destination",
     )
 }
 

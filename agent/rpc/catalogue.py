@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from actors import Actor, host_contract
+from actors.firewall import FirewallActor
 from actors.host import HostActor
 from actors.instance import InstanceActor
 from actors.instance import contract as instance_contract
@@ -39,7 +40,7 @@ class Entry:
     `planned` (arguments, result) are written by hand."""
 
     method: str
-    scope: str  # "host", "instance" or "tracker"
+    scope: str  # "host", "instance", "tracker" or "firewall"
     status: Status
     arguments_note: str = ""
     result_note: str = ""
@@ -70,6 +71,7 @@ _ACTORS: dict[str, type[Actor]] = {
     "host": HostActor,
     "instance": InstanceActor,
     "tracker": ResourceTrackerActor,
+    "firewall": FirewallActor,
 }
 
 
@@ -220,16 +222,26 @@ _TRACKER = [
     ("get_compute_node", _R, "", "the node as the tracker reports it"),
 ]
 
-_INSTANCE_PLANNED = [
-    ("unplug_vifs", "instance: Instance, network_info: NetworkInfo", "None"),
-    ("dhcp_options_for_instance", "instance: Instance", "list | None"),
+# Host networking (docs/networking.md): (method, status, arguments note, result note).
+_NETWORK_INSTANCE = [
+    ("plug_vifs", _R, "taps of a running guest", "what changed: 'tap -> bridge'"),
+    ("unplug_vifs", _R, "", "what changed: 'tap -/- bridge'"),
+    ("dhcp_options_for_instance", _T, "", "router, dns-server, server-ip-address; None: none"),
     (
         "ensure_filtering_rules_for_instance",
-        "instance: Instance, network_info: NetworkInfo",
-        "None",
+        _R,
+        "groups read from the object backend; the guest need not exist yet",
+        "the filters written",
     ),
-    ("refresh_instance_security_rules", "instance: Instance", "None"),
-    ("unfilter_instance", "instance: Instance, network_info: NetworkInfo", "None"),
+    ("refresh_instance_security_rules", _R, "", "the filters written"),
+    ("unfilter_instance", _R, "", "the filters removed"),
+]
+_NETWORK_HOST = [
+    ("refresh_security_group_rules", _R, "", "the filters written; [] while deferring"),
+    ("refresh_security_group_members", _R, "", "the filters written; [] while deferring"),
+    ("refresh_provider_fw_rules", _R, "", "the filters written; [] while deferring"),
+    ("filter_defer_apply_on", _R, "", "refreshes held back, at most [firewall] defer_max_seconds"),
+    ("filter_defer_apply_off", _R, "", "the filters written, each once"),
 ]
 
 # Live migration (docs/migration.md): (method, status, arguments note, result note).
@@ -256,15 +268,57 @@ _MIGRATION = [
     ("rollback_live_migration_at_destination", _R, "on the destination, after a failure", ""),
 ]
 
+# Resize and cold migration (docs/resize.md): (method, status, arguments note, result note).
+# The `_at_destination` and check steps are not driver methods: they are the destination's
+# part of nova's compute-manager steps (prep_resize, confirm_resize, revert_resize).
+_RESIZE = [
+    (
+        "migrate_disk_and_power_off",
+        _R,
+        "on the source; flavor: the new one; timeout: seconds for a clean shutdown, then hard",
+        "nova's disk info (JSON); the disks sent over libvirt volume streams",
+    ),
+    (
+        "finish_migration",
+        _R,
+        "on the destination; instance: with its new flavor",
+        "recorded resized; move claim held",
+    ),
+    ("confirm_migration", _R, "on the source", "the Migration, confirmed"),
+    (
+        "finish_revert_migration",
+        _R,
+        "on the source, after revert_migration_at_destination",
+        "recorded with its old flavor",
+    ),
+    (
+        "check_can_resize_destination",
+        _R,
+        "on the destination, asked by the source; nothing claimed",
+        "its libvirt URI, instance directory and image cache",
+    ),
+    (
+        "confirm_migration_at_destination",
+        _R,
+        "on the destination, asked by confirm_migration",
+        "the move claim made the instance's; recorded active",
+    ),
+    (
+        "revert_migration_at_destination",
+        _R,
+        "on the destination, before finish_revert_migration",
+        "domain, files and move claim removed",
+    ),
+]
+
 CATALOGUE: tuple[Entry, ...] = (
     *(Entry(m, "host", _R, a, r) for m, a, r in _HOST_REAL),
     *(Entry(m, "instance", status, a, r) for m, status, a, r in _INSTANCE),
     *(Entry(m, "tracker", status, a, r) for m, status, a, r in _TRACKER),
-    *(
-        Entry(m, "instance", Status.PLANNED, planned_in="host networking", planned=(a, r))
-        for m, a, r in _INSTANCE_PLANNED
-    ),
+    *(Entry(m, "instance", status, a, r) for m, status, a, r in _NETWORK_INSTANCE),
+    *(Entry(m, "firewall", status, a, r) for m, status, a, r in _NETWORK_HOST),
     *(Entry(m, "instance", status, a, r) for m, status, a, r in _MIGRATION),
+    *(Entry(m, "instance", status, a, r) for m, status, a, r in _RESIZE),
     *(Entry(m, "host", status, a, r) for m, status, a, r in _HOST_MORE),
     *(
         Entry(m, "host", Status.REFUSED, result_note=f"NotSupported: {host_contract.REFUSALS[m]}")

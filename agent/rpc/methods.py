@@ -26,6 +26,7 @@ class Scope(enum.Enum):
     HOST = "host"
     INSTANCE = "instance"
     TRACKER = "tracker"
+    FIREWALL = "firewall"
 
 
 @dataclass(slots=True, frozen=True)

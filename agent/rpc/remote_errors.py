@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import actors.errors
+import actors.firewall.errors
 import actors.instance.errors
 import actors.instance.recovery
 import actors.migration.errors
@@ -35,6 +36,7 @@ from schemas.errors import VirtactorError
 
 ERROR_MODULES = (
     actors.errors,
+    actors.firewall.errors,
     actors.instance.errors,
     actors.instance.recovery,
     actors.migration.errors,

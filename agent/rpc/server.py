@@ -37,7 +37,14 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from actors import HOST_ADDRESS, TRACKER_ADDRESS, Actor, ActorSystem, instance_address
+from actors import (
+    FIREWALL_ADDRESS,
+    HOST_ADDRESS,
+    TRACKER_ADDRESS,
+    Actor,
+    ActorSystem,
+    instance_address,
+)
 from agent.errors import (
     AgentInitializing,
     IncompatibleRpcVersion,
@@ -395,6 +402,8 @@ class Dispatcher(RequestServer):
             return HOST_ADDRESS
         if scope is Scope.TRACKER:
             return TRACKER_ADDRESS
+        if scope is Scope.FIREWALL:
+            return FIREWALL_ADDRESS
         if request.instance is None:
             raise InvalidArguments(method=request.method, reason="no target instance given")
         try:

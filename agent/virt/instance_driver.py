@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import libvirt
 
 from agent.errors import NotSupported
-from agent.virt import reports
+from agent.virt import reports, vif_plug
 from agent.virt.guest.device_events import DeviceEvents
 from agent.virt.guest.devices import DetachTiming, attach_device, detach_device
 from agent.virt.guest.disk_info import (
@@ -43,6 +43,7 @@ from agent.virt.guest.info import (
     serial_pty,
     vnc_port,
 )
+from agent.virt.guest.interface_filters import set_interface_filters
 from agent.virt.guest.metadata import (
     RECOVERY_NS,
     RECOVERY_PREFIX,
@@ -84,11 +85,16 @@ class LibvirtInstanceDriver:
         settings: GuestSettings,
         image_cache: ImageCache,
         device_events: DeviceEvents | None = None,
+        *,
+        filter_interfaces: bool = False,
     ) -> None:
+        """`filter_interfaces`: the host's firewall is on; every interface built references
+        its network filter (`agent.virt.vifs`)."""
         self.host = host
         self.settings = settings
         self.image_cache = image_cache
         self.device_events = device_events
+        self.filter_interfaces = filter_interfaces
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -119,6 +125,7 @@ class LibvirtInstanceDriver:
             self.image_cache,
             injected_files=injected_files,
             admin_password=admin_password,
+            filter_interfaces=self.filter_interfaces,
         )
         job = asyncio.ensure_future(
             self.host.run_on(instance.uuid, run_spawn, plan, self.image_cache)
@@ -292,10 +299,23 @@ class LibvirtInstanceDriver:
 
     async def attach_interface(self, uuid: str, vif: VIF, image_meta: ImageMeta | None) -> None:
         props = None if image_meta is None else image_meta.properties
-        xml = to_xml(interface_element(vif, props))
+        xml = to_xml(interface_element(vif, props, uuid if self.filter_interfaces else None))
         await attach_device(
             self.host, uuid, xml, vif.address, lambda c: find_interface(c, vif.address)
         )
+
+    async def plug_vifs(self, uuid: str, vifs: Sequence[VIF]) -> list[str]:
+        return await vif_plug.plug(uuid, vifs)
+
+    async def unplug_vifs(self, uuid: str, vifs: Sequence[VIF]) -> list[str]:
+        return await vif_plug.unplug(vifs)
+
+    async def set_interface_filters(
+        self, uuid: str, macs: Sequence[str], filtered: bool
+    ) -> list[str]:
+        if filtered and not self.filter_interfaces:
+            return []  # the host's firewall is off: there are no filters to name
+        return await self.host.run(set_interface_filters, uuid, list(macs), filtered)
 
     async def detach_interface(self, uuid: str, vif: VIF, timeout: float) -> None:
         await detach_device(

@@ -20,7 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from actors import HOST_ADDRESS, TRACKER_ADDRESS, Actor, ActorRef, ActorSystem
+from actors import FIREWALL_ADDRESS, HOST_ADDRESS, TRACKER_ADDRESS, Actor, ActorRef, ActorSystem
+from actors.firewall import FirewallActor, FirewallSettings
 from actors.host import HostActor, HostActorSettings, Readiness
 from actors.instance import EventSink, InstanceActor, InstanceSettings
 from actors.instance.migration import MigrationSupport
@@ -32,6 +33,7 @@ from actors.records import RecordSaver
 from actors.tracker import ResourceTrackerActor, TrackerSettings
 from agent.virt.errors import InstancesPathUnavailable
 from agent.virt.event_relay import HostEventRelay
+from agent.virt.firewall.driver import NWFilterDriver
 from agent.virt.guest.device_events import DeviceEvents, TeeListener
 from agent.virt.guest.settings import GuestSettings
 from agent.virt.host import Host
@@ -40,6 +42,7 @@ from agent.virt.images import ImageCache
 from agent.virt.instance_driver import LibvirtInstanceDriver
 from agent.virt.migration.driver import LibvirtMigrationDriver, peer_uri
 from agent.virt.reconnect import Backoff
+from agent.virt.resize.driver import LibvirtResizeDriver
 
 # (uuid, hypervisor, sink, *, down_confirm_delay[, driver, settings, records]) -> the
 # instance's actor; InstanceActor is one. `driver` and `settings` are passed only when guests
@@ -66,6 +69,7 @@ class HostRuntimeSettings:
     instance: InstanceSettings = field(default_factory=InstanceSettings)
     tracker: TrackerSettings | None = None  # None: no resource tracker (nothing is claimed)
     migration: MigrationSettings | None = None  # None: no live migrations (with `peers`)
+    firewall: FirewallSettings = field(default_factory=FirewallSettings)
 
 
 class HostRuntime:
@@ -103,7 +107,11 @@ class HostRuntime:
         if settings.guest is not None:
             cache = ImageCache(settings.guest.images_path, settings.guest.image_cache_path)
             self.instance_driver = LibvirtInstanceDriver(
-                self.host, settings.guest, cache, self.device_events
+                self.host,
+                settings.guest,
+                cache,
+                self.device_events,
+                filter_interfaces=settings.firewall.enabled,
             )
         self.hypervisor = LibvirtHypervisor(
             self.host,
@@ -124,6 +132,7 @@ class HostRuntime:
         self.bridge: HostEventRelay | None = None
         self.ref: ActorRef | None = None
         self.tracker: ActorRef | None = None
+        self.firewall: ActorRef | None = None
 
     def instance_factory(self, uuid: str) -> Actor:
         """The actor of instance `uuid`, for `ActorSystem.get_or_spawn`."""
@@ -182,6 +191,7 @@ class HostRuntime:
         self.ref = ref
         if self.settings.tracker is not None:
             self.tracker = self.system.spawn(TRACKER_ADDRESS, self._make_tracker)
+        self.firewall = self.system.spawn(FIREWALL_ADDRESS, self._make_firewall)
         self.bridge = HostEventRelay(ref.tell, flap_delay=self.settings.reboot_flap_delay)
         self.bridge.start()
         # Detach waits see DEVICE_REMOVED first: the actor that waits is busy, its mailbox shut.
@@ -221,6 +231,10 @@ class HostRuntime:
             driver=driver,
             make_actor=make_actor,
             slots=slots,
+            peers=peers,
+            resize=LibvirtResizeDriver(self.host, self.instance_driver.settings, cache)
+            if self.instance_driver is not None
+            else None,
         )
 
     def _make_tracker(self) -> ResourceTrackerActor:
@@ -234,6 +248,15 @@ class HostRuntime:
             objects=self.records.objects if self.records is not None else None,
         )
 
+    def _make_firewall(self) -> FirewallActor:
+        settings = self.settings.firewall
+        return FirewallActor(
+            self.settings.host,
+            settings,
+            NWFilterDriver(self.host) if settings.enabled else None,
+            objects=self.records.objects if self.records is not None else None,
+        )
+
     async def aclose(self) -> None:
         """Close the connection, stop the bridge, stop the host actor (instance actors stay
         with the actor system, which stops them when it closes)."""
@@ -244,3 +267,5 @@ class HostRuntime:
             await self.system.stop(HOST_ADDRESS)
         if self.tracker is not None and TRACKER_ADDRESS in self.system:
             await self.system.stop(TRACKER_ADDRESS)
+        if self.firewall is not None and FIREWALL_ADDRESS in self.system:
+            await self.system.stop(FIREWALL_ADDRESS)

@@ -12,6 +12,11 @@
   plugs it somewhere is outside libvirt.
 - `other` with `details["libvirt_network"]`: a port on a libvirt network (`type='network'`).
 
+With the host's firewall on (`[firewall] driver = "nwfilter"`), every interface names its
+network filter, `<filterref filter='virtactor-<instance uuid>-<mac>'/>`
+(agent/virt/firewall, docs/networking.md); the filter must be defined before the domain
+starts or the interface is attached.
+
 The NIC model is the image's `hw_vif_model`, else the VIF's own `model`, else virtio. The tap
 device is named `vif.devname`, else nova's `tap` + the first 11 characters of the port id (an
 interface name holds 15).
@@ -23,6 +28,7 @@ import re
 import uuid
 import xml.etree.ElementTree as ET
 
+from agent.virt.firewall.filters import interface_filter_name
 from agent.virt.guest.elements import checked, element, sub
 from agent.virt.guest.errors import InvalidVIF
 from schemas.objects.enums import VIFModel, VIFType
@@ -53,8 +59,11 @@ def vif_model(vif: VIF, props: ImageMetaProps | None) -> str:
     return vif.model or DEFAULT_MODEL.value
 
 
-def interface_element(vif: VIF, props: ImageMetaProps | None) -> ET.Element:
-    """The `<interface>` of `vif`; `InvalidVIF` naming the field for what cannot be plugged."""
+def interface_element(
+    vif: VIF, props: ImageMetaProps | None, filtered_for: str | None = None
+) -> ET.Element:
+    """The `<interface>` of `vif`; `InvalidVIF` naming the field for what cannot be plugged.
+    `filtered_for`: the instance uuid whose interface filter it references (None: none)."""
     if vif.type == VIFType.BRIDGE:
         iface = _bridge(vif)
     elif vif.type == VIFType.OVS:
@@ -78,6 +87,8 @@ def interface_element(vif: VIF, props: ImageMetaProps | None) -> ET.Element:
         if not 68 <= mtu <= 65535:
             raise InvalidVIF(vif_id=vif.id, field="network.mtu", reason=f"{mtu} is out of range")
         sub(iface, "mtu", size=str(mtu))
+    if filtered_for is not None:
+        sub(iface, "filterref", filter=interface_filter_name(filtered_for, vif.address))
     return iface
 
 

@@ -162,7 +162,8 @@ class SecurityGroupMembership(PersistentObject):
     """Instance `instance_uuid` belongs to group `security_group_id` (one stored row)."""
 
     # 1.0: Initial version
-    VERSION = "1.0"
+    # 1.1: get_by_security_group (a group's members)
+    VERSION = "1.1"
     __slots__ = ()
     OBJ_KEY = "id"
 
@@ -174,6 +175,15 @@ class SecurityGroupMembership(PersistentObject):
     def key_of(security_group_id: str, instance_uuid: str) -> str:
         """The id of the membership of `instance_uuid` in `security_group_id`."""
         return str(uuidlib.uuid5(_MEMBERSHIP_NAMESPACE, f"{security_group_id}/{instance_uuid}"))
+
+    @remotable_classmethod
+    async def get_by_security_group(
+        cls, ctx: RequestContext | None, security_group_id: str
+    ) -> list[SecurityGroupMembership]:
+        """The memberships of group `security_group_id` (its members), in id order."""
+        return await cls._obj_find(
+            "get_by_security_group", {"security_group_id": security_group_id}
+        )
 
 
 @default_registry.register

@@ -46,7 +46,7 @@ EXPECTED_FINGERPRINTS = {
     "RequestContext": "1.0-1673d3789d6c6d72cecf91acb2290202",
     "ResourceClaim": "1.0-a52be9665a8a1f7c67890ece9730bce2",
     "SecurityGroup": "1.0-c62d22b64f596fe3b713c70a1e50c440",
-    "SecurityGroupMembership": "1.0-78bd528e93e3bb8e3643f31081488ffa",
+    "SecurityGroupMembership": "1.1-e99a38bb03b5c4ef27150d5487f5de1a",
     "SecurityGroupRule": "1.0-016da03944f4b77c5558f63f66950383",
     "Service": "1.1-1584e26f940207198308cac5da447f96",
     "Subnet": "1.0-937f0d588b002a31ea41900a7488ecb6",

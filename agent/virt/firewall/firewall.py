@@ -54,6 +54,10 @@ class Firewall:
         """The names of the `virtactor-` filters defined on the host, sorted."""
         return await self.host.run(_defined_names)
 
+    async def documents(self) -> dict[str, str]:
+        """Every `virtactor-` filter defined on the host: name -> its XML."""
+        return await self.host.run(_documents)
+
 
 def canonical_filter(xml: str) -> Canonical:
     """What two filter documents must share to be the same filter: elements, attributes
@@ -114,6 +118,10 @@ def _undefine(conn: libvirt.virConnect, names: list[str]) -> list[str]:
             flt.undefine()
             removed.append(name)
     return removed
+
+
+def _documents(conn: libvirt.virConnect) -> dict[str, str]:
+    return {name: flt.XMLDesc(0) for name, flt in _by_name(conn).items() if name.startswith(PREFIX)}
 
 
 def _defined_names(conn: libvirt.virConnect) -> list[str]:

@@ -144,6 +144,11 @@ class Guest:
             flags |= libvirt.VIR_DOMAIN_AFFECT_LIVE
         self._dom.attachDeviceFlags(xml, flags)
 
+    def update_device(self, xml: str, live: bool) -> None:
+        """Change a device in place: in the running guest (`live`) or its definition."""
+        flags = libvirt.VIR_DOMAIN_AFFECT_LIVE if live else libvirt.VIR_DOMAIN_AFFECT_CONFIG
+        self._dom.updateDeviceFlags(xml, flags)
+
     def detach_device(self, xml: str, live: bool) -> None:
         """Ask to detach from the running domain (`live`: the guest must let go; libvirt
         returns before it does) or from the persistent config."""

@@ -5,7 +5,8 @@
     │   ├── GuestSettingsError      a configured value that cannot work
     │   ├── InvalidXMLValue         a value XML cannot carry (control characters, ...)
     │   ├── MalformedVolumeConnection   a volume connection lacks or garbles a field
-    │   └── InvalidVIF              a network interface lacks or garbles a field
+    │   ├── InvalidVIF              a network interface lacks or garbles a field
+    │   └── VIFPlugFailed           a tap cannot be put on (or taken off) its bridge
     ├── ImageError
     │   ├── ImageNotFound           no such image in the images directory
     │   └── InvalidImage            an image that must not be used (format, backing file)
@@ -42,6 +43,12 @@ class MalformedVolumeConnection(GuestConfigError):
 
 class InvalidVIF(GuestConfigError):
     msg_fmt = "invalid network interface {vif_id}: {field} {reason}"
+
+
+class VIFPlugFailed(GuestConfigError):
+    """A tap could not be plugged into (or taken off) its bridge on this host."""
+
+    msg_fmt = "network interface {vif_id} cannot be plugged: {reason}"
 
 
 class ImageError(VirtactorError):

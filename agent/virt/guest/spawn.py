@@ -68,8 +68,10 @@ def plan_spawn(
     *,
     injected_files: Sequence[tuple[str, bytes]] = (),
     admin_password: str | None = None,
+    filter_interfaces: bool = False,
 ) -> SpawnPlan:
-    """The domain XML and files of `instance`; typed errors for anything that cannot work."""
+    """The domain XML and files of `instance`; typed errors for anything that cannot work.
+    `filter_interfaces`: each interface references its network filter (defined first)."""
     disks = plan_disks(instance, image_meta, block_device_info)
     drive: dict[str, bytes] | None = None
     if instance.config_drive:
@@ -118,7 +120,10 @@ def plan_spawn(
     vifs = [] if network_info is None else network_info.objects
     devices = GuestDevices(
         disks=[element for _target, element in elements],
-        interfaces=[interface_element(vif, props) for vif in vifs],
+        interfaces=[
+            interface_element(vif, props, instance.uuid if filter_interfaces else None)
+            for vif in vifs
+        ],
         console_log=str(paths.console_log),
         kernel=kernel,
     )
