@@ -258,6 +258,14 @@ class DriverCalls:
     rollback_live_migration_at_destination = DriverCall(
         InstanceActor.rollback_live_migration_at_destination
     )
+    # resize and cold migration
+    migrate_disk_and_power_off = DriverCall(InstanceActor.migrate_disk_and_power_off)
+    finish_migration = DriverCall(InstanceActor.finish_migration)
+    confirm_migration = DriverCall(InstanceActor.confirm_migration)
+    finish_revert_migration = DriverCall(InstanceActor.finish_revert_migration)
+    check_can_resize_destination = DriverCall(InstanceActor.check_can_resize_destination)
+    confirm_migration_at_destination = DriverCall(InstanceActor.confirm_migration_at_destination)
+    revert_migration_at_destination = DriverCall(InstanceActor.revert_migration_at_destination)
     # the host's resource tracker (claims and the audit)
     instance_claim = DriverCall(ResourceTrackerActor.instance_claim)
     abort_instance_claim = DriverCall(ResourceTrackerActor.abort_instance_claim)

@@ -109,8 +109,26 @@ OPERATIONS: dict[str, Operation] = {
             None,
             {_P.RUNNING, _P.PAUSED},
         ),
+        # A resize or cold migration (docs/resize.md): the source powers the guest off and
+        # sends its disks; the vm_state changes only on the destination (resized), and the
+        # task then recorded at the source (resize_migrated) is what RESIZE_STEPS ask for.
+        _op("migrate_disk_and_power_off", {_V.ACTIVE, _V.STOPPED}, _T.RESIZE_MIGRATING),
     )
 }
+
+# The later steps of a resize on its source: each needs the task the disks' departure left
+# (the guest waits, powered off, with its old flavor and disks, until confirmed or reverted).
+RESIZE_STEPS: dict[str, str] = {
+    "confirm_migration": _T.RESIZE_MIGRATED,
+    "finish_revert_migration": _T.RESIZE_MIGRATED,
+}
+
+
+def check_resize_step(action: str, uuid: str, task_state: str | None) -> None:
+    """`InstanceInvalidState` unless the source's record shows the task `action` follows."""
+    if task_state != RESIZE_STEPS[action]:
+        raise invalid_state(action, uuid, "task_state", task_state)
+
 
 REBOOT_TASKS: frozenset[str] = frozenset(
     {
@@ -187,11 +205,15 @@ def reconcile_recovered(vm_state: str, task_state: str | None, power_state: str)
     """What a record read back after an agent restart continues with.
 
     A recorded task_state means the agent stopped in the middle of that operation. A reboot
-    keeps its task, so `poll_rebooting_instances` finishes it; an interrupted spawn or delete
+    keeps its task, so `poll_rebooting_instances` finishes it, and so does a resize's source
+    waiting for its confirm or revert (resize_migrated); an interrupted spawn or delete
     is an error (the caller retries the delete, which is idempotent); any other task is
     cleared and the vm_state follows the power state the hypervisor reports now.
     """
     if task_state is None or task_state in REBOOT_TASKS:
+        return Reconciled(vm_state, task_state)
+    if task_state == TaskState.RESIZE_MIGRATED:
+        # A resize's source waiting for its confirm or revert: the guest is meant to be off.
         return Reconciled(vm_state, task_state)
     if task_state in (TaskState.SPAWNING, TaskState.DELETING) or vm_state == VMState.BUILDING:
         return Reconciled(VMState.ERROR, None)

@@ -6,11 +6,17 @@
     │   └── MigrationBusy               the destination takes no more incoming migrations
     │                                   now (retryable: the source waits and asks again)
     ├── MigrationNotFound               no such migration running here
-    └── MigrationFailed                 it ran and did not complete; the guest stays on the
-                                        source (or, after post-copy began, on the
-                                        destination: the record ends `error`)
+    ├── MigrationFailed                 it ran and did not complete; the guest stays on the
+    │                                   source (or, after post-copy began, on the
+    │                                   destination: the record ends `error`)
+    ├── ResizeRefused                   a resize or cold migration refused before the guest
+    │                                   was touched (a smaller disk, no room, same host)
+    ├── ResizeFailed                    its disks did not reach the destination; the guest
+    │                                   is back on the source with its own disks
+    └── DiskTransferFailed              the storage-volume streams to the destination broke
 
-They live with the migration actor and are re-exported by `agent.errors`.
+They live with the migration actor and are re-exported by `agent.errors` (the resize ones
+with the instance actor's resize handlers, `actors.instance.resize`).
 """
 
 from __future__ import annotations
@@ -46,3 +52,28 @@ class MigrationFailed(VirtactorError):
     reason: str
 
     msg_fmt = "live migration of instance {uuid} failed: {reason}"
+
+
+class ResizeRefused(VirtactorError):
+    uuid: str
+    reason: str
+
+    msg_fmt = "cannot resize or migrate instance {uuid}: {reason}"
+
+
+class ResizeFailed(VirtactorError):
+    uuid: str
+    reason: str
+    outcome: str
+
+    msg_fmt = "resize or migration of instance {uuid} failed: {reason}; {outcome}"
+
+
+class DiskTransferFailed(VirtactorError):
+    """The disks did not reach the destination's libvirtd (what was sent is removed there)."""
+
+    uuid: str
+    host: str
+    reason: str
+
+    msg_fmt = "the disks of instance {uuid} could not be sent to {host}: {reason}"

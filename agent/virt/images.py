@@ -113,6 +113,26 @@ class ImageCache:
             (refs / holder).touch()
         return image
 
+    def adopt(self, image_id: str, holder: str, incoming: Path) -> CachedImage:
+        """`acquire` for a base another host sent (a resize's destination): the file
+        `incoming` becomes the cached base, checked as a fetched one is, unless the cache
+        has one already (then `incoming` is removed); with a reference for `holder`."""
+        check_id(holder, "a reference holder")
+        with self._locked(check_id(image_id, "an image id")):
+            base = self.cache_path / image_id
+            if base.exists():
+                incoming.unlink()
+            else:
+                self._check(image_id, qemu_img.info(incoming))
+                os.chmod(incoming, 0o644)
+                shutil.move(incoming, base)
+                log.info("image cache: %s taken in from another host", image_id)
+            image = self._inspect(image_id, base)
+            refs = self._refs(image_id)
+            refs.mkdir(exist_ok=True)
+            (refs / holder).touch()
+        return image
+
     def release(self, image_id: str, holder: str) -> bool:
         """Drop `holder`'s reference to `image_id`; False if it had none."""
         check_id(holder, "a reference holder")

@@ -76,3 +76,15 @@ def create_overlay(path: Path, backing: Path, backing_format: str, size_mib: int
 def create_blank(path: Path, size_mib: int) -> None:
     """An empty qcow2 of `size_mib` MiB at `path`."""
     run(["create", "-q", "-f", "qcow2", str(path), f"{size_mib}M"])
+
+
+def rebase_unsafe(path: Path, backing: Path, backing_format: str) -> None:
+    """Point the qcow2 `path` at `backing` (of `backing_format`) without reading either: the
+    same base under another path (a disk moved to another host's image cache)."""
+    run(["rebase", "-u", "-f", "qcow2", "-b", str(backing), "-F", backing_format, str(path)])
+
+
+def grow(path: Path, image_format: str, size_mib: int) -> None:
+    """Make the disk `path` (of `image_format`) `size_mib` MiB; never shrinks (qemu-img
+    refuses a smaller size without --shrink)."""
+    run(["resize", "-q", "-f", image_format, str(path), f"{size_mib}M"])

@@ -18,12 +18,13 @@ from typing import Any
 import pytest_asyncio
 
 from actors.instance.errors import (
+    InstanceInvalidState,
     InterfaceNotAttached,
     InvalidInstanceArgument,
     NotSupported,
     VolumeNotAttached,
 )
-from actors.migration.errors import MigrationNotFound, MigrationPreCheckError
+from actors.migration.errors import MigrationNotFound, MigrationPreCheckError, ResizeRefused
 from agent.client import ComputeClient
 from agent.errors import HypervisorError, InvalidArguments, UnknownMethod
 from agent.rpc.catalogue import CATALOGUE, Status, exposed_methods
@@ -85,6 +86,10 @@ def _migration(w: Walk) -> Migration:
         source_compute=HOST,
         dest_compute=HOST,
     )
+
+
+def _flavor(w: Walk) -> Any:
+    return w.guest.flavor
 
 
 def _no_volume(w: Walk) -> Any:
@@ -189,6 +194,26 @@ CALLS: list[tuple[str, Args]] = [
     ("drop_move_claim", _host(migration=_migration)),
     ("drop_move_claim_at_source", _host(migration=_migration)),
     ("abort_instance_claim", _guest),
+    # resize, with no peer: each step refuses what it cannot do alone (its destination's revert
+    # last of all: it removes the guest)
+    ("check_can_resize_destination", _with(flavor=_flavor, migration=_migration)),
+    (
+        "migrate_disk_and_power_off",
+        _with(dest=lambda w: HOST, flavor=_flavor, migration=_migration),
+    ),
+    (
+        "finish_migration",
+        _with(
+            migration=_migration,
+            disk_info=lambda w: "[]",
+            network_info=lambda w: None,
+            image_meta=lambda w: image_meta(),
+            resize_instance=lambda w: False,
+        ),
+    ),
+    ("confirm_migration", _with(migration=_migration)),
+    ("finish_revert_migration", _with(network_info=lambda w: None, migration=_migration)),
+    ("confirm_migration_at_destination", _with(migration=_migration)),
     # live migration, with no peer: each step refuses what it cannot do alone
     ("check_can_live_migrate_destination", _guest),
     ("check_can_live_migrate_source", _with(dest_check_data=lambda w: LiveMigrateData())),
@@ -204,6 +229,7 @@ CALLS: list[tuple[str, Args]] = [
     ("post_live_migration", _guest),
     ("post_live_migration_at_destination", _guest),
     ("rollback_live_migration_at_destination", _guest),
+    ("revert_migration_at_destination", _with(migration=_migration)),
     ("cleanup", _guest),
     ("destroy", _guest),
 ]
@@ -222,6 +248,11 @@ REFUSED_HERE: dict[str, tuple[type[VirtactorError], str]] = {
     "pre_live_migration": (InvalidInstanceArgument, "no migration started, so none to name"),
     "live_migration_force_complete": (MigrationNotFound, "no live migration runs"),
     "live_migration_abort": (MigrationNotFound, "no live migration runs"),
+    "check_can_resize_destination": (ResizeRefused, "the guest is here already"),
+    "migrate_disk_and_power_off": (ResizeRefused, "the destination is this host"),
+    "finish_migration": (ResizeRefused, "the guest is here already"),
+    "confirm_migration": (InvalidInstanceArgument, "the destination is this host"),
+    "finish_revert_migration": (InstanceInvalidState, "no resize left the guest waiting"),
 }
 
 
