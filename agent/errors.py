@@ -29,6 +29,8 @@
     ├── ClaimRequestError ...               actors.tracker.errors (bad claim requests)
     ├── MigrationPreCheckError (MigrationBusy), MigrationNotFound, MigrationFailed
     │                                       actors.migration.errors
+    ├── ResizeRefused, ResizeFailed, DiskTransferFailed
+    │                                       actors.migration.errors (resize, cold migration)
     ├── SecurityGroupError ...              schemas.objects.security_group_errors (bad
     │                                       rules, groups)
     ├── FirewallError ...                   agent.virt.firewall.errors (filter building)
@@ -49,10 +51,13 @@ from __future__ import annotations
 # Raised by the instance actors, which cannot import the agent; the same classes here.
 from actors.instance.errors import InstanceInvalidState, InstanceNotFound, NotSupported
 from actors.migration.errors import (
+    DiskTransferFailed,
     MigrationBusy,
     MigrationFailed,
     MigrationNotFound,
     MigrationPreCheckError,
+    ResizeFailed,
+    ResizeRefused,
 )
 from actors.tracker.errors import ClaimFailed, ClaimRequestError
 from schemas.errors import IncompatibleObjectVersion, SchemaError, VirtactorError
@@ -134,6 +139,7 @@ __all__ = [
     "ClaimRequestError",
     "ConductorUnavailable",
     "DatabaseNotUpgraded",
+    "DiskTransferFailed",
     "HypervisorError",
     "HypervisorUnavailable",
     "IncompatibleRpcVersion",
@@ -151,6 +157,8 @@ __all__ = [
     "ObjectVersionRefused",
     "RemoteError",
     "RequestExpired",
+    "ResizeFailed",
+    "ResizeRefused",
     "SchemaError",
     "TransportClosed",
     "TransportError",

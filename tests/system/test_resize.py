@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -37,7 +38,14 @@ from tests.system.conftest import (
     wait_for_console_async,
 )
 from tests.system.guest_image import GuestImage, GuestMarker
-from tests.system.instance_helpers import BOOT_TIMEOUT, ROOT_IMAGE, kernel_image, tracked_instance
+from tests.system.instance_helpers import (
+    BOOT_TIMEOUT,
+    KERNEL,
+    RAMDISK,
+    ROOT_IMAGE,
+    kernel_image,
+    tracked_instance,
+)
 from tests.system.test_live_migration import (
     DEST,
     SOURCE,
@@ -153,8 +161,11 @@ async def records(pair: Pair, me: Instance, migration: Migration) -> tuple[Insta
 
 
 async def test_a_resize_to_a_bigger_flavor_boots_on_the_destination_and_confirm_clears_the_source(
-    apart: Pair, janitor: DomainJanitor, guest_image: GuestImage
+    apart: Pair, janitor: DomainJanitor, guest_image: GuestImage, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """First in the module: the destination's image cache is empty, so the base image (and
+    the kernel and initramfs) travel with the disk, and its cache takes them in."""
+    caplog.set_level(logging.INFO, logger="agent.virt.images")
     pair, client = apart, apart.client
     me = await spawned(pair, janitor, guest_image)
     image: ImageMeta = kernel_image(guest_image)
@@ -186,6 +197,8 @@ async def test_a_resize_to_a_bigger_flavor_boots_on_the_destination_and_confirm_
         dest_cache / f"{ROOT_IMAGE}.refs" / me.uuid
     ).exists()
     assert not list(dest_dir.glob("image.*"))
+    taken_in = {r.args[0] for r in caplog.records if "taken in from another host" in r.msg}
+    assert taken_in == {ROOT_IMAGE, KERNEL, RAMDISK}, caplog.text
     dest_mid = await client.get_compute_node(DEST)
     assert dest_mid.memory_mb_used == dest_before.memory_mb_used + 192
     recorded, moving = await records(pair, me, migration)
