@@ -29,6 +29,7 @@ import inspect
 from collections.abc import Callable, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, cast, overload
 
+from actors.firewall import FirewallActor
 from actors.host import HostActor
 from actors.instance import InstanceActor
 from actors.tracker import ResourceTrackerActor
@@ -266,6 +267,20 @@ class DriverCalls:
     check_can_resize_destination = DriverCall(InstanceActor.check_can_resize_destination)
     confirm_migration_at_destination = DriverCall(InstanceActor.confirm_migration_at_destination)
     revert_migration_at_destination = DriverCall(InstanceActor.revert_migration_at_destination)
+    # host networking: the instance's taps and filters, and the host's shared filters
+    plug_vifs = DriverCall(InstanceActor.plug_vifs)
+    unplug_vifs = DriverCall(InstanceActor.unplug_vifs)
+    dhcp_options_for_instance = DriverCall(InstanceActor.dhcp_options_for_instance)
+    ensure_filtering_rules_for_instance = DriverCall(
+        InstanceActor.ensure_filtering_rules_for_instance
+    )
+    refresh_instance_security_rules = DriverCall(InstanceActor.refresh_instance_security_rules)
+    unfilter_instance = DriverCall(InstanceActor.unfilter_instance)
+    refresh_security_group_rules = DriverCall(FirewallActor.refresh_security_group_rules)
+    refresh_security_group_members = DriverCall(FirewallActor.refresh_security_group_members)
+    refresh_provider_fw_rules = DriverCall(FirewallActor.refresh_provider_fw_rules)
+    filter_defer_apply_on = DriverCall(FirewallActor.filter_defer_apply_on)
+    filter_defer_apply_off = DriverCall(FirewallActor.filter_defer_apply_off)
     # the host's resource tracker (claims and the audit)
     instance_claim = DriverCall(ResourceTrackerActor.instance_claim)
     abort_instance_claim = DriverCall(ResourceTrackerActor.abort_instance_claim)

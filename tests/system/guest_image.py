@@ -157,7 +157,8 @@ def console_command(command_id: str, command: str) -> bytes:
 def ran_pattern(command_id: str) -> re.Pattern[str]:
     """The console line the guest prints when console command `command_id` is done; group 1
     is its exit code."""
-    return re.compile(re.escape(f"{GuestMarker.RAN.value} {command_id} ") + r"(\d+)$")
+    # Output without a final newline leaves the marker at the end of that line.
+    return re.compile(r".*" + re.escape(f"{GuestMarker.RAN.value} {command_id} ") + r"(\d+)")
 
 
 def build_guest_image(
