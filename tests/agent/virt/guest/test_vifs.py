@@ -125,3 +125,13 @@ def test_an_mtu_out_of_range_is_refused() -> None:
     network = Network(id="1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d", label="l", bridge="br0", mtu=20)
     with pytest.raises(InvalidVIF, match=r"network\.mtu 20 is out of range"):
         interface_element(vif(network=network), None)
+
+
+def test_with_the_firewall_on_an_interface_names_its_own_filter() -> None:
+    instance_uuid = "6f6a3f5e-0000-4000-8000-0000000000aa"
+    element = ET.fromstring(
+        to_xml(interface_element(vif("bridge", "br-private"), None, instance_uuid))
+    )
+    refs = element.findall("filterref")
+    assert [ref.attrib for ref in refs] == [{"filter": f"virtactor-{instance_uuid}-fa163e112233"}]
+    assert iface(vif("bridge", "br-private")).find("filterref") is None
