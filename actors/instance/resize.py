@@ -140,14 +140,16 @@ class ResizeHandlers(InstanceCore):
         migration: Migration,
         network_info: NetworkInfo | None = None,
         block_device_info: BlockDeviceMappingList | None = None,
-        timeout: float = 60.0,
-        retry_interval: float = 10.0,
+        timeout: float | None = None,
+        retry_interval: float | None = None,
     ) -> str:
         """Power the guest off (ACPI for `timeout` seconds, asked again every
-        `retry_interval`, then hard) and send its local files to host `dest`; returns nova's
-        disk info (JSON). Refused before the guest is touched: a smaller disk, the
-        destination refusing or not answering. If the files do not all arrive, what arrived
-        is removed and the guest runs again here as before (`ResizeFailed` says so)."""
+        `retry_interval`, then hard; `timeout` 0 at once; unset, the agent's
+        `shutdown_timeout` and `shutdown_retry_interval`) and send its local files to host
+        `dest`; returns nova's disk info (JSON). Refused before the guest is touched: a
+        smaller disk, the destination refusing or not answering. If the files do not all
+        arrive, what arrived is removed and the guest runs again here as before
+        (`ResizeFailed` says so)."""
         support = self._resizes()
         assert support.resize is not None and support.peers is not None
         if not dest or dest == support.host:
@@ -156,8 +158,11 @@ class ResizeHandlers(InstanceCore):
         if migration.obj_attr_is_set("dest_compute") and migration.dest_compute not in (None, dest):
             raise self._bad_argument("migration", f"it goes to {migration.dest_compute}")
         self._checked_flavor(flavor)
+        timeout = self.settings.shutdown_timeout if timeout is None else timeout
+        if retry_interval is None:
+            retry_interval = self.settings.shutdown_retry_interval
         if timeout < 0 or retry_interval <= 0:
-            reason = f"timeout {timeout} and retry_interval {retry_interval}: need >= 0 and > 0"
+            reason = f"timeout {timeout} must be >= 0 and retry_interval {retry_interval} > 0"
             raise self._bad_argument("timeout", reason)
         record = await self._begin(instance)
         self._allowed()
@@ -175,7 +180,7 @@ class ResizeHandlers(InstanceCore):
         started = await self._save_migration(started, MigrationStatus.MIGRATING)
         driver = self._need_driver()
         try:
-            if not await driver.shutdown(self.uuid, timeout, retry_interval):
+            if timeout == 0 or not await driver.shutdown(self.uuid, timeout, retry_interval):
                 await driver.power_off_hard(self.uuid)
             info = await self._disk_info(files)
             await support.resize.send(self.uuid, files, destination)
