@@ -355,8 +355,9 @@ class ResizeHandlers(InstanceCore):
     ) -> Instance:
         """The files arrived: claim `instance`'s flavor (the new one) for the migration, grow
         the disks to it (`resize_instance`), define the guest and start it (`power_on`),
-        recorded here as resized. On failure the claim is dropped and nothing is defined;
-        the files stay for `revert_migration_at_destination`."""
+        recorded here as resized. A root disk larger than the flavor's is refused first
+        (`ResizeRefused`: disks never shrink). On failure the claim is dropped and nothing is
+        defined; the files stay for `revert_migration_at_destination`."""
         support = self._resizes()
         assert support.resize is not None
         self._check_target(instance)
@@ -373,6 +374,9 @@ class ResizeHandlers(InstanceCore):
             moved = parse_disk_info(disk_info)
         except BadArgument as exc:
             raise self._bad_argument(exc.argument, exc.reason) from None
+        for disk in moved:
+            if disk.file == ROOT_DISK:
+                check_root_fits(self.uuid, disk.virt_disk_size, instance.flavor)
         if await self._read() != PowerState.PENDING:
             raise ResizeRefused(uuid=self.uuid, reason=f"it already has a domain on {support.host}")
         here = migration.obj_clone()
