@@ -26,7 +26,14 @@ from actors.migration.errors import MigrationNotFound, MigrationPreCheckError
 from actors.tracker.errors import ClaimFailed
 from agent.client import ComputeClient
 from agent.conductor.service import running_conductor
-from agent.config import AgentConfig, AgentSection, AmqpSection, ConductorSection, MigrationSection
+from agent.config import (
+    AgentConfig,
+    AgentSection,
+    AmqpSection,
+    ConductorSection,
+    FirewallSection,
+    MigrationSection,
+)
 from agent.service import Agent, build_transport
 from agent.transport import Transport
 from schemas.objects import (
@@ -132,10 +139,12 @@ async def deployed(
     *,
     shared: bool = True,
     migration: dict[str, dict[str, object]] | None = None,
+    firewall: str = "none",
 ) -> AsyncIterator[Pair]:
     """Two agents (SOURCE on host1, DEST on host2) and a conductor on the real RabbitMQ; they
     share one instances path unless `shared` is false (then each has its own, and its own
-    image cache under it). `migration` overrides `[migration]` settings per agent."""
+    image cache under it). `migration` overrides `[migration]` settings per agent;
+    `firewall` is both agents' `[firewall] driver`."""
     prefix = f"vt-lm-{uuid.uuid4().hex[:8]}"
     db = str(root / "conductor.sqlite")
     configs = {}
@@ -143,7 +152,10 @@ async def deployed(
         base = config_for(host, root)
         path = base.agent.instances_path if shared else str(root / f"instances-{name}")
         overrides = (migration or {}).get(name)
-        configs[name] = agent_config(base, name, rabbitmq_url, prefix, db, path, overrides)
+        configs[name] = dataclasses.replace(
+            agent_config(base, name, rabbitmq_url, prefix, db, path, overrides),
+            firewall=FirewallSection(driver=firewall),
+        )
     conductor_bus: Transport = build_transport(configs[SOURCE])
     await conductor_bus.start()
     agents: dict[str, Agent] = {}

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import ipaddress
 import subprocess
 import uuid as uuidlib
 from collections.abc import AsyncIterator, Iterator
@@ -30,19 +29,16 @@ from agent.virt.firewall.filters import BASE, PREFIX
 from schemas import use_indirection
 from schemas.errors import ObjectFieldError
 from schemas.objects import (
-    VIF,
-    ImageMeta,
     Instance,
     NetworkInfo,
     SecurityGroup,
     SecurityGroupRule,
 )
-from schemas.objects.network import Network, Subnet
 from schemas.objects.security_group_errors import InvalidSecurityGroupRule
 from schemas.remotable import ObjectIndirectionAPI
 from tests.system.conftest import ON_REAL_QEMU, DomainJanitor, LocalHost, qemu_files_dir
 from tests.system.guest_console import GuestConsole
-from tests.system.guest_image import GuestImage, GuestMarker, ip_cmdline_arg
+from tests.system.guest_image import GuestImage, GuestMarker
 from tests.system.instance_helpers import (
     BOOT_TIMEOUT,
     HOST,
@@ -53,10 +49,10 @@ from tests.system.instance_helpers import (
     make_guest_files,
     new_instance,
 )
+from tests.system.network_helpers import bridge_vifs, isolated_bridge, nwfilters, with_address
 
 pytestmark = ON_REAL_QEMU
 
-SUBNET = ipaddress.ip_network("10.213.0.0/24")
 A_IP, B_IP, FORGED_IP = "10.213.0.2", "10.213.0.3", "10.213.0.9"
 A_MAC, B_MAC, FORGED_MAC = "52:54:00:d5:00:02", "52:54:00:d5:00:03", "52:54:00:d5:00:99"
 OPEN = "a0000000-0000-4000-8000-000000000001"  # everything in and out
@@ -93,11 +89,7 @@ class Net:
         return await source.console.run(f"nc -w 2 {target} {port} </dev/null") == 0
 
     def filters(self) -> list[str]:
-        conn = libvirt.open(self.host.uri)
-        try:
-            return sorted(f.name() for f in conn.listAllNWFilters(0))
-        finally:
-            conn.close()
+        return nwfilters(self.host.uri)
 
     def domain_id(self, guest: Guest) -> int:
         conn = libvirt.open(self.host.uri)
@@ -107,22 +99,10 @@ class Net:
             conn.close()
 
 
-def vif(mac: str, ip: str, bridge: str) -> VIF:
-    subnet = Subnet(cidr=SUBNET, ips=[ipaddress.ip_address(ip)])
-    network = Network(id=str(uuidlib.uuid4()), label="isolated", bridge=bridge, subnets=[subnet])
-    return VIF(id=str(uuidlib.uuid4()), address=mac, type="bridge", network=network)
-
-
 @pytest.fixture(scope="module")
 def bridge() -> Iterator[str]:
-    """A Linux bridge with no uplink, only this module's guests on it."""
-    name = f"vabr{uuidlib.uuid4().hex[:6]}"
-    subprocess.run(["ip", "link", "add", "name", name, "type", "bridge"], check=True)
-    subprocess.run(["ip", "link", "set", "dev", name, "up"], check=True)
-    try:
+    with isolated_bridge() as name:
         yield name
-    finally:
-        subprocess.run(["ip", "link", "del", "dev", name], check=False)
 
 
 async def make_groups(objects: ObjectIndirectionAPI) -> None:
@@ -158,10 +138,8 @@ async def net(
                     me = new_instance(janitor.track(str(uuidlib.uuid4())))
                     with use_indirection(agent.objects):
                         await (await SecurityGroup.get_by_id(None, OPEN)).add_instance(me.uuid)
-                    network_info = NetworkInfo(objects=[vif(mac, ip, bridge)])
-                    image: ImageMeta = kernel_image(guest_image)
-                    flag = ip_cmdline_arg(f"{ip}/24")
-                    image.properties.os_command_line = f"{guest_image.cmdline} {flag}"
+                    network_info = bridge_vifs(mac, ip, bridge)
+                    image = with_address(kernel_image(guest_image), guest_image, ip)
                     await client.spawn(HOST, me, image, network_info=network_info)
                     log = root / "instances" / me.uuid / "console.log"
                     guests.append((me, network_info, log))
