@@ -148,6 +148,7 @@ _INSTANCE_MORE = [
     ),
     ("get_instance_diagnostics", _T, "", "as get_diagnostics"),
     ("network_binding_host_id", _T, "", "the instance's host, else this agent's"),
+    ("get_spice_console", _R, "[guest] spice_enabled", "host, port; tls_port with TLS"),
 ]
 _INSTANCE_REFUSED = ["get_rdp_console", "get_mks_console", "set_bootable", "pre_block_migration"]
 
@@ -226,7 +227,7 @@ _TRACKER = [
 _NETWORK_INSTANCE = [
     ("plug_vifs", _R, "taps of a running guest", "what changed: 'tap -> bridge'"),
     ("unplug_vifs", _R, "", "what changed: 'tap -/- bridge'"),
-    ("dhcp_options_for_instance", _T, "", "router, dns-server, server-ip-address; None: none"),
+    ("dhcp_options_for_instance", _R, "", "router, dns-server, server-ip-address; None: none"),
     (
         "ensure_filtering_rules_for_instance",
         _R,

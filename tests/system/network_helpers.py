@@ -16,6 +16,7 @@ from schemas.objects.network import Network, Subnet
 from tests.system.guest_image import GuestImage, ip_cmdline_arg
 
 SUBNET = ipaddress.ip_network("10.213.0.0/24")
+GATEWAY = ipaddress.ip_address("10.213.0.1")  # nobody answers there: no uplink
 
 
 @contextmanager
@@ -31,8 +32,14 @@ def isolated_bridge() -> Iterator[str]:
 
 
 def bridge_vifs(mac: str, ip: str, bridge: str) -> NetworkInfo:
-    """One VIF on `bridge` with the fixed IP `ip` of `SUBNET`."""
-    subnet = Subnet(cidr=SUBNET, ips=[ipaddress.ip_address(ip)])
+    """One VIF on `bridge` with the fixed IP `ip` of `SUBNET` (its router and DNS server are
+    addresses nothing on the bridge has: only DHCP options name them)."""
+    subnet = Subnet(
+        cidr=SUBNET,
+        ips=[ipaddress.ip_address(ip)],
+        gateway=GATEWAY,
+        dns=[ipaddress.ip_address("10.213.0.53")],
+    )
     network = Network(id=str(uuidlib.uuid4()), label="isolated", bridge=bridge, subnets=[subnet])
     vif = VIF(id=str(uuidlib.uuid4()), address=mac, type="bridge", network=network)
     return NetworkInfo(objects=[vif])

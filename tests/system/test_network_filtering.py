@@ -310,8 +310,11 @@ async def test_unplugged_taps_carry_nothing_until_plugged_again(net: Net) -> Non
     assert await net.ping(net.a, B_IP) == PING_OK
 
 
-async def test_dhcp_options_come_from_the_network_info(net: Net) -> None:
-    assert await net.client.dhcp_options_for_instance(HOST, net.a.instance) is None
+async def test_dhcp_options_come_from_the_recorded_network_info(net: Net) -> None:
+    assert await net.client.dhcp_options_for_instance(HOST, net.a.instance) == [
+        {"opt_name": "router", "opt_value": "10.213.0.1"},
+        {"opt_name": "dns-server", "opt_value": "10.213.0.53"},
+    ]
 
 
 async def test_unfilter_instance_lets_everything_through_and_leaves_none_of_its_filters(
