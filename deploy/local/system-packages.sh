@@ -17,7 +17,8 @@ services+=(postgresql)
 # nova's `ovs` ports (userspace datapath: no kernel module needed).
 guest=(linux-image-amd64 busybox-static cpio gzip kmod iproute2 nbd-server openvswitch-switch)
 # The deploy tests verify the systemd units with systemd-analyze; the post-copy recovery
-# test cuts a migration stream with an iptables rule.
+# test cuts a migration stream with an iptables rule; libvirt's nwfilter driver (the
+# firewall's filters) runs ebtables, iptables and ip6tables, all three from iptables.
 guest+=(systemd iptables)
 
 case "$profile" in
