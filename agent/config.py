@@ -115,6 +115,8 @@ class GuestSection:
     cpu_model: str = ""
     vnc_enabled: bool = True
     vnc_listen: str = "127.0.0.1"
+    spice_enabled: bool = False
+    spice_listen: str = "127.0.0.1"
     console_log_max_bytes: int = 100 * 1024
     disk_cachemode: str = "none"
     iscsi_initiator: str = ""

@@ -222,6 +222,7 @@ class DriverCalls:
     get_console_output = DriverCall(InstanceActor.get_console_output)
     get_vnc_console = DriverCall(InstanceActor.get_vnc_console)
     get_serial_console = DriverCall(InstanceActor.get_serial_console)
+    get_spice_console = DriverCall(InstanceActor.get_spice_console)
     macs_for_instance = DriverCall(InstanceActor.macs_for_instance)
     change_instance_metadata = DriverCall(InstanceActor.change_instance_metadata)
     set_admin_password = DriverCall(InstanceActor.set_admin_password)

@@ -109,6 +109,10 @@ class InstanceDriver(Protocol):
 
     async def serial_console(self, uuid: str) -> ConsoleInfo: ...
 
+    async def spice_console(self, uuid: str) -> ConsoleInfo:
+        """The SPICE display (host, port, tls_port); a typed error when the guest has none."""
+        ...
+
     async def store_recovery(self, uuid: str, recovery: bytes) -> None:
         """Rewrite the domain's <metadata> recovery element."""
         ...

@@ -67,6 +67,11 @@ class QueryHandlers(InstanceCore):
         return await self._need_driver().vnc_console(self.uuid)
 
     @driver_method
+    async def get_spice_console(self, instance: Instance) -> ConsoleInfo:
+        self._check_target(instance)
+        return await self._need_driver().spice_console(self.uuid)
+
+    @driver_method
     async def get_serial_console(self, instance: Instance) -> ConsoleInfo:
         self._check_target(instance)
         return await self._need_driver().serial_console(self.uuid)

@@ -31,7 +31,8 @@ History:
          and cold migration
          (migrate_disk_and_power_off, finish_migration, confirm_migration,
          finish_revert_migration, and the destination's check_can_resize_destination,
-         confirm_migration_at_destination, revert_migration_at_destination).
+         confirm_migration_at_destination, revert_migration_at_destination);
+         get_spice_console.
 
 A client sends the older of `RPC_API_VERSION` and its cap (`ComputeClient(rpc_version_cap=)`,
 `[rpc] rpc_version_cap`), and per host the older version that host said it serves
@@ -118,6 +119,7 @@ METHOD_VERSIONS: dict[str, str] = {
         "check_can_resize_destination",
         "confirm_migration_at_destination",
         "revert_migration_at_destination",
+        "get_spice_console",
     )
 }
 

@@ -41,6 +41,7 @@ from agent.virt.guest.info import (
     has_agent_channel,
     read_tail,
     serial_pty,
+    spice_ports,
     vnc_port,
 )
 from agent.virt.guest.interface_filters import set_interface_filters
@@ -397,6 +398,21 @@ class LibvirtInstanceDriver:
             raise ConsoleUnavailable(uuid=uuid, console_type="vnc", reason="no VNC port now")
         return ConsoleInfo(
             console_type=ConsoleType.VNC, host=listen or self.settings.vnc_listen, port=port
+        )
+
+    async def spice_console(self, uuid: str) -> ConsoleInfo:
+        """The SPICE display's address and ports; `ConsoleUnavailable` when the domain has
+        no SPICE graphics (`[guest] spice_enabled` off when it was built) or no port yet."""
+        config = await self._verb(uuid, lambda g: g.config())
+        listen, port, tls_port = spice_ports(config)
+        if port is None and tls_port is None:
+            reason = "no SPICE port now" if listen is not None else "the guest has no SPICE display"
+            raise ConsoleUnavailable(uuid=uuid, console_type="spice", reason=reason)
+        return ConsoleInfo(
+            console_type=ConsoleType.SPICE,
+            host=listen or self.settings.spice_listen,
+            port=port or 0,
+            tls_port=tls_port,
         )
 
     async def serial_console(self, uuid: str) -> ConsoleInfo:

@@ -3,7 +3,8 @@
 - Serial console: a pty (for `get_serial_console` and `virsh console`) whose output libvirt
   also appends to a log file (`<log file=... append='on'>`), which `get_console_output`
   tails. The guest's `console=ttyS0` is this port.
-- VNC graphics on the configured listen address, autoport, with a video card.
+- VNC graphics on the configured listen address, autoport, with a video card; SPICE graphics
+  the same way when enabled.
 - The QEMU guest agent channel when the image says it has an agent (`hw_qemu_guest_agent`).
 - A virtio RNG (`hw_rng_model`), a USB tablet (`hw_pointer_model=usbtablet`), a SCSI
   controller (`hw_scsi_model`, or any disk on the scsi bus), and a virtio memory balloon.
@@ -59,6 +60,11 @@ def extra_devices(
         graphics = element("graphics", type="vnc", autoport="yes", listen=settings.vnc_listen)
         sub(graphics, "listen", type="address", address=settings.vnc_listen)
         devices.append(graphics)
+    if settings.spice_enabled:
+        graphics = element("graphics", type="spice", autoport="yes", listen=settings.spice_listen)
+        sub(graphics, "listen", type="address", address=settings.spice_listen)
+        devices.append(graphics)
+    if settings.vnc_enabled or settings.spice_enabled:
         video = element("video")
         sub(video, "model", type=props.hw_video_model or "vga")
         devices.append(video)

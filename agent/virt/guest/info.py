@@ -70,6 +70,16 @@ def vnc_port(config: ET.Element) -> tuple[str | None, int | None]:
     return node.get("listen"), (port if port > 0 else None)
 
 
+def spice_ports(config: ET.Element) -> tuple[str | None, int | None, int | None]:
+    """(listen address, port, TLS port) of the SPICE graphics; a port is None when there is
+    none (not yet allocated, or no TLS)."""
+    node = config.find("devices/graphics[@type='spice']")
+    if node is None:
+        return None, None, None
+    port, tls = int(node.get("port", "-1")), int(node.get("tlsPort", "-1"))
+    return node.get("listen"), (port if port > 0 else None), (tls if tls > 0 else None)
+
+
 def serial_pty(config: ET.Element) -> str | None:
     node = config.find("devices/serial[@type='pty']/source")
     return None if node is None else node.get("path")

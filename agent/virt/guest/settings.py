@@ -33,6 +33,8 @@ class GuestSettings:
     - `cpu_mode`: `host-model`, `host-passthrough`, `custom` (with `cpu_model`), or `none`
       (no CPU model element, only the topology).
     - `vnc_enabled`, `vnc_listen`: VNC graphics and the address it listens on.
+    - `spice_enabled`, `spice_listen`: SPICE graphics (beside VNC, or alone) and its address;
+      off by default (nova's `[spice] enabled`), as not every packaged QEMU has SPICE.
     - `console_log_max_bytes`: the most `console_output` returns (nova: 100 KiB).
     - `disk_cachemode`: QEMU cache mode of local disks (`none` needs O_DIRECT).
     - `iscsi_initiator`: this host's iSCSI initiator IQN (QEMU's own initiator uses it).
@@ -58,6 +60,8 @@ class GuestSettings:
     cpu_model: str = ""
     vnc_enabled: bool = True
     vnc_listen: str = "127.0.0.1"
+    spice_enabled: bool = False
+    spice_listen: str = "127.0.0.1"
     console_log_max_bytes: int = 100 * 1024
     disk_cachemode: str = "none"
     iscsi_initiator: str | None = None

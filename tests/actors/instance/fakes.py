@@ -270,6 +270,11 @@ class FakeInstanceDriver:
         self._domain(uuid)
         return ConsoleInfo(console_type="vnc", host="127.0.0.1", port=5900)
 
+    async def spice_console(self, uuid: str) -> ConsoleInfo:
+        self._call("spice_console", uuid)
+        self._domain(uuid)
+        return ConsoleInfo(console_type="spice", host="127.0.0.1", port=5901)
+
     async def serial_console(self, uuid: str) -> ConsoleInfo:
         self._call("serial_console", uuid)
         self._domain(uuid)
