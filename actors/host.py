@@ -97,17 +97,32 @@ class HostHypervisor(InstanceHypervisor, Protocol):
 class Readiness:
     """Whether the host finished adopting its guests: the RPC dispatcher's `is_ready`.
 
-    Instance commands are refused (`AgentInitializing`) until it is ready. It outlives
-    restarts of the host actor, which receive the same object.
+    Instance calls are refused (`AgentInitializing`, which callers retry) until it is ready;
+    instance casts wait for it (`wait`), unacknowledged. It outlives restarts of the host
+    actor, which receive the same object.
     """
 
-    __slots__ = ("ready",)
+    __slots__ = ("_event", "ready")
 
     def __init__(self) -> None:
         self.ready = False
+        self._event: asyncio.Event | None = None
 
     def __call__(self) -> bool:
         return self.ready
+
+    def set_ready(self) -> None:
+        self.ready = True
+        if self._event is not None:
+            self._event.set()
+
+    async def wait(self) -> None:
+        """Until the host is ready."""
+        if self.ready:
+            return
+        if self._event is None:
+            self._event = asyncio.Event()
+        await self._event.wait()
 
 
 @dataclass(slots=True, frozen=True)
@@ -246,7 +261,7 @@ class HostActor(HostContractHandlers, Actor):
         except ExceptionGroup as failed:
             # The asker gets the first typed error, as from any handler, not a group.
             raise failed.exceptions[0] from failed
-        self.readiness.ready = True
+        self.readiness.set_ready()
         adopted = sorted(domain.uuid for domain in domains)
         log.info("host %s adopted %d domains", self.settings.host, len(adopted))
         return adopted

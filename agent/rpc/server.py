@@ -8,7 +8,9 @@ For each delivery the `Dispatcher`:
    reply and never a second execution; the id reused for another call (method, target or
    encoded arguments differ) is refused with `MessageIdConflict`, and nothing runs;
 3. refuses, with a typed error and no effect, a request past its deadline, an unknown method,
-   bad arguments, or an instance command before the host finished adopting its guests;
+   bad arguments, or an instance call before the host finished adopting its guests (the
+   caller retries; an instance cast, whose sender hears nothing, waits unacknowledged
+   until the host is ready, and is redelivered if the agent stops first);
    a request of an RPC API version this agent does not serve is refused before step 2, so
    that refusal is not remembered: the same message may come again at an older version;
 4. asks the owning actor (instance methods: that instance's actor, got or spawned; host
@@ -29,6 +31,7 @@ attempted once.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -45,6 +48,7 @@ from actors import (
     ActorSystem,
     instance_address,
 )
+from actors.host import Readiness
 from agent.errors import (
     AgentInitializing,
     IncompatibleRpcVersion,
@@ -332,6 +336,15 @@ class RequestServer:
         raise NotImplementedError
 
 
+def _always_ready() -> Readiness:
+    readiness = Readiness()
+    readiness.set_ready()
+    return readiness
+
+
+_ALWAYS_READY = _always_ready()
+
+
 class Dispatcher(RequestServer):
     """Turns deliveries for one host into actor asks. See the module docstring."""
 
@@ -345,7 +358,7 @@ class Dispatcher(RequestServer):
         registry: ObjectRegistry,
         manifest: Mapping[str, str],
         limits: DecodeLimits,
-        is_ready: Callable[[], bool] = lambda: True,
+        is_ready: Readiness | None = None,
         cache: ReplyCache | None = None,
         manifests: ManifestStore | None = None,
         wall_clock: Callable[[], float] = time.time,
@@ -364,7 +377,7 @@ class Dispatcher(RequestServer):
         self.system = system
         self.methods = methods
         self.instance_factory = instance_factory
-        self.is_ready = is_ready
+        self.is_ready = is_ready or _ALWAYS_READY
 
     async def _serve(self, request: Request, remaining: float | None) -> Any:
         route = self.methods.route(request.method, for_instance=request.instance is not None)
@@ -373,7 +386,9 @@ class Dispatcher(RequestServer):
         spawned = False
         if route.scope is Scope.INSTANCE:
             if not self.is_ready():
-                raise AgentInitializing(host=self.host)
+                if request.kind is not Kind.CAST:
+                    raise AgentInitializing(host=self.host)  # the caller retries
+                await self._ready_for_cast(request, remaining)
             uuid = target.partition(":")[2]
             spawned = target not in self.system
             ref = self.system.get_or_spawn(target, lambda: self.instance_factory(uuid))
@@ -395,6 +410,22 @@ class Dispatcher(RequestServer):
                 # not keep an actor per unknown uuid a caller ever named.
                 await self.system.stop(target)
             raise
+
+    async def _ready_for_cast(self, request: Request, remaining: float | None) -> None:
+        """Wait, unacknowledged, until the host adopted its guests: nobody would hear of a
+        cast refused now. Stopping the agent meanwhile leaves it in the queue for the next
+        start; a cast whose deadline passes first is refused as expired."""
+        log.info(
+            "cast %s %s waits for host %s to adopt its guests",
+            request.message_id,
+            request.method,
+            self.host,
+        )
+        try:
+            async with asyncio.timeout(remaining):
+                await self.is_ready.wait()
+        except TimeoutError:
+            raise RequestExpired(message_id=request.message_id, method=request.method) from None
 
     @staticmethod
     def _target(request: Request, scope: Scope) -> str:

@@ -89,6 +89,41 @@ async def test_an_agent_adopting_past_the_deadline_answers_with_its_last_refusal
     assert 0.2 < elapsed < 1.0
 
 
+@on_session_loop
+async def test_a_cast_to_an_agent_still_adopting_waits_and_is_applied_once_it_is_ready(
+    tmp_path: Path,
+) -> None:
+    async with adopting_agent(tmp_path) as adopting:
+        me = instance(str(uuid.uuid4()))
+        args = {"instance": me, "image_meta": image_meta()}
+        await adopting.client.cast(HOST, "spawn", args, instance=me.uuid, ttl=30)
+        await asyncio.sleep(0.3)
+        assert adopting.agent.dispatcher.stats.requests == 1
+        assert not adopting.agent.runtime.readiness()
+        await asyncio.to_thread(adopting.node_file.write_text, "<node/>")
+        async with asyncio.timeout(10):
+            while not await adopting.client.instance_exists(HOST, me.uuid):  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        assert adopting.refusals() == 0  # not refused, not dropped: applied
+        await adopting.client.destroy(HOST, me)
+
+
+@on_session_loop
+async def test_a_cast_whose_deadline_passes_while_the_agent_adopts_is_refused_as_expired(
+    tmp_path: Path,
+) -> None:
+    async with adopting_agent(tmp_path) as adopting:
+        me = instance(str(uuid.uuid4()))
+        args = {"instance": me, "image_meta": image_meta()}
+        await adopting.client.cast(HOST, "spawn", args, instance=me.uuid, ttl=0.3)
+        async with asyncio.timeout(5):
+            while adopting.refusals() == 0:  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
+        await asyncio.to_thread(adopting.node_file.write_text, "<node/>")
+        await adopting.agent.wait_ready(timeout=10)
+        assert not await adopting.client.instance_exists(HOST, me.uuid)
+
+
 # --- the idempotency key ----------------------------------------------------------------------
 
 
