@@ -51,7 +51,7 @@ from actors.instance.states import (
 from actors.records import RecordSaver
 from schemas.base import VersionedObject
 from schemas.errors import VirtactorError
-from schemas.objects.enums import PowerState
+from schemas.objects.enums import PowerState, TaskState
 from schemas.objects.instance import Instance
 from schemas.objects.virt import InstanceInfo
 
@@ -210,6 +210,8 @@ class InstanceCore(Actor):
         assert self.record is not None
         instance = self.record.instance
         shown = await self._read()
+        if instance.task_state == TaskState.SPAWNING and shown == PowerState.SHUTDOWN:
+            shown = await self._finish_interrupted_spawn(shown)
         settled = reconcile_recovered(instance.vm_state, instance.task_state, shown)
         log.info(
             "instance %s recovered: vm_state %s, task_state %s, power_state %s",
@@ -225,6 +227,27 @@ class InstanceCore(Actor):
             task_state=settled.task_state,
             power_state=shown,
         )
+
+    async def _finish_interrupted_spawn(self, shown: PowerState) -> PowerState:
+        """The agent stopped between defining the domain and starting it (the domain is
+        defined only once every file is made): start it now. A start that fails leaves the
+        guest off, recorded as an error."""
+        log.warning(
+            "instance %s: its spawn was interrupted before the guest started; starting it",
+            self.uuid,
+            extra={"instance_uuid": self.uuid},
+        )
+        try:
+            await self._need_driver().power_on(self.uuid)
+        except VirtactorError as exc:
+            log.error(
+                "instance %s: the interrupted spawn cannot be finished: %s",
+                self.uuid,
+                exc,
+                extra={"instance_uuid": self.uuid},
+            )
+            return shown
+        return await self._read()
 
     # --- what every operation does first ---------------------------------------------------
 

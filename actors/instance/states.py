@@ -206,7 +206,8 @@ def reconcile_recovered(vm_state: str, task_state: str | None, power_state: str)
 
     A recorded task_state means the agent stopped in the middle of that operation. A reboot
     keeps its task, so `poll_rebooting_instances` finishes it, and so does a resize's source
-    waiting for its confirm or revert (resize_migrated); an interrupted spawn or delete
+    waiting for its confirm or revert (resize_migrated); an interrupted spawn whose guest
+    runs finished all but its record (active); any other interrupted spawn, or a delete,
     is an error (the caller retries the delete, which is idempotent); any other task is
     cleared and the vm_state follows the power state the hypervisor reports now.
     """
@@ -215,6 +216,8 @@ def reconcile_recovered(vm_state: str, task_state: str | None, power_state: str)
     if task_state == TaskState.RESIZE_MIGRATED:
         # A resize's source waiting for its confirm or revert: the guest is meant to be off.
         return Reconciled(vm_state, task_state)
+    if task_state == TaskState.SPAWNING and power_state == PowerState.RUNNING:
+        return Reconciled(VMState.ACTIVE, None)
     if task_state in (TaskState.SPAWNING, TaskState.DELETING) or vm_state == VMState.BUILDING:
         return Reconciled(VMState.ERROR, None)
     observed = {

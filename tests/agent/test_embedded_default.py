@@ -11,8 +11,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import libvirt
+import pytest
 import pytest_asyncio
 
+from agent.virt.guest.disks import SPAWNING_MARKER
+from agent.virt.guest.errors import InstanceExists
 from tests.actors.instance.fakes import image_meta, instance
 from tests.agent.embedded import (
     TEST_URI,
@@ -21,6 +24,7 @@ from tests.agent.embedded import (
     embedded_agent,
     embedded_config,
     embedded_guest,
+    make_root_image,
 )
 from tests.conftest import ON_SESSION_LOOP
 
@@ -124,3 +128,34 @@ async def test_destroying_a_transient_guest_that_vanishes_when_stopped_succeeds(
         await asyncio.to_thread(_create_transient, guest.name, guest.uuid)
         destroyed = await client.destroy(HOST, guest)
         assert (destroyed.vm_state, destroyed.power_state) == ("deleted", "pending")
+
+
+# --- a spawn interrupted by a crash --------------------------------------------------------
+
+
+async def test_what_an_interrupted_spawn_left_is_removed_and_a_foreign_directory_is_not(
+    tmp_path: Path,
+) -> None:
+    await make_root_image(tmp_path)
+    config = embedded_config(tmp_path, HOST)
+    left, foreign = instance(str(uuid.uuid4())), instance(str(uuid.uuid4()))
+    left_dir = tmp_path / "instances" / left.uuid
+    left_dir.mkdir()
+    (left_dir / SPAWNING_MARKER).write_text("4242\n")  # an agent killed mid-spawn
+    (left_dir / "disk.part").write_bytes(b"half an overlay")
+    foreign_dir = tmp_path / "instances" / foreign.uuid
+    foreign_dir.mkdir()  # e.g. a guest on shared storage running elsewhere
+    (foreign_dir / "disk").write_bytes(b"someone's disk")
+    async with (
+        domain_removed(left.uuid),
+        domain_removed(foreign.uuid),
+        embedded_agent(config) as (_agent, client),
+    ):
+        spawned = await client.spawn(HOST, left, image_meta())
+        assert (spawned.vm_state, spawned.power_state) == ("active", "running")
+        assert not (left_dir / SPAWNING_MARKER).exists()
+        assert not (left_dir / "disk.part").exists()
+        with pytest.raises(InstanceExists, match="exists"):
+            await client.spawn(HOST, foreign, image_meta())
+        assert (foreign_dir / "disk").read_bytes() == b"someone's disk"
+        await client.destroy(HOST, left)

@@ -30,6 +30,9 @@ _DEVICE_NAME = re.compile(r"(?:/dev/)?(xvd|vd|sd|hd)([a-z]{1,2})")
 SWAP_FORMAT = "swap"
 
 
+SPAWNING_MARKER = ".spawning"
+
+
 @dataclass(slots=True, frozen=True)
 class InstancePaths:
     """The files of instance `uuid` under `instances_path`."""
@@ -44,6 +47,12 @@ class InstancePaths:
     @property
     def console_log(self) -> Path:
         return self.directory / "console.log"
+
+    @property
+    def spawning(self) -> Path:
+        """Present while a spawn builds the directory: a directory holding it and no domain
+        is what an agent stopped mid-spawn left (see `run_spawn`)."""
+        return self.directory / SPAWNING_MARKER
 
     def disk(self, name: str) -> Path:
         return self.directory / name

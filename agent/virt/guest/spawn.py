@@ -136,11 +136,26 @@ def plan_spawn(
 
 
 def run_spawn(conn: libvirt.virConnect, plan: SpawnPlan, cache: ImageCache) -> None:
-    """Make the files, define and start the domain (blocking); all or nothing."""
+    """Make the files, define and start the domain (blocking); all or nothing.
+
+    The directory holds a marker (`InstancePaths.spawning`) until the guest started. An
+    agent killed before that leaves it behind; with no domain of the uuid, such a directory
+    is the interrupted spawn's own leftover and is removed (with its image references)
+    before this spawn starts over. A directory without the marker is someone else's (a
+    guest on shared storage, an incoming migration): `InstanceExists`."""
     if Guest.find(conn, plan.uuid) is not None:
         raise InstanceExists(uuid=plan.uuid, reason="libvirt already has a domain with this uuid")
     directory = plan.paths.directory
     directory.parent.mkdir(parents=True, exist_ok=True)
+    if plan.paths.spawning.exists():
+        released = remove_instance_files(plan.paths, cache)
+        log.warning(
+            "spawn %s: removed what an interrupted spawn left (%s; images released: %s)",
+            plan.uuid,
+            directory,
+            ", ".join(released) or "none",
+            extra={"instance_uuid": plan.uuid},
+        )
     with Undo("spawn", plan.uuid) as undo:
         try:
             directory.mkdir()
@@ -149,6 +164,7 @@ def run_spawn(conn: libvirt.virConnect, plan: SpawnPlan, cache: ImageCache) -> N
                 uuid=plan.uuid, reason=f"its directory {directory} exists (destroy it first)"
             ) from None
         undo.push("remove the instance directory", shutil.rmtree, directory)
+        plan.paths.spawning.write_text(f"{os.getpid()}\n")
         # QEMU runs as its own user: it must reach the disks and the console log.
         os.chmod(directory, 0o755)
         for image_id in plan.boot_images:
@@ -162,6 +178,7 @@ def run_spawn(conn: libvirt.virConnect, plan: SpawnPlan, cache: ImageCache) -> N
         undo.push("undefine the domain", guest.undefine)
         guest.launch()
         undo.push("destroy the domain", guest.poweroff)
+        plan.paths.spawning.unlink()
         undo.commit()
     log.info("spawned %s", plan.uuid, extra={"instance_uuid": plan.uuid})
 

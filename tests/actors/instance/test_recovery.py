@@ -61,6 +61,28 @@ async def test_an_operation_interrupted_by_a_restart_is_reconciled_with_the_gues
     assert stored.instance.vm_state == "paused"
 
 
+async def test_a_spawn_stopped_before_the_guest_started_is_finished_by_starting_it(
+    system: ActorSystem, driver: FakeInstanceDriver, sink: RecordingSink
+) -> None:
+    # Every file made and the domain defined: only the start (and the record) was missing.
+    domain_with_record(driver, PowerState.SHUTDOWN, vm_state="building", task_state="spawning")
+    ref, actor = make_actor(system, driver, sink)
+    assert await ref.ask("sync_power_state") == "running"
+    assert actor.record is not None
+    assert (actor.record.instance.vm_state, actor.record.instance.task_state) == ("active", None)
+    assert driver.domains[UUID].state == PowerState.RUNNING
+
+
+async def test_a_spawn_stopped_after_the_guest_started_is_recorded_active(
+    system: ActorSystem, driver: FakeInstanceDriver, sink: RecordingSink
+) -> None:
+    domain_with_record(driver, PowerState.RUNNING, vm_state="building", task_state="spawning")
+    ref, actor = make_actor(system, driver, sink)
+    await ref.ask("sync_power_state")
+    assert actor.record is not None
+    assert (actor.record.instance.vm_state, actor.record.instance.task_state) == ("active", None)
+
+
 async def test_an_overdue_reboot_is_finished_hard_by_poll_rebooting_instances(
     system: ActorSystem, driver: FakeInstanceDriver, sink: RecordingSink
 ) -> None:

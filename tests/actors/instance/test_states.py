@@ -151,7 +151,11 @@ def test_an_unchanged_power_state_keeps_the_recorded_intent() -> None:
             PowerState.SHUTDOWN,
             Reconciled("active", "rebooting"),
         ),
-        (VMState.BUILDING, TaskState.SPAWNING, PowerState.RUNNING, Reconciled("error", None)),
+        # A spawn stopped after the guest started: only its record was missing.
+        (VMState.BUILDING, TaskState.SPAWNING, PowerState.RUNNING, Reconciled("active", None)),
+        # Stopped before it started the guest (the actor starts a defined one first).
+        (VMState.BUILDING, TaskState.SPAWNING, PowerState.SHUTDOWN, Reconciled("error", None)),
+        (VMState.BUILDING, TaskState.SPAWNING, PowerState.PENDING, Reconciled("error", None)),
         (VMState.ACTIVE, TaskState.DELETING, PowerState.SHUTDOWN, Reconciled("error", None)),
         (VMState.ACTIVE, TaskState.PAUSING, PowerState.PAUSED, Reconciled("paused", None)),
         (VMState.ACTIVE, TaskState.POWERING_OFF, PowerState.SHUTDOWN, Reconciled("stopped", None)),
