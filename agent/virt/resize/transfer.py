@@ -1,21 +1,24 @@
 """A resize's disks, sent to the destination host over libvirt storage-volume streams.
 
 The source opens the destination's libvirtd (its `[migration] peer_uri`, the URI live
-migration uses), looks in the destination's image cache through a `dir` pool on it, defines a
-`dir` pool at the destination's instance directory, and for each file creates a volume and
-uploads the file's bytes into it (`virStorageVolUpload` with a `virStream`, in 1 MiB chunks).
+migration uses), looks in the destination's image cache through a `dir` pool on it (a
+transient one, `virtactor-image-cache-<hash of the path>`, made if the host has none there,
+and kept), defines a `dir` pool at the destination's instance directory, and for each file
+creates a volume and uploads the file's bytes into it (`virStorageVolUpload` with a `virStream`, in 1 MiB chunks).
 Only libvirtd's own connection carries the data: nothing assumes a path both hosts see. The
 files travel byte for byte (a qcow2 overlay stays a qcow2 overlay; the destination points it
 at its own cached base, `agent.virt.resize.finish`).
 
 All or nothing: when any step fails, the volumes made are deleted and the directory removed
 (it was empty before: a directory with files in it is refused, never written to), and the
-pool definitions are gone either way. Every function blocks: run it in the executor.
+instance directory's pool definition is gone either way. Every function blocks: run it in
+the executor.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import xml.etree.ElementTree as ET
@@ -70,6 +73,12 @@ def plan_uploads(
     return uploads
 
 
+def cache_pool_name(cache_dir: str) -> str:
+    """The name of the transient pool made over an image cache: one per directory, as
+    libvirt allows one pool per directory and one pool per name."""
+    return "virtactor-image-cache-" + hashlib.sha256(cache_dir.encode()).hexdigest()[:12]
+
+
 def pool_xml(name: str, path: str) -> str:
     pool = ET.Element("pool", type="dir")
     ET.SubElement(pool, "name").text = name
@@ -110,7 +119,7 @@ def send_files(
         raise _failed(uuid, destination, exc) from exc
     try:
         conn.setKeepAlive(*KEEPALIVE)
-        uploads = plan(_cached_images(conn, uuid, destination.image_cache_dir))
+        uploads = plan(_cached_images(conn, destination.image_cache_dir))
         _send_all(conn, uuid, destination, uploads)
         return [u.name for u in uploads]
     except (libvirt.libvirtError, OSError) as exc:
@@ -129,24 +138,24 @@ def _failed(uuid: str, destination: Destination, exc: BaseException) -> DiskTran
     return DiskTransferFailed(uuid=uuid, host=destination.host, reason=reason)
 
 
-def _cached_images(conn: libvirt.virConnect, uuid: str, cache_dir: str) -> set[str]:
-    """The files in the destination's image cache, read through a pool on it: the host's
-    own if it has one there, else a transient one made (with the directory) and destroyed."""
+def _cached_images(conn: libvirt.virConnect, cache_dir: str) -> set[str]:
+    """The files in the destination's image cache, read through a `dir` pool on it: the
+    host's own pool there if it has one, else a transient one made (with the directory) and
+    kept, so that transfers to this host at the same moment share it instead of one
+    destroying it under another (libvirt allows one pool per directory; a transient pool
+    goes with the destination's libvirtd)."""
     try:
         pool = conn.storagePoolLookupByTargetPath(cache_dir)
-        made = False
     except libvirt.libvirtError:
-        xml = pool_xml(f"virtactor-cache-{uuid}", cache_dir)
-        pool = conn.storagePoolCreateXML(xml, libvirt.VIR_STORAGE_POOL_CREATE_WITH_BUILD)
-        made = True
-    try:
-        if not pool.isActive():
-            pool.create(0)
-        pool.refresh(0)
-        return set(pool.listVolumes())
-    finally:
-        if made:
-            pool.destroy()
+        try:
+            xml = pool_xml(cache_pool_name(cache_dir), cache_dir)
+            pool = conn.storagePoolCreateXML(xml, libvirt.VIR_STORAGE_POOL_CREATE_WITH_BUILD)
+        except libvirt.libvirtError:
+            pool = conn.storagePoolLookupByTargetPath(cache_dir)  # made meanwhile by another
+    if not pool.isActive():
+        pool.create(0)
+    pool.refresh(0)
+    return set(pool.listVolumes())
 
 
 def _send_all(
