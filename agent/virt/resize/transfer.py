@@ -4,8 +4,9 @@ The source opens the destination's libvirtd (its `[migration] peer_uri`, the URI
 migration uses), looks in the destination's image cache through a `dir` pool on it (a
 transient one, `virtactor-image-cache-<hash of the path>`, made if the host has none there,
 and kept), defines a `dir` pool at the destination's instance directory, and for each file
-creates a volume and uploads the file's bytes into it (`virStorageVolUpload` with a `virStream`, in 1 MiB chunks).
-Only libvirtd's own connection carries the data: nothing assumes a path both hosts see. The
+creates a volume and uploads the file's bytes into it (`virStorageVolUpload` with a
+`virStream`, in 1 MiB chunks). Only libvirtd's own connection carries the data: nothing
+assumes a path both hosts see. The
 files travel byte for byte (a qcow2 overlay stays a qcow2 overlay; the destination points it
 at its own cached base, `agent.virt.resize.finish`).
 
