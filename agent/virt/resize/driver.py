@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import libvirt
+
 from actors.instance.resize_checks import ResizeDestination
 from actors.migration.errors import ResizeRefused
 from agent.virt.errors import InstancesPathUnavailable
@@ -96,6 +98,13 @@ class LibvirtResizeDriver:
             self.settings,
             self.cache,
         )
-        await self.host.run_on(
-            instance.uuid, run_finish, plan, self.cache, arrived, resize_disks, power_on
-        )
+        directory = self.instance_dir(instance.uuid)
+
+        def job(conn: libvirt.virConnect) -> None:
+            try:
+                run_finish(conn, plan, self.cache, arrived, resize_disks, power_on)
+            except OSError as exc:  # the files, not libvirt: typed as the instances path's
+                reason = exc.strerror or str(exc)
+                raise InstancesPathUnavailable(path=directory, reason=reason) from exc
+
+        await self.host.run_on(instance.uuid, job)
