@@ -48,7 +48,9 @@ class DeviceHandlers(FilteringCore):
         self, instance: Instance, connection_info: VolumeConnection, mountpoint: str
     ) -> Instance:
         """Attach the volume at `mountpoint` (/dev/vdb): to the running guest and to its
-        definition. Refused for a device already in use."""
+        definition. Refused for a device already in use. The same volume found there without
+        a record of it (an attach the agent was stopped in the middle of, sent again) is
+        completed and recorded."""
         device = device_name(self.method, self.uuid, mountpoint)
         check_connection(self.uuid, connection_info)
         record = await self._begin(instance)
@@ -80,12 +82,18 @@ class DeviceHandlers(FilteringCore):
         self, instance: Instance, connection_info: VolumeConnection, mountpoint: str
     ) -> Instance:
         """Detach the volume at `mountpoint`; waits for the guest to let it go (the driver
-        retries, and raises a typed error if the guest never does)."""
+        retries, and raises a typed error if the guest never does). A volume the guest has
+        there without a record of it (an attach the agent was stopped in the middle of) is
+        detached too."""
         device = device_name(self.method, self.uuid, mountpoint)
         check_connection(self.uuid, connection_info)
         record = await self._begin(instance)
         driver = self._need_driver()
-        self._attached_volume(device)
+        try:
+            self._attached_volume(device)
+        except VolumeNotAttached:
+            if not await driver.volume_at(self.uuid, connection_info, f"/dev/{device}"):
+                raise
 
         async def detach(op: Operation) -> None:
             await driver.detach_volume(

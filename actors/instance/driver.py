@@ -201,3 +201,10 @@ class InstanceDriver(Protocol):
         when the host's firewall is off) or none, in the running guest and its definition;
         the MACs whose interface changed. No domain: nothing."""
         ...
+
+    # --- crash safety -------------------------------------------------------------------------
+
+    async def volume_at(self, uuid: str, connection: VolumeConnection, mountpoint: str) -> bool:
+        """Whether the disk at `mountpoint` (live or in the definition) is that volume: an
+        attach the agent was stopped in the middle of leaves it without a record."""
+        ...

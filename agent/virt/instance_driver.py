@@ -20,7 +20,7 @@ import libvirt
 from agent.errors import NotSupported
 from agent.virt import reports, vif_plug
 from agent.virt.guest.device_events import DeviceEvents
-from agent.virt.guest.devices import DetachTiming, attach_device, detach_device
+from agent.virt.guest.devices import DetachTiming, attach_device, detach_device, same_device
 from agent.virt.guest.disk_info import (
     directory_writable,
     disk_info,
@@ -284,6 +284,20 @@ class LibvirtInstanceDriver:
             self.settings.block_copy_timeout,
             self.settings.state_poll_interval,
         )
+
+    async def volume_at(self, uuid: str, connection: VolumeConnection, mountpoint: str) -> bool:
+        target, bus = self._device_name(uuid, mountpoint)
+        wanted = volume_disk_element(
+            connection, target, bus, iscsi_initiator=self.settings.iscsi_initiator
+        )
+
+        def job(conn: libvirt.virConnect) -> bool:
+            guest = Guest.lookup(conn, uuid)
+            views = [guest.config(inactive=True)] + ([guest.config()] if guest.is_active() else [])
+            found = [disk for view in views if (disk := find_disk(view, target)) is not None]
+            return any(same_device(disk, wanted) for disk in found)
+
+        return await self.host.run_on(uuid, job)
 
     async def detach_volume(
         self, uuid: str, connection: VolumeConnection, mountpoint: str, timeout: float

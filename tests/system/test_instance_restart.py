@@ -14,6 +14,7 @@ One guest outlives four agents (embedded bus; the transport plays no part in rec
 from __future__ import annotations
 
 import asyncio
+import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,6 +23,9 @@ import pytest
 
 from actors.instance.errors import InstanceInvalidState
 from actors.instance.recovery import RecoveryRecord, encode_recovery
+from agent.virt.guest.elements import to_xml
+from agent.virt.guest.errors import GuestConfigError
+from agent.virt.volumes import volume_disk_element
 from tests.system.conftest import ON_REAL_QEMU, DomainJanitor, LocalHost
 from tests.system.guest_image import GuestImage
 from tests.system.instance_helpers import (
@@ -29,6 +33,7 @@ from tests.system.instance_helpers import (
     config_for,
     domain_view,
     embedded_agent,
+    file_volume,
     kernel_image,
     make_guest_files,
     tracked_instance,
@@ -122,3 +127,67 @@ async def test_an_instance_is_rebuilt_from_libvirt_alone_after_each_agent_restar
 
     assert me.uuid not in await asyncio.to_thread(domain_view, host.uri)
     assert not (root / "instances" / me.uuid).exists()
+
+
+def attach_behind_the_agent(uri: str, uuid: str, xml: str) -> None:
+    """Attach a disk as an agent killed right after libvirt's attach leaves it: in libvirt
+    (live and persistent), in no record."""
+    conn = libvirt.open(uri)
+    try:
+        flags = libvirt.VIR_DOMAIN_AFFECT_LIVE | libvirt.VIR_DOMAIN_AFFECT_CONFIG
+        conn.lookupByUUIDString(uuid).attachDeviceFlags(xml, flags)
+    finally:
+        conn.close()
+
+
+def disk_targets(uri: str, uuid: str) -> list[str]:
+    conn = libvirt.open(uri)
+    try:
+        config = ET.fromstring(conn.lookupByUUIDString(uuid).XMLDesc(0))
+    finally:
+        conn.close()
+    return [t.get("dev", "") for t in config.iterfind("devices/disk/target")]
+
+
+def domain_id(uri: str, uuid: str) -> int:
+    conn = libvirt.open(uri)
+    try:
+        return int(conn.lookupByUUIDString(uuid).ID())
+    finally:
+        conn.close()
+
+
+async def test_an_attach_cut_short_between_libvirt_and_the_record_is_completed_and_detachable(
+    test_hosts: tuple[LocalHost, ...],
+    qemu_tmp_path: Path,
+    guest_image: GuestImage,
+    domain_janitor: DomainJanitor,
+) -> None:
+    host = test_hosts[0]
+    root = make_guest_files(qemu_tmp_path, guest_image)
+    config = config_for(host, root)
+    me = tracked_instance(domain_janitor)
+    volume = file_volume(root / "volume.raw", "vol-cut")
+    other = file_volume(root / "other.raw", "vol-other")
+    third = file_volume(root / "third.raw", "vol-third")
+    async with embedded_agent(config) as (_agent, client):
+        await client.spawn(HOST, me, kernel_image(guest_image))
+        running = await asyncio.to_thread(domain_id, host.uri, me.uuid)
+        for connection, target in ((volume, "vdb"), (other, "vdc")):
+            xml = to_xml(volume_disk_element(connection, target, "virtio"))
+            await asyncio.to_thread(attach_behind_the_agent, host.uri, me.uuid, xml)
+
+        # Sent again by the caller that never heard back: completed, and recorded.
+        attached = await client.attach_volume(HOST, me, volume, "/dev/vdb")
+        mappings = attached.block_device_mappings or []
+        assert [(m.device_name, m.volume_id) for m in mappings] == [("/dev/vdb", "vol-cut")]
+        # Another volume where libvirt has a different one: refused, nothing changed.
+        with pytest.raises(GuestConfigError, match="already attached"):
+            await client.attach_volume(HOST, me, third, "/dev/vdc")
+        # The unrecorded volume is detached when named with its own connection.
+        await client.detach_volume(HOST, me, other, "/dev/vdc")
+        detached = await client.detach_volume(HOST, me, volume, "/dev/vdb")
+        assert list(detached.block_device_mappings or []) == []
+        assert await asyncio.to_thread(disk_targets, host.uri, me.uuid) == ["vda"]
+        assert await asyncio.to_thread(domain_id, host.uri, me.uuid) == running
+        await client.destroy(HOST, me)

@@ -43,16 +43,59 @@ class DetachTiming:
 
 
 async def attach_device(host: Host, uuid: str, xml: str, label: str, find: Finder) -> None:
-    """Attach `xml` (a device `find` locates once attached); `GuestConfigError` if `find`
-    already finds one (the device name `label` is taken)."""
+    """Attach `xml` (a device `find` locates once attached) to the running guest and its
+    definition. Idempotent: where `find` finds the same device already (same source: an
+    attach the agent was stopped in the middle of, or sent again), only what is missing is
+    attached; a different device there is `GuestConfigError` (the name `label` is taken)."""
+    wanted = ET.fromstring(xml)
 
     def job(conn: libvirt.virConnect) -> None:
         guest = Guest.lookup(conn, uuid)
-        if find(guest.config()) is not None or find(guest.config(inactive=True)) is not None:
-            raise GuestConfigError(uuid=uuid, reason=f"{label} is already attached")
-        guest.attach_device(xml, live=guest.is_active())
+        active = guest.is_active()
+        live = find(guest.config()) if active else None
+        config = find(guest.config(inactive=True))
+        for found in (live, config):
+            if found is not None and not same_device(found, wanted):
+                raise GuestConfigError(uuid=uuid, reason=f"{label} is already attached")
+        if live is None and config is None:
+            guest.attach_device(xml, live=active)
+            return
+        if active and live is None:
+            guest.attach_device_to(xml, live=True)
+        if config is None:
+            guest.attach_device_to(xml, live=False)
+        log.info("%s of %s was attached already: completed", label, uuid)
 
     await host.run_on(uuid, job)
+
+
+def same_device(found: ET.Element, wanted: ET.Element) -> bool:
+    """Whether a device libvirt has is the one `wanted` describes: the same kind, source and
+    serial, or (an interface) the same MAC address. libvirt adds aliases, addresses and
+    defaults to what it keeps, so the whole XML never compares equal."""
+    if found.tag != wanted.tag or found.get("type") != wanted.get("type"):
+        return False
+    if found.tag == "interface":
+        return (
+            _attrib(found, "mac").get("address", "").lower()
+            == _attrib(wanted, "mac").get("address", "").lower()
+        )
+    return _subtree(found.find("source")) == _subtree(wanted.find("source")) and (
+        found.findtext("serial") == wanted.findtext("serial")
+    )
+
+
+def _attrib(element: ET.Element, tag: str) -> dict[str, str]:
+    node = element.find(tag)
+    return {} if node is None else dict(node.attrib)
+
+
+def _subtree(node: ET.Element | None) -> object:
+    if node is None:
+        return None
+    # libvirt fills in attributes of its own (index=...); compare what the request set.
+    attrib = {k: v for k, v in node.attrib.items() if k != "index"}
+    return (node.tag, sorted(attrib.items()), tuple(_subtree(child) for child in node))
 
 
 async def detach_device(

@@ -144,6 +144,11 @@ class Guest:
             flags |= libvirt.VIR_DOMAIN_AFFECT_LIVE
         self._dom.attachDeviceFlags(xml, flags)
 
+    def attach_device_to(self, xml: str, live: bool) -> None:
+        """Attach to the running guest only (`live`) or to its definition only."""
+        flags = libvirt.VIR_DOMAIN_AFFECT_LIVE if live else libvirt.VIR_DOMAIN_AFFECT_CONFIG
+        self._dom.attachDeviceFlags(xml, flags)
+
     def update_device(self, xml: str, live: bool) -> None:
         """Change a device in place: in the running guest (`live`) or its definition."""
         flags = libvirt.VIR_DOMAIN_AFFECT_LIVE if live else libvirt.VIR_DOMAIN_AFFECT_CONFIG

@@ -201,9 +201,13 @@ class FakeInstanceDriver:
     async def attach_volume(self, uuid: str, connection: VolumeConnection, mountpoint: str) -> None:
         self._call("attach_volume", uuid)
         domain = self._domain(uuid)
-        if mountpoint in domain.volumes:
+        if mountpoint in domain.volumes and domain.volumes[mountpoint] != connection:
             raise FakeDriverError(method="attach_volume", reason=f"{mountpoint} in use")
-        domain.volumes[mountpoint] = connection
+        domain.volumes[mountpoint] = connection  # the same volume again: as libvirt's, done
+
+    async def volume_at(self, uuid: str, connection: VolumeConnection, mountpoint: str) -> bool:
+        self._call("volume_at", uuid)
+        return self._domain(uuid).volumes.get(mountpoint) == connection
 
     async def detach_volume(
         self, uuid: str, connection: VolumeConnection, mountpoint: str, timeout: float

@@ -119,6 +119,29 @@ async def test_detach_of_a_volume_that_is_not_attached_is_refused(
     assert "detach_volume" not in driver.calls()
 
 
+async def test_an_attach_the_agent_was_stopped_in_is_completed_when_sent_again(
+    ref: ActorRef, driver: FakeInstanceDriver
+) -> None:
+    # libvirt has the disk, the record does not (the agent died between the two).
+    driver.domains[UUID].volumes["/dev/vdb"] = file_volume()
+    result = await ref.ask("attach_volume", attach_args(file_volume(), "/dev/vdb"))
+    assert [m.device_name for m in result.block_device_mappings or []] == ["/dev/vdb"]
+    # Another volume at a device libvirt already uses for a different one is refused.
+    driver.domains[UUID].volumes["/dev/vdc"] = file_volume()
+    with pytest.raises(FakeDriverError, match="in use"):
+        await ref.ask("attach_volume", attach_args(nbd_volume(), "/dev/vdc"))
+
+
+async def test_a_volume_attached_without_a_record_can_be_detached(
+    ref: ActorRef, driver: FakeInstanceDriver
+) -> None:
+    driver.domains[UUID].volumes["/dev/vdb"] = file_volume()
+    with pytest.raises(VolumeNotAttached):  # not that volume: nothing is detached
+        await ref.ask("detach_volume", attach_args(nbd_volume(), "/dev/vdb"))
+    await ref.ask("detach_volume", attach_args(file_volume(), "/dev/vdb"))
+    assert driver.domains[UUID].volumes == {}
+
+
 async def test_a_detach_the_driver_fails_keeps_the_mapping(
     ref: ActorRef, driver: FakeInstanceDriver
 ) -> None:
