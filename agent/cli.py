@@ -134,6 +134,7 @@ async def serve_conductor(config: AgentConfig) -> int:
     requests under way finish, requests still queued wait for the other conductors."""
     from agent.conductor.service import database_location, running_conductor
     from agent.config import ConfigError
+    from agent.observability.spans import spans_from_config
     from agent.startup import start_with_retries
 
     if not config.amqp.url:
@@ -141,13 +142,15 @@ async def serve_conductor(config: AgentConfig) -> int:
         reason = "empty: a conductor serves agents over RabbitMQ (set [amqp] url)"
         raise ConfigError(where="[amqp] url", reason=reason)
     transport = await start_with_retries(lambda: _connected(config), "conductor")
+    spans = spans_from_config(config.tracing)
     try:
-        async with running_conductor(transport, config):
+        async with running_conductor(transport, config, spans=spans):
             log.info("conductor serving (database %s)", _shown(database_location(config)))
             await _until_cancelled()
     finally:
         log.info("conductor stopping")
         await transport.aclose()
+        await spans.aclose()  # the last spans exported
     return 0
 
 

@@ -261,7 +261,11 @@ class Agent:
                 # Before the actors, which save their objects through it from the start.
                 self.conductor = await self._embedded.enter_async_context(
                     running_conductor(
-                        self.transport, self.config, registry=self.registry, upgrade=True
+                        self.transport,
+                        self.config,
+                        registry=self.registry,
+                        upgrade=True,
+                        spans=self.spans,
                     )
                 )
             # Before anything publishes: the first events wait for subscribers' answers.

@@ -39,6 +39,7 @@ from agent.conductor.schema import HEAD_REVISION, MIGRATIONS, schema_revision, u
 from agent.conductor.store import SqlObjectStore
 from agent.config import AgentConfig
 from agent.errors import DatabaseNotUpgraded, UnknownMethod
+from agent.observability.spans import NO_SPANS, Spans
 from agent.rpc.dedup import ReplyCache
 from agent.rpc.envelope import Request
 from agent.rpc.manifest_store import ManifestStore
@@ -63,6 +64,7 @@ class ConductorServer(RequestServer):
         cache: ReplyCache | None = None,
         manifests: ManifestStore | None = None,
         wall_clock: Callable[[], float] = time.time,
+        spans: Spans = NO_SPANS,
     ) -> None:
         super().__init__(
             registry=registry,
@@ -71,6 +73,7 @@ class ConductorServer(RequestServer):
             cache=cache,
             manifests=manifests,
             wall_clock=wall_clock,
+            spans=spans,
         )
         self.store = store
 
@@ -98,11 +101,15 @@ class Conductor:
         limits: DecodeLimits | None = None,
         cache: ReplyCache | None = None,
         queue: str = CONDUCTOR_QUEUE,
+        spans: Spans = NO_SPANS,
     ) -> None:
+        """`spans`: a server span per request served (`[tracing]`), in the caller's trace."""
         self.transport = transport
         self.store = store
         self.queue = queue
-        self.server = ConductorServer(store, registry=registry, limits=limits, cache=cache)
+        self.server = ConductorServer(
+            store, registry=registry, limits=limits, cache=cache, spans=spans
+        )
         self._serving = False
 
     async def start(self) -> None:
@@ -140,6 +147,7 @@ async def running_conductor(
     *,
     registry: ObjectRegistry = default_registry,
     upgrade: bool = False,
+    spans: Spans = NO_SPANS,
 ) -> AsyncIterator[Conductor]:
     """A conductor serving on `transport` (started) from the database `config` names, until
     the block ends; then it stops consuming, lets requests under way finish, and closes the
@@ -163,6 +171,7 @@ async def running_conductor(
                 ttl=config.rpc.reply_cache_seconds,
                 max_bytes=config.rpc.reply_cache_bytes,
             ),
+            spans=spans,
         )
         async with conductor:
             yield conductor

@@ -119,6 +119,12 @@ async def test_an_agent_with_the_console_exporter_writes_its_server_spans_to_std
     served = [json.loads(block) for block in _json_objects(written)]
     assert {"spawn", "get_info"} <= {span["name"] for span in served}
     assert {span["kind"] for span in served if span["name"] == "get_info"} == {"SpanKind.SERVER"}
+    # The embedded conductor serves the spawn's record saves in the spawn's own trace.
+    (spawn,) = [s for s in served if s["name"] == "spawn" and s["kind"] == "SpanKind.SERVER"]
+    saves = [s for s in served if s["name"] in ("object_action", "object_class_action")]
+    assert any(s["kind"] == "SpanKind.SERVER" for s in saves), {s["name"] for s in served}
+    in_spawn = {s["context"]["trace_id"] for s in saves} & {spawn["context"]["trace_id"]}
+    assert in_spawn, "no save of the spawn's record was served in the spawn's trace"
 
 
 def _json_objects(text: str) -> list[str]:
