@@ -142,10 +142,13 @@ async def booted_disk_size(console: Path, start: int = 0) -> int:
     return int(found.group(1))
 
 
-async def spawned(pair: Pair, janitor: DomainJanitor, guest_image: GuestImage) -> Instance:
+async def spawned(
+    pair: Pair, janitor: DomainJanitor, guest_image: GuestImage, *, config_drive: bool = False
+) -> Instance:
     """A guest on the source with a 1 GiB root disk, booted."""
     me = tracked_instance(janitor)
     me.flavor.root_gb = me.root_gb = 1
+    me.config_drive = config_drive
     await pair.client.spawn(SOURCE, me, kernel_image(guest_image))
     console = instances_path(pair, SOURCE) / me.uuid / "console.log"
     assert await booted_disk_size(console) == 1 * GIB
@@ -164,10 +167,11 @@ async def test_a_resize_to_a_bigger_flavor_boots_on_the_destination_and_confirm_
     apart: Pair, janitor: DomainJanitor, guest_image: GuestImage, caplog: pytest.LogCaptureFixture
 ) -> None:
     """First in the module: the destination's image cache is empty, so the base image (and
-    the kernel and initramfs) travel with the disk, and its cache takes them in."""
+    the kernel and initramfs) travel with the disk and the config drive, and its cache takes
+    them in."""
     caplog.set_level(logging.INFO, logger="agent.virt.images")
     pair, client = apart, apart.client
-    me = await spawned(pair, janitor, guest_image)
+    me = await spawned(pair, janitor, guest_image, config_drive=True)
     image: ImageMeta = kernel_image(guest_image)
     migration, flavor = new_resize(me), bigger()
     dest_before = await client.get_compute_node(DEST)
@@ -182,6 +186,7 @@ async def test_a_resize_to_a_bigger_flavor_boots_on_the_destination_and_confirm_
         libvirt.VIR_DOMAIN_SHUTOFF
     )
     assert (source_dir / "disk").exists()
+    drive = await asyncio.to_thread((source_dir / "disk.config").read_bytes)
     assert [d["path"].rsplit("/", 1)[-1] for d in json.loads(disk_info)] == ["disk"]
 
     finished = await client.finish_migration(
@@ -197,6 +202,7 @@ async def test_a_resize_to_a_bigger_flavor_boots_on_the_destination_and_confirm_
         dest_cache / f"{ROOT_IMAGE}.refs" / me.uuid
     ).exists()
     assert not list(dest_dir.glob("image.*"))
+    assert await asyncio.to_thread((dest_dir / "disk.config").read_bytes) == drive
     taken_in = {r.args[0] for r in caplog.records if "taken in from another host" in r.msg}
     assert taken_in == {ROOT_IMAGE, KERNEL, RAMDISK}, caplog.text
     dest_mid = await client.get_compute_node(DEST)
