@@ -206,6 +206,8 @@ class AmqpSection:
     prefix: str = "virtactor"
     prefetch: int = 64
     quorum: bool = True
+    # What the dead letter of a request this agent refuses keeps of its body (bytes).
+    dead_letter_body_bytes: int = 64 * 1024
 
 
 @dataclass(slots=True, frozen=True)

@@ -121,6 +121,7 @@ BOUNDS: dict[tuple[str, str], Bound] = {
     ("guest", "detach_attempt_timeout"): POSITIVE,
     # basic.qos prefetch-count is a 16-bit field, and 0 there means "no limit at all".
     ("amqp", "prefetch"): Bound(1, low_ok=True, high=65535),
+    ("amqp", "dead_letter_body_bytes"): Bound(0, low_ok=True),
     ("rpc", "call_timeout"): POSITIVE,
     ("rpc", "max_message_bytes"): POSITIVE,
     ("rpc", "reply_cache_entries"): POSITIVE,

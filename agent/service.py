@@ -78,6 +78,7 @@ def build_transport(config: AgentConfig) -> Transport:
             prefix=config.amqp.prefix,
             prefetch=config.amqp.prefetch,
             quorum=config.amqp.quorum,
+            dead_letter_body_bytes=config.amqp.dead_letter_body_bytes,
         )
     )
 

@@ -13,8 +13,10 @@ Reading is non-destructive: each message is fetched unacknowledged (`basic.get`)
 back (`nack` with requeue), so the queue keeps its order. `--requeue` publishes each to its
 host's routing key on the commands exchange, as a cast (no reply address: its caller stopped
 waiting long ago; no expiration), and removes it from the dead letters once the broker
-confirmed it; a letter whose host is unknown stays. `--purge` removes them. Each action
-applies to at most `--limit` letters, oldest first, and with HOST to that host's only.
+confirmed it; a letter whose host is unknown stays, and so does one whose body the agent cut
+(`x-virtactor-body-bytes`: it kept only the first `[amqp] dead_letter_body_bytes`).
+`--purge` removes them. Each action applies to at most `--limit` letters, oldest first, and
+with HOST to that host's only.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 from agent.commands import EXIT_FAILED, EXIT_OK
 from agent.commands.common import BrokerUnreachable, bus_config, shown_url
 from agent.commands.render import console, rows_table, write_json
-from agent.transport.amqp_messages import REASON_HEADER
+from agent.transport.amqp_messages import BODY_BYTES_HEADER, REASON_HEADER
 from agent.transport.topics import Names, host_routing_key
 
 ORIGINAL_ROUTING_KEY = "x-original-routing-key"  # set by an agent's dead-lettering
@@ -249,6 +251,9 @@ async def _requeue(
     what happened, as the letter's action."""
     if letter.host is None:
         return "left: its host is unknown (a broadcast an agent refused)"
+    whole = (message.headers or {}).get(BODY_BYTES_HEADER)
+    if whole is not None:
+        return f"left: only the first {len(message.body)} of its {whole} bytes were kept"
     key = host_routing_key(letter.host)
     copy = aio_pika.Message(
         message.body,

@@ -49,6 +49,7 @@ from agent.transport.amqp_messages import (
     INVALID_REPLY_TO,
     REASON_HEADER,
     TRACE_HEADERS,
+    dead_letter_body,
     dead_letter_reason,
     delivery_error,
     is_direct_reply_to,
@@ -73,6 +74,7 @@ class AmqpSettings:
     publish_timeout: float = 30.0
     reconnect_interval: float = 1.0
     subscription_buffer: int = 10_000
+    dead_letter_body_bytes: int = 64 * 1024  # what a refused request's dead letter keeps
 
 
 @dataclass(slots=True)
@@ -368,11 +370,13 @@ class AmqpTransport(Transport):
     async def _to_dead_letter(self, message: DeliveredMessage, reason: str) -> None:
         original = message.header.properties.headers or {}
         headers = {name: original[name] for name in TRACE_HEADERS if name in original}
+        body, cut = dead_letter_body(message.body, self.settings.dead_letter_body_bytes)
         copy = aio_pika.Message(
-            message.body,
+            body,
             message_id=message.header.properties.message_id,
             headers={
                 **headers,
+                **cut,
                 REASON_HEADER: reason,
                 "x-original-routing-key": message.routing_key or "",
             },

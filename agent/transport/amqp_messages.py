@@ -12,6 +12,8 @@ from aio_pika.abc import AbstractIncomingMessage
 from agent.errors import TransportError, Unroutable
 
 REASON_HEADER = "x-virtactor-reason"
+# On a dead letter whose body was cut to its first bytes: the body's whole size in bytes.
+BODY_BYTES_HEADER = "x-virtactor-body-bytes"
 # The W3C trace context a request carries (agent/observability/tracing.py): kept on the copy
 # a handler's outcome dead-letters, so a requeued letter runs in its trace again.
 TRACE_HEADERS = ("traceparent", "tracestate")
@@ -41,6 +43,15 @@ def persistent_message(
         expiration=None if ttl is None else max(ttl, 0.001),
         headers=None if headers is None else dict(headers),
     )
+
+
+def dead_letter_body(body: bytes, keep: int) -> tuple[bytes, dict[str, int]]:
+    """What a dead letter keeps of `body`: at most its first `keep` bytes, and when it was
+    cut, a header with the whole size (a refused request may be as large as the broker
+    takes; the dead letters wait for an operator, who needs what it was, not all of it)."""
+    if len(body) <= keep:
+        return body, {}
+    return body[:keep], {BODY_BYTES_HEADER: len(body)}
 
 
 def is_direct_reply_to(address: str) -> bool:

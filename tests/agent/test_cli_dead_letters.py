@@ -262,6 +262,27 @@ async def test_a_letter_of_no_known_host_is_left_and_requeue_exits_1(
     assert "dl-broadcast" in await peek_ids(bus.url, bus.names.dead_letter_queue)
 
 
+async def test_a_large_refused_request_keeps_only_its_first_bytes_and_is_not_requeued(
+    bus: Bus,
+) -> None:
+    await purge(bus.url, bus.names.dead_letter_queue)
+    large = NOT_AN_ENVELOPE + b"x" * (300 * 1024)
+    await bus.sender.cast(HOST, large, message_id="dl-large", ttl=None)
+    await wait_for_ids(bus.url, bus.names.dead_letter_queue, {"dl-large"})
+    result = await bus.dead_letters(HOST, "--requeue", "--json")
+    assert result.status == 1
+    (letter,) = result.json()["letters"]
+    kept = 64 * 1024
+    assert letter["action"] == f"left: only the first {kept} of its {len(large)} bytes were kept"
+    message = await take_one(bus.url, bus.names.dead_letter_queue)
+    assert message is not None and message.message_id == "dl-large"
+    headers = message.headers or {}
+    assert headers["x-virtactor-reason"] == "undecodable"
+    assert headers["x-virtactor-body-bytes"] == len(large)
+    assert message.body == large[:kept]
+    await purge(bus.url, bus.names.dead_letter_queue)
+
+
 async def test_requeue_and_purge_together_is_a_usage_error(bus: Bus) -> None:
     result = await bus.dead_letters("--requeue", "--purge")
     assert result.status == 2

@@ -97,6 +97,8 @@ ZERO_IS_MEANINGFUL = {
     ("migration", "completion_timeout_per_gib"),
     ("migration", "progress_timeout"),
     ("migration", "bandwidth_mibps"),
+    # 0: the dead letter of a refused request keeps its headers and none of its body.
+    ("amqp", "dead_letter_body_bytes"),
 }
 DURATIONS = [
     (section, f.name)
