@@ -20,8 +20,9 @@ import logging
 from typing import Any, Protocol
 
 from actors.addresses import TRACKER_ADDRESS
-from actors.instance.core import InstanceCore, public_view, state_topic
+from actors.instance.core import public_view, state_topic
 from actors.instance.errors import InstanceNotFound, NotSupported
+from actors.instance.filtering import FilteringCore
 from actors.instance.method import driver_method
 from actors.instance.migration import LocalFilesLike, MigrationSupport
 from actors.instance.recovery import RecoveryRecord, encode_recovery
@@ -84,7 +85,7 @@ def migration_topic(uuid: str) -> str:
     return f"migration.{uuid}.status"
 
 
-class ResizeHandlers(InstanceCore):
+class ResizeHandlers(FilteringCore):
     """The resize methods of the contract; see the module docstring."""
 
     def _resizes(self) -> MigrationSupport:
@@ -271,6 +272,7 @@ class ResizeHandlers(InstanceCore):
         if self.record is not None:
             check_resize_step(self.method, self.uuid, self.record.instance.task_state)
             await self._need_driver().destroy(instance, destroy_disks=True)
+            await self._unfilter_quietly()
             self.record = None
         self._loaded = False
         at_source = migration.obj_clone()
@@ -386,6 +388,8 @@ class ResizeHandlers(InstanceCore):
         )
         record = RecoveryRecord(resized_instance(instance, support.host), image_meta)
         try:
+            # Filtered from its first packet here: its interfaces name filters that must exist.
+            await self._filter(network_info or NetworkInfo())
             await support.resize.finish(
                 record.instance,
                 image_meta,
@@ -398,6 +402,7 @@ class ResizeHandlers(InstanceCore):
             )
         except BaseException:
             await self._tracker("drop_move_claim", {"migration": here}, quiet=True)
+            await self._unfilter_quietly()
             raise
         self.record, self._loaded = record, True
         record.instance.power_state = await self._read()
@@ -443,6 +448,7 @@ class ResizeHandlers(InstanceCore):
         self._check_migration(migration)
         await self._save_migration(migration, MigrationStatus.REVERTING)
         await self._need_driver().destroy(instance, destroy_disks=True)
+        await self._unfilter_quietly()
         await self._tracker("drop_move_claim", {"migration": migration}, quiet=True)
         self.record = None
         self._loaded = False

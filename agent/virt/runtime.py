@@ -232,7 +232,12 @@ class HostRuntime:
             make_actor=make_actor,
             slots=slots,
             peers=peers,
-            resize=LibvirtResizeDriver(self.host, self.instance_driver.settings, cache)
+            resize=LibvirtResizeDriver(
+                self.host,
+                self.instance_driver.settings,
+                cache,
+                filter_interfaces=self.instance_driver.filter_interfaces,
+            )
             if self.instance_driver is not None
             else None,
         )

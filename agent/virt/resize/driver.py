@@ -32,10 +32,20 @@ class LibvirtResizeDriver:
     """The resize side of the host behind `host`, its guests under `settings.instances_path`
     and its bases in `cache`."""
 
-    def __init__(self, host: Host, settings: GuestSettings, cache: ImageCache) -> None:
+    def __init__(
+        self,
+        host: Host,
+        settings: GuestSettings,
+        cache: ImageCache,
+        *,
+        filter_interfaces: bool = False,
+    ) -> None:
+        """`filter_interfaces`: the host's firewall is on (the guest's interfaces name their
+        filters, which the instance actor had the firewall actor write first)."""
         self.host = host
         self.settings = settings
         self.cache = cache
+        self.filter_interfaces = filter_interfaces
 
     def instance_dir(self, uuid: str) -> str:
         return str(InstancePaths(self.settings.instances_path, uuid).directory)
@@ -97,6 +107,7 @@ class LibvirtResizeDriver:
             recovery,
             self.settings,
             self.cache,
+            filter_interfaces=self.filter_interfaces,
         )
         directory = self.instance_dir(instance.uuid)
 
