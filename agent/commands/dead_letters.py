@@ -252,7 +252,7 @@ async def _requeue(
     if letter.host is None:
         return "left: its host is unknown (a broadcast an agent refused)"
     whole = (message.headers or {}).get(BODY_BYTES_HEADER)
-    if whole is not None:
+    if isinstance(whole, int):
         return f"left: only the first {len(message.body)} of its {whole} bytes were kept"
     key = host_routing_key(letter.host)
     copy = aio_pika.Message(
