@@ -231,6 +231,10 @@ class RpcSection:
     # The callers' manifests read in full, kept across restarts so their digests resolve at
     # once (docs/rpc.md, "Manifest digests"); empty: <instances_path>/_manifests.<host>.
     manifest_store: str = ""
+    # The replies of finished state-changing requests, kept across restarts so a request sent
+    # again after a crash is answered, not run twice (docs/recovery.md); empty:
+    # <instances_path>/_replies.<host>.sqlite.
+    reply_store: str = ""
 
     def __post_init__(self) -> None:
         try:

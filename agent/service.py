@@ -48,6 +48,7 @@ from agent.rpc.dedup import ReplyCache
 from agent.rpc.events import EventPublisher
 from agent.rpc.manifest_store import ManifestStore
 from agent.rpc.methods import MethodTable, Scope
+from agent.rpc.reply_store import ReplyStore
 from agent.rpc.server import Dispatcher
 from agent.rpc.subscribers import SubscriberWatch
 from agent.transport import (
@@ -71,7 +72,10 @@ ADOPTION_RETRY_MAX = 30.0
 def build_transport(config: AgentConfig) -> Transport:
     """AMQP when a broker URL is configured, else the embedded in-process bus."""
     if not config.amqp.url:
-        return InProcessBus(prefetch=config.amqp.prefetch)
+        return InProcessBus(
+            prefetch=config.amqp.prefetch,
+            dead_letter_body_bytes=config.amqp.dead_letter_body_bytes,
+        )
     return AmqpTransport(
         AmqpSettings(
             url=config.amqp.url,
@@ -105,6 +109,14 @@ def tracker_settings_from_config(config: AgentConfig) -> TrackerSettings:
 def migration_settings_from_config(config: AgentConfig) -> MigrationSettings:
     """Live migrations' settings from `[migration]` (checked when the file was loaded)."""
     return MigrationSettings(**dataclasses.asdict(config.migration))
+
+
+def reply_store_path(config: AgentConfig) -> Path:
+    """Where the agent keeps the replies of its finished state-changing requests:
+    `[rpc] reply_store`, or a file of its own host's in `instances_path`."""
+    if config.rpc.reply_store:
+        return Path(config.rpc.reply_store)
+    return Path(config.agent.instances_path) / f"_replies.{config.agent.host}.sqlite"
 
 
 def manifest_store_path(config: AgentConfig) -> Path:
@@ -202,6 +214,7 @@ class Agent:
             peers=self.peers,
         )
         self.manifests = ManifestStore(manifest_store_path(config))
+        self.replies = ReplyStore(reply_store_path(config))
         self.dispatcher = Dispatcher(
             host=self.host,
             system=self.system,
@@ -223,6 +236,7 @@ class Agent:
                 capacity=config.rpc.reply_cache_entries,
                 ttl=config.rpc.reply_cache_seconds,
                 max_bytes=config.rpc.reply_cache_bytes,
+                store=self.replies,
             ),
             manifests=self.manifests,
             spans=self.spans,
@@ -255,8 +269,13 @@ class Agent:
         try:
             if self.metrics is not None:
                 await self.metrics.start()  # first: an address in use stops the start at once
-            # Before serving: a restarted agent knows its callers' manifest digests at once.
+            # Before serving: a restarted agent knows its callers' manifest digests at once,
+            # and answers a request it finished before it stopped with that first reply.
             await self.manifests.load()
+            await self.replies.open()
+            kept = await self.dispatcher.cache.load()
+            if kept:
+                log.info("agent %s: %d replies of finished requests read back", self.host, kept)
             await self.transport.start()
             if isinstance(self.transport, InProcessBus):
                 # Before the actors, which save their objects through it from the start.
@@ -319,6 +338,7 @@ class Agent:
         self.conductor = None
         await self.subscribers.aclose()
         await self.executor.aclose(timeout)
+        await self.replies.aclose()  # after serving stopped: the last replies are written
         if self._owns_transport:
             await self.transport.aclose(timeout)
         if self._owns_spans:

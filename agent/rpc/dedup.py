@@ -10,17 +10,29 @@ that is not its own. Entries expire after `ttl` seconds and the cache holds at
 most `capacity` finished entries whose replies weigh at most `max_bytes` together (oldest
 evicted first; the newest reply is kept even when it alone is over), so memory stays bounded
 however large the replies (console output, diagnostics) are.
+
+With a `ReplyStore`, the replies of finished state-changing requests are also written to disk
+before they are sent (and so before the request is acknowledged), and `load()` reads them
+back at start: a request redelivered or re-sent to the next agent after a crash is answered
+with its first reply instead of running again (agent/rpc/reply_store.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from agent.errors import MessageIdConflict
+from agent.rpc.reply_store import QUERIES, ReplyStore, StoredReply
+
+log = logging.getLogger(__name__)
+
+# Pruning the store costs a statement: done once per this many replies written.
+PRUNE_EVERY = 256
 
 
 @dataclass(slots=True, frozen=True)
@@ -45,7 +57,12 @@ class ReplyCache:
         ttl: float = 600.0,
         clock: Callable[[], float] = time.monotonic,
         max_bytes: int = 64 * 1024 * 1024,
+        store: ReplyStore | None = None,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
+        self.store = store
+        self._wall_clock = wall_clock
+        self._written = 0
         self.capacity = capacity
         self.ttl = ttl
         self.max_bytes = max_bytes
@@ -57,6 +74,26 @@ class ReplyCache:
 
     def __len__(self) -> int:
         return len(self._running) + len(self._finished)
+
+    async def load(self) -> int:
+        """Read back the store's replies still within `ttl`; how many. A store that cannot
+        be read is logged: the cache starts empty, as it would without one."""
+        if self.store is None:
+            return 0
+        now, wall = self._clock(), self._wall_clock()
+        try:
+            stored = await self.store.load(since=wall - self.ttl)
+        except Exception as exc:  # sqlite3's own errors: a damaged file must not stop the agent
+            log.error("replies not read back from %s: %s", self.store.path, exc)
+            return 0
+        for entry in stored:
+            key = CallKey(entry.method, entry.digest)
+            finished_at = now - (wall - entry.finished_at)
+            self._finished[entry.message_id] = (entry.reply, finished_at, key)
+            if entry.reply is not None:
+                self.bytes += len(entry.reply)
+        self._bound()
+        return len(stored)
 
     async def run_once(
         self, message_id: str, key: CallKey, work: Callable[[], Awaitable[bytes | None]]
@@ -91,16 +128,35 @@ class ReplyCache:
                 result.set_exception(exc)
                 result.exception()  # consumed here: waiters re-raise their own copy
             raise
+        if self.store is not None and key.method not in QUERIES:
+            await self._keep(message_id, key, reply)
         del self._running[message_id]
         result.set_result(reply)
         self._finished[message_id] = (reply, self._clock(), key)
         if reply is not None:
             self.bytes += len(reply)
+        self._bound()
+        return reply, False
+
+    def _bound(self) -> None:
         while len(self._finished) > self.capacity or (
             self.bytes > self.max_bytes and len(self._finished) > 1
         ):
             self._forget_oldest()
-        return reply, False
+
+    async def _keep(self, message_id: str, key: CallKey, reply: bytes | None) -> None:
+        """Write the reply to the store before it is sent; a failure is logged (the request
+        is still answered, only not remembered across a restart)."""
+        assert self.store is not None
+        wall = self._wall_clock()
+        entry = StoredReply(message_id, key.method, key.digest, reply, wall)
+        try:
+            await self.store.put(entry)
+            self._written += 1
+            if self._written % PRUNE_EVERY == 0:
+                await self.store.prune(before=wall - self.ttl, keep=self.capacity)
+        except Exception as exc:  # sqlite3's own errors (disk full, ...)
+            log.error("reply to %s not kept in %s: %s", message_id, self.store.path, exc)
 
     def _expire(self) -> None:
         horizon = self._clock() - self.ttl

@@ -45,18 +45,26 @@ from agent.errors import TransportClosed, TransportError
 from agent.transport.amqp_calls import AmqpCalls
 from agent.transport.amqp_consumer import RawConsumer
 from agent.transport.amqp_messages import (
+    BODY_BYTES_HEADER,
     CONNECTION_ERRORS,
     INVALID_REPLY_TO,
     REASON_HEADER,
     TRACE_HEADERS,
-    dead_letter_body,
     dead_letter_reason,
     delivery_error,
     is_direct_reply_to,
     persistent_message,
 )
 from agent.transport.amqp_subscription import AmqpSubscription
-from agent.transport.base import Delivery, Outcome, RequestHandler, Subscription, Transport
+from agent.transport.base import (
+    DEAD_LETTER_BODY_BYTES,
+    Delivery,
+    Outcome,
+    RequestHandler,
+    Subscription,
+    Transport,
+    dead_letter_body,
+)
 from agent.transport.topics import Names, host_routing_key
 
 log = logging.getLogger(__name__)
@@ -74,7 +82,7 @@ class AmqpSettings:
     publish_timeout: float = 30.0
     reconnect_interval: float = 1.0
     subscription_buffer: int = 10_000
-    dead_letter_body_bytes: int = 64 * 1024  # what a refused request's dead letter keeps
+    dead_letter_body_bytes: int = DEAD_LETTER_BODY_BYTES  # what a refused request's letter keeps
 
 
 @dataclass(slots=True)
@@ -370,13 +378,14 @@ class AmqpTransport(Transport):
     async def _to_dead_letter(self, message: DeliveredMessage, reason: str) -> None:
         original = message.header.properties.headers or {}
         headers = {name: original[name] for name in TRACE_HEADERS if name in original}
-        body, cut = dead_letter_body(message.body, self.settings.dead_letter_body_bytes)
+        body = dead_letter_body(message.body, self.settings.dead_letter_body_bytes)
+        if len(body) < len(message.body):
+            headers[BODY_BYTES_HEADER] = len(message.body)
         copy = aio_pika.Message(
             body,
             message_id=message.header.properties.message_id,
             headers={
                 **headers,
-                **cut,
                 REASON_HEADER: reason,
                 "x-original-routing-key": message.routing_key or "",
             },

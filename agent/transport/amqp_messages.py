@@ -45,15 +45,6 @@ def persistent_message(
     )
 
 
-def dead_letter_body(body: bytes, keep: int) -> tuple[bytes, dict[str, int]]:
-    """What a dead letter keeps of `body`: at most its first `keep` bytes, and when it was
-    cut, a header with the whole size (a refused request may be as large as the broker
-    takes; the dead letters wait for an operator, who needs what it was, not all of it)."""
-    if len(body) <= keep:
-        return body, {}
-    return body[:keep], {BODY_BYTES_HEADER: len(body)}
-
-
 def is_direct_reply_to(address: str) -> bool:
     """Whether `address` is a caller's direct reply-to address as the broker hands it to the
     server, the only kind a reply is sent to: a reply to an ordinary queue would let whoever

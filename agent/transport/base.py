@@ -143,3 +143,13 @@ class Transport(abc.ABC):
     @abc.abstractmethod
     async def dead_letters(self) -> list[tuple[bytes, str]]:
         """Drain and return the dead-lettered requests as (body, reason) pairs."""
+
+
+DEAD_LETTER_BODY_BYTES = 64 * 1024
+
+
+def dead_letter_body(body: bytes, keep: int) -> bytes:
+    """What a dead letter keeps of `body`: at most its first `keep` bytes. A refused request
+    may be as large as the transport carries; the dead letters wait for an operator, who
+    needs to see what it was, not all of it."""
+    return body if len(body) <= keep else body[:keep]

@@ -16,7 +16,15 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 
 from agent.errors import CallTimeout, TransportClosed, Unroutable
-from agent.transport.base import Delivery, Outcome, RequestHandler, Subscription, Transport
+from agent.transport.base import (
+    DEAD_LETTER_BODY_BYTES,
+    Delivery,
+    Outcome,
+    RequestHandler,
+    Subscription,
+    Transport,
+    dead_letter_body,
+)
 from agent.transport.topics import check_word, topic_matches
 
 log = logging.getLogger(__name__)
@@ -68,10 +76,15 @@ class _InProcessSubscription(Subscription):
 
 
 class InProcessBus(Transport):
-    """A `Transport` inside one process. `prefetch` bounds concurrent handlers per host."""
+    """A `Transport` inside one process. `prefetch` bounds concurrent handlers per host; the
+    dead letters kept are bounded in number and each to its first `dead_letter_body_bytes`."""
 
     def __init__(
-        self, prefetch: int = 64, subscription_buffer: int = 10_000, dead_letter_limit: int = 10_000
+        self,
+        prefetch: int = 64,
+        subscription_buffer: int = 10_000,
+        dead_letter_limit: int = 10_000,
+        dead_letter_body_bytes: int = DEAD_LETTER_BODY_BYTES,
     ) -> None:
         self.prefetch = prefetch
         self.subscription_buffer = subscription_buffer
@@ -79,6 +92,7 @@ class InProcessBus(Transport):
         self._subscriptions: set[_InProcessSubscription] = set()
         # Like a broker's dead-letter queue with a length limit: the oldest go first.
         self._dead: deque[tuple[bytes, str]] = deque(maxlen=dead_letter_limit)
+        self._dead_letter_body_bytes = dead_letter_body_bytes
         self._closed = False
 
     async def start(self) -> None:
@@ -228,7 +242,9 @@ class InProcessBus(Transport):
         finally:
             slots.release()
         if outcome.dead_letter is not None:
-            self._dead.append((request.body, outcome.dead_letter))
+            self._dead.append(
+                (dead_letter_body(request.body, self._dead_letter_body_bytes), outcome.dead_letter)
+            )
         elif request.reply is not None and outcome.reply is not None:
             with contextlib.suppress(asyncio.InvalidStateError):  # the caller gave up
                 request.reply.set_result(outcome.reply)

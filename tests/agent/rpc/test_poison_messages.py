@@ -82,7 +82,10 @@ async def test_poison_casts_are_dead_lettered_and_the_next_cast_is_served(stack:
         if len(dead) == len(POISON):
             break
         await asyncio.sleep(0.05)
-    assert sorted(dead) == sorted((body, "undecodable") for body in POISON.values())
+    # Each keeps its first 64 KiB (the oversized one is cut).
+    kept = sorted((body[: 64 * 1024], "undecodable") for body in POISON.values())
+    assert sorted(dead) == kept
+    assert len(POISON["oversized"]) > 64 * 1024
 
 
 def test_an_unknown_remote_error_class_becomes_remote_error() -> None:
