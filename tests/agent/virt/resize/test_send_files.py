@@ -19,6 +19,13 @@ UUID = "aaaaaaaa-0000-4000-8000-000000000001"
 DEST = ResizeDestination("dst", "qemu+tcp://dst/system", f"/dst/{UUID}", "/dst/_base")
 
 
+def libvirt_error(message: str) -> libvirt.libvirtError:
+    """A libvirtError carrying only `message` (libvirtError also takes the thread's last
+    libvirt error, which an earlier test's real call may have left)."""
+    libvirt.virResetLastError()
+    return libvirt.libvirtError(message)
+
+
 @dataclass
 class Events:
     log: list[str] = field(default_factory=list)
@@ -35,7 +42,7 @@ class Stream:
         got = self.events.received.setdefault(self.volume, b"")
         limit = self.events.break_after
         if limit is not None and len(got) + len(data) > limit:
-            raise libvirt.libvirtError("stream broke")
+            raise libvirt_error("stream broke")
         self.events.received[self.volume] = got + data
         return len(data)
 
@@ -100,7 +107,7 @@ class Connection:
         pass
 
     def storagePoolLookupByTargetPath(self, path: str) -> Pool:
-        raise libvirt.libvirtError("no pool there")
+        raise libvirt_error("no pool there")
 
     def storagePoolCreateXML(self, xml: str, flags: int) -> Pool:
         pool = Pool(self.events, "cache", self.cached)
@@ -108,7 +115,7 @@ class Connection:
         return pool
 
     def storagePoolLookupByName(self, name: str) -> Pool:
-        raise libvirt.libvirtError("no such pool")
+        raise libvirt_error("no such pool")
 
     def storagePoolDefineXML(self, xml: str, flags: int) -> Pool:
         return Pool(self.events, "instance", [])
@@ -172,7 +179,7 @@ def test_a_stream_that_breaks_leaves_nothing_at_the_destination(files: list[Uplo
 
 def test_a_destination_that_cannot_be_reached_is_a_typed_failure(files: list[Upload]) -> None:
     def unreachable(uri: str) -> Connection:
-        raise libvirt.libvirtError("Connection refused")
+        raise libvirt_error("Connection refused")
 
     with pytest.raises(DiskTransferFailed, match="Connection refused"):
         send_files(UUID, DEST, lambda cached: files, open_connection=unreachable)
