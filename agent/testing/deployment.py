@@ -23,6 +23,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import aio_pika
 
@@ -69,6 +70,10 @@ class Deployment:
     def host(self) -> str:
         return self.config.agent.host
 
+    @property
+    def hosts(self) -> list[str]:
+        return [self.host]
+
     def client(self, *, default_timeout: float | None = None) -> ComputeClient:
         """A new client on the clients' transport; it has nothing to close (the deployment
         owns the transport), but event streams it opens are the caller's to close."""
@@ -79,6 +84,24 @@ class Deployment:
         """The conductor's objects as `client` reaches them: `with use_indirection(...)`,
         `Instance.get_by_uuid(context, uuid)` reads the record the agent saved."""
         return BusIndirection(client, timeout=self.settings.call_timeout)
+
+
+class RunningDeployment(Protocol):
+    """What the fixtures use of a deployment: this module's own, or a devenv's
+    (`agent.testing.devenv`)."""
+
+    @property
+    def host(self) -> str: ...
+
+    @property
+    def hosts(self) -> list[str]: ...
+
+    @property
+    def image(self) -> ImageMeta: ...
+
+    def client(self, *, default_timeout: float | None = None) -> ComputeClient: ...
+
+    def objects(self, client: ComputeClient) -> BusIndirection: ...
 
 
 def deployment_config(
@@ -97,9 +120,12 @@ def deployment_config(
 
 
 async def make_blank_image(images_path: Path) -> ImageMeta:
-    """The blank qcow2 image `BLANK_IMAGE_ID` in `images_path` (created), as `spawn` takes it."""
+    """The blank qcow2 image `BLANK_IMAGE_ID` in `images_path` (created unless it is there
+    already), as `spawn` takes it."""
     await asyncio.to_thread(images_path.mkdir, parents=True, exist_ok=True)
-    await asyncio.to_thread(qemu_img.create_blank, images_path / BLANK_IMAGE_ID, BLANK_IMAGE_MIB)
+    path = images_path / BLANK_IMAGE_ID
+    if not await asyncio.to_thread(path.exists):
+        await asyncio.to_thread(qemu_img.create_blank, path, BLANK_IMAGE_MIB)
     return ImageMeta(
         id=BLANK_IMAGE_ID, name="blank", disk_format="qcow2", properties=ImageMetaProps()
     )

@@ -3,6 +3,7 @@
 virtactor_options        the run's options (session; usable by any test)
 virtactor_deployment     the running agent and conductor (scope: --virtactor-scope)
 virtactor_host           the agent's host name, the first argument of every call
+virtactor_hosts          every host served (several with --virtactor-devenv)
 virtactor_client         a new ComputeClient for each test, on the deployment's bus
 virtactor_image          the blank image `spawn` can boot from
 virtactor_new_instance   makes instances to spawn; destroys those left at the test's end
@@ -33,7 +34,7 @@ from agent.testing.pytest_plugin import (
 if TYPE_CHECKING:
     from agent.client import ComputeClient
     from agent.conductor.indirection import BusIndirection
-    from agent.testing.deployment import Deployment
+    from agent.testing.deployment import RunningDeployment
     from agent.testing.guests import NewInstances
     from schemas.objects import ImageMeta
 
@@ -55,12 +56,20 @@ def _private_directory(parent: Path) -> Path:
 @pytest_asyncio.fixture(scope=deployment_scope, loop_scope=SESSION_LOOP)
 async def virtactor_deployment(
     virtactor_options: PluginOptions, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[Deployment]:
+) -> AsyncIterator[RunningDeployment]:
     """One agent with a conductor on SQLite: on the in-process bus and `test:///default`
     unless the options name a real RabbitMQ or libvirt. Stopped, and what it made on the
     broker deleted, when its scope ends; a directory under `--virtactor-files` is removed."""
     from agent.testing.deployment import running_deployment
 
+    if virtactor_options.devenv is not None:
+        from agent.testing.devenv import devenv_deployment
+
+        async with devenv_deployment(
+            virtactor_options.deployment, virtactor_options.devenv
+        ) as in_devenv:
+            yield in_devenv
+        return
     if virtactor_options.files is None:
         directory = tmp_path_factory.mktemp("virtactor")
         async with running_deployment(virtactor_options.deployment, directory) as deployment:
@@ -75,19 +84,25 @@ async def virtactor_deployment(
 
 
 @pytest.fixture
-def virtactor_host(virtactor_deployment: Deployment) -> str:
+def virtactor_host(virtactor_deployment: RunningDeployment) -> str:
     """The host name the agent serves: the first argument of every client call."""
     return virtactor_deployment.host
 
 
 @pytest.fixture
-def virtactor_image(virtactor_deployment: Deployment) -> ImageMeta:
+def virtactor_hosts(virtactor_deployment: RunningDeployment) -> list[str]:
+    """Every host the deployment serves: the devenv's agents, else the one agent's."""
+    return list(virtactor_deployment.hosts)
+
+
+@pytest.fixture
+def virtactor_image(virtactor_deployment: RunningDeployment) -> ImageMeta:
     """A blank qcow2 image in the agent's image directory, for `spawn`."""
     return virtactor_deployment.image
 
 
 @pytest.fixture
-def virtactor_client(virtactor_deployment: Deployment) -> ComputeClient:
+def virtactor_client(virtactor_deployment: RunningDeployment) -> ComputeClient:
     """A new `ComputeClient` on the deployment's bus, its default deadline 60 s. Close the
     event streams you open (`async with await client.subscribe(...)`)."""
     return virtactor_deployment.client()
@@ -95,7 +110,7 @@ def virtactor_client(virtactor_deployment: Deployment) -> ComputeClient:
 
 @pytest.fixture
 def virtactor_objects(
-    virtactor_deployment: Deployment, virtactor_client: ComputeClient
+    virtactor_deployment: RunningDeployment, virtactor_client: ComputeClient
 ) -> BusIndirection:
     """The conductor's records: `with use_indirection(virtactor_objects):` then
     `await Instance.get_by_uuid(context, uuid)`."""

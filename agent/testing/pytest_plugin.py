@@ -13,6 +13,8 @@ Options, each also an ini setting of the same name with `_` for `-` (the option 
                                user can traverse
     --virtactor-scope SCOPE    how long one deployment lives: session (default), package or
                                module
+    --virtactor-devenv DIR     the agents of the running `deploy/devenv` whose state is in DIR,
+                               instead of starting one (the other options are then unused)
 
 libvirt binds its events to one asyncio loop per process (agent/virt/eventloop.py), so the
 deployment lives on pytest-asyncio's session loop, and so must every test that uses it: a
@@ -42,6 +44,7 @@ _OPTIONS: tuple[tuple[str, str], ...] = (
     ("libvirt", f"the libvirt URI the agent manages (default: {TEST_DRIVER_URI})"),
     ("files", "the directory the agent's files go under (default: a pytest temporary one)"),
     ("scope", f"how long one deployment lives: {', '.join(SCOPES)} (default: session)"),
+    ("devenv", "the state directory of a running deploy/devenv whose agents to use"),
 )
 
 
@@ -52,6 +55,7 @@ class PluginOptions:
     deployment: DeploymentSettings
     files: Path | None
     scope: Scope
+    devenv: Path | None = None
 
     @property
     def embedded(self) -> bool:
@@ -81,6 +85,7 @@ def plugin_options(config: pytest.Config) -> PluginOptions:
             f"virtactor_scope must be one of {', '.join(SCOPES)}, got {given!r}"
         )
     files = _setting(config, "files")
+    devenv = _setting(config, "devenv")
     return PluginOptions(
         deployment=DeploymentSettings(
             libvirt_uri=_setting(config, "libvirt") or TEST_DRIVER_URI,
@@ -88,6 +93,7 @@ def plugin_options(config: pytest.Config) -> PluginOptions:
         ),
         files=Path(files) if files else None,
         scope=scope,
+        devenv=Path(devenv) if devenv else None,
     )
 
 
@@ -111,6 +117,8 @@ def pytest_report_header(config: pytest.Config) -> str:
     if not config.pluginmanager.has_plugin("virtactor-fixtures"):
         return "virtactor: no fixtures (they need pytest-asyncio: pip install pytest-asyncio)"
     options = plugin_options(config)
+    if options.devenv is not None:
+        return f"virtactor: the agents of the devenv in {options.devenv}, one per {options.scope}"
     bus = "the in-process bus" if options.embedded else "RabbitMQ"
     return (
         f"virtactor: an agent on {options.deployment.libvirt_uri} and {bus}, "

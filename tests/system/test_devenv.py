@@ -177,6 +177,42 @@ def test_operator_commands_reach_the_agents_on_their_libvirt_hosts(devenv_up: De
     assert node.json()["hypervisor_type"] == "QEMU"
 
 
+DEVENV_USER_TEST = """
+from schemas import use_indirection
+from schemas.objects import Instance
+
+
+async def test_the_fixtures_reach_the_devenvs_agents(
+    virtactor_hosts, virtactor_host, virtactor_client, virtactor_new_instance, virtactor_image,
+    virtactor_objects,
+):
+    assert virtactor_hosts == ["host7", "host8"] and virtactor_host == "host7"
+    guest = virtactor_new_instance()
+    spawned = await virtactor_client.spawn(virtactor_host, guest, virtactor_image)
+    assert spawned.host == "host7"
+    with use_indirection(virtactor_objects):
+        recorded = await Instance.get_by_uuid(None, guest.uuid)
+    assert recorded.vm_state == "active"
+    await virtactor_client.destroy(virtactor_host, guest)
+"""
+
+
+def test_the_pytest_plugin_serves_its_fixtures_from_the_devenvs_agents(
+    devenv_up: Devenv, tmp_path: Path
+) -> None:
+    (tmp_path / "pyproject.toml").write_text('[tool.pytest.ini_options]\nasyncio_mode = "auto"\n')
+    (tmp_path / "test_on_devenv.py").write_text(DEVENV_USER_TEST)
+    env = {name: value for name, value in os.environ.items() if not name.startswith("PYTEST_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider",
+         f"--virtactor-devenv={devenv_up.state_dir}"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
+    assert "1 passed" in done.stdout
+    assert f"the agents of the devenv in {devenv_up.state_dir}" in done.stdout
+
+
 def test_up_again_leaves_what_runs_alone(devenv_up: Devenv) -> None:
     before = devenv("status", devenv_up.state_dir, "--json").json()
     again = devenv("up", devenv_up.state_dir, "--hosts", "2", "--first-index", str(FIRST_INDEX))
