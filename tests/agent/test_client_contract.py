@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from actors.actor import Actor
+from actors.firewall import FirewallActor
 from actors.host import HostActor
 from actors.instance import InstanceActor
 from actors.tracker import ResourceTrackerActor
@@ -38,8 +39,8 @@ def served(actor: type[Actor]) -> dict[str, Callable[..., Any]]:
 
 
 HOST, INSTANCE = served(HostActor), served(InstanceActor)
-TRACKER = served(ResourceTrackerActor)
-SINGLE = sorted({**HOST, **INSTANCE, **TRACKER}.keys() - BOTH_SCOPES.keys())
+TRACKER, FIREWALL = served(ResourceTrackerActor), served(FirewallActor)
+SINGLE = sorted({**HOST, **INSTANCE, **TRACKER, **FIREWALL}.keys() - BOTH_SCOPES.keys())
 
 
 def test_the_methods_served_by_both_scopes_are_exactly_those_with_a_hand_written_call() -> None:
@@ -60,7 +61,7 @@ def test_every_typed_call_is_a_served_method() -> None:
 @pytest.mark.parametrize("method", SINGLE)
 def test_the_typed_call_is_made_from_the_handler_that_serves_it(method: str) -> None:
     call = vars(DriverCalls)[method]
-    handler = HOST.get(method) or TRACKER.get(method) or INSTANCE[method]
+    handler = HOST.get(method) or TRACKER.get(method) or FIREWALL.get(method) or INSTANCE[method]
     assert call.handler is handler
     assert call.method == method
     parameters = list(inspect.signature(handler).parameters)[1:]
@@ -127,7 +128,7 @@ def arguments_for(handler: Callable[..., Any]) -> dict[str, Any]:
 @pytest.mark.parametrize("method", SINGLE)
 async def test_the_typed_call_sends_every_argument_under_its_handlers_name(method: str) -> None:
     recorder = Recorder()
-    handler = HOST.get(method) or TRACKER.get(method) or INSTANCE[method]
+    handler = HOST.get(method) or TRACKER.get(method) or FIREWALL.get(method) or INSTANCE[method]
     args = arguments_for(handler)
     call = getattr(recorder.with_options(timeout=7.5, message_id="key-1"), method)
     call_type = type(vars(DriverCalls)[method])
