@@ -27,7 +27,13 @@ from tests.system.conftest import ON_REAL_QEMU, DomainJanitor, LocalHost, wait_f
 from tests.system.guest_console import GuestConsole
 from tests.system.guest_image import GuestImage, GuestMarker
 from tests.system.instance_helpers import BOOT_TIMEOUT, kernel_image, tracked_instance
-from tests.system.network_helpers import bridge_vifs, isolated_bridge, nwfilters, with_address
+from tests.system.network_helpers import (
+    bridge_vifs,
+    isolated_bridge,
+    nwfilters,
+    remove_unused_filters,
+    with_address,
+)
 from tests.system.test_live_migration import DEST, SOURCE, Pair, deployed_with_guest_files
 
 pytestmark = [pytest.mark.rabbitmq, *ON_REAL_QEMU]
@@ -49,10 +55,14 @@ def bridge() -> Iterator[str]:
 async def pair(
     rabbitmq_url: str, test_hosts: tuple[LocalHost, ...], guest_image: GuestImage
 ) -> AsyncIterator[Pair]:
-    async for deployment in deployed_with_guest_files(
-        rabbitmq_url, test_hosts, guest_image, firewall="nwfilter"
-    ):
-        yield deployment
+    try:
+        async for deployment in deployed_with_guest_files(
+            rabbitmq_url, test_hosts, guest_image, firewall="nwfilter"
+        ):
+            yield deployment
+    finally:
+        for host in test_hosts[:2]:
+            await asyncio.to_thread(remove_unused_filters, host.uri)
 
 
 async def spawned(

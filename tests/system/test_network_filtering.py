@@ -49,7 +49,13 @@ from tests.system.instance_helpers import (
     make_guest_files,
     new_instance,
 )
-from tests.system.network_helpers import bridge_vifs, isolated_bridge, nwfilters, with_address
+from tests.system.network_helpers import (
+    bridge_vifs,
+    isolated_bridge,
+    nwfilters,
+    remove_unused_filters,
+    with_address,
+)
 
 pytestmark = ON_REAL_QEMU
 
@@ -162,6 +168,7 @@ async def net(
                     await client.destroy(HOST, me)  # again after the last test: no change
         finally:
             await asyncio.to_thread(janitor.clean)
+            await asyncio.to_thread(remove_unused_filters, host.uri)
 
 
 def instance_filters(names: list[str], guest: Guest) -> list[str]:
