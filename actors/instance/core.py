@@ -51,7 +51,7 @@ from actors.instance.states import (
 from actors.records import RecordSaver
 from schemas.base import VersionedObject
 from schemas.errors import VirtactorError
-from schemas.objects.enums import PowerState, TaskState
+from schemas.objects.enums import PowerState, TaskState, VMState
 from schemas.objects.instance import Instance
 from schemas.objects.virt import InstanceInfo
 
@@ -144,6 +144,8 @@ class InstanceCore(Actor):
         self.host = host
         self.migration_support = migrations
         self.running_migration: str | None = None
+        # Recovered from a spawn the agent was stopped in, finished: see `spawn`.
+        self.interrupted_spawn = False
         self.settings = settings or InstanceSettings()
         self.record: RecoveryRecord | None = None
         self.power_state: PowerState | None = None
@@ -213,6 +215,10 @@ class InstanceCore(Actor):
         if instance.task_state == TaskState.SPAWNING and shown == PowerState.SHUTDOWN:
             shown = await self._finish_interrupted_spawn(shown)
         settled = reconcile_recovered(instance.vm_state, instance.task_state, shown)
+        # The spawn sent again (its reply never left) is answered with this instance.
+        self.interrupted_spawn = (
+            instance.task_state == TaskState.SPAWNING and settled.vm_state == VMState.ACTIVE
+        )
         log.info(
             "instance %s recovered: vm_state %s, task_state %s, power_state %s",
             self.uuid,

@@ -58,7 +58,10 @@ class LifecycleHandlers(FilteringCore):
         (an instance with `config_drive` set), never into a record; asked of an instance
         without one, they are refused.
 
-        Refused when the actor holds a live record or a domain of this uuid exists. The
+        Refused when the actor holds a live record or a domain of this uuid exists, except
+        for the spawn of an instance the agent was stopped in the middle of building, which
+        it finished when it came back (the same image and flavor, sent again because its reply
+        never left): that is answered with the instance as built. The
         flavor is claimed from the host's resource tracker first (`ClaimFailed` when it does
         not fit). A spawn that fails publishes vm_state error, releases the claim, and the
         actor forgets the instance: the driver removed whatever it had created, so a new
@@ -69,6 +72,9 @@ class LifecycleHandlers(FilteringCore):
         self._check_spawn_arguments(instance, network_info, block_device_info)
         files = self._injected_files(instance, injected_files, admin_password)
         await self._load()
+        if self._finished_by_recovery(instance, image_meta):
+            assert self.record is not None
+            return self.record.instance.obj_clone()
         if self.record is not None and self.record.instance.vm_state != VMState.DELETED:
             raise self._invalid_state("vm_state", self.record.instance.vm_state)
         existing = await self._read()
@@ -118,6 +124,28 @@ class LifecycleHandlers(FilteringCore):
             launched_at=self._clock(),
         )
         return self.record.instance.obj_clone()
+
+    def _finished_by_recovery(self, instance: Instance, image_meta: ImageMeta) -> bool:
+        """Whether this spawn is the one the agent was stopped in and finished at recovery:
+        the instance's own image and flavor, recorded active since."""
+        if not self.interrupted_spawn or self.record is None:
+            return False
+        built = self.record.instance
+        same = (
+            built.vm_state == VMState.ACTIVE
+            and self.record.image_meta is not None
+            and self.record.image_meta.id == image_meta.id
+            and built.obj_attr_is_set("flavor")
+            and instance.obj_attr_is_set("flavor")
+            and built.flavor.flavorid == instance.flavor.flavorid
+        )
+        if same:
+            log.info(
+                "spawn of %s answered with the instance its interrupted spawn built",
+                self.uuid,
+                extra={"instance_uuid": self.uuid},
+            )
+        return same
 
     def _injected_files(
         self, instance: Instance, files: list[Any] | None, admin_password: str | None

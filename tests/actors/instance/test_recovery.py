@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from actors import ActorRef, ActorSystem, instance_address
+from actors.instance.errors import InstanceInvalidState
 from actors.instance.recovery import RecoveryRecord, decode_recovery, encode_recovery
 from schemas.objects.enums import PowerState
 from schemas.objects.instance import Instance
@@ -81,6 +82,29 @@ async def test_a_spawn_stopped_after_the_guest_started_is_recorded_active(
     await ref.ask("sync_power_state")
     assert actor.record is not None
     assert (actor.record.instance.vm_state, actor.record.instance.task_state) == ("active", None)
+
+
+async def test_the_spawn_sent_again_after_an_interrupted_one_is_answered_with_its_instance(
+    system: ActorSystem, driver: FakeInstanceDriver, sink: RecordingSink
+) -> None:
+    domain_with_record(driver, PowerState.RUNNING, vm_state="building", task_state="spawning")
+    ref, _actor = make_actor(system, driver, sink)
+    again = await ref.ask("spawn", {"instance": instance(), "image_meta": image_meta()})
+    assert (again.vm_state, again.power_state) == ("active", "running")
+    assert "spawn" not in driver.calls()  # nothing built twice
+    other = instance()
+    other.flavor.flavorid = "another"
+    with pytest.raises(InstanceInvalidState):  # another spawn of it is still refused
+        await ref.ask("spawn", {"instance": other, "image_meta": image_meta()})
+
+
+async def test_a_spawn_of_an_instance_that_was_not_interrupted_is_refused(
+    system: ActorSystem, driver: FakeInstanceDriver, sink: RecordingSink
+) -> None:
+    domain_with_record(driver, PowerState.RUNNING, vm_state="active")
+    ref, _actor = make_actor(system, driver, sink)
+    with pytest.raises(InstanceInvalidState):
+        await ref.ask("spawn", {"instance": instance(), "image_meta": image_meta()})
 
 
 async def test_an_overdue_reboot_is_finished_hard_by_poll_rebooting_instances(
