@@ -317,9 +317,7 @@ async def main(args: argparse.Namespace) -> int:
                 flush=True,
             )
         for guest in guests:
-            gone = await answered(
-                client, "destroy", {"instance": guest}, f"destroy-{uuid.uuid4()}"
-            )
+            gone = await answered(client, "destroy", {"instance": guest}, f"destroy-{uuid.uuid4()}")
             if isinstance(gone, Exception):
                 print(f"destroy of {guest.uuid[:8]} answered {gone!r}")
     finally:
