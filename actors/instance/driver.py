@@ -23,7 +23,12 @@ from schemas.objects.volume import VolumeConnection, VolumeConnector
 class InstanceDriver(Protocol):
     """What the instance actor needs from the hypervisor, for one guest at a time. Every method is
     a coroutine that runs its blocking libvirt/qemu-img work in the thread pool. Raises
-    HypervisorUnavailable-like VirtactorErrors; never leaves half-done state behind."""
+    HypervisorUnavailable-like VirtactorErrors; never leaves half-done state behind.
+
+    `filter_interfaces`: the host's firewall is on, and the interfaces it builds name their
+    network filters."""
+
+    filter_interfaces: bool
 
     async def spawn(
         self,
@@ -197,9 +202,9 @@ class InstanceDriver(Protocol):
     async def set_interface_filters(
         self, uuid: str, macs: Sequence[str], filtered: bool
     ) -> list[str]:
-        """Make the interfaces of `macs` reference their network filters (`filtered`; nothing
-        when the host's firewall is off) or none, in the running guest and its definition;
-        the MACs whose interface changed. No domain: nothing."""
+        """Make the interfaces of `macs` reference their network filters (`filtered`) or none,
+        in the running guest and its definition; the MACs whose interface changed. No
+        domain: nothing. Asked only when `filter_interfaces`."""
         ...
 
     # --- crash safety -------------------------------------------------------------------------

@@ -30,9 +30,11 @@ class FilteringCore(InstanceCore):
             return []
         args = {"instance_uuid": self.uuid, "network_info": network_info}
         written: list[str] = await self.system.ask(FIREWALL_ADDRESS, "filter_instance", args)
-        if await self._domain_exists():
+        driver = self._need_driver()
+        # With the firewall off there is no filter to name: no domain read, no update.
+        if driver.filter_interfaces and await self._domain_exists():
             macs = [vif.address for vif in network_info]
-            await self._need_driver().set_interface_filters(self.uuid, macs, True)
+            await driver.set_interface_filters(self.uuid, macs, True)
         return written
 
     async def _unfilter(self, macs: list[str] | None) -> list[str]:
@@ -40,8 +42,9 @@ class FilteringCore(InstanceCore):
         no filter, then the filters go."""
         if FIREWALL_ADDRESS not in self.system:
             return []
-        if macs and await self._domain_exists():
-            await self._need_driver().set_interface_filters(self.uuid, macs, False)
+        driver = self._need_driver()
+        if macs and driver.filter_interfaces and await self._domain_exists():
+            await driver.set_interface_filters(self.uuid, macs, False)
         args: dict[str, Any] = {"instance_uuid": self.uuid, "macs": macs}
         removed: list[str] = await self.system.ask(FIREWALL_ADDRESS, "unfilter", args)
         return removed

@@ -19,6 +19,7 @@ in-memory cache's bounds: older than its `ttl`, or beyond its `capacity`, they a
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
 from dataclasses import dataclass
@@ -96,14 +97,14 @@ class ReplyStore:
         """Open (or make) the file. One that is not a database of replies is moved aside to
         `<name>.damaged` and a new one made: the agent starts either way, as it would have
         without the replies."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(self.path.parent.mkdir, parents=True, exist_ok=True)
         try:
             await self._open()
         except sqlite3.DatabaseError as exc:
             await self.aclose()
             aside = self.path.with_name(f"{self.path.name}.damaged")
             log.error("reply store %s is unreadable (%s): moved to %s", self.path, exc, aside)
-            self.path.replace(aside)
+            await asyncio.to_thread(self.path.replace, aside)
             await self._open()
 
     async def _open(self) -> None:

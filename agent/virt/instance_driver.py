@@ -328,8 +328,6 @@ class LibvirtInstanceDriver:
     async def set_interface_filters(
         self, uuid: str, macs: Sequence[str], filtered: bool
     ) -> list[str]:
-        if filtered and not self.filter_interfaces:
-            return []  # the host's firewall is off: there are no filters to name
         return await self.host.run(set_interface_filters, uuid, list(macs), filtered)
 
     async def detach_interface(self, uuid: str, vif: VIF, timeout: float) -> None:

@@ -21,11 +21,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-import uuid as uuidlib
 from collections.abc import Sequence
 
-from agent.virt.guest.errors import InvalidVIF, VIFPlugFailed
-from agent.virt.vifs import tap_name
+from agent.virt.guest.errors import VIFPlugFailed
+from agent.virt.vifs import bridge_name, ovs_interface_id, tap_name
 from schemas.objects.enums import VIFType
 from schemas.objects.network import VIF
 
@@ -41,14 +40,16 @@ async def plug(instance_uuid: str, vifs: Sequence[VIF]) -> list[str]:
             bridge = _bridge_of(vif)
             await _ensure_bridge(vif, bridge)
             tap = tap_name(vif)
-            if _exists(tap) and _master(tap) != bridge:
+            exists, master = await asyncio.to_thread(_link, tap)
+            if exists and master != bridge:
                 await _run(vif, "ip", "link", "set", "dev", tap, "master", bridge)
                 await _run(vif, "ip", "link", "set", "dev", tap, "up")
                 changed.append(f"{tap} -> {bridge}")
         elif vif.type == VIFType.OVS:
             bridge = _bridge_of(vif)
             tap = tap_name(vif)
-            if _exists(tap) and not await _ovs_port_on(vif, bridge, tap):
+            exists, _master = await asyncio.to_thread(_link, tap)
+            if exists and not await _ovs_port_on(vif, bridge, tap):
                 await _ovs_add(instance_uuid, vif, bridge, tap)
                 changed.append(f"{tap} -> {bridge}")
     return changed
@@ -63,7 +64,8 @@ async def unplug(vifs: Sequence[VIF]) -> list[str]:
         bridge = _bridge_of(vif)
         tap = tap_name(vif)
         if vif.type == VIFType.BRIDGE:
-            if _exists(tap) and _master(tap) == bridge:
+            exists, master = await asyncio.to_thread(_link, tap)
+            if exists and master == bridge:
                 await _run(vif, "ip", "link", "set", "dev", tap, "nomaster")
                 changed.append(f"{tap} -/- {bridge}")
         elif await _ovs_port_on(vif, bridge, tap):
@@ -73,15 +75,15 @@ async def unplug(vifs: Sequence[VIF]) -> list[str]:
 
 
 def _bridge_of(vif: VIF) -> str:
-    bridge = vif.network.bridge if vif.network is not None else None
-    if not bridge:
-        raise InvalidVIF(vif_id=vif.id, field="network.bridge", reason="is missing")
     tap_name(vif)  # checks the device name
-    return bridge
+    return bridge_name(vif)
 
 
-def _exists(device: str) -> bool:
-    return os.path.exists(os.path.join(SYS_NET, device))
+def _link(device: str) -> tuple[bool, str | None]:
+    """Whether network device `device` exists, and the bridge it is a port of (sysfs)."""
+    if not os.path.exists(os.path.join(SYS_NET, device)):
+        return False, None
+    return True, _master(device)
 
 
 def _is_bridge(device: str) -> bool:
@@ -94,7 +96,8 @@ def _master(device: str) -> str | None:
 
 
 async def _ensure_bridge(vif: VIF, bridge: str) -> None:
-    if not _exists(bridge):
+    exists, _master = await asyncio.to_thread(_link, bridge)
+    if not exists:
         assert vif.network is not None
         if not vif.network.should_create_bridge:
             raise VIFPlugFailed(
@@ -103,7 +106,7 @@ async def _ensure_bridge(vif: VIF, bridge: str) -> None:
                 "say to create it (should_create_bridge)",
             )
         await _run(vif, "ip", "link", "add", "name", bridge, "type", "bridge")
-    elif not _is_bridge(bridge):
+    elif not await asyncio.to_thread(_is_bridge, bridge):
         raise VIFPlugFailed(vif_id=vif.id, reason=f"{bridge} exists and is not a bridge")
     await _run(vif, "ip", "link", "set", "dev", bridge, "up")
 
@@ -114,7 +117,7 @@ async def _ovs_port_on(vif: VIF, bridge: str, tap: str) -> bool:
 
 
 async def _ovs_add(instance_uuid: str, vif: VIF, bridge: str, tap: str) -> None:
-    iface_id = str(uuidlib.UUID(vif.ovs_interfaceid or vif.id))
+    iface_id = ovs_interface_id(vif)
     await _run(
         vif,
         "ovs-vsctl",

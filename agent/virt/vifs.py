@@ -92,7 +92,9 @@ def interface_element(
     return iface
 
 
-def _bridge(vif: VIF) -> ET.Element:
+def bridge_name(vif: VIF) -> str:
+    """The bridge `vif` plugs into (`network.bridge`); `InvalidVIF` when missing or not a
+    Linux interface name."""
     bridge = vif.network.bridge if vif.network is not None else None
     if not bridge:
         raise InvalidVIF(vif_id=vif.id, field="network.bridge", reason="is missing")
@@ -100,8 +102,24 @@ def _bridge(vif: VIF) -> ET.Element:
         raise InvalidVIF(
             vif_id=vif.id, field="network.bridge", reason=f"{bridge!r} is not a bridge name"
         )
+    return bridge
+
+
+def ovs_interface_id(vif: VIF) -> str:
+    """The port id an Open vSwitch port of `vif` carries (`ovs_interfaceid`, else the VIF's
+    id), as the UUID libvirt and the Neutron agent take; `InvalidVIF` otherwise."""
+    interface_id = vif.ovs_interfaceid or vif.id
+    try:
+        return str(uuid.UUID(interface_id))
+    except ValueError:
+        raise InvalidVIF(
+            vif_id=vif.id, field="ovs_interfaceid", reason=f"{interface_id!r} is not a UUID"
+        ) from None
+
+
+def _bridge(vif: VIF) -> ET.Element:
     iface = element("interface", type="bridge")
-    sub(iface, "source", bridge=bridge)
+    sub(iface, "source", bridge=bridge_name(vif))
     return iface
 
 
@@ -114,14 +132,7 @@ def _ovs(vif: VIF) -> ET.Element:
             reason=f"{hybrid!r}: the hybrid plug (a Linux bridge per port) is not supported, "
             "only a direct Open vSwitch port",
         )
-    interface_id = vif.ovs_interfaceid or vif.id
-    try:
-        interface_id = str(uuid.UUID(interface_id))
-    except ValueError:
-        # libvirt and the Neutron agent both take the interface id as a UUID.
-        raise InvalidVIF(
-            vif_id=vif.id, field="ovs_interfaceid", reason=f"{interface_id!r} is not a UUID"
-        ) from None
+    interface_id = ovs_interface_id(vif)
     iface = _bridge(vif)
     port = sub(iface, "virtualport", type="openvswitch")
     sub(port, "parameters", interfaceid=interface_id)

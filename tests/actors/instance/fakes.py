@@ -70,6 +70,7 @@ class FakeInstanceDriver:
     soft_reboot_works: bool = True
     clean_shutdown_works: bool = True
     unreadable: bool = False
+    filter_interfaces: bool = False  # the host's firewall is off
     # Set: the hypervisor is unreachable; every read answers this error.
     unreachable: VirtactorError | None = None
     _failures: dict[str, Exception] = field(default_factory=dict)
