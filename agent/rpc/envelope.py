@@ -53,6 +53,8 @@ class Request:
     compact: bool = False  # the manifest travels as its digest
     # Not packed: the trace it is sent in travels in the message's headers.
     trace: TraceParent | None = None
+    # Not packed: the signed identity the transport verified it came from (None: unsigned).
+    sender: str | None = None
 
 
 @dataclass(slots=True)

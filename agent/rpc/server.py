@@ -249,6 +249,7 @@ class RequestServer:
         except DecodeError as exc:
             return self._refuse(delivery, exc, "undecodable", served)
         served.method = envelope.method
+        envelope.sender = delivery.sender
         if isinstance(envelope.context, RequestContext):
             envelope.context.obj_trace = served.trace
         served.bound = serving(envelope.context)

@@ -36,6 +36,9 @@ class Delivery:
     redelivered: bool = False
     # As the sender set them (None: none); on AMQP a value may arrive as bytes.
     headers: Mapping[str, Any] | None = None
+    # The identity whose signature the transport verified (docs/security.md); None when the
+    # bus does not sign (the in-process bus, or [security] signing = "off").
+    sender: str | None = None
 
 
 @dataclass(slots=True, frozen=True)
