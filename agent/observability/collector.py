@@ -32,6 +32,7 @@ from actors.records import RecordSaver
 from actors.stats import LatencyHistogram, merge_histograms
 from agent.rpc.events import EventPublisher
 from agent.rpc.server import RequestServer
+from agent.security import MessageSecurity
 
 
 class LibvirtConnection(Protocol):
@@ -58,6 +59,7 @@ class AgentSources:
     events: EventPublisher
     libvirt: Callable[[], LibvirtConnection | None] = lambda: None
     records: RecordSaver | None = None
+    security: MessageSecurity | None = None  # signing on
 
 
 class AgentCollector(Collector):
@@ -78,6 +80,7 @@ class AgentCollector(Collector):
         yield from self._events()
         yield from self._workflows()
         yield from self._records()
+        yield from self._security()
 
     def _rpc(self) -> Iterator[Metric]:
         server = self.sources.server
@@ -257,6 +260,30 @@ class AgentCollector(Collector):
             for (objname, outcome), count in records.outcomes.items():
                 saves.add_metric([objname, outcome], count)
         yield saves
+
+    def _security(self) -> Iterator[Metric]:
+        security = self.sources.security
+        if security is None:
+            return
+        stats = security.stats
+        yield _counter("virtactor_messages_signed", "Messages this agent signed.", stats.signed)
+        yield _counter(
+            "virtactor_messages_verified", "Signed messages received and accepted.", stats.verified
+        )
+        yield _counter(
+            "virtactor_messages_unsigned_accepted",
+            'Unsigned messages let in (signing = "sign", while a fleet turns signing on).',
+            stats.unsigned_accepted,
+        )
+        refused = CounterMetricFamily(
+            "virtactor_messages_refused",
+            "Messages refused for their signature, by reason (unsigned, unknown-key, "
+            "bad-signature, expired, replayed, ...).",
+            labels=["reason"],
+        )
+        for reason, count in sorted(stats.refused.items()):
+            refused.add_metric([reason], count)
+        yield refused
 
 
 def agent_registry(sources: AgentSources) -> CollectorRegistry:

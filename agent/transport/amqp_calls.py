@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,8 @@ from aiormq.abc import DeliveredMessage
 from pamqp.commands import Basic
 
 from agent.errors import CallTimeout, TransportClosed
+from agent.security import MessageSecurity, SignatureRefused
+from agent.security.signing import Purpose
 from agent.transport.amqp_consumer import RawConsumer, underlay_channel
 from agent.transport.amqp_messages import CONNECTION_ERRORS, DIRECT_REPLY_TO, delivery_error
 from agent.transport.topics import host_routing_key
@@ -44,6 +47,8 @@ class _PendingCall:
     properties: Basic.Properties
     routing_key: str
     host: str
+    headers: dict[str, Any]  # as the caller gave them: each send adds its own signature
+    expires: float  # unix time: the call's deadline
 
 
 class AmqpCalls:
@@ -56,11 +61,14 @@ class AmqpCalls:
         *,
         check_open: Callable[[], None],
         retry_interval: float,
+        security: MessageSecurity | None = None,
     ) -> None:
         self.channel = channel
         self.exchange = exchange
         self.check_open = check_open
         self.retry_interval = retry_interval
+        # Signs each request sent, and lets in only the reply the host called signed.
+        self.security = security if security is not None and security.enabled else None
         self._pending: dict[str, _PendingCall] = {}
         self._replies = RawConsumer(
             channel, DIRECT_REPLY_TO, self._on_reply, tag=f"replies.{id(self):x}", no_ack=True
@@ -92,7 +100,15 @@ class AmqpCalls:
             headers=None if headers is None else dict(headers),
         )
         reply: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        call = _PendingCall(reply, body, properties, host_routing_key(host), host)
+        call = _PendingCall(
+            reply,
+            body,
+            properties,
+            host_routing_key(host),
+            host,
+            dict(headers or {}),
+            time.time() + timeout,
+        )
         self._pending[message_id] = call
         try:
             async with asyncio.timeout(timeout):
@@ -138,6 +154,14 @@ class AmqpCalls:
             # Reopened, and the reopen callback has not consumed replies yet: a request naming
             # direct reply-to on a channel not consuming it makes the broker close the channel.
             await self._replies.ensure()
+        if self.security is not None:
+            # Signed anew for every send: a re-send after a reopen is the same request sent
+            # again (the agent answers it from its reply cache), not a replay to refuse.
+            message_id = call.properties.message_id or ""
+            signature = self.security.sign(
+                Purpose.REQUEST, call.host, message_id, call.body, call.expires
+            )
+            call.properties.headers = {**call.headers, **signature}
         await underlay.basic_publish(
             call.body,
             exchange=self.exchange,
@@ -147,9 +171,28 @@ class AmqpCalls:
         )
 
     async def _on_reply(self, message: DeliveredMessage) -> None:
-        call = self._pending.get(message.header.properties.correlation_id or "")
-        if call is not None and not call.reply.done():
-            call.reply.set_result(message.body)
+        properties = message.header.properties
+        message_id = properties.correlation_id or ""
+        call = self._pending.get(message_id)
+        if call is None or call.reply.done():
+            return
+        if self.security is not None:
+            try:
+                self.security.verify(
+                    Purpose.REPLY,
+                    ("",),
+                    message_id,
+                    message.body,
+                    properties.headers,
+                    sender=call.host,
+                )
+            except SignatureRefused as exc:
+                # Not the host's answer: whoever else could publish to this channel's reply
+                # address (a consumer of the host's queue that is not the host) is ignored,
+                # and the call waits on for the real reply or its deadline.
+                log.warning("reply ignored: %s", exc.message)
+                return
+        call.reply.set_result(message.body)
 
     async def _on_reopen(self, *_args: Any) -> None:
         await self._replies.ensure()
