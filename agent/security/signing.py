@@ -155,7 +155,7 @@ class MessageSecurity:
         message_id: str,
         body: bytes,
         expires: float | None = None,
-    ) -> dict[str, str]:
+    ) -> dict[str, Any]:  # AMQP header values
         """The headers that sign `body` for `target`; `expires` (unix time) defaults to now
         plus the lifetime and is never later than that. Empty when signing is off."""
         if not self.enabled:

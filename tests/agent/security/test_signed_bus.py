@@ -18,13 +18,14 @@ import pytest
 import pytest_asyncio
 
 from agent.client import ComputeClient
+from agent.conductor.service import Conductor, running_conductor
 from agent.config import AmqpSection, ConductorSection, ResourcesSection, SecuritySection
 from agent.errors import CallTimeout
 from agent.rpc.envelope import Kind, Request, pack
 from agent.security import MessageSecurity, SigningMode, generate_key
 from agent.security.signing import Purpose
-from agent.service import Agent
-from agent.transport import AmqpTransport
+from agent.service import Agent, build_transport
+from agent.transport import CONDUCTOR_QUEUE, AmqpTransport, Transport
 from agent.transport.amqp_messages import REASON_HEADER
 from agent.transport.topics import Names
 from schemas import RequestContext
@@ -46,6 +47,7 @@ class Bus:
     names: Names
     keys: Path
     agent: Agent
+    conductor: Conductor
     client: ComputeClient
 
     def security(self, identity: str) -> MessageSecurity:
@@ -102,38 +104,49 @@ async def dead_letter_reasons(url: str, names: Names, wanted: set[str]) -> dict[
 async def bus(rabbitmq_url: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Bus]:
     root = tmp_path_factory.mktemp("signed-bus")
     keys = root / "keys"
-    for identity in (HOST, CLIENT, INTRUDER):
+    for identity in (HOST, CONDUCTOR_QUEUE, CLIENT, INTRUDER):
         generate_key(identity, keys / "private", keys / "trusted")
     for public in (keys / "trusted" / INTRUDER).iterdir():
         public.unlink()
     (keys / "trusted" / INTRUDER).rmdir()
     prefix = f"vt-sig-{uuid.uuid4().hex[:8]}"
+
+    def signing_as(identity: str) -> SecuritySection:
+        return SecuritySection(
+            signing="require",
+            private_key=str(keys / "private" / f"{identity}.pem"),
+            trusted_keys=str(keys / "trusted"),
+        )
+
     config = dataclasses.replace(
         embedded_config(root, HOST),
         amqp=AmqpSection(url=rabbitmq_url, prefix=prefix),
-        conductor=ConductorSection(save_records=False),
+        conductor=ConductorSection(database_url=str(root / "conductor.sqlite")),
         resources=ResourcesSection(audit_interval=3600),
-        security=SecuritySection(
-            signing="require",
-            private_key=str(keys / "private" / f"{HOST}.pem"),
-            trusted_keys=str(keys / "trusted"),
-        ),
+        security=signing_as(HOST),
     )
+    # The conductor's own deployment file: its own key.
+    conductor_config = dataclasses.replace(config, security=signing_as(CONDUCTOR_QUEUE))
+    conductor_bus: Transport = build_transport(conductor_config, CONDUCTOR_QUEUE)
+    await conductor_bus.start()
     agent = Agent(config)
     client: ComputeClient | None = None
-    bus: Bus | None = None
     try:
-        await agent.start()
-        await agent.wait_ready(timeout=30)
-        bus = Bus(rabbitmq_url, Names(prefix), keys, agent, None)  # type: ignore[arg-type]
-        client = await bus.client_as(bus.security(CLIENT))
-        bus.client = client
-        yield bus
+        async with running_conductor(conductor_bus, conductor_config, upgrade=True) as conductor:
+            try:
+                await agent.start()
+                await agent.wait_ready(timeout=30)
+                bus = Bus(rabbitmq_url, Names(prefix), keys, agent, conductor, None)  # type: ignore[arg-type]
+                client = await bus.client_as(bus.security(CLIENT))
+                bus.client = client
+                yield bus
+            finally:
+                if client is not None:
+                    await client.aclose()
+                await agent.aclose()  # before the conductor, which serves its last saves
     finally:
-        if client is not None:
-            await client.aclose()
-        await agent.aclose()
-        await delete_amqp_topology(rabbitmq_url, prefix, [HOST, ROGUE])
+        await conductor_bus.aclose()
+        await delete_amqp_topology(rabbitmq_url, prefix, [HOST, ROGUE, CONDUCTOR_QUEUE])
 
 
 async def test_a_signed_client_is_served_and_named_as_the_sender(bus: Bus) -> None:
@@ -246,3 +259,20 @@ async def test_a_subscriber_takes_only_the_host_events_the_host_signed(bus: Bus)
         async with asyncio.timeout(10):
             first = await anext(aiter(events))
     assert first == b"from the host"
+
+
+def served_ok(conductor: Conductor) -> bool:
+    return any(outcome == "ok" for (_, _, outcome), _count in conductor.server.calls.items())
+
+
+async def test_the_agent_saves_its_records_through_a_signing_conductor(bus: Bus) -> None:
+    """Agent to conductor and back, both signed: the conductor serves the agent's saves (its
+    replies signed as "conductor", the name of the queue the agent called)."""
+    async with asyncio.timeout(30):
+        while not served_ok(bus.conductor):  # noqa: ASYNC110 - counts another task updates
+            await asyncio.sleep(0.1)
+    conductor_transport = bus.conductor.transport
+    assert isinstance(conductor_transport, AmqpTransport)
+    security = conductor_transport.settings.security
+    assert security is not None and security.identity == CONDUCTOR_QUEUE
+    assert security.stats.verified >= 1 and not security.stats.refused

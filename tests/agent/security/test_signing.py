@@ -61,7 +61,7 @@ def security(
 
 
 def refusal(exc: pytest.ExceptionInfo[SignatureRefused]) -> str:
-    return str(exc.value.reason)
+    return str(exc.value.fields["reason"])
 
 
 def test_a_signed_request_is_accepted_once_and_names_its_sender(keys: Path) -> None:
