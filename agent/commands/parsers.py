@@ -61,6 +61,19 @@ digest and the RPC API version. Two builds that print the same table read each o
 objects at every version."""
 
 
+KEYS_DESCRIPTION = """\
+A signing key pair for one identity: DIR/IDENTITY.pem, the private key its process signs
+with ([security] private_key; mode 0600, replaced if it exists: a key rotation), and
+TRUSTED/IDENTITY/<key id>.pub, its public key, to copy into every receiver's
+[security] trusted_keys directory. Agents sign as their host name, conductors as
+"conductor", clients as [security] identity.
+
+examples:
+  virtactor keys generate cmp-001 --private-dir /etc/virtactor/keys --trusted-dir /srv/trusted
+  virtactor keys generate control-plane --json
+"""
+
+
 def add_commands(commands: Commands, common: list[argparse.ArgumentParser]) -> None:
     """Add every operator command to `commands`; `common` are parents each one takes."""
     output = output_options()
@@ -187,6 +200,35 @@ def add_commands(commands: Commands, common: list[argparse.ArgumentParser]) -> N
     )
     version.set_defaults(run="agent.commands.build:run_version", needs_loop=False)
 
+    keys = commands.add_parser(
+        "keys",
+        help="make the Ed25519 keys messages are signed with ([security], docs/security.md)",
+        description=KEYS_DESCRIPTION,
+        formatter_class=raw,
+    )
+    key_commands = keys.add_subparsers(dest="keys_command", metavar="COMMAND", required=True)
+    generate = key_commands.add_parser(
+        "generate",
+        help="a new key pair for IDENTITY (an agent's host, conductor, a client's identity)",
+        description=KEYS_DESCRIPTION,
+        parents=[*common, output],
+        formatter_class=raw,
+    )
+    generate.add_argument("identity", metavar="IDENTITY")
+    generate.add_argument(
+        "--private-dir",
+        default=".",
+        metavar="DIR",
+        help="where IDENTITY.pem is written (default: the current directory)",
+    )
+    generate.add_argument(
+        "--trusted-dir",
+        default="trusted-keys",
+        metavar="DIR",
+        help="where IDENTITY/<key id>.pub is written (default: ./trusted-keys)",
+    )
+    generate.set_defaults(run="agent.commands.keys:run_generate", needs_loop=False)
+
 
 def output_options() -> argparse.ArgumentParser:
     """`--json`: one JSON document on stdout (JSON lines for `events`) instead of tables."""
@@ -200,7 +242,8 @@ def output_options() -> argparse.ArgumentParser:
 def bus_options(
     timeout_help: str = "seconds to wait for the agent's answer (default: [rpc] call_timeout)",
 ) -> argparse.ArgumentParser:
-    """`--config`, `--url`, `--prefix`, `--timeout`: which bus, and how long to wait on it."""
+    """`--config`, `--url`, `--prefix`, `--timeout`: which bus, and how long to wait on it;
+    `--admin`/`--no-admin`, `--role`: who the requests say they are."""
     parent = argparse.ArgumentParser(add_help=False)
     parent.add_argument(
         "--config", metavar="FILE", help="TOML configuration file ([amqp] url and prefix, [rpc])"
@@ -208,6 +251,22 @@ def bus_options(
     parent.add_argument("--url", help="AMQP URL of the broker (overrides [amqp] url)")
     parent.add_argument("--prefix", help="AMQP name prefix of the deployment ([amqp] prefix)")
     parent.add_argument("--timeout", type=positive_seconds, metavar="S", help=timeout_help)
+    # Who the requests say they are (docs/security.md, "Authorisation"): an operator's
+    # commands are an admin's unless told otherwise.
+    parent.add_argument(
+        "--admin",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="send the requests as an admin (default), or --no-admin: with [client] "
+        "is_admin and roles only",
+    )
+    parent.add_argument(
+        "--role",
+        action="append",
+        default=[],
+        metavar="ROLE",
+        help="a role the requests carry, besides [client] roles (repeatable)",
+    )
     return parent
 
 
