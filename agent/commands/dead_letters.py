@@ -36,6 +36,9 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 from agent.commands import EXIT_FAILED, EXIT_OK
 from agent.commands.common import BrokerUnreachable, bus_config, shown_url
 from agent.commands.render import console, rows_table, write_json
+from agent.security import MessageSecurity
+from agent.security.settings import client_identity, message_security
+from agent.security.signing import SIGNATURE_HEADERS, Purpose
 from agent.transport.amqp_messages import BODY_BYTES_HEADER, REASON_HEADER
 from agent.transport.topics import Names, host_routing_key
 
@@ -121,8 +124,13 @@ def origin_host(headers: Mapping[str, Any], names: Names) -> str | None:
 
 
 def republished_headers(headers: Mapping[str, Any]) -> dict[str, Any]:
-    """The headers a requeued request goes with: its own, without the dead-lettering's."""
-    return {name: value for name, value in headers.items() if name not in DEATH_HEADERS}
+    """The headers a requeued request goes with: its own, without the dead-lettering's and
+    without a signature (a requeued copy is signed by whoever requeues it, if anyone)."""
+    return {
+        name: value
+        for name, value in headers.items()
+        if name not in DEATH_HEADERS and name not in SIGNATURE_HEADERS
+    }
 
 
 def _deaths(headers: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -177,13 +185,24 @@ async def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         raise BrokerUnreachable(
             f"cannot connect to the broker at {shown_url(config.amqp.url)}: {reason}"
         ) from exc
+    # Under [security] signing, a requeued request is signed again, as this client: the
+    # agent would refuse the copy's old signature as a replay (or it had none).
+    security = message_security(
+        config.security, client_identity(config.security, config.agent.host)
+    )
     async with connection:
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         queue = await _dead_letter_queue(connection, names)
         total = 0 if queue is None else int(queue.declaration_result.message_count or 0)
         letters: list[DeadLetter] = []
         if queue is not None:
-            letters = await _handle(channel, names, args)
+            if security is not None and args.requeue:
+                await security.start()
+            try:
+                letters = await _handle(channel, names, args, security)
+            finally:
+                if security is not None:
+                    await security.aclose()
     action = "requeue" if args.requeue else "purge" if args.purge else None
     left = [letter for letter in letters if action and (letter.action or "").startswith("left")]
     if args.json:
@@ -213,7 +232,10 @@ async def _dead_letter_queue(
 
 
 async def _handle(
-    channel: AbstractChannel, names: Names, args: argparse.Namespace
+    channel: AbstractChannel,
+    names: Names,
+    args: argparse.Namespace,
+    security: MessageSecurity | None = None,
 ) -> list[DeadLetter]:
     """Fetch the oldest `--limit` letters unacknowledged, act on those of HOST (all without
     one), hand the others back; the letters of HOST with what became of each."""
@@ -235,7 +257,8 @@ async def _handle(
                 await message.ack()
                 letter = _with(letter, "purged")
             elif args.requeue:
-                letter = _with(letter, await _requeue(channel, names, message, letter))
+                requeued = await _requeue(channel, names, message, letter, security)
+                letter = _with(letter, requeued)
             shown.append(letter)
     finally:
         for message in fetched:
@@ -245,7 +268,11 @@ async def _handle(
 
 
 async def _requeue(
-    channel: AbstractChannel, names: Names, message: AbstractIncomingMessage, letter: DeadLetter
+    channel: AbstractChannel,
+    names: Names,
+    message: AbstractIncomingMessage,
+    letter: DeadLetter,
+    security: MessageSecurity | None = None,
 ) -> str:
     """Publish `message` to its host's routing key as a cast, then remove the dead letter;
     what happened, as the letter's action."""
@@ -255,10 +282,15 @@ async def _requeue(
     if isinstance(whole, int):
         return f"left: only the first {len(message.body)} of its {whole} bytes were kept"
     key = host_routing_key(letter.host)
+    headers = republished_headers(dict(message.headers or {}))
+    if security is not None:
+        headers.update(
+            security.sign(Purpose.REQUEST, letter.host, message.message_id or "", message.body)
+        )
     copy = aio_pika.Message(
         message.body,
         message_id=message.message_id,
-        headers=republished_headers(dict(message.headers or {})),
+        headers=headers,
         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
     )
     exchange = await channel.get_exchange(names.commands, ensure=False)

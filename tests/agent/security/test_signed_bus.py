@@ -31,6 +31,7 @@ from agent.transport.topics import Names
 from schemas import RequestContext
 from tests.agent.conftest import delete_amqp_topology
 from tests.agent.embedded import embedded_config
+from tests.agent.test_cli_commands import virtactor
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.asyncio(loop_scope="session")]
 
@@ -276,3 +277,38 @@ async def test_the_agent_saves_its_records_through_a_signing_conductor(bus: Bus)
     security = conductor_transport.settings.security
     assert security is not None and security.identity == CONDUCTOR_QUEUE
     assert security.stats.verified >= 1 and not security.stats.refused
+
+
+async def test_a_dead_letter_requeued_by_a_signing_operator_is_signed_again_and_served(
+    bus: Bus, tmp_path: Path
+) -> None:
+    """An unsigned request is dead-lettered; `virtactor dead-letters --requeue` run with the
+    operator's key signs the copy as the operator, and the agent serves it."""
+    letter = f"requeue-{uuid.uuid4().hex[:8]}"
+    refused = bus.agent_security.stats.refused
+    unsigned_before = refused["unsigned"]
+    connection = await aio_pika.connect(bus.url)
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True)
+        commands = await channel.get_exchange(bus.names.commands)
+        message = aio_pika.Message(request_body(letter), message_id=letter)
+        await commands.publish(message, routing_key=f"compute.{HOST}")
+    async with asyncio.timeout(20):
+        while refused["unsigned"] == unsigned_before:  # noqa: ASYNC110 - the agent's count
+            await asyncio.sleep(0.05)
+    config = tmp_path / "operator.toml"
+    config.write_text(
+        f'[amqp]\nurl = "{bus.url}"\nprefix = "{bus.names.prefix}"\n'
+        f'[security]\nsigning = "require"\nidentity = "{CLIENT}"\n'
+        f'private_key = "{bus.keys / "private" / f"{CLIENT}.pem"}"\n'
+        f'trusted_keys = "{bus.keys / "trusted"}"\n'
+    )
+    verified_before = bus.agent_security.stats.verified
+    result = await virtactor("dead-letters", HOST, "--requeue", "--json", "--config", str(config))
+    assert result.status == 0, result.stderr
+    actions = {item["message_id"]: item["action"] for item in result.json()["letters"]}
+    assert actions[letter] == f"requeued to compute.{HOST}"
+    async with asyncio.timeout(20):
+        while bus.agent_security.stats.verified == verified_before:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+    assert refused["unsigned"] == unsigned_before + 1  # the copy was not refused again
