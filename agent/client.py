@@ -24,7 +24,7 @@ import asyncio
 import copy
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 from agent.config import AgentConfig
@@ -104,7 +104,9 @@ class ComputeClient(DriverCalls):
         """A client of the deployment `config` describes: on its own connection to `[amqp]
         url` (with its `prefix`), pinned by `[rpc] version_cap` and `rpc_version_cap`, its
         deadline `[rpc] call_timeout` and its message bound `max_message_bytes`; its calls
-        are client spans when `[tracing]` names an exporter (closed with the client)."""
+        are client spans when `[tracing]` names an exporter (closed with the client). Its
+        requests' context says who it is as `[client]` does (user_id, project_id, roles,
+        is_admin)."""
         spans = spans_from_config(config.tracing)
         try:
             client = await cls.connect(
@@ -114,6 +116,10 @@ class ComputeClient(DriverCalls):
                 default_timeout=config.rpc.call_timeout,
                 limits=DecodeLimits(max_size=config.rpc.max_message_bytes),
                 spans=spans,
+                user_id=config.client.user_id or None,
+                project_id=config.client.project_id or None,
+                roles=config.client.roles,
+                is_admin=config.client.is_admin,
                 **({"prefix": config.amqp.prefix} if config.amqp.url else {}),
             )
         except BaseException:
@@ -141,9 +147,14 @@ class ComputeClient(DriverCalls):
         limits: DecodeLimits | None = None,
         user_id: str | None = None,
         project_id: str | None = None,
+        roles: Sequence[str] = (),
+        is_admin: bool = False,
         announce_interval: float | None = ANNOUNCE_INTERVAL,
         spans: Spans = NO_SPANS,
     ) -> None:
+        """`user_id`, `project_id`, `roles` and `is_admin` go in every request's context:
+        what an agent's policy reads (docs/security.md, "Authorisation"; the host's methods
+        need `is_admin` or the "admin" role by default)."""
         self.transport = transport
         self.spans = spans
         self._owns_spans = False
@@ -156,8 +167,16 @@ class ComputeClient(DriverCalls):
         self.limits = limits or DecodeLimits()
         self.user_id = user_id
         self.project_id = project_id
+        self.roles = tuple(roles)
+        self.is_admin = is_admin
         # Checked once here; each request copies it with its own id and deadline.
-        self._context = RequestContext(request_id="-", user_id=user_id, project_id=project_id)
+        self._context = RequestContext(
+            request_id="-",
+            user_id=user_id,
+            project_id=project_id,
+            roles=list(self.roles),
+            is_admin=is_admin,
+        )
         # Hosts that have had our manifest in full and answered: calls to them name it by
         # digest (docs/rpc.md, "Manifest digests").
         self._digest_hosts: set[str] = set()

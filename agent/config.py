@@ -2,7 +2,7 @@
 
 Sources, later ones winning: built-in defaults, a TOML file (`--config`, sections
 `[agent]`, `[libvirt]`, `[guest]`, `[instance]`, `[resources]`, `[amqp]`, `[rpc]`,
-`[conductor]`, `[metrics]`, `[logging]`, `[tracing]`), then
+`[conductor]`, `[metrics]`, `[logging]`, `[tracing]`, `[policy]`, `[client]`), then
 `VIRTACTOR_<SECTION>_<KEY>` environment variables (for example `VIRTACTOR_AMQP_URL`). Inner
 layers never read files or the environment themselves.
 
@@ -303,6 +303,31 @@ class TracingSection:
 
 
 @dataclass(slots=True, frozen=True)
+class PolicySection:
+    """Who may call which method (agent/rpc/policy.py, docs/security.md "Authorisation"):
+    `rules` gives a method its own rule, e.g. { set_host_enabled = "is_admin or
+    role:operator" }; the others take `default_host` (the host's, the tracker's and the
+    firewall's methods) or `default_instance` (an instance's). Each rule is checked at load,
+    and each method named must be one the agent serves."""
+
+    rules: Mapping[str, str] = field(default_factory=dict)
+    default_host: str = "is_admin"
+    default_instance: str = "@"
+
+
+@dataclass(slots=True, frozen=True)
+class ClientSection:
+    """Who the clients built from this file say they are (`ComputeClient.from_config`, the
+    operator commands): the request context's user, project, roles and admin flag, which an
+    agent's [policy] rules read. The operator commands send `is_admin` unless `--no-admin`."""
+
+    user_id: str = ""
+    project_id: str = ""
+    roles: tuple[str, ...] = ()
+    is_admin: bool = False
+
+
+@dataclass(slots=True, frozen=True)
 class AgentConfig:
     agent: AgentSection = field(default_factory=AgentSection)
     libvirt: LibvirtSection = field(default_factory=LibvirtSection)
@@ -317,6 +342,8 @@ class AgentConfig:
     metrics: MetricsSection = field(default_factory=MetricsSection)
     logging: LoggingSection = field(default_factory=LoggingSection)
     tracing: TracingSection = field(default_factory=TracingSection)
+    policy: PolicySection = field(default_factory=PolicySection)
+    client: ClientSection = field(default_factory=ClientSection)
     # What the file or the environment set that this release does not know (ignored).
     warnings: tuple[str, ...] = ()
 
@@ -335,6 +362,8 @@ _SECTIONS: dict[str, type[Any]] = {
     "metrics": MetricsSection,
     "logging": LoggingSection,
     "tracing": TracingSection,
+    "policy": PolicySection,
+    "client": ClientSection,
 }
 
 

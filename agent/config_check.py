@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from agent.rpc.policy import rule_refusal, rules_refusal
 from agent.virt.guest.settings import CACHE_MODES, CPU_MODES, VIRT_TYPES
 
 _BOOL_WORDS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
@@ -299,6 +300,20 @@ TEXT_CHECKS: dict[tuple[str, str], Callable[[str], str | None]] = {
     ("tracing", "exporter"): tracing_exporter_refusal,
     ("tracing", "endpoint"): http_url_refusal,
     ("tracing", "service_name"): non_empty_refusal,
+    ("policy", "default_host"): rule_refusal,
+    ("policy", "default_instance"): rule_refusal,
+}
+
+
+def policy_rules_refusal(rules: Mapping[str, str]) -> str | None:
+    # Here, not at the top: the catalogue imports the actors' handler tables.
+    from agent.rpc.catalogue import exposed_methods
+
+    return rules_refusal(rules, exposed_methods())
+
+
+TABLE_CHECKS: dict[tuple[str, str], Callable[[Mapping[str, str]], str | None]] = {
+    ("policy", "rules"): policy_rules_refusal,
 }
 
 
@@ -307,5 +322,8 @@ def refusal(section: str, key: str, value: Any) -> str | None:
     bound = BOUNDS.get((section, key))
     if bound is not None:
         return bound.refusal(value)
+    table_check = TABLE_CHECKS.get((section, key))
+    if table_check is not None:
+        return table_check(value)
     check = TEXT_CHECKS.get((section, key))
     return check(value) if check is not None else None

@@ -36,6 +36,7 @@
     ├── FirewallError ...                   agent.virt.firewall.errors (filter building)
     ├── UnknownMethod, InvalidArguments, RequestExpired,
     │   IncompatibleRpcVersion, MessageIdConflict   refused before any effect
+    ├── PolicyNotAuthorized                 the caller may not call that method (policy)
     ├── InvalidRpcVersionCap                a client's RPC API cap this release cannot send
     ├── UnpublishableEvent                  an event that is not a registered object (a bug)
     └── RemoteError                         a remote failure with no local class of that name
@@ -155,6 +156,7 @@ __all__ = [
     "MigrationPreCheckError",
     "NotSupported",
     "ObjectVersionRefused",
+    "PolicyNotAuthorized",
     "RemoteError",
     "RequestExpired",
     "ResizeFailed",
@@ -179,6 +181,14 @@ class InvalidArguments(VirtactorError):
 
 class RequestExpired(VirtactorError):
     msg_fmt = "request {message_id} for {method!r} expired before it was started"
+
+
+class PolicyNotAuthorized(VirtactorError):
+    """The agent's policy (`agent.rpc.policy`) does not let this caller call `method`;
+    nothing ran. `caller` describes who asked, as the request named them (docs/security.md,
+    "Authorisation"). Not retryable: the same request is refused again."""
+
+    msg_fmt = "policy does not allow {caller} to call {method!r}"
 
 
 class MessageIdConflict(VirtactorError):

@@ -48,6 +48,7 @@ from agent.rpc.dedup import ReplyCache
 from agent.rpc.events import EventPublisher
 from agent.rpc.manifest_store import ManifestStore
 from agent.rpc.methods import MethodTable, Scope
+from agent.rpc.policy import Policy
 from agent.rpc.reply_store import ReplyStore
 from agent.rpc.server import Dispatcher
 from agent.rpc.subscribers import SubscriberWatch
@@ -117,6 +118,16 @@ def reply_store_path(config: AgentConfig) -> Path:
     if config.rpc.reply_store:
         return Path(config.rpc.reply_store)
     return Path(config.agent.instances_path) / f"_replies.{config.agent.host}.sqlite"
+
+
+def policy_from_config(config: AgentConfig) -> Policy:
+    """Who may call which method: `[policy]` (its rules were checked at load)."""
+    section = config.policy
+    return Policy(
+        section.rules,
+        default_host=section.default_host,
+        default_instance=section.default_instance,
+    )
 
 
 def manifest_store_path(config: AgentConfig) -> Path:
@@ -240,6 +251,7 @@ class Agent:
             ),
             manifests=self.manifests,
             spans=self.spans,
+            policy=policy_from_config(config),
         )
         # Read at scrape time from the counts above; served when [metrics] listen is set.
         self.metrics_registry = agent_registry(

@@ -297,7 +297,7 @@ async def main(args: argparse.Namespace) -> int:
     image = kernel_image(image_files)
     await asyncio.to_thread(agent.start)
     client = await ComputeClient.connect(
-        args.url, prefix=prefix, default_timeout=20, announce_interval=None
+        args.url, prefix=prefix, default_timeout=20, announce_interval=None, is_admin=True
     )
     rounds: list[Round] = []
     guests: list[Instance] = []

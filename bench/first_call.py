@@ -92,7 +92,9 @@ async def main(url: str) -> None:
             rpc=RpcSection(subscriber_answer_wait=0.0),
             conductor=ConductorSection(save_records=False),  # no conductor on this bus
         )
-        client = await ComputeClient.connect(url, prefix=prefix, registry=another_release())
+        client = await ComputeClient.connect(
+            url, prefix=prefix, registry=another_release(), is_admin=True
+        )
         try:
             # Teach the agent, then the client, each other's manifests.
             await first_call_after_restart(config, client, keep_store=True)

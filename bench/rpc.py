@@ -166,7 +166,7 @@ async def run(url: str) -> None:
     await agent_side.start()
     await client_side.start()
     await agent_side.serve("bench", dispatcher.handle)
-    client = ComputeClient(client_side, default_timeout=30)
+    client = ComputeClient(client_side, default_timeout=30, is_admin=True)
 
     async def virtactor_echo(payload: Any) -> Any:
         return await client.call("bench", "echo", {"payload": payload})

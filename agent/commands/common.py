@@ -19,7 +19,7 @@ import aiormq
 
 from agent.client import ComputeClient
 from agent.commands import EXIT_FAILED, EXIT_USAGE
-from agent.config import AgentConfig, ConfigError, load_config
+from agent.config import AgentConfig, ClientSection, ConfigError, load_config
 from agent.errors import RemoteError
 from schemas import VirtactorError
 
@@ -61,13 +61,15 @@ def bus_config(args: argparse.Namespace) -> AgentConfig:
 @asynccontextmanager
 async def connected(args: argparse.Namespace) -> AsyncIterator[ComputeClient]:
     """A client of the configured deployment on its own connection, closed on exit; its
-    default deadline is `--timeout` when given. `BrokerUnreachable` if the broker refuses
-    or does not answer the connection."""
+    default deadline is `--timeout` when given, and its requests say they come from
+    `caller(config, args)`. `BrokerUnreachable` if the broker refuses or does not answer the
+    connection."""
     config = bus_config(args)
     if args.timeout is not None:
         config = dataclasses.replace(
             config, rpc=dataclasses.replace(config.rpc, call_timeout=args.timeout)
         )
+    config = dataclasses.replace(config, client=caller(config, args))
     try:
         client = await ComputeClient.from_config(config)
     except (OSError, aiormq.exceptions.AMQPError) as exc:
@@ -79,6 +81,14 @@ async def connected(args: argparse.Namespace) -> AsyncIterator[ComputeClient]:
         yield client
     finally:
         await client.aclose()
+
+
+def caller(config: AgentConfig, args: argparse.Namespace) -> ClientSection:
+    """Who the requests say they are: `[client]`, an admin unless `--no-admin`, with the
+    `--role`s added."""
+    section = config.client
+    roles = (*section.roles, *(r for r in args.role if r not in section.roles))
+    return dataclasses.replace(section, is_admin=section.is_admin or args.admin, roles=roles)
 
 
 def shown_url(url: str) -> str:

@@ -187,12 +187,13 @@ async def deployed(
         for agent in agents.values():
             await agent.wait_ready(timeout=60)
         if amqp_url:
+            # The demo plays the operator: an admin, whom the host's methods need.
             client = await ComputeClient.connect(
-                amqp_url, prefix=prefix, default_timeout=CALL_TIMEOUT
+                amqp_url, prefix=prefix, default_timeout=CALL_TIMEOUT, is_admin=True
             )
             stack.push_async_callback(client.aclose)
         else:
-            client = ComputeClient(SharedBus(bus), default_timeout=CALL_TIMEOUT)
+            client = ComputeClient(SharedBus(bus), default_timeout=CALL_TIMEOUT, is_admin=True)
         yield Deployment(client, agents, dict(zip(AGENTS, hosts, strict=True)))
 
 

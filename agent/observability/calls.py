@@ -36,6 +36,7 @@ REFUSALS = frozenset(
         "RequestExpired",
         "UnknownMethod",
         "InvalidArguments",
+        "PolicyNotAuthorized",
     }
 )
 

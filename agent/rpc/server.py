@@ -8,9 +8,11 @@ For each delivery the `Dispatcher`:
    reply and never a second execution; the id reused for another call (method, target or
    encoded arguments differ) is refused with `MessageIdConflict`, and nothing runs;
 3. refuses, with a typed error and no effect, a request past its deadline, an unknown method,
-   bad arguments, or an instance call before the host finished adopting its guests (the
-   caller retries; an instance cast, whose sender hears nothing, waits unacknowledged
-   until the host is ready, and is redelivered if the agent stops first);
+   a caller the policy does not allow that method (`PolicyNotAuthorized`, checked before the
+   request is routed: agent/rpc/policy.py), bad arguments, or an instance call before the
+   host finished adopting its guests (the caller retries; an instance cast, whose sender
+   hears nothing, waits unacknowledged until the host is ready, and is redelivered if the
+   agent stops first);
    a request of an RPC API version this agent does not serve is refused before step 2, so
    that refusal is not remembered: the same message may come again at an older version;
 4. asks the owning actor (instance methods: that instance's actor, got or spawned; host
@@ -75,6 +77,7 @@ from agent.rpc.envelope import (
 from agent.rpc.manifest import Manifest
 from agent.rpc.manifest_store import ManifestStore
 from agent.rpc.methods import MethodTable, Scope
+from agent.rpc.policy import Policy
 from agent.rpc.remote_errors import error_to_wire
 from agent.transport import Delivery, Outcome
 from schemas import (
@@ -364,6 +367,7 @@ class Dispatcher(RequestServer):
         manifests: ManifestStore | None = None,
         wall_clock: Callable[[], float] = time.time,
         spans: Spans = NO_SPANS,
+        policy: Policy | None = None,
     ) -> None:
         super().__init__(
             registry=registry,
@@ -379,9 +383,13 @@ class Dispatcher(RequestServer):
         self.methods = methods
         self.instance_factory = instance_factory
         self.is_ready = is_ready or _ALWAYS_READY
+        # Who may call what (agent/rpc/policy.py); its defaults when none is given.
+        self.policy = Policy() if policy is None else policy
 
     async def _serve(self, request: Request, remaining: float | None) -> Any:
         route = self.methods.route(request.method, for_instance=request.instance is not None)
+        # Before anything else looks at the request: a refused caller learns nothing more.
+        self.policy.authorize(request.method, route.scope, request.context, request.sender)
         target = self._target(request, route.scope)
         route.check_arguments(request.args)
         spawned = False

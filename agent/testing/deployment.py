@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -74,11 +74,21 @@ class Deployment:
     def hosts(self) -> list[str]:
         return [self.host]
 
-    def client(self, *, default_timeout: float | None = None) -> ComputeClient:
+    def client(
+        self,
+        *,
+        default_timeout: float | None = None,
+        is_admin: bool = True,
+        roles: Sequence[str] = (),
+    ) -> ComputeClient:
         """A new client on the clients' transport; it has nothing to close (the deployment
-        owns the transport), but event streams it opens are the caller's to close."""
+        owns the transport), but event streams it opens are the caller's to close. Its
+        requests are an admin's (the host's methods need one), unless `is_admin=False`:
+        then they carry only `roles` (docs/security.md, "Authorisation")."""
         timeout = self.settings.call_timeout if default_timeout is None else default_timeout
-        return ComputeClient(self.transport, default_timeout=timeout)
+        return ComputeClient(
+            self.transport, default_timeout=timeout, is_admin=is_admin, roles=roles
+        )
 
     def objects(self, client: ComputeClient) -> BusIndirection:
         """The conductor's objects as `client` reaches them: `with use_indirection(...)`,
@@ -99,7 +109,13 @@ class RunningDeployment(Protocol):
     @property
     def image(self) -> ImageMeta: ...
 
-    def client(self, *, default_timeout: float | None = None) -> ComputeClient: ...
+    def client(
+        self,
+        *,
+        default_timeout: float | None = None,
+        is_admin: bool = True,
+        roles: Sequence[str] = (),
+    ) -> ComputeClient: ...
 
     def objects(self, client: ComputeClient) -> BusIndirection: ...
 

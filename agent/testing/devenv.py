@@ -11,7 +11,7 @@ agents share. Nothing of the environment is stopped when the tests end.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,9 +39,17 @@ class DevenvDeployment:
     def host(self) -> str:
         return self.hosts[0]
 
-    def client(self, *, default_timeout: float | None = None) -> ComputeClient:
+    def client(
+        self,
+        *,
+        default_timeout: float | None = None,
+        is_admin: bool = True,
+        roles: Sequence[str] = (),
+    ) -> ComputeClient:
         timeout = self.settings.call_timeout if default_timeout is None else default_timeout
-        return ComputeClient(self.transport, default_timeout=timeout)
+        return ComputeClient(
+            self.transport, default_timeout=timeout, is_admin=is_admin, roles=roles
+        )
 
     def objects(self, client: ComputeClient) -> BusIndirection:
         return BusIndirection(client, timeout=self.settings.call_timeout)

@@ -64,7 +64,7 @@ async def embedded_agent(
     try:
         if ready_timeout is not None:
             await agent.wait_ready(timeout=ready_timeout)
-        yield agent, ComputeClient(bus, default_timeout=call_timeout)
+        yield agent, ComputeClient(bus, default_timeout=call_timeout, is_admin=True)
     finally:
         await agent.aclose()
         await bus.aclose()

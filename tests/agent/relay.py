@@ -57,7 +57,9 @@ async def relay_host(
     `spans`; on exit it is no longer served and its actors are stopped."""
     executor = BlockingExecutor(1, f"relay-{host}")
     system = ActorSystem(executor=executor, stop_timeout=2.0)
-    peers = ComputeClient(transport, default_timeout=10, announce_interval=None, spans=spans)
+    peers = ComputeClient(
+        transport, default_timeout=10, announce_interval=None, spans=spans, is_admin=True
+    )
     events = EventPublisher(transport, host, default_registry)
     system.spawn(HOST_ADDRESS, Relay(peers, events))
     dispatcher = Dispatcher(

@@ -42,7 +42,7 @@ async def serving_instances(
     )
     await transport.serve(host, dispatcher.handle)
     try:
-        yield ComputeClient(transport, default_timeout=10)
+        yield ComputeClient(transport, default_timeout=10, is_admin=True)
     finally:
         await transport.unserve(host, 5)
         await system.aclose()

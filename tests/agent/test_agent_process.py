@@ -43,7 +43,9 @@ async def test_the_agent_process_answers_over_rabbitmq_and_stops_on_sigterm(
         env=env,
         stderr=asyncio.subprocess.PIPE,
     )
-    client = await ComputeClient.connect(rabbitmq_url, prefix=prefix, default_timeout=10)
+    client = await ComputeClient.connect(
+        rabbitmq_url, prefix=prefix, default_timeout=10, is_admin=True
+    )
     try:
         heartbeats = await client.subscribe(f"host.{host}.heartbeat")
         event = await asyncio.wait_for(anext(aiter(heartbeats)), 60)

@@ -130,7 +130,7 @@ async def deployment(
                 await agent.start()
                 await agent.wait_ready(timeout=30)
                 client = await ComputeClient.connect(
-                    rabbitmq_url, prefix=prefix, default_timeout=30
+                    rabbitmq_url, prefix=prefix, default_timeout=30, is_admin=True
                 )
                 domain = await asyncio.to_thread(_domain_uuid, TEST_DOMAIN)
                 yield Deployment(rabbitmq_url, prefix, client, domain)

@@ -40,7 +40,7 @@ IDLE = "cmp-dl-idle"  # a request queue nobody consumes
 NOT_AN_ENVELOPE = b"\xc1 not an envelope"
 EXPIRY = 0.3  # seconds a cast to IDLE waits before the broker dead-letters it
 ARRIVAL_TIMEOUT = 20.0
-CONTEXT = RequestContext(request_id="req-dead-letters")  # no deadline: it may run when requeued
+CONTEXT = RequestContext(request_id="req-dead-letters", is_admin=True)  # no deadline: it may run when requeued
 
 
 @dataclass
@@ -137,7 +137,7 @@ async def bus(rabbitmq_url: str, tmp_path_factory: pytest.TempPathFactory) -> As
         await sender.start()
         await sender.declare_host(IDLE, fanout=False)
         client = await ComputeClient.connect(
-            rabbitmq_url, prefix=prefix, default_timeout=30, announce_interval=None
+            rabbitmq_url, prefix=prefix, default_timeout=30, announce_interval=None, is_admin=True
         )
         yield Bus(rabbitmq_url, prefix, sender, client)
     finally:

@@ -137,7 +137,7 @@ async def test_a_call_carries_the_callers_trace_to_the_handler(
     transport: Transport, bound: TraceParent
 ) -> None:
     async with relay_host(transport, "h1"):
-        client = ComputeClient(transport, default_timeout=10, announce_interval=None)
+        client = ComputeClient(transport, default_timeout=10, announce_interval=None, is_admin=True)
         served = parsed(await client.call("h1", "whoami"))
 
     assert served.trace_id == bound.trace_id
@@ -148,7 +148,7 @@ async def test_a_call_made_while_serving_a_request_continues_its_trace(
     transport: Transport, bound: TraceParent
 ) -> None:
     async with relay_host(transport, "h1"), relay_host(transport, "h2"):
-        client = ComputeClient(transport, default_timeout=10, announce_interval=None)
+        client = ComputeClient(transport, default_timeout=10, announce_interval=None, is_admin=True)
         answer = await client.call("h1", "relay", {"host": "h2"})
 
     here, there = parsed(answer["here"]), parsed(answer["there"])
@@ -158,7 +158,7 @@ async def test_a_call_made_while_serving_a_request_continues_its_trace(
 
 async def test_a_client_serving_nothing_starts_a_new_trace_per_call(transport: Transport) -> None:
     async with relay_host(transport, "h1"):
-        client = ComputeClient(transport, default_timeout=10, announce_interval=None)
+        client = ComputeClient(transport, default_timeout=10, announce_interval=None, is_admin=True)
         first = parsed(await client.call("h1", "whoami"))
         second = parsed(await client.call("h1", "whoami"))
 
@@ -170,7 +170,7 @@ async def test_a_request_without_a_traceparent_is_served_in_a_trace_of_its_own(
 ) -> None:
     # What a client of release 0.1.0 sends: no headers at all.
     async with relay_host(transport, "h1"):
-        client = ComputeClient(transport, default_timeout=10, announce_interval=None)
+        client = ComputeClient(transport, default_timeout=10, announce_interval=None, is_admin=True)
         request = client._request(Kind.CALL, "h1", "whoami", None, None, 10)
         raw = await transport.call("h1", pack(request), message_id=request.message_id, timeout=10)
 
@@ -201,7 +201,7 @@ async def test_every_line_a_traced_request_causes_names_its_trace_id(
     transport: Transport, bound: TraceParent, captured: io.StringIO
 ) -> None:
     async with relay_host(transport, "h1"), relay_host(transport, "h2"):
-        client = ComputeClient(transport, default_timeout=10, announce_interval=None)
+        client = ComputeClient(transport, default_timeout=10, announce_interval=None, is_admin=True)
         await client.call("h1", "relay", {"host": "h2"})
 
     lines = [json.loads(line) for line in captured.getvalue().splitlines()]
@@ -235,7 +235,7 @@ async def test_requests_replies_and_events_carry_the_trace_as_amqp_headers(
     """Read off the broker: a request sent with a traceparent header is answered with a
     reply whose header continues it, and an event its handler publishes carries it too."""
     sent = TraceParent.new()
-    client = ComputeClient(amqp, default_timeout=10, announce_interval=None)
+    client = ComputeClient(amqp, default_timeout=10, announce_interval=None, is_admin=True)
     connection = await aio_pika.connect(rabbitmq_url)
     async with connection, relay_host(amqp, "h1"):
         channel = await connection.channel()

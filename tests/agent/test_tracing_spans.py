@@ -47,7 +47,7 @@ async def test_each_hop_is_a_span_whose_parent_is_the_hop_before(transport: Tran
     try:
         async with relay_host(transport, "h1", spans), relay_host(transport, "h2", spans):
             client = ComputeClient(
-                transport, default_timeout=10, announce_interval=None, spans=spans
+                transport, default_timeout=10, announce_interval=None, spans=spans, is_admin=True
             )
             answer = await client.call("h1", "relay", {"host": "h2"})
     finally:
@@ -83,7 +83,9 @@ async def test_a_refused_request_ends_both_spans_as_errors() -> None:
     await bus.start()
     try:
         async with relay_host(bus, "h1", spans):
-            client = ComputeClient(bus, default_timeout=10, announce_interval=None, spans=spans)
+            client = ComputeClient(
+                bus, default_timeout=10, announce_interval=None, spans=spans, is_admin=True
+            )
             with pytest.raises(UnknownMethod, match="unknown method 'no_such_method'"):
                 await client.call("h1", "no_such_method")
     finally:

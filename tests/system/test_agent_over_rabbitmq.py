@@ -81,7 +81,9 @@ async def running(
     )
     agent = Agent(config)
     await agent.start()
-    client = await ComputeClient.connect(rabbitmq_url, prefix=prefix, default_timeout=30)
+    client = await ComputeClient.connect(
+        rabbitmq_url, prefix=prefix, default_timeout=30, is_admin=True
+    )
     try:
         await agent.wait_ready(timeout=60)
         yield Running(agent, client, host, guest_uuid, guest_name)

@@ -169,7 +169,7 @@ async def deployed(
                 for agent in agents.values():
                     await agent.wait_ready(timeout=60)
                 client = await ComputeClient.connect(
-                    rabbitmq_url, prefix=prefix, default_timeout=120
+                    rabbitmq_url, prefix=prefix, default_timeout=120, is_admin=True
                 )
                 yield Pair(
                     client, agents, dict(zip((SOURCE, DEST), test_hosts, strict=False)), root

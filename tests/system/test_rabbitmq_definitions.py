@@ -326,7 +326,7 @@ async def test_the_real_agent_and_conductor_run_under_their_users(
                 await asyncio.create_subprocess_exec(*cli, command, env=env, stderr=log_file)
             )
     client = await ComputeClient.connect(
-        applied.url("control-plane"), prefix=PREFIX, default_timeout=20
+        applied.url("control-plane"), prefix=PREFIX, default_timeout=20, is_admin=True
     )
     try:
         heartbeats = await client.subscribe(f"host.{HOST_A}.heartbeat")

@@ -142,7 +142,7 @@ async def serve(
 async def stack(transport: Transport) -> AsyncIterator[Stack]:
     journal = Journal()
     system, dispatcher = await serve(transport, "h1", journal)
-    client = ComputeClient(transport, default_timeout=10)
+    client = ComputeClient(transport, default_timeout=10, is_admin=True)
     yield Stack(transport, system, dispatcher, journal, client)
     journal.release.set()
     await system.aclose(timeout=5)

@@ -87,7 +87,7 @@ async def test_connections_cut_with_200_casts_and_200_calls_in_flight(rabbitmq_u
         await agent_side.start()
         await client_side.start()
         await agent_side.serve("h1", dispatcher.handle)
-        client = ComputeClient(client_side, default_timeout=60)
+        client = ComputeClient(client_side, default_timeout=60, is_admin=True)
         pids = await broker_connections(prefix)
         assert len(pids) >= 2
 

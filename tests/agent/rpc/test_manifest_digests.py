@@ -85,7 +85,9 @@ async def test_casts_always_carry_the_manifest_in_full(stack: Stack) -> None:
 async def other_client(stack: Stack) -> ComputeClient:
     """A client of another release that has made two calls: its manifest, the agent's, and
     what it sends the agent are all known and cached on both sides."""
-    client = ComputeClient(stack.transport, registry=OTHER_RELEASE, default_timeout=10)
+    client = ComputeClient(
+        stack.transport, registry=OTHER_RELEASE, default_timeout=10, is_admin=True
+    )
     for _ in range(2):
         await client.call("h1", "set_host_enabled", {"enabled": True})
     assert client.manifest.digest != stack.dispatcher.manifest.digest
@@ -145,7 +147,9 @@ async def test_a_reply_naming_an_unknown_manifest_is_still_read_and_the_next_cal
 async def test_an_agent_of_a_release_before_digests_gets_every_call_in_full(
     stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    client = ComputeClient(stack.transport, registry=OTHER_RELEASE, default_timeout=10)
+    client = ComputeClient(
+        stack.transport, registry=OTHER_RELEASE, default_timeout=10, is_admin=True
+    )
     await client.call("h1", "set_host_enabled", {"enabled": True})
     wire = Wire(stack.transport)
 

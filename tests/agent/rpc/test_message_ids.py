@@ -28,7 +28,7 @@ def request_body(
     kind: Kind = Kind.CALL,
     request_id: str = "req-first",
 ) -> bytes:
-    context = RequestContext(request_id=request_id, deadline=time.time() + 30)
+    context = RequestContext(request_id=request_id, deadline=time.time() + 30, is_admin=True)
     manifest = Manifest(default_registry.manifest())
     return pack(Request(message_id, kind, method, "h1", instance, context, args, manifest))
 

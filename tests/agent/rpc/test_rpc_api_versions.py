@@ -41,7 +41,7 @@ async def test_a_client_capped_at_the_older_agents_version_is_served_without_a_r
     stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     speaking(monkeypatch, client="1.1", agent="1.0")
-    client = ComputeClient(stack.transport, rpc_version_cap="1.0")
+    client = ComputeClient(stack.transport, rpc_version_cap="1.0", is_admin=True)
     assert await disable(client) == "disabled"
     assert stack.dispatcher.stats.errors == 0
     assert stack.journal.calls == [("host", "set_host_enabled:False")]
@@ -51,7 +51,7 @@ async def test_an_uncapped_newer_client_learns_the_agents_version_from_one_refus
     stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     speaking(monkeypatch, client="1.1", agent="1.0")
-    client = ComputeClient(stack.transport)
+    client = ComputeClient(stack.transport, is_admin=True)
     assert await disable(client, message_id="key-1") == "disabled"
     assert stack.dispatcher.stats.errors == 1  # the one refusal
     assert client.rpc_versions.for_host("h1") == "1.0"
@@ -71,7 +71,7 @@ async def test_a_method_the_older_agent_does_not_know_is_still_unknown_method(
 ) -> None:
     speaking(monkeypatch, client="1.1", agent="1.0")
     monkeypatch.setitem(METHOD_VERSIONS, "migrate_in_style", "1.1")  # new in the client's
-    client = ComputeClient(stack.transport)
+    client = ComputeClient(stack.transport, is_admin=True)
     with pytest.raises(UnknownMethod, match="unknown method 'migrate_in_style'"):
         await client.call("h1", "migrate_in_style", timeout=10)
     assert client.rpc_versions.for_host("h1") == "1.0"
@@ -82,7 +82,7 @@ async def test_an_agent_of_another_major_still_refuses_with_incompatible_rpc_ver
     stack: Stack, monkeypatch: pytest.MonkeyPatch, ours: str, theirs: str
 ) -> None:
     speaking(monkeypatch, client=ours, agent=theirs)
-    client = ComputeClient(stack.transport)
+    client = ComputeClient(stack.transport, is_admin=True)
     with pytest.raises(IncompatibleRpcVersion) as refused:
         await disable(client)
     assert str(refused.value) == (
@@ -98,7 +98,7 @@ async def test_a_host_whose_manifest_changed_is_sent_the_clients_own_version_aga
     stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     speaking(monkeypatch, client="1.1", agent="1.0")
-    client = ComputeClient(stack.transport)
+    client = ComputeClient(stack.transport, is_admin=True)
     await disable(client)
     # Another agent answers for h1 now (upgraded, or rolled back): its manifest differs.
     client.learn_manifest("h1", {"Instance": "1.0"})
@@ -151,7 +151,7 @@ async def test_a_fanout_carries_the_oldest_version_a_host_serves(
     stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     speaking(monkeypatch, client="1.1", agent="1.0")
-    client = ComputeClient(stack.transport)
+    client = ComputeClient(stack.transport, is_admin=True)
     await disable(client)
     await client.fanout("set_host_enabled", {"enabled": True})
     async with asyncio.timeout(10):

@@ -125,7 +125,7 @@ async def deployment(
                 await agent.start()
                 await agent.wait_ready(timeout=30)
                 client = await ComputeClient.connect(
-                    rabbitmq_url, prefix=prefix, default_timeout=30
+                    rabbitmq_url, prefix=prefix, default_timeout=30, is_admin=True
                 )
                 nodename = (await client.get_available_nodes(HOST))[0]
                 node = await client.get_available_resource(HOST, nodename)

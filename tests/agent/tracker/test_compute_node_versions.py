@@ -27,7 +27,7 @@ from tests.conftest import ON_SESSION_LOOP
 
 pytestmark = [*ON_SESSION_LOOP, pytest.mark.rabbitmq]
 
-CTX = RequestContext(request_id="req-node-1.0")
+CTX = RequestContext(request_id="req-node-1.0", is_admin=True)
 # What 1.1 and 1.2 added, which a peer at 1.0 never receives.
 NEWER_FIELDS = ("pci_device_pools", "supported_instances")
 
@@ -82,7 +82,8 @@ class ComputeNodeOne(PersistentObject):
 async def old_client(deployment: Deployment) -> AsyncIterator[ComputeClient]:
     """A client of the previous release, on a connection of its own."""
     client = await ComputeClient.connect(
-        deployment.url, prefix=deployment.prefix, registry=OLD_RELEASE, default_timeout=30
+        deployment.url, prefix=deployment.prefix, registry=OLD_RELEASE, default_timeout=30,
+        is_admin=True,
     )
     try:
         yield client
