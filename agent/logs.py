@@ -4,11 +4,12 @@ a request causes naming that request.
 `RequestContextFilter` adds to each record the fields of the request the logging code works
 for (`agent.observability.requests.request_context()`): `request_id`, `global_request_id`
 (the id of the request that caused this one: a conductor's line for a save names the agent's
-request), `trace_id` (of the W3C trace the request runs in: `current_trace()`) and `actor`
-(the address of the actor whose handler logs). It reads contextvars, so lines logged in an actor's
-handler, in the blocking calls it runs in the thread pool (the executor copies contextvars),
-and in the request server's own task all carry them; a line logged outside any request has
-them as None.
+request), `trace_id` (of the W3C trace the request runs in: `current_trace()`), `actor`
+(the address of the actor whose handler logs) and `caller` (the identity that signed the
+request, when messages are signed: docs/security.md). It reads contextvars, so lines logged
+in an actor's handler, in the blocking calls it runs in the thread pool (the executor copies
+contextvars), and in the request server's own task all carry them; a line logged outside
+any request has them as None.
 
 `configure_logging(section)` installs one handler on the root logger with that filter and
 the formatter `[logging] format` names; `virtactor run` and `virtactor conductor` call it once
@@ -29,7 +30,7 @@ from agent.observability.requests import request_context
 from agent.observability.tracing import current_trace
 
 # The fields the filter sets, and what text lines show of them.
-REQUEST_FIELDS = ("request_id", "global_request_id", "trace_id", "actor")
+REQUEST_FIELDS = ("request_id", "global_request_id", "trace_id", "actor", "caller")
 
 # What every LogRecord has: anything else on a record came from `extra=` and is a field.
 _STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
@@ -57,6 +58,9 @@ class RequestContextFilter(logging.Filter):
         if "actor" not in fields:
             cell = running_cell.get()
             fields["actor"] = None if cell is None else cell.address
+        if "caller" not in fields:
+            # The signed identity the request came from (None on an unsigned bus).
+            fields["caller"] = getattr(context, "obj_caller", None)
         return True
 
 
@@ -76,9 +80,12 @@ def _ids(record: logging.LogRecord) -> str:
     request_id = getattr(record, "request_id", None)
     global_id = getattr(record, "global_request_id", None)
     actor = getattr(record, "actor", None)
+    caller = getattr(record, "caller", None)
     parts = [] if request_id is None else [request_id]
     if global_id is not None and global_id != request_id:
         parts.append(f"global={global_id}")
+    if caller is not None:
+        parts.append(f"by={caller}")
     if actor is not None:
         parts.append(actor)
     return f"[{' '.join(parts)}] " if parts else ""

@@ -255,6 +255,8 @@ class RequestServer:
         envelope.sender = delivery.sender
         if isinstance(envelope.context, RequestContext):
             envelope.context.obj_trace = served.trace
+            if delivery.sender is not None:
+                envelope.context.obj_caller = delivery.sender
         served.bound = serving(envelope.context)
         message_id = delivery.message_id or envelope.message_id
         if self.manifests is not None and not envelope.compact:

@@ -9,7 +9,7 @@ from schemas.base import VersionedObject
 from schemas.registry import default_registry
 
 # Not fields: what a receiver attaches to the context it decoded, never encoded with it.
-_TRANSIENT = ("obj_trace",)
+_TRANSIENT = ("obj_trace", "obj_caller")
 
 
 @default_registry.register
@@ -21,6 +21,10 @@ class RequestContext(VersionedObject):
     context attaches it here, so code working for the request (an actor's handler, a call
     it makes to another agent) finds it where it finds the context. Unset until then: read
     it with `getattr(context, "obj_trace", None)`.
+
+    `obj_caller`, likewise never encoded: the identity whose signature the transport verified
+    on the request (docs/security.md), attached by the server that decoded it, so every log
+    line the request causes names its caller. Unset on an unsigned bus.
     """
 
     # 1.0: Initial version
@@ -28,6 +32,7 @@ class RequestContext(VersionedObject):
     __slots__ = _TRANSIENT
 
     obj_trace: Any
+    obj_caller: str | None
 
     request_id: str = fields.String()
     global_request_id: str | None = fields.String(nullable=True, default=None)

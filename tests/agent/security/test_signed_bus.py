@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -21,6 +22,7 @@ from agent.client import ComputeClient
 from agent.conductor.service import Conductor, running_conductor
 from agent.config import AmqpSection, ConductorSection, ResourcesSection, SecuritySection
 from agent.errors import CallTimeout
+from agent.logs import RequestContextFilter, TextFormatter
 from agent.rpc.envelope import Kind, Request, pack
 from agent.security import MessageSecurity, SigningMode, generate_key
 from agent.security.signing import Purpose
@@ -312,3 +314,16 @@ async def test_a_dead_letter_requeued_by_a_signing_operator_is_signed_again_and_
         while bus.agent_security.stats.verified == verified_before:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
     assert refused["unsigned"] == unsigned_before + 1  # the copy was not refused again
+
+
+async def test_every_line_a_signed_request_causes_names_its_caller(
+    bus: Bus, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.handler.addFilter(RequestContextFilter())
+    message_id = f"logged-{uuid.uuid4().hex[:8]}"
+    with caplog.at_level(logging.DEBUG):
+        await bus.client.call(HOST, "get_host_uptime", message_id=message_id)
+    lines = [r for r in caplog.records if getattr(r, "request_id", None) == f"req-{message_id}"]
+    assert lines, "the served call logs at least its own line"
+    assert {getattr(record, "caller", None) for record in lines} == {CLIENT}
+    assert f"by={CLIENT}" in TextFormatter().format(lines[-1])
