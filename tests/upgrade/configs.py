@@ -18,6 +18,11 @@ from xml.sax.saxutils import escape
 # A qcow2 of this name in [guest] images_path is the image the sample guests boot from.
 IMAGE_ID = "0c9e7a4e-2b7d-4f0e-8e55-3a1b2c3d4e5f"
 EXAMPLE_CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "virtactor.toml.example"
+# What an operator sets on the new release's agents while the previous release's control
+# plane, whose requests carry no roles, still calls them: the host's methods open to any
+# caller, as they were before (docs/upgrades.md). Never in a file a 0.1.0 agent reads: it
+# refuses a section it does not know.
+ROLLOUT_POLICY = {"default_host": "@"}
 
 
 def agent_config(
@@ -27,11 +32,13 @@ def agent_config(
     prefix: str,
     libvirt_uri: str = "test:///default",
     version_cap: dict[str, str] | None = None,
+    policy: dict[str, str] | None = None,
 ) -> Path:
     """A TOML configuration for agent `host` whose files live under `root`; returns its path.
     The guest image it spawns from is created there too. `version_cap` is the upgrade pin
     ([rpc] version_cap) an operator sets on the new release's agents while clients of the
-    previous one still listen (docs/upgrades.md)."""
+    previous one still listen (docs/upgrades.md); `policy` their [policy] (new agents only:
+    `ROLLOUT_POLICY`)."""
     images = make_dirs(root)
     path = root / f"{host}.toml"
     path.write_text(
@@ -44,7 +51,21 @@ def agent_config(
         'virt_type = "qemu"\ncpu_mode = "none"\n\n'
         f"[amqp]\nurl = {json.dumps(url)}\nprefix = {json.dumps(prefix)}\n"
         + (f"\n[rpc]\nversion_cap = {toml_table(version_cap)}\n" if version_cap else "")
+        + (policy_section(policy) if policy else "")
     )
+    return path
+
+
+def policy_section(policy: dict[str, str]) -> str:
+    """`policy` ({key: rule}) as a [policy] section."""
+    return "\n[policy]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in policy.items())
+
+
+def with_policy(config: Path, policy: dict[str, str]) -> Path:
+    """A copy of the agent configuration `config` with a [policy] section added: what the
+    operator gives the new release's agent that replaces an old one in place."""
+    path = config.with_name(f"{config.stem}.policy{config.suffix}")
+    path.write_text(config.read_text() + policy_section(policy))
     return path
 
 

@@ -16,7 +16,7 @@ import pytest_asyncio
 
 from tests.agent.conftest import delete_amqp_topology
 from tests.conftest import missing_component
-from tests.upgrade.configs import agent_config
+from tests.upgrade.configs import ROLLOUT_POLICY, agent_config
 from tests.upgrade.processes import AgentProcess, ProcessFailed, unique
 from tests.upgrade.releases import (
     Release,
@@ -95,10 +95,19 @@ async def fleet(
     root = tmp_path_factory.mktemp("fleet")
     # The upgrade pin: the new release's agent speaks what the previous release's clients read.
     pins = {"N-1": None, "N": object_manifest(releases["N-1"])}
+    # And its policy lets the previous release's clients, which send no roles, call the host.
+    policies = {"N-1": None, "N": ROLLOUT_POLICY}
     async with agents_cleaned_up(rabbitmq_url, prefix) as agents:
         for side, stem in (("N-1", "old"), ("N", "new")):
             host = unique(f"upg-{stem}")
-            config = agent_config(host, root / host, rabbitmq_url, prefix, version_cap=pins[side])
+            config = agent_config(
+                host,
+                root / host,
+                rabbitmq_url,
+                prefix,
+                version_cap=pins[side],
+                policy=policies[side],
+            )
             agents.append(AgentProcess(releases[side], host, config, root / f"{host}.log"))
             await agents[-1].start()
         yield Fleet(rabbitmq_url, prefix, {"N-1": agents[0], "N": agents[1]})

@@ -12,7 +12,14 @@ import aio_pika
 import pytest
 
 from agent.transport import Names
-from tests.upgrade.configs import adapted_example, agent_config, file_defined_host, make_dirs
+from tests.upgrade.configs import (
+    ROLLOUT_POLICY,
+    adapted_example,
+    agent_config,
+    file_defined_host,
+    make_dirs,
+    with_policy,
+)
 from tests.upgrade.conftest import ON_THE_BUS, agents_cleaned_up
 from tests.upgrade.processes import AgentProcess, play, unique
 from tests.upgrade.releases import Release
@@ -72,7 +79,8 @@ async def test_an_agent_swapped_in_place_and_rolled_back_keeps_serving_its_guest
         )
         try:
             await wait_for_queued(rabbitmq_url, Names(prefix).host_queue(host), 1)
-            agents.append(agent("N", agents[0].config))
+            # The same configuration, and the policy the rollout needs (configs.py).
+            agents.append(agent("N", with_policy(agents[0].config, ROLLOUT_POLICY)))
             await agents[1].start()
             # A process of its own sees the file's guest running again (configs.py).
             assert values(await queued, "vm_state", "power_state") == [("paused", "paused")]
