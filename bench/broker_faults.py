@@ -21,6 +21,8 @@ checks the instances' metadata at the end against the keys whose call was answer
 
 It restarts the broker it is given: run it on a broker no one else is using at the moment
 (not during the test suite). Exit status 1 if anything was lost or applied twice.
+tests/system/test_broker_fault_run.py runs the same (`run_faults`) in the suite, against a
+RabbitMQ node of its own.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import itertools
 import random
 import subprocess
 import sys
@@ -35,6 +38,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,11 +73,15 @@ class Runs:
         dispatcher._execute = counted  # type: ignore[method-assign]
 
 
-def ctl(*args: str) -> None:
+# Runs `rabbitmqctl` on the broker under test: `rabbitmqctl -q <args>` for this machine's own.
+Ctl = Callable[..., object]
+
+
+def local_ctl(*args: str) -> None:
     subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=120)
 
 
-async def faults(cuts: int, restarts: int, span: float, log: list[str]) -> None:
+async def faults(cuts: int, restarts: int, span: float, log: list[str], ctl: Ctl) -> None:
     """The faults, at random moments within `span` seconds."""
     kinds = ["cut"] * cuts + ["restart"] * restarts
     random.shuffle(kinds)
@@ -118,6 +126,7 @@ async def answered(
 class Tally:
     """What the run saw."""
 
+    operations: int = 0  # operations done: at least --operations
     errors: Counter[str] = field(default_factory=Counter)
     outcomes: Counter[str] = field(default_factory=Counter)
     keys: dict[str, set[str]] = field(default_factory=dict)  # answered metadata keys
@@ -138,16 +147,19 @@ def calls_of(kind: str, number: int, guest: Instance) -> list[tuple[str, dict[st
 async def workload(
     client: ComputeClient, guests: list[Instance], args: argparse.Namespace, tally: Tally
 ) -> float:
-    """The operations, `CONCURRENCY` at a time, while the faults happen; seconds taken."""
+    """At least `args.operations` operations, `CONCURRENCY` at a time, and more for as long
+    as faults are still to come: every fault lands while requests are in flight. Seconds
+    taken."""
     kinds = ["pause_unpause", "get_info", "metadata"]
-    queue: asyncio.Queue[tuple[int, str]] = asyncio.Queue()
-    for number in range(args.operations):
-        queue.put_nowait((number, random.choice(kinds)))
+    numbers = itertools.count()
+    span = max(5.0, args.operations / 40)
+    injected = asyncio.create_task(faults(args.cuts, args.restarts, span, tally.faults, args.ctl))
 
     async def worker() -> None:
-        while not queue.empty():
-            number, kind = queue.get_nowait()
+        while (number := next(numbers)) < args.operations or not injected.done():
+            kind = random.choice(kinds)
             guest = guests[number % len(guests)]
+            tally.operations += 1
             for method, call_args in calls_of(kind, number, guest):
                 ok, result = await answered(client, method, call_args, args.give_up, tally.errors)
                 if not ok:
@@ -159,10 +171,10 @@ async def workload(
                     tally.keys[guest.uuid].add(next(iter(call_args["diff"])))
 
     started = time.monotonic()
-    span = max(5.0, args.operations / 40)
-    injected = asyncio.create_task(faults(args.cuts, args.restarts, span, tally.faults))
-    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
-    await injected
+    try:
+        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+    finally:
+        await injected
     return time.monotonic() - started
 
 
@@ -175,7 +187,40 @@ async def check_metadata(client: ComputeClient, guests: list[Instance], tally: T
         tally.missing += len(tally.keys[guest.uuid] - have)
 
 
+@dataclass
+class FaultRun:
+    """A run's figures (see the module docstring)."""
+
+    tally: Tally
+    twice: int  # message ids run more than once
+    elapsed: float
+
+    @property
+    def promises_kept(self) -> bool:
+        return not (self.tally.lost or self.tally.missing or self.twice)
+
+    def report(self, operations: int) -> str:
+        tally = self.tally
+        return "\n".join(
+            [
+                f"{tally.operations} operations (at least {operations}) in {self.elapsed:.1f} s; "
+                f"faults: {', '.join(tally.faults)}",
+                f"  answered: {dict(tally.outcomes)}",
+                f"  attempts ended in: {dict(tally.errors) or 'nothing but answers'}",
+                f"  lost: {tally.lost} unanswered, {tally.missing} answered metadata keys missing",
+                f"  applied twice: {self.twice} message ids run more than once",
+            ]
+        )
+
+
 async def main(args: argparse.Namespace) -> int:
+    run = await run_faults(args)
+    print(run.report(args.operations))
+    return 0 if run.promises_kept else 1
+
+
+async def run_faults(args: argparse.Namespace) -> FaultRun:
+    """The run `args` describe (the command line's options, and `ctl`)."""
     random.seed(args.seed)
     tally = Tally()
     with tempfile.TemporaryDirectory(prefix="bench-faults-") as directory:
@@ -213,12 +258,7 @@ async def main(args: argparse.Namespace) -> int:
             for guest in guests:
                 await asyncio.to_thread(remove_test_domain, guest.uuid)
     twice = sum(1 for count in runs.count.values() if count > 1)
-    print(f"{args.operations} operations in {elapsed:.1f} s; faults: {', '.join(tally.faults)}")
-    print(f"  answered: {dict(tally.outcomes)}")
-    print(f"  attempts ended in: {dict(tally.errors) or 'nothing but answers'}")
-    print(f"  lost: {tally.lost} unanswered, {tally.missing} answered metadata keys missing")
-    print(f"  applied twice: {twice} message ids run more than once")
-    return 1 if tally.lost or tally.missing or twice else 0
+    return FaultRun(tally, twice, elapsed)
 
 
 if __name__ == "__main__":
@@ -229,4 +269,4 @@ if __name__ == "__main__":
     parser.add_argument("--restarts", type=int, default=2)
     parser.add_argument("--give-up", type=float, default=120.0)
     parser.add_argument("--seed", type=int, default=1)
-    sys.exit(asyncio.run(main(parser.parse_args())))
+    sys.exit(asyncio.run(main(parser.parse_args(namespace=argparse.Namespace(ctl=local_ctl)))))
