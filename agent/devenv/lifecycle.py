@@ -238,8 +238,13 @@ def _what(target: str) -> str:
 
 async def _client(env: Environment) -> ComputeClient:
     try:
+        # An admin's, as the operator's: the health method is the host's (docs/security.md).
         return await ComputeClient.connect(
-            env.amqp_url, prefix=env.prefix, default_timeout=ANSWER_TIMEOUT, announce_interval=None
+            env.amqp_url,
+            prefix=env.prefix,
+            default_timeout=ANSWER_TIMEOUT,
+            announce_interval=None,
+            is_admin=True,
         )
     except (OSError, aiormq.exceptions.AMQPError) as exc:
         raise DevenvError(reason=f"cannot connect to the broker at {env.amqp_url}: {exc}") from exc
