@@ -17,6 +17,7 @@ and back. Every operation is one statement in its own (autocommit) transaction:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -126,9 +127,10 @@ class SqlObjectStore:
             return insert.on_conflict_do_nothing(index_elements=[keyname])
         # With nothing to change, setting the key to itself still tests the condition.
         names = list(values) or [keyname]
+        excluded = _excluded(stored.table)
         return insert.on_conflict_do_update(
             index_elements=[keyname],
-            set_={name: insert.excluded[name] for name in names},
+            set_={name: excluded.c[name] for name in names},
             where=condition,
         )
 
@@ -212,3 +214,11 @@ def _row(
         elif field.null_is_none:
             out[field.name] = None
     return out
+
+
+@functools.cache
+def _excluded(table: sa.Table) -> sa.Alias:
+    """The row an upsert proposed (`excluded`, in SQLite's and PostgreSQL's ON CONFLICT), made
+    once per table: `Insert.excluded` builds it again for every statement, and its column
+    collection was most of a save's time on the event loop (bench/scale.py)."""
+    return sa.alias(table, name="excluded")
