@@ -40,7 +40,8 @@ IDLE = "cmp-dl-idle"  # a request queue nobody consumes
 NOT_AN_ENVELOPE = b"\xc1 not an envelope"
 EXPIRY = 0.3  # seconds a cast to IDLE waits before the broker dead-letters it
 ARRIVAL_TIMEOUT = 20.0
-CONTEXT = RequestContext(request_id="req-dead-letters", is_admin=True)  # no deadline: it may run when requeued
+# No deadline: it may run when requeued. An admin's: the agent's policy lets it run then.
+CONTEXT = RequestContext(request_id="req-dead-letters", is_admin=True)
 
 
 @dataclass

@@ -77,9 +77,7 @@ async def test_a_newer_client_back_levels_arguments_once_it_knows_the_agents_man
 ) -> None:
     system, actor = await serve_old_release(transport, "h1")
     try:
-        client = ComputeClient(
-            transport, registry=NEW_RELEASE, default_timeout=10, is_admin=True
-        )
+        client = ComputeClient(transport, registry=NEW_RELEASE, default_timeout=10, is_admin=True)
         # The first call is refused as too new; the client learns the manifest and retries.
         reply = await client.call("h1", "describe", {"widget": WidgetNew(name="w1", colour="red")})
         assert reply == "w1 (1.0)"
@@ -113,9 +111,7 @@ async def test_version_cap_sends_objects_at_the_capped_version(transport: Transp
 async def test_an_agent_refuses_a_too_new_object_with_its_manifest(transport: Transport) -> None:
     system, _ = await serve_old_release(transport, "h1")
     try:
-        client = ComputeClient(
-            transport, registry=NEW_RELEASE, default_timeout=10, is_admin=True
-        )
+        client = ComputeClient(transport, registry=NEW_RELEASE, default_timeout=10, is_admin=True)
         with pytest.raises(IncompatibleObjectVersion) as refused:
             request = client._request(
                 Kind.CALL, "h1", "describe", {"widget": WidgetNew(name="too-new")}, None, 10

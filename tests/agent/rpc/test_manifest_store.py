@@ -123,9 +123,7 @@ async def test_a_restarted_agent_answers_a_callers_digest_without_refusing_it(
     config = embedded_config(tmp_path, "cmp-restart")
     bus = InProcessBus()
     await bus.start()
-    client = ComputeClient(
-        bus, registry=another_release(), default_timeout=10, is_admin=True
-    )
+    client = ComputeClient(bus, registry=another_release(), default_timeout=10, is_admin=True)
     try:
         first = Agent(config, transport=bus)
         await first.start()

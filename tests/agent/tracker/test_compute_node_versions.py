@@ -82,7 +82,10 @@ class ComputeNodeOne(PersistentObject):
 async def old_client(deployment: Deployment) -> AsyncIterator[ComputeClient]:
     """A client of the previous release, on a connection of its own."""
     client = await ComputeClient.connect(
-        deployment.url, prefix=deployment.prefix, registry=OLD_RELEASE, default_timeout=30,
+        deployment.url,
+        prefix=deployment.prefix,
+        registry=OLD_RELEASE,
+        default_timeout=30,
         is_admin=True,
     )
     try:
