@@ -328,6 +328,48 @@ class ClientSection:
 
 
 @dataclass(slots=True, frozen=True)
+class SecuritySection:
+    """Signed messages (agent/security, docs/security.md "Signed envelopes"). `signing`:
+    "off", "sign" (sign everything, refuse what is forged; let unsigned messages in while a
+    fleet turns signing on) or "require" (refuse unsigned messages too). An agent signs as
+    its [agent] host, a conductor as "conductor", a client as `identity`; each with the
+    Ed25519 key `private_key`, and trusts the public keys under `trusted_keys`
+    (<dir>/<identity>/<key id>.pub: `virtactor keys generate` writes both)."""
+
+    signing: str = "off"
+    private_key: str = ""
+    trusted_keys: str = ""
+    identity: str = ""
+    # No message is accepted longer than this after it was signed (casts and events; a
+    # call's own deadline is shorter): how long a cast may wait for a stopped agent.
+    message_lifetime: float = 3600.0
+    clock_skew: float = 30.0  # how far the clocks of signer and receiver may disagree
+    # Nonces kept to refuse replays; past it the oldest are forgotten (docs/security.md).
+    replay_entries: int = 1_000_000
+    key_refresh_interval: float = 10.0  # how often the key files are read again
+
+    def __post_init__(self) -> None:
+        if self.signing == "off":
+            return
+        for key in ("private_key", "trusted_keys"):
+            if not getattr(self, key):
+                raise ConfigError(
+                    where=f"[security] {key}",
+                    reason=f'signing = "{self.signing}" needs it (a path), and it is empty',
+                )
+        if not Path(self.private_key).is_file():
+            raise ConfigError(
+                where="[security] private_key",
+                reason=f"{self.private_key!r} is not a file (virtactor keys generate makes one)",
+            )
+        if not Path(self.trusted_keys).is_dir():
+            raise ConfigError(
+                where="[security] trusted_keys",
+                reason=f"{self.trusted_keys!r} is not a directory",
+            )
+
+
+@dataclass(slots=True, frozen=True)
 class AgentConfig:
     agent: AgentSection = field(default_factory=AgentSection)
     libvirt: LibvirtSection = field(default_factory=LibvirtSection)
@@ -344,6 +386,7 @@ class AgentConfig:
     tracing: TracingSection = field(default_factory=TracingSection)
     policy: PolicySection = field(default_factory=PolicySection)
     client: ClientSection = field(default_factory=ClientSection)
+    security: SecuritySection = field(default_factory=SecuritySection)
     # What the file or the environment set that this release does not know (ignored).
     warnings: tuple[str, ...] = ()
 
@@ -364,6 +407,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "tracing": TracingSection,
     "policy": PolicySection,
     "client": ClientSection,
+    "security": SecuritySection,
 }
 
 

@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from agent.rpc.policy import rule_refusal, rules_refusal
+from agent.security.keys import check_identity
 from agent.virt.guest.settings import CACHE_MODES, CPU_MODES, VIRT_TYPES
 
 _BOOL_WORDS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
@@ -133,6 +134,10 @@ BOUNDS: dict[tuple[str, str], Bound] = {
     ("conductor", "call_timeout"): POSITIVE,
     ("conductor", "save_timeout"): POSITIVE,
     ("conductor", "save_retry_interval"): POSITIVE,
+    ("security", "message_lifetime"): POSITIVE,
+    ("security", "clock_skew"): NON_NEGATIVE,
+    ("security", "replay_entries"): POSITIVE,
+    ("security", "key_refresh_interval"): POSITIVE,
 }
 
 # libvirt's URI is driver[+transport]://[user@][host][:port]/[path][?params]
@@ -277,6 +282,16 @@ def non_empty_refusal(text: str) -> str | None:
     return None if text.strip() else f"{text!r} is empty (expected a name)"
 
 
+def identity_refusal(text: str) -> str | None:
+    if not text:
+        return None  # a client: its [agent] host
+    try:
+        check_identity(text)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
 def one_of(allowed: tuple[str, ...]) -> Callable[[str], str | None]:
     def check(text: str) -> str | None:
         return None if text in allowed else f"{text!r} is not one of {', '.join(allowed)}"
@@ -301,6 +316,8 @@ TEXT_CHECKS: dict[tuple[str, str], Callable[[str], str | None]] = {
     ("tracing", "endpoint"): http_url_refusal,
     ("tracing", "service_name"): non_empty_refusal,
     ("policy", "default_host"): rule_refusal,
+    ("security", "signing"): one_of(("off", "sign", "require")),
+    ("security", "identity"): identity_refusal,
     ("policy", "default_instance"): rule_refusal,
 }
 
