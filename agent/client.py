@@ -41,6 +41,7 @@ from agent.rpc.manifest import Manifest, UnknownManifestDigest
 from agent.rpc.remote_errors import ErrorRegistry
 from agent.rpc.server import GET_OBJECT_MANIFEST
 from agent.transport import AmqpSettings, AmqpTransport, InProcessBus, Transport
+from agent.transport.amqp_tls import broker_context
 from schemas import (
     DecodeError,
     DecodeLimits,
@@ -86,7 +87,11 @@ class ComputeClient(DriverCalls):
         transport: Transport
         if url:
             transport = AmqpTransport(
-                AmqpSettings(url=url, prefix=options.pop("prefix", "virtactor"))
+                AmqpSettings(
+                    url=url,
+                    prefix=options.pop("prefix", "virtactor"),
+                    ssl_context=options.pop("ssl_context", None),
+                )
             )
         else:
             transport = InProcessBus()
@@ -120,7 +125,19 @@ class ComputeClient(DriverCalls):
                 project_id=config.client.project_id or None,
                 roles=config.client.roles,
                 is_admin=config.client.is_admin,
-                **({"prefix": config.amqp.prefix} if config.amqp.url else {}),
+                **(
+                    {
+                        "prefix": config.amqp.prefix,
+                        "ssl_context": broker_context(
+                            config.amqp.url,
+                            config.amqp.ca_file,
+                            config.amqp.cert_file,
+                            config.amqp.key_file,
+                        ),
+                    }
+                    if config.amqp.url
+                    else {}
+                ),
             )
         except BaseException:
             await spans.aclose()

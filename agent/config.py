@@ -36,6 +36,7 @@ from agent.config_check import coerce, refusal
 from agent.errors import InvalidRpcVersionCap
 from agent.host_address import default_host_ip
 from agent.rpc.api_version import RPC_API_VERSION, capped_rpc_version
+from agent.transport.amqp_tls import TLS_KEYS, tls_refusal
 from schemas.errors import VirtactorError
 
 log = logging.getLogger(__name__)
@@ -208,6 +209,18 @@ class AmqpSection:
     quorum: bool = True
     # What the dead letter of a request this agent refuses keeps of its body (bytes).
     dead_letter_body_bytes: int = 64 * 1024
+    # TLS (an amqps:// url; docs/security.md, "TLS to the broker"): the CA that signed the
+    # broker's certificate (empty: the system's CAs), and the certificate and key this host
+    # presents (empty: none). Checked at load: files readable, key with its certificate.
+    ca_file: str = ""
+    cert_file: str = ""
+    key_file: str = ""
+
+    def __post_init__(self) -> None:
+        refused = tls_refusal(self.url, self.ca_file, self.cert_file, self.key_file)
+        if refused is not None:
+            key, reason = refused
+            raise ConfigError(where=f"[amqp] {key}", reason=reason)
 
 
 @dataclass(slots=True, frozen=True)
@@ -414,6 +427,12 @@ _SECTIONS: dict[str, type[Any]] = {
 # Settings renamed since 0.1.0, still read under the old name: (section, old) -> new.
 RENAMED: dict[tuple[str, str], str] = {}
 
+# Settings refused only together, checked before the section is built so the one line
+# names the key at fault and where it came from: section -> check(values) -> (key, why).
+TOGETHER_CHECKS: dict[str, tuple[tuple[str, ...], Callable[..., tuple[str, str] | None]]] = {
+    "amqp": (TLS_KEYS, tls_refusal),
+}
+
 # Sections that are an inner layer's settings, checked by that layer's own rules so the two
 # never disagree; its ValueError names the key.
 INNER_CHECKS: dict[str, Callable[..., object]] = {
@@ -538,6 +557,18 @@ def _build(cls: type[Any], section: str, values: Mapping[str, _Raw], notices: _N
             continue
         kwargs[name] = value
         origin[name] = raw
+    together, check_together = TOGETHER_CHECKS.get(section, ((), None))
+    at_fault = None
+    if check_together is not None:
+        at_fault = check_together(*(kwargs.get(name, getattr(defaults, name)) for name in together))
+    if at_fault is not None:
+        key, why = at_fault
+        if key in origin:
+            notices.refused(origin[key], why)
+        else:
+            notices.problem(f"[{section}] {key}", why)
+        for name in together:  # reported once, here: the section is checked without them
+            kwargs.pop(name, None)
     for check in (INNER_CHECKS.get(section), cls):
         if check is None:
             continue

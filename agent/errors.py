@@ -7,6 +7,7 @@
     │   ├── Unroutable                      no agent queue for that host
     │   ├── CallTimeout (TimeoutError)      no reply before the deadline
     │   ├── TransportClosed                 used after aclose()
+    │   ├── BrokerTlsFailed                 TLS to the broker failed (certificate, name)
     │   └── InvalidRoutingKey               a host or pattern word that is not one routing word
     ├── HypervisorUnavailable               libvirt is unreachable (retryable)
     ├── HypervisorError                     any other libvirt failure: its code, origin, message
@@ -82,6 +83,15 @@ class TransportClosed(TransportError):
     msg_fmt = "the transport is closed"
 
 
+class BrokerTlsFailed(TransportError):
+    """The TLS handshake with the broker failed: its certificate is not trusted or not for
+    that host, or it refused this client's certificate (agent.transport.amqp_tls). Retryable:
+    a start retries it, so a certificate fixed on either side lets the agent in."""
+
+    msg_fmt = "TLS to the broker at {broker} failed: {reason}"
+    retryable = True
+
+
 class InvalidRoutingKey(TransportError):
     msg_fmt = "{key!r} is not a valid routing-key word (letters, digits, '_', '-', ':')"
 
@@ -135,6 +145,7 @@ class RemoteError(VirtactorError):
 
 __all__ = [
     "AgentInitializing",
+    "BrokerTlsFailed",
     "CallTimeout",
     "ClaimFailed",
     "ClaimRequestError",

@@ -59,6 +59,7 @@ from agent.transport import (
     InProcessBus,
     Transport,
 )
+from agent.transport.amqp_tls import broker_context
 from agent.virt.guest.settings import guest_settings_from_config
 from agent.virt.runtime import HostRuntime, HostRuntimeSettings
 from schemas import DecodeLimits, ObjectRegistry, VirtactorError, default_registry
@@ -84,6 +85,9 @@ def build_transport(config: AgentConfig) -> Transport:
             prefetch=config.amqp.prefetch,
             quorum=config.amqp.quorum,
             dead_letter_body_bytes=config.amqp.dead_letter_body_bytes,
+            ssl_context=broker_context(
+                config.amqp.url, config.amqp.ca_file, config.amqp.cert_file, config.amqp.key_file
+            ),
         )
     )
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -56,6 +57,7 @@ from agent.transport.amqp_messages import (
     persistent_message,
 )
 from agent.transport.amqp_subscription import AmqpSubscription
+from agent.transport.amqp_tls import broker_tls_errors
 from agent.transport.base import (
     DEAD_LETTER_BODY_BYTES,
     Delivery,
@@ -83,6 +85,8 @@ class AmqpSettings:
     reconnect_interval: float = 1.0
     subscription_buffer: int = 10_000
     dead_letter_body_bytes: int = DEAD_LETTER_BODY_BYTES  # what a refused request's letter keeps
+    # For amqps:// (amqp_tls.client_context); None: aiormq's default verifying context.
+    ssl_context: ssl.SSLContext | None = None
 
 
 @dataclass(slots=True)
@@ -112,11 +116,13 @@ class AmqpTransport(Transport):
     async def start(self) -> None:
         if self._connection is not None:
             return
-        self._connection = await aio_pika.connect_robust(
-            self.settings.url,
-            reconnect_interval=self.settings.reconnect_interval,
-            client_properties={"connection_name": f"virtactor:{self.settings.prefix}"},
-        )
+        with broker_tls_errors(self.settings.url):
+            self._connection = await aio_pika.connect_robust(
+                self.settings.url,
+                reconnect_interval=self.settings.reconnect_interval,
+                client_properties={"connection_name": f"virtactor:{self.settings.prefix}"},
+                ssl_context=self.settings.ssl_context,
+            )
         # aiormq reports a returned (unroutable) message only on a confirming channel.
         calls_channel = await self._connection.channel(
             publisher_confirms=True, on_return_raises=True

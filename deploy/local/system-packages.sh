@@ -9,6 +9,8 @@ profile="${1:-test}"
 
 build=(libvirt-dev pkg-config gcc)
 runtime=(libvirt-clients qemu-utils)
+# tests/system/rabbitmq_nodes.py also runs nodes of its own from rabbitmq-server (a TLS-only
+# node, a three-node cluster); erlang-ssl, its dependency, serves their TLS listener.
 services=(rabbitmq-server libvirt-daemon-system libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils)
 # The object backend's tests run on PostgreSQL as well as SQLite.
 services+=(postgresql)
