@@ -49,6 +49,26 @@ def _ipv6_network(packed: bytes) -> ipaddress.IPv6Network:
     return ipaddress.IPv6Network((packed[:16], packed[16]), strict=True)
 
 
+# The same for a wire form msgspec already checked (schemas/_typed.py): a 32-bit int or 16
+# bytes, a network's int or 17 bytes. One C-level call per value on a cache hit.
+@functools.lru_cache(maxsize=4096)
+def ip_from_checked_wire(value: int | bytes) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    return _ipv4(value) if type(value) is int else _ipv6(value)
+
+
+@functools.lru_cache(maxsize=1024)
+def network_from_checked_wire(
+    value: int | bytes,
+) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    """Raises ValueError for host bits set or a prefix longer than the address."""
+    return _ipv4_network(value) if type(value) is int else _ipv6_network(value)
+
+
+@functools.lru_cache(maxsize=1024)
+def _v6_packed(number: int) -> bytes:
+    return number.to_bytes(16, "big")
+
+
 # Strings already seen to be canonical UUIDs. A set lookup costs 40 ns against 250 ns for the
 # regex, and the same instance, volume and network ids come back in message after message.
 # Membership only ever means "this string matched the regex", so sharing it is safe.
@@ -244,7 +264,11 @@ class IPAddressField(Field):
         raise ValueError(value)  # neither a 32-bit number nor 16 bytes (see from_wire)
 
     def to_wire(self, value: Any) -> Any:
-        return int(value) if type(value) is _IPV4 else value.packed
+        # `_ip` is the address as an int, what int() and .packed compute from: reading it
+        # directly keeps the encoder off ipaddress's Python-level properties (0.1-0.3 us each).
+        if type(value) is _IPV4:
+            return value._ip  # type: ignore[attr-defined]
+        return _v6_packed(value._ip)
 
 
 class IPNetworkField(Field):
@@ -280,9 +304,10 @@ class IPNetworkField(Field):
         raise ValueError(value)  # neither form (see from_wire)
 
     def to_wire(self, value: Any) -> Any:
+        # `_prefixlen` is what the `prefixlen` property returns (see IPAddressField.to_wire).
         if type(value) is ipaddress.IPv4Network:
-            return int(value.network_address) << 8 | value.prefixlen
-        return value.network_address.packed + bytes((value.prefixlen,))
+            return value.network_address._ip << 8 | value._prefixlen  # type: ignore[attr-defined]
+        return _v6_packed(value.network_address._ip) + bytes((value._prefixlen,))
 
 
 class MACAddressField(Field):

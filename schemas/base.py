@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from msgpack import ExtType  # type: ignore[import-untyped]
+from msgspec.msgpack import Ext
 
 from schemas import compat
 from schemas._declare import (
@@ -51,8 +52,9 @@ Relationships = Mapping[str, Sequence[tuple[str, str]]]
 
 WireSpec = tuple[type | None, Callable[[Any], Any] | None, bool, Callable[[str, Any], Any]]
 
-# The storage of every object: field values, changed names, container snapshots, context.
-_STORAGE_SLOTS = ("_changed", "_orig", "_values", "obj_context")
+# The storage of every object: field values, changed names, container snapshots, context,
+# and the validated wire struct a decoded object's values are read from on first use.
+_STORAGE_SLOTS = ("_changed", "_orig", "_values", "_wire", "obj_context")
 
 
 class VersionedObject:
@@ -79,11 +81,16 @@ class VersionedObject:
     # field -> (exact wire type, C-level predicate or None, nullable, the field's from_wire)
     _obj_wire_table: ClassVar[dict[str, WireSpec]] = {}
     _obj_wire_header: ClassVar[ExtType] = ExtType(OBJECT_EXT, b"")
+    # The same header for the msgspec encoder.
+    _obj_wire_ext: ClassVar[Ext] = Ext(OBJECT_EXT, b"")
     _obj_converting: ClassVar[tuple[Field, ...]] = ()
     _obj_object_fields: ClassVar[tuple[Field, ...]] = ()
     _obj_remotable: ClassVar[dict[str, str]] = {}
 
     _values: dict[str, Any]
+    # A decoded object starts with its values in the msgspec struct the decoder validated
+    # (schemas/_typed.py) and `_values` unset; the first read of `_values` builds the dict.
+    _wire: Any
     _changed: set[str] | None
     _orig: dict[str, Any] | None
     # The request context the object was loaded under; never serialised with the object.
@@ -107,6 +114,7 @@ class VersionedObject:
         )
         cls._obj_object_fields = tuple(f for f in cls._obj_fields.values() if f.holds_objects)
         cls._obj_wire_header = ExtType(OBJECT_EXT, object_header(cls.OBJ_NAME, cls.VERSION))
+        cls._obj_wire_ext = Ext(OBJECT_EXT, cls._obj_wire_header.data)
         cls._obj_remotable = collect_remotable(cls)
 
     def __init__(self, **values: Any) -> None:
@@ -120,6 +128,29 @@ class VersionedObject:
             if field is None:
                 raise UnknownFieldError(objname=self.OBJ_NAME, field=name)
             field.__set__(self, value)
+
+    if not TYPE_CHECKING:  # for type checkers, a misspelt attribute stays an error
+
+        def __getattr__(self, name: str) -> Any:
+            # Only reached when normal lookup fails: for `_values`, when a decoded object's
+            # values are still in its wire struct.
+            if name == "_values":
+                try:
+                    wire = object.__getattribute__(self, "_wire")
+                except AttributeError:
+                    wire = None
+                if wire is not None:
+                    values = self._values = wire._obj_values()
+                    self._wire = None
+                    return values
+                raise AttributeError(
+                    f"{type(self).__name__!r} object has no attribute '_values'",
+                    name=name,
+                    obj=self,
+                )
+            # Python calls this after any AttributeError, UnsetFieldError from a field
+            # included: look again so that the original error is the one raised.
+            return object.__getattribute__(self, name)
 
     # -- identity --------------------------------------------------------------------------
 

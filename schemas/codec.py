@@ -4,11 +4,15 @@ Values are msgpack data (None, bool, int, float, str, bytes, lists, dicts with s
 tz-aware datetimes (msgpack Timestamp; they decode in UTC), UUIDs and versioned objects,
 nested in any way. Tuples decode as lists.
 
-Speed comes from letting msgpack's C code do the walking: the encoder's `default` hook turns
-an object into `[header, field dict]` and msgpack packs the rest; the decoder's `ext_hook`
-resolves headers to classes and its `list_hook`, called bottom-up as arrays complete, turns
-`[header, field dict]` into the object after validating each field against a per-class table.
-There is no Python walk over the data except a depth check of the containers around objects.
+Two implementations of one wire format. The fast one runs in msgspec's C code: the encoder's
+`enc_hook` turns an object into `[header, field dict]` and msgspec packs the rest; the decoder
+reads each object straight into msgspec types generated from its class's field table
+(`schemas/_typed.py`), which check every field in C, and a generated function per class turns
+them into the object. The reference one is msgpack's, with the hooks this codec started with.
+The fast path takes only what it can vouch for — values of the plain wire types, messages
+whose size alone keeps them inside the limits — and hands anything else, including every
+input it refuses, to the reference path, which encodes it or raises the exact error. Both
+produce the same bytes (tests/schemas/test_wire_bytes.py holds them to recorded ones).
 """
 
 from __future__ import annotations
@@ -20,7 +24,9 @@ from datetime import datetime
 from typing import Any
 
 import msgpack  # type: ignore[import-untyped]
+import msgspec
 
+from schemas._typed import Fallback, TypedObjects
 from schemas._wire import OBJECT_EXT, UUID_EXT, object_header
 from schemas.base import VersionedObject, wire_changes
 from schemas.compat import ObjectPrimitive
@@ -64,6 +70,17 @@ def encode(value: Any, manifest: Mapping[str, str] | None = None) -> bytes:
     Raises EncodeError for a value the wire cannot carry (a naive datetime, a set, an int
     beyond 64 bits, ...) and ObjectVersionError when an object cannot be back-levelled.
     """
+    if _wire_ready(value):
+        try:
+            if manifest is None:
+                return _ENCODER.encode(value)
+            return msgspec.msgpack.encode(value, enc_hook=_BackLevel(manifest).enc_hook)
+        except Exception:
+            pass  # the reference path encodes it or raises the exact error
+    return _encode_reference(value, manifest)
+
+
+def _encode_reference(value: Any, manifest: Mapping[str, str] | None) -> bytes:
     hook = _default if manifest is None else _BackLevel(manifest).default
     try:
         return msgpack.packb(value, default=hook, use_bin_type=True, datetime=True)
@@ -71,6 +88,72 @@ def encode(value: Any, manifest: Mapping[str, str] | None = None) -> bytes:
         raise
     except (TypeError, ValueError, OverflowError) as exc:
         raise EncodeError(reason=str(exc)) from exc
+
+
+# Values msgspec packs exactly as msgpack does. Other types it packs too, differently (a UUID
+# as text, a set as an array, a naive datetime as text, a dataclass as a map): those values
+# take the reference path.
+_LEAF_TYPES = frozenset({str, int, float, bool, type(None), bytes})
+_STR_ONLY = frozenset({str})
+
+
+def _wire_ready(value: Any) -> bool:
+    """Whether the containers around the objects in `value` hold only plain wire values.
+
+    Inside an object the field types already guarantee it."""
+    kind = type(value)
+    if kind in _LEAF_TYPES or isinstance(value, VersionedObject):
+        return True
+    if kind is list or kind is tuple:
+        return _LEAF_TYPES.issuperset(map(type, value)) or all(map(_wire_ready, value))
+    if kind is dict:
+        if not _STR_ONLY.issuperset(map(type, value)):
+            return False
+        values = value.values()
+        return _LEAF_TYPES.issuperset(map(type, values)) or all(map(_wire_ready, values))
+    if kind is datetime:
+        return value.utcoffset() is not None
+    return False
+
+
+def _enc_hook(value: Any) -> Any:
+    # `_object_wire` inlined: this runs for every object encoded.
+    if not isinstance(value, VersionedObject):
+        raise TypeError(type(value).__name__)  # the reference path reports it
+    cls = type(value)
+    data = value._values
+    if cls._obj_converting:
+        data = _converted(cls, data)
+    changes = value._changed if value._orig is None else value._obj_own_changes()
+    if changes:
+        return [cls._obj_wire_ext, data, sorted(changes)]
+    return [cls._obj_wire_ext, data]
+
+
+def _converted(cls: type[VersionedObject], values: dict[str, Any]) -> dict[str, Any]:
+    """`values` with the fields that need it in their wire form (a copy if any is set)."""
+    data = values
+    for field in cls._obj_converting:
+        item = values.get(field.name)
+        if item is not None:
+            if data is values:
+                data = dict(values)
+            data[field.name] = field.to_wire(item)
+    return data
+
+
+def _object_wire(value: VersionedObject) -> list[Any]:
+    # Runs for every object encoded: the value dict goes out as it is unless a field needs
+    # its wire form (IP addresses, sets).
+    cls = type(value)
+    data = _converted(cls, value._values) if cls._obj_converting else value._values
+    changes = value._changed if value._orig is None else value._obj_own_changes()
+    if changes:
+        return [cls._obj_wire_ext, data, sorted(changes)]
+    return [cls._obj_wire_ext, data]
+
+
+_ENCODER = msgspec.msgpack.Encoder(enc_hook=_enc_hook)
 
 
 def decode(
@@ -87,10 +170,123 @@ def decode(
     """
     if type(data) is not bytes and not isinstance(data, bytearray | memoryview):
         raise DecodeError(reason=f"expected bytes, got {type(data).__name__}")
-    if len(data) > limits.max_size:
-        raise DecodeError(
-            reason=f"message of {len(data)} bytes is over the limit of {limits.max_size}"
-        )
+    size = len(data)
+    if size > limits.max_size:
+        raise DecodeError(reason=f"message of {size} bytes is over the limit of {limits.max_size}")
+    if size <= (_DEFAULT_FAST_MAX if limits is DEFAULT_LIMITS else _fast_max(limits)):
+        typed = registry._typed
+        if typed is None:
+            typed = registry._typed = TypedObjects(registry)
+        try:
+            return _decode_fast(data, typed, limits.max_depth)
+        except Exception:
+            pass  # the reference path decodes it or raises the exact error
+    return _decode_reference(data, registry, limits)
+
+
+def _fast_max(limits: DecodeLimits) -> int:
+    """The largest message that cannot break a length limit, whatever it holds (a string or
+    array is never longer than its message): the fast path, which checks no lengths, takes
+    only those. The extensions it accepts (object headers, UUIDs, Timestamps) are all under
+    128 bytes."""
+    if limits.max_ext_len < 128:
+        return -1
+    return min(limits.max_str_len, limits.max_bin_len, limits.max_array_len, limits.max_map_len)
+
+
+_DEFAULT_FAST_MAX = _fast_max(DEFAULT_LIMITS)
+
+
+class _ObjectInside(Exception):
+    """A signal: the container holds an object, walk it item by item."""
+
+
+def _any_ext(code: int, payload: memoryview) -> Any:
+    if code == UUID_EXT and len(payload) == 16:
+        return uuid.UUID(bytes=bytes(payload))
+    if code == OBJECT_EXT:
+        raise _ObjectInside
+    raise Fallback
+
+
+_ANY = msgspec.msgpack.Decoder(ext_hook=_any_ext)
+_ITEMS = msgspec.msgpack.Decoder(list[msgspec.Raw])
+_ENTRIES = msgspec.msgpack.Decoder(dict[str, msgspec.Raw])
+_KEY_TYPES = frozenset({str, bytes})
+
+
+def _decode_fast(view: Any, typed: TypedObjects, depth_left: int) -> Any:
+    """Decode one value (bytes-like): an object with its generated types, a container holding
+    objects item by item, anything else as plain msgpack. Raises on anything it does not
+    vouch for."""
+    first = view[0]
+    if first in {0x92, 0x93}:  # an array of 2 or 3: maybe [header, fields(, changes)]
+        payload = _header_payload(view)
+        if payload is not None:
+            found = typed.by_header.get(payload)
+            if found is None:
+                found = typed.object_decoder(payload)
+            decoder, build = found
+            return build(decoder.decode(view))
+    is_array = first >> 4 == 0x9 or first in {0xDC, 0xDD}
+    if not (is_array or first >> 4 == 0x8 or first in {0xDE, 0xDF}):
+        value = _ANY.decode(view)  # a scalar; an object header alone is refused
+        if type(value) is datetime:
+            raise Fallback  # msgspec rounds a Timestamp's nanoseconds: msgpack reads it
+        return value
+    try:
+        value = _ANY.decode(view)
+    except _ObjectInside:
+        if depth_left <= 0:
+            raise Fallback from None
+        if is_array:
+            return [
+                _decode_fast(memoryview(item), typed, depth_left - 1)
+                for item in _ITEMS.decode(view)
+            ]
+        return {
+            key: _decode_fast(memoryview(item), typed, depth_left - 1)
+            for key, item in _ENTRIES.decode(view).items()
+        }
+    _check_plain(value, depth_left)
+    return value
+
+
+def _header_payload(view: Any) -> bytes | None:
+    """The payload of an object header extension at `view[1]`, or None if there is none."""
+    marker = view[1]
+    if 0xD4 <= marker <= 0xD8:  # fixext 1, 2, 4, 8, 16
+        start, size, code = 3, 1 << (marker - 0xD4), view[2]
+    elif marker == 0xC7:  # ext 8
+        start, size, code = 4, view[2], view[3]
+    else:
+        return None
+    return bytes(view[start : start + size]) if code == OBJECT_EXT else None
+
+
+def _check_plain(value: Any, depth_left: int) -> None:
+    """The reference decoder's depth and map key rules over plain data (no objects in it);
+    a datetime outside an object is left to the reference decoder too."""
+    kind = type(value)
+    if kind is dict:
+        if not _KEY_TYPES.issuperset(map(type, value)):
+            raise Fallback
+        items: Any = value.values()
+    elif kind is list:
+        items = value
+    else:
+        return
+    if depth_left <= 0:
+        raise Fallback
+    for item in items:
+        item_kind = type(item)
+        if item_kind is dict or item_kind is list:
+            _check_plain(item, depth_left - 1)
+        elif item_kind is datetime:
+            raise Fallback  # msgspec rounds a Timestamp's nanoseconds: msgpack reads it
+
+
+def _decode_reference(data: Any, registry: ObjectRegistry, limits: DecodeLimits) -> Any:
     hooks = registry._decode_hooks
     if hooks is None:
         hooks = registry._decode_hooks = _Hooks(registry)
@@ -203,6 +399,30 @@ def _primitive_wire(primitive: ObjectPrimitive) -> list[Any]:
     return [header, primitive.data]
 
 
+def _primitive_ext_wire(primitive: ObjectPrimitive) -> list[Any]:
+    """`_primitive_wire` for msgspec, nested primitives included: msgspec packs a dataclass
+    such as ObjectPrimitive itself, as a map, so they never reach its hook."""
+    data = primitive.data
+    for name, value in data.items():
+        kind = type(value)
+        if kind is ObjectPrimitive:
+            converted: Any = _primitive_ext_wire(value)
+        elif kind is list and any(type(item) is ObjectPrimitive for item in value):
+            converted = [
+                _primitive_ext_wire(item) if type(item) is ObjectPrimitive else item
+                for item in value
+            ]
+        else:
+            continue
+        if data is primitive.data:
+            data = dict(data)
+        data[name] = converted
+    header = msgspec.msgpack.Ext(OBJECT_EXT, object_header(primitive.name, primitive.version))
+    if primitive.changes:
+        return [header, data, sorted(primitive.changes)]
+    return [header, data]
+
+
 def _default(value: Any) -> Any:
     if isinstance(value, VersionedObject):
         # Runs for every object encoded: the value dict goes out as it is unless a field
@@ -253,6 +473,18 @@ class _BackLevel:
                 return _default(value)
             return _primitive_wire(value.to_primitive(manifest=self.manifest))
         return _default(value)
+
+    def enc_hook(self, value: Any) -> Any:
+        """`default` for the msgspec encoder."""
+        if isinstance(value, VersionedObject):
+            cls = type(value)
+            older = self.older.get(cls)
+            if older is None:
+                older = self.older[cls] = _peer_is_older(cls, self.manifest.get(cls.OBJ_NAME))
+            if not older:
+                return _object_wire(value)
+            return _primitive_ext_wire(value.to_primitive(manifest=self.manifest))
+        raise TypeError(type(value).__name__)  # the reference path reports it
 
 
 def _peer_is_older(cls: type[VersionedObject], wanted: str | None) -> bool:

@@ -47,8 +47,10 @@ class ObjectRegistry:
         # Header payload -> header, filled only by headers that resolved; bounded by the
         # registered names times their known minor versions.
         self._headers: dict[bytes, ObjectHeader] = {}
-        # The codec's decoding callbacks bound to this registry, made on first use.
+        # The codec's decoding callbacks and generated msgspec types bound to this registry,
+        # made on first use.
         self._decode_hooks: Any = None
+        self._typed: Any = None
 
     def register(self, cls: _T) -> _T:
         """Class decorator: make `cls` findable by `cls.OBJ_NAME`. One class per name."""
@@ -61,6 +63,8 @@ class ObjectRegistry:
             )
         self._classes[name] = cls
         self._headers.clear()
+        # Generated types name classes by name: a new one can complete a class left untyped.
+        self._typed = None
         return cls
 
     def __contains__(self, name: object) -> bool:
