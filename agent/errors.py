@@ -38,6 +38,7 @@
     ├── UnknownMethod, InvalidArguments, RequestExpired,
     │   IncompatibleRpcVersion, MessageIdConflict   refused before any effect
     ├── PolicyNotAuthorized                 the caller may not call that method (policy)
+    ├── OperationInterrupted                the agent stopped mid-operation, outcome unknown
     ├── InvalidRpcVersionCap                a client's RPC API cap this release cannot send
     ├── UnpublishableEvent                  an event that is not a registered object (a bug)
     └── RemoteError                         a remote failure with no local class of that name
@@ -167,6 +168,7 @@ __all__ = [
     "MigrationPreCheckError",
     "NotSupported",
     "ObjectVersionRefused",
+    "OperationInterrupted",
     "PolicyNotAuthorized",
     "RemoteError",
     "RequestExpired",
@@ -209,6 +211,18 @@ class MessageIdConflict(VirtactorError):
     msg_fmt = (
         "message id {message_id!r} was already used for another call ({first_method!r}); "
         "this {method!r} call was not run: give a new call a new message id"
+    )
+
+
+class OperationInterrupted(VirtactorError):
+    """The agent was stopped while `method` (message `message_id`) ran on instance
+    `instance`, and nothing tells whether it took effect (agent/rpc/journal.py). The final
+    answer for that message id, so not retryable: look at the instance, then send a new
+    request under a new id if it is still wanted."""
+
+    msg_fmt = (
+        "{method} {message_id!r} of instance {instance} was interrupted by an agent restart; "
+        "whether it took effect is not known"
     )
 
 

@@ -30,7 +30,7 @@ from typing import cast
 
 from actors import ActorRef, ActorSystem, BlockingExecutor
 from actors.firewall import FirewallActor, FirewallSettings
-from actors.host import HostActor
+from actors.host import HostActor, Readiness
 from actors.instance import InstanceActor, InstanceSettings
 from actors.migration.settings import MigrationSettings
 from actors.records import RecordSaver
@@ -46,6 +46,7 @@ from agent.observability.spans import Spans, spans_from_config
 from agent.rpc.catalogue import exposed_methods
 from agent.rpc.dedup import ReplyCache
 from agent.rpc.events import EventPublisher
+from agent.rpc.journal import Resolved, instance_records, resolve_unfinished
 from agent.rpc.manifest_store import ManifestStore
 from agent.rpc.methods import MethodTable, Scope
 from agent.rpc.policy import Policy
@@ -230,6 +231,10 @@ class Agent:
         )
         self.manifests = ManifestStore(manifest_store_path(config))
         self.replies = ReplyStore(reply_store_path(config))
+        # Instance requests are served once the guests are adopted and the operations the
+        # last agent was stopped in are resolved (agent/rpc/journal.py).
+        self.serving = Readiness()
+        self.resolved: list[Resolved] = []  # how each was, at this start
         self.dispatcher = Dispatcher(
             host=self.host,
             system=self.system,
@@ -246,7 +251,7 @@ class Agent:
             registry=registry,
             manifest=registry.manifest(),
             limits=DecodeLimits(max_size=config.rpc.max_message_bytes),
-            is_ready=self.runtime.readiness,
+            is_ready=self.serving,
             cache=ReplyCache(
                 capacity=config.rpc.reply_cache_entries,
                 ttl=config.rpc.reply_cache_seconds,
@@ -324,6 +329,9 @@ class Agent:
                 if self.runtime.tracker is not None:
                     # The first audit, now that the guests are known: the node is saved.
                     await self.runtime.tracker.tell("update_available_resource")
+                records = instance_records(self.system, self.runtime.instance_factory)
+                self.resolved = await resolve_unfinished(self.replies, self.dispatcher, records)
+                self.serving.set_ready()
                 return adopted
             except VirtactorError as exc:
                 log.warning(

@@ -12,6 +12,7 @@ import base64
 import logging
 from typing import Any
 
+from actors.handlers import handler
 from actors.instance.core import InstanceCore
 from actors.instance.errors import NotSupported
 from actors.instance.method import driver_method
@@ -30,6 +31,20 @@ class QueryHandlers(InstanceCore):
     """get_info, diagnostics, stats, consoles, metadata, guest agent, network info."""
 
     # --- reads -------------------------------------------------------------------------------
+
+    @handler
+    async def current_record(self) -> Instance | None:
+        """The instance as its record has it now, its power state read again first (the
+        operation journal weighs an operation the agent was stopped in against it); None
+        while the actor knows no instance. Not an RPC method."""
+        await self._load()
+        if self._driver is None:
+            return None
+        shown = await self._read()
+        if self.record is None:
+            return None
+        await self._apply_power(shown)
+        return self.record.instance.obj_clone()
 
     @driver_method
     async def get_info(self, instance: Instance) -> InstanceInfo:

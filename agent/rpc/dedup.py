@@ -15,6 +15,12 @@ With a `ReplyStore`, the replies of finished state-changing requests are also wr
 before they are sent (and so before the request is acknowledged), and `load()` reads them
 back at start: a request redelivered or re-sent to the next agent after a crash is answered
 with its first reply instead of running again (agent/rpc/reply_store.py).
+
+With a store the cache also keeps the operation journal's intents (agent/rpc/journal.py):
+`begin` records one just before a state-changing handler runs; the reply, when kept,
+replaces it in one transaction; a failure answered and not remembered drops it. An intent
+left behind (the agent stopped while the handler ran) is resolved at the next start, which
+`settle`s its message id with the outcome.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from agent.errors import MessageIdConflict
-from agent.rpc.reply_store import QUERIES, ReplyStore, StoredReply
+from agent.rpc.reply_store import QUERIES, Intent, ReplyStore, StoredReply
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +48,22 @@ class CallKey:
 
     method: str
     digest: bytes
+
+
+@dataclass(slots=True, frozen=True)
+class Settled:
+    """A message id answered by the journal's resolution while a delivery of it waited to
+    run (a redelivered cast waiting for the host): that delivery must not run it again."""
+
+    reply: bytes | None
+
+
+@dataclass(slots=True)
+class _Running:
+    key: CallKey
+    result: asyncio.Future[bytes | None]
+    request: bytes  # the encoded request, for its intent
+    begun: bool = False  # an intent was recorded
 
 
 class ReplyCache:
@@ -68,7 +90,8 @@ class ReplyCache:
         self.max_bytes = max_bytes
         self.bytes = 0  # of the finished replies held
         self._clock = clock
-        self._running: dict[str, tuple[CallKey, asyncio.Future[bytes | None]]] = {}
+        self._running: dict[str, _Running] = {}
+        self._settled: dict[str, Settled] = {}
         self._finished: OrderedDict[str, tuple[bytes | None, float, CallKey]] = OrderedDict()
         self.duplicates = 0
 
@@ -96,14 +119,18 @@ class ReplyCache:
         return len(stored)
 
     async def run_once(
-        self, message_id: str, key: CallKey, work: Callable[[], Awaitable[bytes | None]]
+        self,
+        message_id: str,
+        key: CallKey,
+        work: Callable[[], Awaitable[bytes | None]],
+        request: bytes = b"",
     ) -> tuple[bytes | None, bool]:
         """Run `work` unless `message_id` ran (or runs) already; returns (reply, was_duplicate).
 
         Raises `MessageIdConflict`, running nothing, when `message_id` ran (or runs) for a
         call of another `key`. If `work` raises, nothing is remembered, so a redelivery runs
         it again. Cancelling the first runner cancels the shared work; waiting duplicates then
-        see `CancelledError` too.
+        see `CancelledError` too. `request` (the encoded request) is what `begin` records.
         """
         self._expire()
         finished = self._finished.get(message_id)
@@ -113,30 +140,93 @@ class ReplyCache:
             return finished[0], True
         running = self._running.get(message_id)
         if running is not None:
-            _check_same_call(message_id, running[0], key)
+            _check_same_call(message_id, running.key, key)
             self.duplicates += 1
-            return await asyncio.shield(running[1]), True
+            return await asyncio.shield(running.result), True
         result: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
-        self._running[message_id] = (key, result)
+        self._running[message_id] = mine = _Running(key, result, request)
         try:
             reply = await work()
+            if self.store is not None and key.method not in QUERIES:
+                await self._keep(message_id, key, reply)
         except BaseException as exc:
             del self._running[message_id]
+            self._settled.pop(message_id, None)
             if isinstance(exc, asyncio.CancelledError):
+                # The intent stays: the agent is stopping with the handler half-way.
                 result.cancel()
             else:
+                if mine.begun:
+                    await self._drop_intent(message_id)
                 result.set_exception(exc)
                 result.exception()  # consumed here: waiters re-raise their own copy
             raise
-        if self.store is not None and key.method not in QUERIES:
-            await self._keep(message_id, key, reply)
         del self._running[message_id]
         result.set_result(reply)
+        self._remember(message_id, key, reply)
+        return reply, False
+
+    def running(self, message_id: str) -> bool:
+        """Whether a delivery of `message_id` is being served now."""
+        return message_id in self._running
+
+    async def begin(
+        self, message_id: str, instance: str | None, sender: str | None
+    ) -> Settled | None:
+        """Record the intent of `message_id`, which runs now (`run_once`), just before its
+        handler is asked, if it changes state and there is a store. Returns the `Settled`
+        outcome instead, recording nothing, when the journal's resolution answered this
+        message id while it waited: it must not run. The intent is committed on return; a
+        store that cannot be written is logged and the handler runs unjournaled."""
+        settled = self._settled.pop(message_id, None)
+        if settled is not None:
+            return settled
+        running = self._running.get(message_id)
+        if self.store is None or running is None or running.key.method in QUERIES:
+            return None
+        key = running.key
+        intent = Intent(
+            message_id,
+            key.method,
+            instance,
+            key.digest,
+            running.request,
+            sender,
+            self._wall_clock(),
+        )
+        try:
+            await self.store.begin(intent)
+            running.begun = True
+        except Exception as exc:  # sqlite3's own errors (disk full, ...)
+            log.error("intent of %s not recorded in %s: %s", message_id, self.store.path, exc)
+        return None
+
+    async def settle(self, message_id: str, key: CallKey, reply: bytes | None) -> None:
+        """Remember `reply` as the answer to `message_id` (`key`) without running anything,
+        kept in the store in place of its intent: the journal's resolution of an operation
+        the agent was stopped in. A delivery of it waiting to run now gets `Settled` from
+        `begin`."""
+        if self.store is not None:
+            await self._keep(message_id, key, reply)
+        if message_id in self._running:
+            self._settled[message_id] = Settled(reply)
+        self._remember(message_id, key, reply)
+
+    def _remember(self, message_id: str, key: CallKey, reply: bytes | None) -> None:
+        previous = self._finished.pop(message_id, None)
+        if previous is not None and previous[0] is not None:
+            self.bytes -= len(previous[0])
         self._finished[message_id] = (reply, self._clock(), key)
         if reply is not None:
             self.bytes += len(reply)
         self._bound()
-        return reply, False
+
+    async def _drop_intent(self, message_id: str) -> None:
+        assert self.store is not None
+        try:
+            await self.store.drop_intent(message_id)
+        except Exception as exc:  # sqlite3's own errors
+            log.error("intent of %s not dropped from %s: %s", message_id, self.store.path, exc)
 
     def _bound(self) -> None:
         while len(self._finished) > self.capacity or (

@@ -15,6 +15,10 @@ moment (what this is for); the last rows may be lost if the whole machine loses 
 Only replies of methods that change something are kept (`QUERIES` are answered again
 instead: reading twice is harmless, and they are most of the traffic). The rows follow the
 in-memory cache's bounds: older than its `ttl`, or beyond its `capacity`, they are pruned.
+
+The same file is the operation journal (agent/rpc/journal.py): an `Intent` row is written
+before a state-changing instance handler runs and is deleted in the transaction that writes
+the request's reply, so a row left at start is an operation the agent was stopped in.
 """
 
 from __future__ import annotations
@@ -73,6 +77,16 @@ CREATE TABLE IF NOT EXISTS replies (
     digest BLOB NOT NULL,
     reply BLOB,
     finished_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS intents (
+    message_id TEXT PRIMARY KEY,
+    method TEXT NOT NULL,
+    instance TEXT,
+    digest BLOB NOT NULL,
+    request BLOB NOT NULL,
+    sender TEXT,
+    started_at REAL NOT NULL,
+    step TEXT NOT NULL
 )
 """
 
@@ -84,6 +98,22 @@ class StoredReply:
     digest: bytes
     reply: bytes | None
     finished_at: float  # wall-clock seconds
+
+
+@dataclass(slots=True, frozen=True)
+class Intent:
+    """An operation begun and not yet answered: `request` is its encoded body as it arrived
+    (so it can be served again), `sender` the identity the transport verified for it, `step`
+    how far it got ("asked": its handler was asked to run)."""
+
+    message_id: str
+    method: str
+    instance: str | None
+    digest: bytes
+    request: bytes
+    sender: str | None
+    started_at: float  # wall-clock seconds
+    step: str = "asked"
 
 
 class ReplyStore:
@@ -111,8 +141,12 @@ class ReplyStore:
         self._db = await aiosqlite.connect(self.path)
         await self._db.execute("PRAGMA journal_mode=WAL")
         await self._db.execute("PRAGMA synchronous=NORMAL")
-        await self._db.execute(_SCHEMA)
+        await self._db.executescript(_SCHEMA)
         await self._db.commit()
+
+    @property
+    def is_open(self) -> bool:
+        return self._db is not None
 
     async def aclose(self) -> None:
         if self._db is not None:
@@ -130,12 +164,49 @@ class ReplyStore:
             return [StoredReply(*row) async for row in rows]
 
     async def put(self, entry: StoredReply) -> None:
+        """Keep `entry`, and drop its message id's intent in the same transaction."""
         db = self._need()
         await db.execute(
             "INSERT OR REPLACE INTO replies VALUES (?, ?, ?, ?, ?)",
             (entry.message_id, entry.method, entry.digest, entry.reply, entry.finished_at),
         )
+        await db.execute("DELETE FROM intents WHERE message_id = ?", (entry.message_id,))
         await db.commit()
+
+    async def begin(self, intent: Intent) -> None:
+        """Record `intent` (replacing an older one of its message id), committed on return."""
+        db = self._need()
+        await db.execute(
+            "INSERT OR REPLACE INTO intents VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                intent.message_id,
+                intent.method,
+                intent.instance,
+                intent.digest,
+                intent.request,
+                intent.sender,
+                intent.started_at,
+                intent.step,
+            ),
+        )
+        await db.commit()
+
+    async def drop_intent(self, message_id: str) -> None:
+        """Forget the intent of `message_id` with no reply kept (its failure was answered
+        and is not remembered: a redelivery runs it again)."""
+        db = self._need()
+        await db.execute("DELETE FROM intents WHERE message_id = ?", (message_id,))
+        await db.commit()
+
+    async def unfinished(self) -> list[Intent]:
+        """The intents left without a reply, oldest first."""
+        db = self._need()
+        query = (
+            "SELECT message_id, method, instance, digest, request, sender, started_at, step "
+            "FROM intents ORDER BY started_at"
+        )
+        async with db.execute(query) as rows:
+            return [Intent(*row) async for row in rows]
 
     async def prune(self, before: float, keep: int) -> None:
         """Drop the replies finished before `before`, and all but the newest `keep`."""

@@ -37,7 +37,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
-from contextvars import Token
+from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -163,11 +163,17 @@ def _end_span(span: Span, served: _Served, kind: str) -> None:
 
 
 class _UncachedReply(Exception):
-    """Carries a reply out of the reply cache's `run_once` without it being remembered."""
+    """Carries a reply out of the reply cache's `run_once` without it being remembered
+    (`duplicate`: the reply is one the cache already has, settled by the journal)."""
 
-    def __init__(self, reply: bytes | None) -> None:
+    def __init__(self, reply: bytes | None, duplicate: bool = False) -> None:
         super().__init__("uncached reply")
         self.reply = reply
+        self.duplicate = duplicate
+
+
+# Set while the journal serves again a request the agent was stopped in (`Dispatcher.replay`).
+_REPLAYING: ContextVar[bool] = ContextVar("virtactor_replaying", default=False)
 
 
 def check_rpc_version(requested: str) -> None:
@@ -271,10 +277,10 @@ class RequestServer:
         key = CallKey(envelope.method, request_digest(delivery.body))
         try:
             reply, duplicate = await self.cache.run_once(
-                message_id, key, lambda: self._execute(envelope, served)
+                message_id, key, lambda: self._execute(envelope, served), delivery.body
             )
         except _UncachedReply as uncached:
-            reply, duplicate = uncached.reply, False
+            reply, duplicate = uncached.reply, uncached.duplicate
         except MessageIdConflict as exc:
             return self._refuse(delivery, exc, "message-id-conflict", served)
         if duplicate:
@@ -327,9 +333,33 @@ class RequestServer:
         # A caller that named its manifest by digest has ours in full from an earlier reply.
         return Reply(request.message_id, manifest=self.manifest, compact=request.compact, **outcome)
 
+    def encode_reply(
+        self, request: Request, result: Any = None, error: VirtactorError | None = None
+    ) -> bytes | None:
+        """The reply `request` gets for `result` (or `error`), encoded at the caller's
+        versions, as its handler's would be; None for a cast."""
+        if request.kind is Kind.CAST:
+            return None
+        if error is not None:
+            return pack(self._reply(request, error=error_to_wire(error)))
+        return pack(self._reply(request, result=result), target=request.manifest)
+
+    async def replay(self, body: bytes, message_id: str, sender: str | None) -> bytes | None:
+        """Serve `body` again under `message_id`, as it first arrived from `sender`, before
+        the host is ready and past its deadline: the journal's forward run of an operation
+        the agent was stopped in. The reply is kept as any (`run_once`); returns it."""
+        token = _REPLAYING.set(True)
+        try:
+            delivery = Delivery(body, message_id, reply_expected=True, sender=sender)
+            return (await self.handle(delivery)).reply
+        finally:
+            _REPLAYING.reset(token)
+
     async def _deliver(self, request: Request) -> Any:
         deadline = getattr(request.context, "deadline", None) if request.context else None
         remaining = None if deadline is None else deadline - self.wall_clock()
+        if _REPLAYING.get():
+            remaining = None  # it started within its deadline, before the agent stopped
         if remaining is not None and remaining <= 0:
             raise RequestExpired(message_id=request.message_id, method=request.method)
         if request.method == GET_OBJECT_MANIFEST:
@@ -396,7 +426,7 @@ class Dispatcher(RequestServer):
         route.check_arguments(request.args)
         spawned = False
         if route.scope is Scope.INSTANCE:
-            if not self.is_ready():
+            if not self.is_ready() and not _REPLAYING.get():
                 if request.kind is not Kind.CAST:
                     raise AgentInitializing(host=self.host)  # the caller retries
                 await self._ready_for_cast(request, remaining)
@@ -406,6 +436,11 @@ class Dispatcher(RequestServer):
         else:
             ref = self.system.lookup(target)
         monotonic_deadline = None if remaining is None else time.monotonic() + remaining
+        if route.scope is Scope.INSTANCE:
+            # The operation journal's intent, just before the handler may touch the guest.
+            settled = await self.cache.begin(request.message_id, request.instance, request.sender)
+            if settled is not None:  # answered at start by the journal while this waited
+                raise _UncachedReply(settled.reply, duplicate=True)
         try:
             # The deadline bounds the start only: once a handler runs, its request is settled
             # (acked, answered) when the effect is complete, never half-way.

@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import libvirt
+import pytest
 
 from agent.client import ComputeClient
 from agent.config import AgentConfig, AgentSection, GuestSection, LibvirtSection
+from agent.errors import CallTimeout
 from agent.service import Agent
 from agent.transport import InProcessBus
 from agent.virt import qemu_img
@@ -110,3 +113,40 @@ async def embedded_guest(
     async with domain_removed(guest.uuid), embedded_agent(config) as (_agent, client):
         spawned = await client.spawn(host, guest, image)
         yield EmbeddedGuest(client, config, guest, spawned)
+
+
+async def stopped_while_held(
+    agent: Agent,
+    message_id: str,
+    call: Awaitable[Any],
+    held: object,
+    method: str,
+    *,
+    after: bool = False,
+) -> None:
+    """Run `call` (sent under `message_id`) until it reaches `held.method` (for that message
+    id, when its first argument has one), hold it there (`after`: once the real method
+    returned) and stop serving and the actors, as an agent killed at that moment would
+    stop: the request cancelled, nothing more written. Its intent must be left."""
+    real = getattr(held, method)
+
+    async def hold(*args: Any, **kwargs: Any) -> Any:
+        ours = getattr(args[0], "message_id", message_id) == message_id
+        result = await real(*args, **kwargs) if after else None
+        if ours:
+            await asyncio.Event().wait()
+        return result if after else await real(*args, **kwargs)
+
+    setattr(held, method, hold)
+    with pytest.raises(CallTimeout):
+        await call
+    assert [i.message_id for i in await agent.replies.unfinished()] == [message_id]
+    await agent.transport.unserve(agent.host, 0.1)  # cancels the held request
+    await agent.system.aclose(0.1)  # and a handler held in an actor
+
+
+async def stopped_before_its_reply_is_kept(
+    agent: Agent, message_id: str, call: Awaitable[Any]
+) -> None:
+    """The handler of `call` ran to its end; the agent stops before its reply is kept."""
+    await stopped_while_held(agent, message_id, call, agent.replies, "put")

@@ -51,7 +51,13 @@ from tests.conftest import on_session_loop
 HOST = "compute-1"
 # Handlers that are the agent's own plumbing, never driver methods.
 # The actor's own messages: events, resyncs, and its migration actor telling how it ended.
-PLUMBING = {"sync_power_state", "confirm_power_state", "domain_event", "live_migration_ended"}
+PLUMBING = {
+    "sync_power_state",
+    "confirm_power_state",
+    "domain_event",
+    "live_migration_ended",
+    "current_record",
+}
 
 
 @dataclass

@@ -1,0 +1,242 @@
+"""The operation journal: what becomes, at the next start, of an operation the agent was
+stopped in.
+
+Before a state-changing instance handler is asked to run, the dispatcher records its
+`Intent` (message id, method, instance, the request's digest and encoded body, the sender
+the transport verified, when it started) in the reply store's SQLite file
+(`ReplyCache.begin`); the reply, when kept, replaces it in the same transaction; a failure
+that is answered and not remembered (a retryable one) drops it. So an intent found at start
+is an operation whose handler ran, or was about to, when the agent stopped, and whose caller
+never heard how it ended.
+
+After adoption, before the host serves instance requests, `resolve_unfinished` weighs each
+one against the instance as it is now (`current_record`: its record, the power state read
+again) with the pure per-method resolvers of `RESOLVERS`:
+
+- `DONE`: the effect is there (the guest paused for `pause`, the volume recorded at its
+  device for `attach_volume`): the request is answered with the instance now, as its
+  handler would have answered it;
+- `RUN_AGAIN`: the effect is not there, or only part of it, and serving the request again
+  completes it without doing anything twice (the handler of each such method is idempotent
+  forward: docs/recovery.md): it is served again now, under its message id, past its
+  deadline (it started within it) and the reply its handler gives is kept;
+- `INTERRUPTED`: any method without a resolver (reboot, snapshot, rescue, resize, ...):
+  answered `OperationInterrupted`, which is not retryable: the answer for that message id is
+  final; whether the effect happened is for the caller to look at before it sends a new
+  request under a new id.
+
+Either way the outcome is kept as the message id's reply: the caller's request sent again
+(or redelivered by the broker) is answered with it and never runs a second time. A
+redelivered cast already waiting for the host when its intent is resolved is not run
+(`Settled`), or, for `RUN_AGAIN`, is itself the run.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import sqlite3
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from actors import Actor, ActorSystem, instance_address
+from agent.errors import OperationInterrupted
+from agent.rpc.dedup import CallKey
+from agent.rpc.envelope import Reply, Request, pack, unpack
+from agent.rpc.remote_errors import error_to_wire
+from agent.rpc.reply_store import Intent, ReplyStore
+from agent.rpc.server import Dispatcher
+from schemas.errors import SchemaError, VirtactorError
+from schemas.objects.enums import PowerState, VMState
+from schemas.objects.instance import Instance
+from schemas.objects.volume import VolumeConnection
+
+log = logging.getLogger(__name__)
+
+
+class Verdict(enum.Enum):
+    DONE = "done"
+    RUN_AGAIN = "run again"
+    INTERRUPTED = "interrupted"
+
+
+# A resolver: the request's arguments and the instance now (None: the agent knows none).
+Resolver = Callable[[Mapping[str, Any], Instance | None], Verdict]
+
+
+def _power_is(*done: PowerState) -> Resolver:
+    """Done when the guest is in one of the `done` power states; else run again (the
+    method is one libvirt applies at once or not at all)."""
+
+    def resolve(args: Mapping[str, Any], record: Instance | None) -> Verdict:
+        if record is not None and record.power_state in done:
+            return Verdict.DONE
+        return Verdict.RUN_AGAIN
+
+    return resolve
+
+
+def _device(args: Mapping[str, Any]) -> str:
+    return "/dev/" + str(args.get("mountpoint", "")).removeprefix("/dev/")
+
+
+def _volume_at(record: Instance | None, device: str) -> str | None:
+    """The volume id the record maps at `device`, "" for a mapping without one, None if none."""
+    if record is None or not record.obj_attr_is_set("block_device_mappings"):
+        return None
+    for mapping in record.block_device_mappings or []:
+        if mapping.device_name == device:
+            return mapping.volume_id or ""
+    return None
+
+
+def _attached(args: Mapping[str, Any], record: Instance | None) -> Verdict:
+    """Done when the record maps this volume at the device; else the attach sent again
+    completes what reached libvirt (or attaches it) and records it."""
+    connection = args.get("connection_info")
+    wanted = connection.data.volume_id if isinstance(connection, VolumeConnection) else None
+    if wanted and _volume_at(record, _device(args)) == wanted:
+        return Verdict.DONE
+    return Verdict.RUN_AGAIN
+
+
+def _detached(args: Mapping[str, Any], record: Instance | None) -> Verdict:
+    """Done when the record maps nothing at the device (the mapping goes once libvirt let
+    the disk go); else the detach sent again finishes it."""
+    if record is not None and _volume_at(record, _device(args)) is None:
+        return Verdict.DONE
+    return Verdict.RUN_AGAIN
+
+
+def _spawned(args: Mapping[str, Any], record: Instance | None) -> Verdict:
+    """Done when the instance is active (a spawn stopped after its domain was defined is
+    finished at adoption); else the spawn sent again starts over from its marked leftover."""
+    if record is not None and record.vm_state == VMState.ACTIVE:
+        return Verdict.DONE
+    return Verdict.RUN_AGAIN
+
+
+def _run_again(args: Mapping[str, Any], record: Instance | None) -> Verdict:
+    return Verdict.RUN_AGAIN
+
+
+RESOLVERS: dict[str, Resolver] = {
+    "pause": _power_is(PowerState.PAUSED),
+    "unpause": _power_is(PowerState.RUNNING),
+    "power_on": _power_is(PowerState.RUNNING),
+    "resume": _power_is(PowerState.RUNNING),
+    "power_off": _power_is(PowerState.SHUTDOWN),
+    "attach_volume": _attached,
+    "detach_volume": _detached,
+    "spawn": _spawned,
+    # Idempotent: a guest already gone is success, answered as deleted.
+    "destroy": _run_again,
+}
+
+
+def verdict(method: str, args: Mapping[str, Any], record: Instance | None) -> Verdict:
+    """What to do with an interrupted `method` called with `args`, the instance being
+    `record` now. Methods without a resolver are `INTERRUPTED`."""
+    resolver = RESOLVERS.get(method)
+    return Verdict.INTERRUPTED if resolver is None else resolver(args, record)
+
+
+@dataclass(slots=True, frozen=True)
+class Resolved:
+    """How one intent was resolved; `reply` is the encoded reply kept for its message id
+    (None for a cast, or a run again left to the delivery already waiting to run it)."""
+
+    intent: Intent
+    verdict: Verdict
+    reply: bytes | None
+
+
+CurrentRecord = Callable[[str], Awaitable[Instance | None]]
+
+
+def instance_records(system: ActorSystem, factory: Callable[[str], Actor]) -> CurrentRecord:
+    """`current_record` of each instance's actor (got, or spawned with `factory`)."""
+
+    async def current(uuid: str) -> Instance | None:
+        ref = system.get_or_spawn(instance_address(uuid), lambda: factory(uuid))
+        record: Instance | None = await ref.ask("current_record")
+        return record
+
+    return current
+
+
+async def resolve_unfinished(
+    store: ReplyStore, dispatcher: Dispatcher, current_record: CurrentRecord
+) -> list[Resolved]:
+    """Resolve every intent left in `store`, oldest first, one at a time (see the module
+    docstring); returns how each was. An intent that cannot be weighed (its request no
+    longer decodes, its instance's state cannot be read) is `INTERRUPTED`. A run again takes
+    as long as its handler (each bounds its own waits). Cancelling leaves the intents not
+    yet resolved for the next start."""
+    if not store.is_open:
+        return []  # no store, no journal (an agent's adoption run without its start)
+    try:
+        unfinished = await store.unfinished()
+    except sqlite3.Error as exc:  # an unreadable journal must not keep the host from serving
+        log.error("journal of %s not read: %s", store.path, exc)
+        return []
+    resolved = []
+    for intent in unfinished:
+        done = await _resolve(intent, dispatcher, current_record)
+        log.warning(
+            "%s %s of instance %s was interrupted by the agent's restart: resolved %s",
+            intent.method,
+            intent.message_id,
+            intent.instance,
+            done.verdict.value,
+            extra={
+                "message_id": intent.message_id,
+                "rpc_method": intent.method,
+                "instance_uuid": intent.instance,
+            },
+        )
+        resolved.append(done)
+    return resolved
+
+
+async def _resolve(
+    intent: Intent, dispatcher: Dispatcher, current_record: CurrentRecord
+) -> Resolved:
+    cache = dispatcher.cache
+    key = CallKey(intent.method, intent.digest)
+    interrupted = OperationInterrupted(
+        method=intent.method, message_id=intent.message_id, instance=intent.instance
+    )
+    try:
+        request = unpack(intent.request, dispatcher.registry, dispatcher.limits)
+        if not isinstance(request, Request):
+            raise TypeError(f"intent {intent.message_id} holds a {type(request).__name__}")
+    except (SchemaError, TypeError) as exc:
+        log.error("intent %s cannot be read back: %s", intent.message_id, exc)
+        reply: bytes | None = pack(
+            Reply(intent.message_id, error=error_to_wire(interrupted), manifest=dispatcher.manifest)
+        )
+        await cache.settle(intent.message_id, key, reply)
+        return Resolved(intent, Verdict.INTERRUPTED, reply)
+    record: Instance | None = None
+    outcome = Verdict.INTERRUPTED
+    if intent.instance is not None and intent.method in RESOLVERS:
+        try:
+            record = await current_record(str(UUID(intent.instance)))
+            outcome = verdict(intent.method, request.args, record)
+        except (VirtactorError, ValueError) as exc:
+            log.error("instance of intent %s not read: %s", intent.message_id, exc)
+    if outcome is Verdict.RUN_AGAIN:
+        if cache.running(intent.message_id):
+            # A redelivery waits for the host to be ready: it is the run, and its intent.
+            return Resolved(intent, outcome, None)
+        reply = await dispatcher.replay(intent.request, intent.message_id, intent.sender)
+        return Resolved(intent, outcome, reply)
+    if outcome is Verdict.DONE:
+        reply = dispatcher.encode_reply(request, result=record)
+    else:
+        reply = dispatcher.encode_reply(request, error=interrupted)
+    await cache.settle(intent.message_id, key, reply)
+    return Resolved(intent, outcome, reply)
