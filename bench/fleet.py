@@ -6,10 +6,13 @@ takes to reach every agent, and a call's latency while the whole fleet heartbeat
 
 Every agent is a real `Agent` (its own AMQP connection, durable quorum queue, host actor,
 heartbeat timer, reply store) on libvirt's test driver, `--per-process` of them in each of
-several processes, under a prefix of the run's own. The broker is the one at `--url` on
-this machine (its Erlang VM is found by its process name), measured:
+several processes, under a prefix of the run's own. The broker is a RabbitMQ node the run
+starts for itself (tests/system/rabbitmq_nodes.py: its own ports and data, and the open-file
+limit of this shell: a broker allowed 1,024 files, as Debian's service is by default here,
+cannot hold 500 agents' connections and queues), or the one at `--url` when given. Measured:
 
-- memory: the VM's RSS before the fleet, and with the fleet up and heartbeating, per agent;
+- memory: what the Erlang VM has allocated (after a garbage collection) before the fleet,
+  and with the fleet up and heartbeating, per agent;
 - CPU: the VM's CPU time over `--window` seconds of a heartbeating fleet, per agent, as a
   share of one core (connections, quorum queues and heartbeats together);
 - fanout: `set_host_enabled(enabled=True)` fanned out to every agent; each answers with a
@@ -38,9 +41,13 @@ import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+START_BATCH = 25
 
 
-def broker_pid() -> int:
+def broker_pid(pid_file: Path | None) -> int:
+    """The broker's Erlang VM: the node's pid file, or the machine's RabbitMQ service's."""
+    if pid_file is not None:
+        return int(pid_file.read_text().strip())
     found = subprocess.run(
         ["pgrep", "-u", "rabbitmq", "-f", "beam.smp"], capture_output=True, text=True, check=False
     )
@@ -56,6 +63,15 @@ def rss_kib(pid: int) -> int:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     raise RuntimeError(f"no VmRSS for {pid}")
+
+
+def erlang_memory_kib(ctl: list[str]) -> float:
+    """What the broker's Erlang VM has allocated (`erlang:memory(total)`), after a garbage
+    collection of every process: the VM's RSS keeps what it once grew to."""
+    evaluate = [*ctl, "eval", "[erlang:garbage_collect(P) || P <- erlang:processes()], "
+                "erlang:memory(total)."]  # fmt: skip
+    done = subprocess.run(evaluate, capture_output=True, text=True, check=True, timeout=120)
+    return int(done.stdout.strip()) / 1024
 
 
 def cpu_seconds(pid: int) -> float:
@@ -84,13 +100,15 @@ async def child(args: argparse.Namespace) -> None:
             config = dataclasses.replace(
                 base,
                 agent=dataclasses.replace(base.agent, heartbeat_interval=args.heartbeat),
-                amqp=AmqpSection(url=args.url, prefix=args.prefix),
+                amqp=AmqpSection(url=args.url, prefix=args.prefix, quorum=not args.classic),
                 conductor=ConductorSection(save_records=False),
                 resources=ResourcesSection(audit_interval=3600),
             )
-            agent = Agent(config)
-            await agent.start()
-            agents.append(agent)
+            agents.append(Agent(config))
+        # Started a batch at a time: each start waits a moment for event subscribers to
+        # announce themselves (`[rpc] subscriber_answer_wait`), time spent doing nothing.
+        for batch in range(0, len(agents), START_BATCH):
+            await asyncio.gather(*(agent.start() for agent in agents[batch : batch + START_BATCH]))
         for agent in agents:
             await agent.wait_ready(timeout=120)
         print(json.dumps({"ready": len(agents), "rss_kib": rss_kib(os.getpid())}), flush=True)
@@ -112,7 +130,7 @@ async def start_fleet(
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bench.fleet", "--child", "--url", args.url,
             "--prefix", prefix, "--first", str(first), "--count", str(count),
-            "--heartbeat", str(args.heartbeat),
+            "--heartbeat", str(args.heartbeat), *(["--classic"] if args.classic else []),
             cwd=ROOT, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
         )  # fmt: skip
         processes.append(process)
@@ -149,8 +167,8 @@ async def measure(args: argparse.Namespace) -> int:
 
     prefix = f"bench-fleet-{uuid.uuid4().hex[:8]}"
     hosts = [f"fleet-{number:05d}" for number in range(args.agents)]
-    pid = broker_pid()
-    broker_before = rss_kib(pid)
+    pid = broker_pid(args.pid_file)
+    broker_before = erlang_memory_kib(args.ctl)
     started = time.monotonic()
     processes, agents_rss = await start_fleet(args, prefix)
     per_agent = agents_rss / args.agents / 1024
@@ -167,7 +185,7 @@ async def measure(args: argparse.Namespace) -> int:
         await asyncio.sleep(args.window)
         cpu = cpu_seconds(pid) - cpu_before
         window = time.monotonic() - window_start
-        broker_after = rss_kib(pid)
+        broker_after = erlang_memory_kib(args.ctl)
         heartbeats = args.agents * window / args.heartbeat
         grown = (broker_after - broker_before) / args.agents
         print(
@@ -221,15 +239,34 @@ async def measure(args: argparse.Namespace) -> int:
     return 0
 
 
+def on_a_node_of_its_own(args: argparse.Namespace) -> int:
+    from tests.system.rabbitmq_nodes import RABBITMQ_BIN, NodeGroup
+
+    with tempfile.TemporaryDirectory(prefix="bench-fleet-broker-") as directory:
+        group = NodeGroup(Path(directory))
+        node = group.node(f"bench-fleet-{uuid.uuid4().hex[:6]}")
+        try:
+            node.start()
+            args.url, args.pid_file = node.url, node.base / "pid"
+            args.ctl = [str(RABBITMQ_BIN / "rabbitmqctl"), "-q", "-n", node.nodename]
+            os.environ.update(HOME=str(group.root))  # the node's Erlang cookie
+            return asyncio.run(measure(args))
+        finally:
+            group.kill_all()
+
+
 if __name__ == "__main__":
     sys.path.insert(0, str(ROOT))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--url", default="amqp://guest:guest@127.0.0.1:5672/")
+    parser.add_argument("--url", default="", help="a broker to use (default: start one)")
     parser.add_argument("--agents", type=int, default=500)
     parser.add_argument("--per-process", type=int, default=100)
     parser.add_argument("--heartbeat", type=float, default=10.0)
     parser.add_argument("--window", type=float, default=30.0)
     parser.add_argument("--calls", type=int, default=1000)
+    parser.add_argument(
+        "--classic", action="store_true", help="classic queues ([amqp] quorum = false)"
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--prefix", help=argparse.SUPPRESS)
     parser.add_argument("--first", type=int, default=0, help=argparse.SUPPRESS)
@@ -237,5 +274,9 @@ if __name__ == "__main__":
     options = parser.parse_args()
     if options.child:
         asyncio.run(child(options))
-    else:
+    elif options.url:
+        options.pid_file = None
+        options.ctl = ["rabbitmqctl", "-q"]
         sys.exit(asyncio.run(measure(options)))
+    else:
+        sys.exit(on_a_node_of_its_own(options))
