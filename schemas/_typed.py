@@ -233,17 +233,25 @@ class TypedObjects:
         """`values_<Name>(fields struct) -> {field: value}` of the fields that are set."""
         name = cls.OBJ_NAME
         lines = [f"def values_{name}(s, UNSET=UNSET):", "    d = {}"]
-        for fname in cls._obj_fields:
-            lines += [f"    v = s.{fname}", "    if v is not UNSET:", f"        d[{fname!r}] = v"]
+        for fname, field in cls._obj_fields.items():
+            lines += [f"    v = s.{fname}", "    if v is not UNSET:"]
+            if isinstance(field, ObjectField | ListOfObjectsField):
+                # Nested objects were checked with their parent; they become objects now.
+                wrap = f"wrap_{field.objname}"
+                made = f"[{wrap}(x) for x in v]" if field.mutable else f"{wrap}(v)"
+                lines.append(f"        d[{fname!r}] = None if v is None else {made}")
+            else:
+                lines.append(f"        d[{fname!r}] = v")
         lines.append("    return d")
         self._compile(name, lines)
         values: Callable[[Any], dict[str, Any]] = self._namespace[f"values_{name}"]
         return values
 
     def _define_builder(self, cls: type[VersionedObject]) -> None:
-        """Compile `build_<Name>(wire) -> object` for `cls` into the namespace: the checks
-        msgspec cannot make, the conversions, and the nested objects, written back into the
-        fields struct that the object keeps as its values until they are first read."""
+        """Compile into the namespace, for `cls`: `check_<Name>(wire)`, the checks msgspec
+        cannot make and the conversions, written back into the fields struct, nested objects
+        included; `wrap_<Name>(wire)`, the object that keeps that struct as its values until
+        they are first read (its nested objects are wrapped then); `build_<Name>`, both."""
         name = cls.OBJ_NAME
         ns = self._namespace
         ns[f"CLS_{name}"] = cls
@@ -253,7 +261,7 @@ class TypedObjects:
         )
         ns[f"NAME_{name}"] = name
         lines = [
-            f"def {_builder_name(name)}(w, UNSET=UNSET):",
+            f"def check_{name}(w, UNSET=UNSET):",
             "    h = w.header",
             f"    if h.code != {OBJECT_EXT} or h.data not in HEADERS_{name}:",
             "        raise Fallback",
@@ -261,12 +269,13 @@ class TypedObjects:
         ]
         for index, (fname, field) in enumerate(cls._obj_fields.items()):
             if isinstance(field, ObjectField | ListOfObjectsField):
-                builder = _builder_name(field.objname)
-                built = f"[{builder}(x) for x in v]" if field.mutable else f"{builder}(v)"
+                checker = f"check_{field.objname}"
                 lines += [
                     f"    v = s.{fname}",
                     "    if v is not UNSET and v is not None:",
-                    f"        s.{fname} = {built}",
+                    f"        for x in v:\n            {checker}(x)"
+                    if field.mutable
+                    else f"        {checker}(v)",
                 ]
             elif isinstance(field, DateTimeField):
                 lines += [
@@ -298,13 +307,17 @@ class TypedObjects:
                     f"        s.{fname} = F_{name}_{index}(NAME_{name}, v)",
                 ]
         lines += [
+            f"def wrap_{name}(w):",
             f"    o = new(CLS_{name})",
-            "    o._wire = s",
+            "    o._wire = w.data",
             "    c = w.changes",
             "    o._changed = set(c) if c else None",
             "    o._orig = None",
             "    o.obj_context = None",
             "    return o",
+            f"def {_builder_name(name)}(w):",
+            f"    check_{name}(w)",
+            f"    return wrap_{name}(w)",
         ]
         self._compile(name, lines)
 
