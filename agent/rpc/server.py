@@ -16,7 +16,9 @@ For each delivery the `Dispatcher`:
    a request of an RPC API version this agent does not serve is refused before step 2, so
    that refusal is not remembered: the same message may come again at an older version;
 4. asks the owning actor (instance methods: that instance's actor, got or spawned; host
-   methods: the host actor; claims: the tracker) with the request's deadline;
+   methods: the host actor; claims: the tracker) with the request's deadline; a
+   state-changing instance request's intent is recorded first, so an agent stopped while
+   it runs resolves it at the next start (agent/rpc/journal.py, `replay`);
 5. encodes the reply with every object back-levelled to the caller's manifest.
 
 Each request is served in the trace its `traceparent` header names (a new one when it names
