@@ -172,12 +172,22 @@ def libvirt_uri_refusal(uri: str) -> str | None:
 def amqp_url_refusal(url: str) -> str | None:
     if not url:
         return None  # the embedded in-process bus
-    if urlsplit(url).scheme in ("amqp", "amqps") and "://" in url:
-        return _port_refusal(url)
-    return (
-        f"{url!r} is not an AMQP URL (expected empty for the in-process bus, or "
-        "amqp://user:password@host:5672/vhost or amqps://...)"
-    )
+    # Several comma-separated: the nodes of one cluster (agent/transport/amqp_cluster.py).
+    parts = [part.strip() for part in url.split(",")]
+    if len(parts) > 1 and not all(parts):
+        return f"{url!r} has an empty URL between its commas (expected url1,url2,...)"
+    for part in parts:
+        if urlsplit(part).scheme not in ("amqp", "amqps") or "://" not in part:
+            return (
+                f"{part!r} is not an AMQP URL (expected empty for the in-process bus, or "
+                "amqp://user:password@host:5672/vhost or amqps://...)"
+            )
+        refused = _port_refusal(part)
+        if refused is not None:
+            return refused
+    if len({urlsplit(part).scheme for part in parts}) > 1:
+        return f"{url!r} mixes amqp:// and amqps:// (the nodes of one cluster: one or the other)"
+    return None
 
 
 def database_url_refusal(url: str) -> str | None:

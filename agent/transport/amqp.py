@@ -44,6 +44,7 @@ from pamqp.commands import Basic
 
 from agent.errors import TransportClosed, TransportError
 from agent.transport.amqp_calls import AmqpCalls
+from agent.transport.amqp_cluster import connect_cluster
 from agent.transport.amqp_consumer import RawConsumer
 from agent.transport.amqp_messages import (
     BODY_BYTES_HEADER,
@@ -57,7 +58,6 @@ from agent.transport.amqp_messages import (
     persistent_message,
 )
 from agent.transport.amqp_subscription import AmqpSubscription
-from agent.transport.amqp_tls import broker_tls_errors
 from agent.transport.base import (
     DEAD_LETTER_BODY_BYTES,
     Delivery,
@@ -116,13 +116,13 @@ class AmqpTransport(Transport):
     async def start(self) -> None:
         if self._connection is not None:
             return
-        with broker_tls_errors(self.settings.url):
-            self._connection = await aio_pika.connect_robust(
-                self.settings.url,
-                reconnect_interval=self.settings.reconnect_interval,
-                client_properties={"connection_name": f"virtactor:{self.settings.prefix}"},
-                ssl_context=self.settings.ssl_context,
-            )
+        # Several comma-separated URLs: the nodes of one cluster, failed over (amqp_cluster).
+        self._connection = await connect_cluster(
+            self.settings.url,
+            reconnect_interval=self.settings.reconnect_interval,
+            client_properties={"connection_name": f"virtactor:{self.settings.prefix}"},
+            ssl_context=self.settings.ssl_context,
+        )
         # aiormq reports a returned (unroutable) message only on a confirming channel.
         calls_channel = await self._connection.channel(
             publisher_confirms=True, on_return_raises=True
@@ -144,8 +144,13 @@ class AmqpTransport(Transport):
         self._dead_letter = await self._confirmed.declare_exchange(
             names.dead_letter_exchange, ExchangeType.FANOUT, durable=True
         )
-        dead_letters = await self._confirmed.declare_queue(names.dead_letter_queue, durable=True)
-        await dead_letters.bind(self._dead_letter)
+        # Declared once, not again at each reconnect (robust=False): a classic queue whose
+        # node is down refuses a redeclare with NOT_FOUND, and aio-pika would then drop
+        # every reconnect to the other nodes of a cluster until that node is back.
+        dead_letters = await self._confirmed.declare_queue(
+            names.dead_letter_queue, durable=True, robust=False
+        )
+        await dead_letters.bind(self._dead_letter, robust=False)
         self._calls = AmqpCalls(
             calls_channel,
             names.commands,
