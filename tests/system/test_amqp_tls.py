@@ -34,7 +34,7 @@ from tests.conftest import missing_component
 from tests.system.rabbitmq_nodes import NodeError, NodeGroup, RabbitNode, free_port
 from tests.system.tls_material import TlsMaterial, make_tls_material
 
-pytestmark = pytest.mark.asyncio(loop_scope="session")
+pytestmark = [pytest.mark.rabbitmq, pytest.mark.asyncio(loop_scope="session")]
 
 HOST = "tls-host"
 
