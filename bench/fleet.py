@@ -32,13 +32,19 @@ import dataclasses
 import json
 import os
 import random
+import re
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from agent.client import ComputeClient
 
 ROOT = Path(__file__).resolve().parents[1]
 START_BATCH = 25
@@ -72,6 +78,14 @@ def erlang_memory_kib(ctl: list[str]) -> float:
                 "erlang:memory(total)."]  # fmt: skip
     done = subprocess.run(evaluate, capture_output=True, text=True, check=True, timeout=120)
     return int(done.stdout.strip()) / 1024
+
+
+def memory_breakdown_kib(ctl: list[str]) -> dict[str, float]:
+    """RabbitMQ's own accounting of its memory by use (`rabbit_vm:memory()`), in KiB."""
+    evaluate = [*ctl, "eval", 'io:format("~p", [rabbit_vm:memory()]).']
+    done = subprocess.run(evaluate, capture_output=True, text=True, check=True, timeout=120)
+    found = re.findall(r"\{(\w+),\s*(\d+)\}", done.stdout)
+    return {name: int(value) / 1024 for name, value in found if name != "total"}
 
 
 def cpu_seconds(pid: int) -> float:
@@ -161,14 +175,94 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
+@dataclass
+class Broker:
+    """The broker's figures taken before the fleet: the reference."""
+
+    pid: int
+    memory_kib: float
+    uses_kib: dict[str, float]
+
+
+async def broker_figures(args: argparse.Namespace, before: Broker) -> None:
+    """Memory (total and by use) and CPU over `--window` of the heartbeating fleet."""
+    await asyncio.sleep(2 * args.heartbeat)  # every agent has heartbeated
+    cpu_before, window_start = cpu_seconds(before.pid), time.monotonic()
+    await asyncio.sleep(args.window)
+    cpu = cpu_seconds(before.pid) - cpu_before
+    window = time.monotonic() - window_start
+    after = erlang_memory_kib(args.ctl)
+    uses = memory_breakdown_kib(args.ctl)
+    heartbeats = args.agents * window / args.heartbeat
+    grown = (after - before.memory_kib) / args.agents
+    print(
+        f"broker memory    {grown:8.1f} KiB per agent ({before.memory_kib / 1024:.0f} MiB "
+        f"before, {after / 1024:.0f} MiB with the fleet)"
+    )
+    grown_by_use = {name: kib - before.uses_kib.get(name, 0.0) for name, kib in uses.items()}
+    top = sorted(grown_by_use.items(), key=lambda item: -item[1])[:6]
+    print(
+        "  by use (KiB per agent): "
+        + ", ".join(f"{name} {kib / args.agents:.0f}" for name, kib in top)
+    )
+    print(
+        f"broker CPU       {cpu / window / args.agents * 100:8.3f} % of a core per agent "
+        f"({cpu / window * 100:.1f} % for the fleet: its connections, queues and a "
+        f"heartbeat each {args.heartbeat:g} s; {cpu / heartbeats * 1e3:.1f} ms per heartbeat "
+        "if they were all of it)"
+    )
+
+
+async def fanout_latency(client: ComputeClient, hosts: list[str]) -> None:
+    """`set_host_enabled` to every agent; each answers with its status event."""
+    async with await client.subscribe("host.*.status") as events:
+        seen: dict[str, float] = {}
+        sent = time.monotonic()
+        await client.fanout("set_host_enabled", {"enabled": True})
+        async with asyncio.timeout(300):
+            async for event in events:
+                sender = getattr(event, "sender_host", None)
+                if sender in hosts and sender not in seen:
+                    seen[sender] = time.monotonic() - sent
+                    if len(seen) == len(hosts):
+                        break
+    arrivals = sorted(seen.values())
+    print(
+        f"fanout           first {arrivals[0] * 1000:.0f} ms, median "
+        f"{statistics.median(arrivals) * 1000:.0f} ms, last {arrivals[-1] * 1000:.0f} ms "
+        f"to {len(arrivals)} agents"
+    )
+
+
+async def call_latencies(client: ComputeClient, hosts: list[str], calls: int) -> None:
+    latencies: list[float] = []
+    queue = list(range(calls))
+
+    async def caller() -> None:
+        while queue:
+            queue.pop()
+            host = random.choice(hosts)
+            begun = time.perf_counter()
+            await client.call(host, "get_host_uptime")
+            latencies.append(time.perf_counter() - begun)
+
+    await asyncio.gather(*(caller() for _ in range(16)))
+    print(
+        f"calls            p50 {percentile(latencies, 0.5) * 1000:.1f} ms, p99 "
+        f"{percentile(latencies, 0.99) * 1000:.1f} ms, max {max(latencies) * 1000:.1f} ms "
+        f"({len(latencies)} calls, 16 at a time, while the fleet heartbeats)"
+    )
+
+
 async def measure(args: argparse.Namespace) -> int:
     from agent.client import ComputeClient
     from tests.agent.conftest import delete_amqp_topology
 
     prefix = f"bench-fleet-{uuid.uuid4().hex[:8]}"
     hosts = [f"fleet-{number:05d}" for number in range(args.agents)]
-    pid = broker_pid(args.pid_file)
-    broker_before = erlang_memory_kib(args.ctl)
+    before = Broker(
+        broker_pid(args.pid_file), erlang_memory_kib(args.ctl), memory_breakdown_kib(args.ctl)
+    )
     started = time.monotonic()
     processes, agents_rss = await start_fleet(args, prefix)
     per_agent = agents_rss / args.agents / 1024
@@ -180,58 +274,9 @@ async def measure(args: argparse.Namespace) -> int:
         args.url, prefix=prefix, default_timeout=60, announce_interval=None, is_admin=True
     )
     try:
-        await asyncio.sleep(2 * args.heartbeat)  # every agent has heartbeated
-        cpu_before, window_start = cpu_seconds(pid), time.monotonic()
-        await asyncio.sleep(args.window)
-        cpu = cpu_seconds(pid) - cpu_before
-        window = time.monotonic() - window_start
-        broker_after = erlang_memory_kib(args.ctl)
-        heartbeats = args.agents * window / args.heartbeat
-        grown = (broker_after - broker_before) / args.agents
-        print(
-            f"broker memory    {grown:8.1f} KiB per agent ({broker_before / 1024:.0f} MiB "
-            f"before, {broker_after / 1024:.0f} MiB with the fleet)"
-        )
-        print(
-            f"broker CPU       {cpu / window / args.agents * 100:8.3f} % of a core per agent "
-            f"({cpu / window * 100:.1f} % for the fleet: its connections, queues and a "
-            f"heartbeat each {args.heartbeat:g} s; {cpu / heartbeats * 1e3:.1f} ms per heartbeat "
-            "if they were all of it)"
-        )
-        async with await client.subscribe("host.*.status") as events:
-            seen: dict[str, float] = {}
-            sent = time.monotonic()
-            await client.fanout("set_host_enabled", {"enabled": True})
-            async with asyncio.timeout(300):
-                async for event in events:
-                    sender = getattr(event, "sender_host", None)
-                    if sender in hosts and sender not in seen:
-                        seen[sender] = time.monotonic() - sent
-                        if len(seen) == len(hosts):
-                            break
-        arrivals = sorted(seen.values())
-        print(
-            f"fanout           first {arrivals[0] * 1000:.0f} ms, median "
-            f"{statistics.median(arrivals) * 1000:.0f} ms, last {arrivals[-1] * 1000:.0f} ms "
-            f"to {len(arrivals)} agents"
-        )
-        latencies: list[float] = []
-        queue = list(range(args.calls))
-
-        async def caller() -> None:
-            while queue:
-                queue.pop()
-                host = random.choice(hosts)
-                begun = time.perf_counter()
-                await client.call(host, "get_host_uptime")
-                latencies.append(time.perf_counter() - begun)
-
-        await asyncio.gather(*(caller() for _ in range(16)))
-        print(
-            f"calls            p50 {percentile(latencies, 0.5) * 1000:.1f} ms, p99 "
-            f"{percentile(latencies, 0.99) * 1000:.1f} ms, max {max(latencies) * 1000:.1f} ms "
-            f"({len(latencies)} calls, 16 at a time, while the fleet heartbeats)"
-        )
+        await broker_figures(args, before)
+        await fanout_latency(client, hosts)
+        await call_latencies(client, hosts, args.calls)
     finally:
         await client.aclose()
         await stop_fleet(processes)
@@ -244,7 +289,14 @@ def on_a_node_of_its_own(args: argparse.Namespace) -> int:
 
     with tempfile.TemporaryDirectory(prefix="bench-fleet-broker-") as directory:
         group = NodeGroup(Path(directory))
-        node = group.node(f"bench-fleet-{uuid.uuid4().hex[:6]}")
+        buffers = (
+            f"tcp_listen_options.sndbuf = {args.tcp_buffer}\n"
+            f"tcp_listen_options.recbuf = {args.tcp_buffer}\n"
+            f"tcp_listen_options.buffer = {args.tcp_buffer}\n"
+            if args.tcp_buffer
+            else ""
+        )
+        node = group.node(f"bench-fleet-{uuid.uuid4().hex[:6]}", buffers)
         try:
             node.start()
             args.url, args.pid_file = node.url, node.base / "pid"
@@ -266,6 +318,13 @@ if __name__ == "__main__":
     parser.add_argument("--calls", type=int, default=1000)
     parser.add_argument(
         "--classic", action="store_true", help="classic queues ([amqp] quorum = false)"
+    )
+    parser.add_argument(
+        "--tcp-buffer",
+        type=int,
+        default=0,
+        metavar="BYTES",
+        help="the node's tcp_listen_options sndbuf, recbuf and buffer (default: RabbitMQ's)",
     )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--prefix", help=argparse.SUPPRESS)
