@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import random
 import time
 import uuid
@@ -168,6 +169,8 @@ async def kill_and_restart(
         raise AssertionError(f"the agent did not move off the killed node: ports {ports}")
     events.append(f"{time.monotonic() - started:.1f}s agent on {ports} after {tally.done}")
     await asyncio.to_thread(a.start)
+    status = json.loads(await asyncio.to_thread(b.ctl, "cluster_status", "--formatter", "json"))
+    assert a.nodename in status["running_nodes"], status  # a member again, not a new node
     events.append(f"{time.monotonic() - started:.1f}s A back after {tally.done} operations")
 
 
