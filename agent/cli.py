@@ -172,8 +172,11 @@ async def _started(agent: Agent) -> Agent:
 
 async def _connected(config: AgentConfig) -> Transport:
     from agent.service import build_transport
+    from agent.transport import CONDUCTOR_QUEUE
 
-    transport = build_transport(config)
+    # Conductors answer on the queue `conductor`, and sign as it: their callers expect
+    # replies signed by the name of the queue they called.
+    transport = build_transport(config, CONDUCTOR_QUEUE)
     try:
         await transport.start()
     except BaseException:

@@ -40,6 +40,7 @@ from agent.rpc.envelope import RPC_API_VERSION, Event, Kind, Reply, Request, pac
 from agent.rpc.manifest import Manifest, UnknownManifestDigest
 from agent.rpc.remote_errors import ErrorRegistry
 from agent.rpc.server import GET_OBJECT_MANIFEST
+from agent.security.settings import client_identity, message_security
 from agent.transport import AmqpSettings, AmqpTransport, InProcessBus, Transport
 from agent.transport.amqp_tls import broker_context
 from schemas import (
@@ -90,6 +91,7 @@ class ComputeClient(DriverCalls):
                 AmqpSettings(
                     url=url,
                     prefix=options.pop("prefix", "virtactor"),
+                    security=options.pop("security", None),
                     ssl_context=options.pop("ssl_context", None),
                 )
             )
@@ -128,6 +130,9 @@ class ComputeClient(DriverCalls):
                 **(
                     {
                         "prefix": config.amqp.prefix,
+                        "security": message_security(
+                            config.security, client_identity(config.security, config.agent.host)
+                        ),
                         "ssl_context": broker_context(
                             config.amqp.url,
                             config.amqp.ca_file,

@@ -53,6 +53,7 @@ from agent.rpc.policy import Policy
 from agent.rpc.reply_store import ReplyStore
 from agent.rpc.server import Dispatcher
 from agent.rpc.subscribers import SubscriberWatch
+from agent.security.settings import message_security
 from agent.transport import (
     CONDUCTOR_QUEUE,
     AmqpSettings,
@@ -72,8 +73,10 @@ ADOPTION_RETRY_MIN = 1.0
 ADOPTION_RETRY_MAX = 30.0
 
 
-def build_transport(config: AgentConfig) -> Transport:
-    """AMQP when a broker URL is configured, else the embedded in-process bus."""
+def build_transport(config: AgentConfig, identity: str | None = None) -> Transport:
+    """AMQP when a broker URL is configured, else the embedded in-process bus. Over AMQP,
+    what it publishes is signed as `identity` (default: the agent's host) when `[security]`
+    signing is on; the in-process bus carries no signatures (one process)."""
     if not config.amqp.url:
         return InProcessBus(
             prefetch=config.amqp.prefetch,
@@ -86,6 +89,7 @@ def build_transport(config: AgentConfig) -> Transport:
             prefetch=config.amqp.prefetch,
             quorum=config.amqp.quorum,
             dead_letter_body_bytes=config.amqp.dead_letter_body_bytes,
+            security=message_security(config.security, identity or config.agent.host),
             ssl_context=broker_context(
                 config.amqp.url, config.amqp.ca_file, config.amqp.cert_file, config.amqp.key_file
             ),
@@ -271,6 +275,11 @@ class Agent:
                 events=self.events,
                 libvirt=lambda: self.runtime.host,
                 records=self.runtime.records,
+                security=(
+                    self.transport.settings.security
+                    if isinstance(self.transport, AmqpTransport)
+                    else None
+                ),
             )
         )
         self.metrics: MetricsEndpoint | None = None

@@ -217,7 +217,7 @@ def _row(
 
 
 @functools.cache
-def _excluded(table: sa.Table) -> sa.Alias:
+def _excluded(table: sa.Table) -> sa.NamedFromClause:
     """The row an upsert proposed (`excluded`, in SQLite's and PostgreSQL's ON CONFLICT), made
     once per table: `Insert.excluded` builds it again for every statement, and its column
     collection was most of a save's time on the event loop (bench/scale.py)."""

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import ssl
 import time
@@ -43,6 +44,8 @@ from aiormq.abc import DeliveredMessage
 from pamqp.commands import Basic
 
 from agent.errors import TransportClosed, TransportError
+from agent.security import MessageSecurity, SignatureRefused
+from agent.security.signing import EVERY_HOST, Purpose
 from agent.transport.amqp_calls import AmqpCalls
 from agent.transport.amqp_cluster import connect_cluster
 from agent.transport.amqp_consumer import RawConsumer
@@ -85,6 +88,9 @@ class AmqpSettings:
     reconnect_interval: float = 1.0
     subscription_buffer: int = 10_000
     dead_letter_body_bytes: int = DEAD_LETTER_BODY_BYTES  # what a refused request's letter keeps
+    # Signs what this transport publishes and checks what it receives (docs/security.md);
+    # None: nothing is signed or checked.
+    security: MessageSecurity | None = None
     # For amqps:// (amqp_tls.client_context); None: aiormq's default verifying context.
     ssl_context: ssl.SSLContext | None = None
 
@@ -116,6 +122,8 @@ class AmqpTransport(Transport):
     async def start(self) -> None:
         if self._connection is not None:
             return
+        if self.settings.security is not None:
+            await self.settings.security.start()  # a bad key file fails before connecting
         # Several comma-separated URLs: the nodes of one cluster, failed over (amqp_cluster).
         self._connection = await connect_cluster(
             self.settings.url,
@@ -156,6 +164,7 @@ class AmqpTransport(Transport):
             names.commands,
             check_open=self._check_open,
             retry_interval=self.settings.reconnect_interval,
+            security=self.settings.security,
         )
         await self._calls.start()
 
@@ -173,6 +182,8 @@ class AmqpTransport(Transport):
             await sub.aclose()
         if self._connection is not None:
             await self._connection.close()
+        if self.settings.security is not None:
+            await self.settings.security.aclose()
 
     async def unserve(self, host: str, timeout: float = 10.0) -> None:
         """Stop consuming `host`'s queue; handlers under way finish (up to `timeout`, then
@@ -236,7 +247,7 @@ class AmqpTransport(Transport):
             # aiormq cancels its consumer tasks when the channel drops; the handler must still
             # finish (its effect is done or under way, and the reply cache must learn of it)
             # so the redelivery is answered, not executed again: it runs in a task of ours.
-            task = asyncio.create_task(self._handle(message, handler))
+            task = asyncio.create_task(self._handle(message, handler, host))
             in_flight.add(task)
             task.add_done_callback(in_flight.discard)
 
@@ -278,7 +289,10 @@ class AmqpTransport(Transport):
     ) -> None:
         self._check_open()
         message = persistent_message(body, message_id, ttl, headers)
-        await self._confirmed_publish(self._commands, message, host_routing_key(host), host)
+        signing = _Signing(Purpose.REQUEST, host, _expiry(ttl), message_id)
+        await self._confirmed_publish(
+            self._commands, message, host_routing_key(host), host, signing
+        )
 
     async def fanout(
         self,
@@ -290,7 +304,8 @@ class AmqpTransport(Transport):
     ) -> None:
         self._check_open()
         message = persistent_message(body, message_id, ttl, headers)
-        await self._confirmed_publish(self._broadcast, message, "", "*")
+        signing = _Signing(Purpose.REQUEST, EVERY_HOST, _expiry(ttl), message_id)
+        await self._confirmed_publish(self._broadcast, message, "", "*", signing)
 
     async def publish_event(
         self, routing_key: str, body: bytes, *, headers: Mapping[str, str] | None = None
@@ -303,7 +318,13 @@ class AmqpTransport(Transport):
         )
         try:
             async with asyncio.timeout(self.settings.publish_timeout):
-                await self._publish_retrying(self._events, message, routing_key, mandatory=False)
+                await self._publish_retrying(
+                    self._events,
+                    message,
+                    routing_key,
+                    mandatory=False,
+                    signing=_Signing(Purpose.EVENT, routing_key, None),
+                )
         except TimeoutError:
             raise TransportError(
                 reason=f"no publisher confirm for an event within {self.settings.publish_timeout}s"
@@ -322,7 +343,11 @@ class AmqpTransport(Transport):
         )
         await queue.bind(self._exchange(self._events), routing_key=pattern)
         subscription = AmqpSubscription(
-            channel, queue, self._subscriptions.discard, self.settings.subscription_buffer
+            channel,
+            queue,
+            self._subscriptions.discard,
+            self.settings.subscription_buffer,
+            self.settings.security,
         )
         await subscription.start()
         self._subscriptions.add(subscription)
@@ -336,7 +361,7 @@ class AmqpTransport(Transport):
             drained.append((message.body, dead_letter_reason(message)))
         return drained
 
-    async def _handle(self, message: DeliveredMessage, handler: RequestHandler) -> None:
+    async def _handle(self, message: DeliveredMessage, handler: RequestHandler, host: str) -> None:
         properties = message.header.properties
         reply_to = properties.reply_to
         deliver = cast(Basic.Deliver, message.delivery)  # what a consumer is handed
@@ -347,7 +372,27 @@ class AmqpTransport(Transport):
             redelivered=bool(deliver.redelivered),
             headers=properties.headers,
         )
-        if reply_to is not None and not is_direct_reply_to(reply_to):
+        security = self.settings.security
+        refused: SignatureRefused | None = None
+        if security is not None and security.enabled:
+            # Before the handler and before anything else is read: who sent it is not known.
+            try:
+                sender = security.verify(
+                    Purpose.REQUEST,
+                    (host, EVERY_HOST),
+                    delivery.message_id,
+                    delivery.body,
+                    delivery.headers,
+                    redelivered=delivery.redelivered,
+                )
+            except SignatureRefused as exc:
+                refused = exc
+            else:
+                delivery = dataclasses.replace(delivery, sender=sender)
+        if refused is not None:
+            log.warning("refused %s: %s", delivery.message_id, refused.message)
+            outcome = Outcome(dead_letter=f"signature-{refused.fields['reason']}")
+        elif reply_to is not None and not is_direct_reply_to(reply_to):
             # Refused before the handler: no effect for a reply that must not be sent.
             log.warning(
                 "refused %s: reply-to %r is not a direct reply-to address",
@@ -370,13 +415,18 @@ class AmqpTransport(Transport):
                 # On the channel the request came in on, so the reply leaves before the ack.
                 # mandatory=False: with direct reply-to, a mandatory reply is both delivered and
                 # returned on RabbitMQ 3.10.
+                reply_headers: dict[str, Any] = dict(outcome.headers or {})
+                if security is not None:
+                    reply_headers.update(
+                        security.sign(Purpose.REPLY, "", delivery.message_id, outcome.reply)
+                    )
                 await channel.basic_publish(
                     outcome.reply,
                     routing_key=reply_to,
                     properties=Basic.Properties(
                         message_id=delivery.message_id,
                         correlation_id=delivery.message_id,
-                        headers=None if outcome.headers is None else dict(outcome.headers),
+                        headers=reply_headers or None,
                     ),
                     mandatory=False,
                     wait=False,  # the ack below is written after it and waited for
@@ -405,11 +455,16 @@ class AmqpTransport(Transport):
         await self._exchange(self._dead_letter).publish(copy, routing_key="", mandatory=False)
 
     async def _confirmed_publish(
-        self, exchange: AbstractExchange | None, message: aio_pika.Message, key: str, host: str
+        self,
+        exchange: AbstractExchange | None,
+        message: aio_pika.Message,
+        key: str,
+        host: str,
+        signing: _Signing,
     ) -> None:
         try:
             async with asyncio.timeout(self.settings.publish_timeout):
-                await self._publish_retrying(exchange, message, key)
+                await self._publish_retrying(exchange, message, key, signing=signing)
         except aio_pika.exceptions.DeliveryError as exc:
             raise delivery_error(exc, host) from exc
         except TimeoutError:
@@ -423,11 +478,27 @@ class AmqpTransport(Transport):
         message: aio_pika.Message,
         key: str,
         mandatory: bool = True,
+        signing: _Signing | None = None,
     ) -> None:
-        """Publish, waiting out a broker reconnect; the caller's timeout bounds the retries."""
+        """Publish, waiting out a broker reconnect; the caller's timeout bounds the retries.
+        Each attempt is signed anew: a receiver that got the first takes a second with the
+        same signature for a replay, where it must see the same message sent again."""
         target = self._exchange(exchange)
+        security = self.settings.security
+        original = dict(message.headers or {})
         while True:
             self._check_open()
+            if signing is not None and security is not None and security.enabled:
+                message.headers = {
+                    **original,
+                    **security.sign(
+                        signing.purpose,
+                        signing.target,
+                        signing.message_id,
+                        message.body,
+                        signing.expires,
+                    ),
+                }
             try:
                 await target.publish(message, routing_key=key, mandatory=mandatory)
                 return
@@ -450,3 +521,17 @@ class AmqpTransport(Transport):
         if exchange is None:
             raise RuntimeError("start() the transport first")
         return exchange
+
+
+@dataclass(slots=True, frozen=True)
+class _Signing:
+    """What a published message's signature binds it to (agent/security/signing.py)."""
+
+    purpose: Purpose
+    target: str
+    expires: float | None  # unix time; None: the signer's lifetime
+    message_id: str = ""  # a request's; events have none (the broker client may add one)
+
+
+def _expiry(ttl: float | None) -> float | None:
+    return None if ttl is None else time.time() + ttl
