@@ -24,6 +24,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql.selectable import NamedFromClause
 
 from agent.conductor.columns import StoredField, StoredObject, stored_objects
 from agent.conductor.db import database_errors
@@ -217,7 +218,7 @@ def _row(
 
 
 @functools.cache
-def _excluded(table: sa.Table) -> sa.NamedFromClause:
+def _excluded(table: sa.Table) -> NamedFromClause:
     """The row an upsert proposed (`excluded`, in SQLite's and PostgreSQL's ON CONFLICT), made
     once per table: `Insert.excluded` builds it again for every statement, and its column
     collection was most of a save's time on the event loop (bench/scale.py)."""
