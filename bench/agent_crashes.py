@@ -13,6 +13,12 @@ request sent again under the same id until it is answered (as a control plane th
 know the outcome does). Then:
 
 - resolved: the operation was answered (a result, or a typed refusal);
+- as the journal says: when the agent was killed while the operation ran, the next agent's
+  operation journal resolved it at start (its log names the verdict: done, run again or
+  interrupted), and the id sent again is answered with that outcome: a result for done and
+  run again, `OperationInterrupted` for interrupted. Pause, unpause, attach, detach and
+  spawn must always be answered with a result (never `InstanceInvalidState` for a pause
+  that did pause);
 - agree: each guest's power state as the agent reports it is libvirt's, and the volumes the
   record maps are the disks libvirt has (beyond the root disk);
 - undisturbed: each guest that ran before the round, and was not the one paused, runs with
@@ -27,6 +33,7 @@ import argparse
 import asyncio
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -60,6 +67,8 @@ FILES = Path("/var/tmp/virtactor-bench-crashes")
 GUEST_CACHE = Path(os.environ.get("VIRTACTOR_GUEST_CACHE", "/var/tmp/virtactor-guest-cache"))
 MAX_DELAY = [2.0]  # --max-delay: the latest a kill comes after its request is sent
 TRANSIENT = ("CallTimeout", "TransportError", "TransportClosed", "AgentInitializing")
+# Operations whose every interruption the journal resolves to a result.
+RESOLVED = ("spawn", "attach_volume", "detach_volume", "pause", "unpause")
 
 
 @dataclass
@@ -68,6 +77,7 @@ class Round:
     operation: str
     killed_after: float
     outcome: str = ""
+    journal: str = "-"  # the verdict the journal reached for it at restart, if any
     problems: list[str] = field(default_factory=list)
 
 
@@ -97,6 +107,16 @@ class AgentProcess:
                 self.process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+def journal_verdict(log: Path, message_id: str) -> str:
+    """The verdict the agent's journal logged for `message_id` at a restart, or "-"."""
+    found = re.findall(
+        rf" {re.escape(message_id)} of instance \S+ was interrupted by the agent's restart: "
+        r"resolved (done|run again|interrupted)",
+        log.read_text(errors="replace"),
+    )
+    return found[-1] if found else "-"
 
 
 def host_uri() -> tuple[str, bool]:
@@ -181,8 +201,14 @@ async def answered(
     deadline = time.monotonic() + 180
     while True:
         try:
-            return await client.with_options(message_id=message_id, timeout=20).call(
-                AGENT_HOST, method, args, instance=args["instance"].uuid
+            # The id passed to `call` itself: `with_options` names the typed calls' ids only.
+            return await client.call(
+                AGENT_HOST,
+                method,
+                args,
+                instance=args["instance"].uuid,
+                timeout=20,
+                message_id=message_id,
             )
         except VirtactorError as exc:
             if type(exc).__name__ not in TRANSIENT or time.monotonic() > deadline:
@@ -246,9 +272,17 @@ async def run_round(
     await asyncio.to_thread(agent.start)
     result = await sent
     this.outcome = type(result).__name__
-    if kind == "spawn" and not isinstance(result, Exception):
-        guests.append(args["instance"])
     await ready(client)
+    this.journal = await asyncio.to_thread(journal_verdict, agent.log, message_id)
+    failed = isinstance(result, Exception)
+    if this.journal == "interrupted" and this.outcome != "OperationInterrupted":
+        this.problems.append(f"journal said interrupted, answered {this.outcome}")
+    elif this.journal in ("done", "run again") and failed:
+        this.problems.append(f"journal said {this.journal}, answered {result!r}")
+    elif kind in RESOLVED and failed:
+        this.problems.append(f"answered {result!r}")
+    if kind == "spawn" and not failed:
+        guests.append(args["instance"])
     after = await asyncio.to_thread(qemu_pids, uri)
     for uuid_, pid in before.items():
         if pid <= 0:
@@ -313,7 +347,7 @@ async def main(args: argparse.Namespace) -> int:
             mark = "ok" if not done.problems else "; ".join(done.problems)
             print(
                 f"round {number:2}: {done.operation:14} killed after {done.killed_after:.2f} s "
-                f"-> {done.outcome:24} {mark}",
+                f"-> journal {done.journal:9} {done.outcome:22} {mark}",
                 flush=True,
             )
         for guest in guests:
@@ -329,7 +363,11 @@ async def main(args: argparse.Namespace) -> int:
                 subprocess.run, [str(HOST_SCRIPT), "stop", LIBVIRT_HOST], check=False
             )
     broken = [r for r in rounds if r.problems]
+    verdicts = {
+        v: sum(r.journal == v for r in rounds) for v in ("done", "run again", "interrupted")
+    }
     print(f"{len(rounds)} crashes: {len(rounds) - len(broken)} rounds kept every promise")
+    print(f"journal at restart: {verdicts} (the rest: killed before the intent or after the reply)")
     return 1 if broken else 0
 
 
