@@ -15,7 +15,8 @@ import pytest_asyncio
 
 from agent.client import ComputeClient
 from agent.errors import CallTimeout
-from agent.security import MessageSecurity, SigningMode, generate_key
+from agent.security import MessageSecurity, SigningMode
+from tests.agent.security.keyring import make_keys, signer
 from tests.upgrade.configs import ROLLOUT_POLICY, agent_config
 from tests.upgrade.conftest import ON_THE_BUS, agents_cleaned_up
 from tests.upgrade.processes import AgentProcess, play, unique
@@ -40,14 +41,7 @@ class Rollout:
         return {"url": self.url, "prefix": self.prefix, "timeout": 30, **more}
 
     def security(self, identity: str) -> MessageSecurity:
-        security = MessageSecurity(
-            identity=identity,
-            mode=SigningMode.SIGN,
-            private_key=self.keys / "private" / f"{identity}.pem",
-            trusted_keys=self.keys / "trusted",
-        )
-        security.load_now()
-        return security
+        return signer(self.keys, identity, SigningMode.SIGN)
 
 
 @pytest_asyncio.fixture(loop_scope="session", scope="module")
@@ -58,10 +52,7 @@ async def rollout(
     root = tmp_path_factory.mktemp("signing-rollout")
     keys = root / "keys"
     old_host, new_host = unique("sig-old"), unique("sig-new")
-    for identity in (new_host, CONTROL_PLANE, INTRUDER):
-        generate_key(identity, keys / "private", keys / "trusted")
-    for public in (keys / "trusted" / INTRUDER).iterdir():
-        public.unlink()
+    make_keys(keys, [new_host, CONTROL_PLANE], untrusted=(INTRUDER,))
     async with agents_cleaned_up(rabbitmq_url, prefix) as agents:
         old_config = agent_config(old_host, root / old_host, rabbitmq_url, prefix)
         new_config = agent_config(

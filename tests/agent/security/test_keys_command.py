@@ -21,6 +21,7 @@ async def test_generate_writes_a_private_key_only_its_owner_reads_and_a_trusted_
     )  # fmt: skip
     assert result.status == 0, result.stderr
     made = result.json()
+    assert isinstance(made, dict)
     pem = Path(made["private_key"])
     assert pem == private / "cmp-001.pem"
     assert stat.S_IMODE((await asyncio.to_thread(pem.stat)).st_mode) == 0o600

@@ -24,7 +24,7 @@ from agent.config import AmqpSection, ConductorSection, ResourcesSection, Securi
 from agent.errors import CallTimeout
 from agent.logs import RequestContextFilter, TextFormatter
 from agent.rpc.envelope import Kind, Request, pack
-from agent.security import MessageSecurity, SigningMode, generate_key
+from agent.security import MessageSecurity
 from agent.security.signing import Purpose
 from agent.service import Agent, build_transport
 from agent.transport import CONDUCTOR_QUEUE, AmqpTransport, Transport
@@ -33,6 +33,7 @@ from agent.transport.topics import Names
 from schemas import RequestContext
 from tests.agent.conftest import delete_amqp_topology
 from tests.agent.embedded import embedded_config
+from tests.agent.security.keyring import make_keys, signer
 from tests.agent.test_cli_commands import virtactor
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.asyncio(loop_scope="session")]
@@ -54,14 +55,7 @@ class Bus:
     client: ComputeClient
 
     def security(self, identity: str) -> MessageSecurity:
-        security = MessageSecurity(
-            identity=identity,
-            mode=SigningMode.REQUIRE,
-            private_key=self.keys / "private" / f"{identity}.pem",
-            trusted_keys=self.keys / "trusted",
-        )
-        security.load_now()
-        return security
+        return signer(self.keys, identity)
 
     @property
     def agent_security(self) -> MessageSecurity:
@@ -106,12 +100,7 @@ async def dead_letter_reasons(url: str, names: Names, wanted: set[str]) -> dict[
 @pytest_asyncio.fixture(loop_scope="session", scope="module")
 async def bus(rabbitmq_url: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Bus]:
     root = tmp_path_factory.mktemp("signed-bus")
-    keys = root / "keys"
-    for identity in (HOST, CONDUCTOR_QUEUE, CLIENT, INTRUDER):
-        generate_key(identity, keys / "private", keys / "trusted")
-    for public in (keys / "trusted" / INTRUDER).iterdir():
-        public.unlink()
-    (keys / "trusted" / INTRUDER).rmdir()
+    keys = make_keys(root / "keys", [HOST, CONDUCTOR_QUEUE, CLIENT], untrusted=(INTRUDER,))
     prefix = f"vt-sig-{uuid.uuid4().hex[:8]}"
 
     def signing_as(identity: str) -> SecuritySection:
@@ -308,7 +297,9 @@ async def test_a_dead_letter_requeued_by_a_signing_operator_is_signed_again_and_
     verified_before = bus.agent_security.stats.verified
     result = await virtactor("dead-letters", HOST, "--requeue", "--json", "--config", str(config))
     assert result.status == 0, result.stderr
-    actions = {item["message_id"]: item["action"] for item in result.json()["letters"]}
+    document = result.json()
+    assert isinstance(document, dict)
+    actions = {item["message_id"]: item["action"] for item in document["letters"]}
     assert actions[letter] == f"requeued to compute.{HOST}"
     async with asyncio.timeout(20):
         while bus.agent_security.stats.verified == verified_before:  # noqa: ASYNC110
