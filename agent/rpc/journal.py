@@ -184,7 +184,13 @@ async def resolve_unfinished(
         return []
     resolved = []
     for intent in unfinished:
-        done = await _resolve(intent, dispatcher, current_record)
+        try:
+            done = await _resolve(intent, dispatcher, current_record)
+        except VirtactorError as exc:
+            # Its answer could not be made (a result that does not encode at the caller's
+            # versions): answered as interrupted, so no intent keeps the host from serving.
+            log.error("intent %s not resolved: %s", intent.message_id, exc)
+            done = await _interrupted(intent, dispatcher)
         log.warning(
             "%s %s of instance %s was interrupted by the agent's restart: resolved %s",
             intent.method,
@@ -206,20 +212,13 @@ async def _resolve(
 ) -> Resolved:
     cache = dispatcher.cache
     key = CallKey(intent.method, intent.digest)
-    interrupted = OperationInterrupted(
-        method=intent.method, message_id=intent.message_id, instance=intent.instance
-    )
     try:
         request = unpack(intent.request, dispatcher.registry, dispatcher.limits)
         if not isinstance(request, Request):
             raise TypeError(f"intent {intent.message_id} holds a {type(request).__name__}")
     except (SchemaError, TypeError) as exc:
         log.error("intent %s cannot be read back: %s", intent.message_id, exc)
-        reply: bytes | None = pack(
-            Reply(intent.message_id, error=error_to_wire(interrupted), manifest=dispatcher.manifest)
-        )
-        await cache.settle(intent.message_id, key, reply)
-        return Resolved(intent, Verdict.INTERRUPTED, reply)
+        return await _interrupted(intent, dispatcher)
     record: Instance | None = None
     outcome = Verdict.INTERRUPTED
     if intent.instance is not None and intent.method in RESOLVERS:
@@ -237,6 +236,21 @@ async def _resolve(
     if outcome is Verdict.DONE:
         reply = dispatcher.encode_reply(request, result=record)
     else:
-        reply = dispatcher.encode_reply(request, error=interrupted)
+        reply = dispatcher.encode_reply(request, error=_interruption(intent))
     await cache.settle(intent.message_id, key, reply)
     return Resolved(intent, outcome, reply)
+
+
+def _interruption(intent: Intent) -> OperationInterrupted:
+    return OperationInterrupted(
+        method=intent.method, message_id=intent.message_id, instance=intent.instance
+    )
+
+
+async def _interrupted(intent: Intent, dispatcher: Dispatcher) -> Resolved:
+    """Answer `intent` `OperationInterrupted` without reading its request back (a caller
+    that sent a cast ignores the reply)."""
+    wire = error_to_wire(_interruption(intent))
+    reply = pack(Reply(intent.message_id, error=wire, manifest=dispatcher.manifest))
+    await dispatcher.cache.settle(intent.message_id, CallKey(intent.method, intent.digest), reply)
+    return Resolved(intent, Verdict.INTERRUPTED, reply)

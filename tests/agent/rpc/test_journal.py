@@ -9,9 +9,18 @@ from pathlib import Path
 
 import pytest
 
+from actors import ActorSystem, BlockingExecutor
+from actors.instance import InstanceActor
+from agent.rpc.catalogue import exposed_methods
 from agent.rpc.dedup import CallKey, ReplyCache, Settled
-from agent.rpc.journal import RESOLVERS, Verdict, verdict
+from agent.rpc.envelope import Kind, Reply, Request, pack, request_digest, unpack
+from agent.rpc.journal import RESOLVERS, Verdict, resolve_unfinished, verdict
+from agent.rpc.manifest import Manifest
+from agent.rpc.methods import MethodTable, Scope
 from agent.rpc.reply_store import Intent, ReplyStore
+from agent.rpc.server import Dispatcher
+from schemas import DecodeLimits, default_registry
+from schemas.objects import Instance
 from schemas.objects.block_device import BlockDeviceMapping, BlockDeviceMappingList
 from tests.actors.instance.fakes import file_volume, instance
 
@@ -168,3 +177,72 @@ def test_a_spawn_is_done_when_active_destroy_runs_again_and_the_rest_are_interru
     for method in ("reboot", "snapshot", "rescue", "change_instance_metadata", "suspend"):
         assert method not in RESOLVERS
         assert verdict(method, {}, instance(UUID, vm_state="active")) is Verdict.INTERRUPTED
+
+
+async def journal_dispatcher(system: ActorSystem, store: ReplyStore) -> Dispatcher:
+    return Dispatcher(
+        host="compute-journal",
+        system=system,
+        methods=MethodTable({Scope.INSTANCE: InstanceActor}, exposed=exposed_methods()),
+        instance_factory=lambda uuid: InstanceActor(uuid, None, None),  # type: ignore[arg-type]
+        registry=default_registry,
+        manifest=default_registry.manifest(),
+        limits=DecodeLimits(),
+        cache=ReplyCache(store=store),
+    )
+
+
+def encoded_pause(message_id: str) -> bytes:
+    request = Request(
+        message_id,
+        Kind.CALL,
+        "pause",
+        "compute-journal",
+        UUID,
+        None,
+        {"instance": instance(UUID)},
+        Manifest(default_registry.manifest()),
+    )
+    return pack(request)
+
+
+async def test_intents_left_are_answered_done_or_interrupted_under_their_message_ids(
+    tmp_path: Path,
+) -> None:
+    store = await opened(tmp_path / "replies.sqlite")
+    body = encoded_pause("m-paused")
+    digest = request_digest(body)
+    await store.begin(Intent("m-paused", "pause", UUID, digest, body, None, 1.0))
+    await store.begin(Intent("m-garbled", "pause", UUID, b"d", b"\xc1 not msgpack", None, 2.0))
+    asked: list[str] = []
+
+    async def paused(uuid: str) -> Instance:
+        asked.append(uuid)
+        return instance(UUID, vm_state="paused", power_state="paused")
+
+    async with ActorSystem(executor=BlockingExecutor(1, "journal-test")) as system:
+        dispatcher = await journal_dispatcher(system, store)
+        resolved = await resolve_unfinished(store, dispatcher, paused)
+
+        async def never() -> bytes:
+            raise AssertionError("a resolved message id ran again")
+
+        done, _ = await dispatcher.cache.run_once("m-paused", CallKey("pause", digest), never)
+        garbled, _ = await dispatcher.cache.run_once("m-garbled", CallKey("pause", b"d"), never)
+    assert [(r.intent.message_id, r.verdict) for r in resolved] == [
+        ("m-paused", Verdict.DONE),
+        ("m-garbled", Verdict.INTERRUPTED),
+    ]
+    assert asked == [UUID]
+    assert await store.unfinished() == []
+    await store.aclose()
+    assert done is not None and garbled is not None
+    answer = unpack(done, default_registry, DecodeLimits())
+    assert isinstance(answer, Reply) and answer.result.power_state == "paused"
+    refusal = unpack(garbled, default_registry, DecodeLimits())
+    assert isinstance(refusal, Reply) and refusal.error is not None
+    assert (refusal.error.exc_type, refusal.error.retryable) == ("OperationInterrupted", False)
+    assert refusal.error.message == (
+        f"pause 'm-garbled' of instance {UUID} was interrupted by an agent restart; "
+        "whether it took effect is not known"
+    )
