@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from actors import ActorSystem, BlockingExecutor
+from actors.host import Readiness
 from actors.instance import InstanceActor
 from agent.rpc.catalogue import exposed_methods
 from agent.rpc.dedup import CallKey, ReplyCache, Settled
@@ -19,6 +20,7 @@ from agent.rpc.manifest import Manifest
 from agent.rpc.methods import MethodTable, Scope
 from agent.rpc.reply_store import Intent, ReplyStore
 from agent.rpc.server import Dispatcher
+from agent.transport import Delivery, Outcome
 from schemas import DecodeLimits, default_registry
 from schemas.objects import Instance
 from schemas.objects.block_device import BlockDeviceMapping, BlockDeviceMappingList
@@ -192,10 +194,10 @@ async def journal_dispatcher(system: ActorSystem, store: ReplyStore) -> Dispatch
     )
 
 
-def encoded_pause(message_id: str) -> bytes:
+def encoded_pause(message_id: str, kind: Kind = Kind.CALL) -> bytes:
     request = Request(
         message_id,
-        Kind.CALL,
+        kind,
         "pause",
         "compute-journal",
         UUID,
@@ -246,3 +248,32 @@ async def test_intents_left_are_answered_done_or_interrupted_under_their_message
         f"pause 'm-garbled' of instance {UUID} was interrupted by an agent restart; "
         "whether it took effect is not known"
     )
+
+
+async def test_a_redelivered_cast_waiting_for_the_host_is_not_run_once_its_intent_is_done(
+    tmp_path: Path,
+) -> None:
+    store = await opened(tmp_path / "replies.sqlite")
+    body = encoded_pause("m-cast", Kind.CAST)
+    await store.begin(Intent("m-cast", "pause", UUID, request_digest(body), body, None, 1.0))
+
+    async def paused(uuid: str) -> Instance:
+        return instance(UUID, vm_state="paused", power_state="paused")
+
+    async with ActorSystem(executor=BlockingExecutor(1, "journal-test")) as system:
+        dispatcher = await journal_dispatcher(system, store)
+        dispatcher.is_ready = Readiness()  # the host still adopting its guests
+        redelivered = asyncio.create_task(
+            dispatcher.handle(Delivery(body, "m-cast", reply_expected=False))
+        )
+        await asyncio.sleep(0.05)  # decoded, and waiting for the host to be ready
+        assert dispatcher.cache.running("m-cast")
+        resolved = await resolve_unfinished(store, dispatcher, paused)
+        dispatcher.is_ready.set_ready()
+        outcome = await redelivered
+    assert [r.verdict for r in resolved] == [Verdict.DONE]
+    assert outcome == Outcome()  # acknowledged
+    # Not run: this actor, with no driver, would have refused it (NotSupported).
+    assert (dispatcher.stats.duplicates, dispatcher.stats.errors) == (1, 0)
+    assert await store.unfinished() == []
+    await store.aclose()
