@@ -140,8 +140,12 @@ class VersionedObject:
                 except AttributeError:
                     wire = None
                 if wire is not None:
-                    values = self._values = wire._obj_values()
-                    self._wire = None
+                    values = wire._obj_values()
+                    try:  # another thread may have built them meanwhile: keep one dict
+                        values = object.__getattribute__(self, "_values")
+                    except AttributeError:
+                        self._values = values
+                        self._wire = None
                     return values
                 raise AttributeError(
                     f"{type(self).__name__!r} object has no attribute '_values'",

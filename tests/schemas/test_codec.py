@@ -15,6 +15,7 @@ from schemas import (
     EncodeError,
     IncompatibleObjectVersion,
     ObjectRegistry,
+    UnsetFieldError,
     VersionedObject,
     decode,
     encode,
@@ -269,3 +270,26 @@ def test_an_object_of_a_name_another_registry_lacks_is_unknown_there() -> None:
 def test_flavor_without_a_description_is_read_as_unset() -> None:
     old = Flavor.from_primitive(samples.flavor().to_primitive(target_version="1.0"))
     assert not old.obj_attr_is_set("description")
+
+
+# -- decoded objects ---------------------------------------------------------------------------
+
+
+def test_a_decoded_objects_unset_field_raises_unset_field_error_not_attribute_error() -> None:
+    back = decode(encode(Flavor(flavorid="m1.tiny")))
+    with pytest.raises(UnsetFieldError) as exc:
+        _ = back.name
+    assert exc.value.field == "name"
+    with pytest.raises(AttributeError) as missing:
+        _ = back.warp  # type: ignore[attr-defined]
+    assert str(missing.value) == "'Flavor' object has no attribute 'warp'"
+
+
+def test_a_decoded_trees_nested_objects_are_made_once_and_track_changes() -> None:
+    back = decode(encode(samples.instance()))
+    assert back.flavor is back.flavor
+    assert back.network_info.objects[0] is back.network_info.objects[0]
+    assert back.obj_what_changed() == set()
+    back.network_info.objects[0].network.mtu = 9000
+    assert back.obj_what_changed() == {"network_info"}
+    assert decode(encode(back)).network_info.objects[0].network.mtu == 9000
