@@ -240,15 +240,27 @@ def _decode_fast(view: Any, typed: TypedObjects, depth_left: int) -> Any:
         if depth_left <= 0:
             raise Fallback from None
         if is_array:
-            return [
-                _decode_fast(memoryview(item), typed, depth_left - 1)
-                for item in _ITEMS.decode(view)
-            ]
+            return [_decode_item(item, typed, depth_left - 1) for item in _ITEMS.decode(view)]
         return {
-            key: _decode_fast(memoryview(item), typed, depth_left - 1)
+            key: _decode_item(item, typed, depth_left - 1)
             for key, item in _ENTRIES.decode(view).items()
         }
     _check_plain(value, depth_left)
+    return value
+
+
+def _decode_item(item: msgspec.Raw, typed: TypedObjects, depth_left: int) -> Any:
+    """One item of a container that holds objects: most items of an envelope are plain, and
+    one msgspec call reads those (an item that is or holds an object stops it at once)."""
+    try:
+        value = _ANY.decode(item)
+    except _ObjectInside:
+        return _decode_fast(memoryview(item), typed, depth_left)
+    kind = type(value)
+    if kind is dict or kind is list:
+        _check_plain(value, depth_left)
+    elif kind is datetime:
+        raise Fallback  # msgspec rounds a Timestamp's nanoseconds: msgpack reads it
     return value
 
 
@@ -475,16 +487,20 @@ class _BackLevel:
         return _default(value)
 
     def enc_hook(self, value: Any) -> Any:
-        """`default` for the msgspec encoder."""
-        if isinstance(value, VersionedObject):
-            cls = type(value)
-            older = self.older.get(cls)
-            if older is None:
-                older = self.older[cls] = _peer_is_older(cls, self.manifest.get(cls.OBJ_NAME))
-            if not older:
-                return _object_wire(value)
+        """`default` for the msgspec encoder (`_object_wire` inlined: it runs per object)."""
+        cls = type(value)
+        older = self.older.get(cls)
+        if older is None:
+            if not isinstance(value, VersionedObject):
+                raise TypeError(cls.__name__)  # the reference path reports it
+            older = self.older[cls] = _peer_is_older(cls, self.manifest.get(cls.OBJ_NAME))
+        if older:
             return _primitive_ext_wire(value.to_primitive(manifest=self.manifest))
-        raise TypeError(type(value).__name__)  # the reference path reports it
+        data = _converted(cls, value._values) if cls._obj_converting else value._values
+        changes = value._changed if value._orig is None else value._obj_own_changes()
+        if changes:
+            return [cls._obj_wire_ext, data, sorted(changes)]
+        return [cls._obj_wire_ext, data]
 
 
 def _peer_is_older(cls: type[VersionedObject], wanted: str | None) -> bool:
