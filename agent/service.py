@@ -46,7 +46,7 @@ from agent.observability.spans import Spans, spans_from_config
 from agent.rpc.catalogue import exposed_methods
 from agent.rpc.dedup import ReplyCache
 from agent.rpc.events import EventPublisher
-from agent.rpc.journal import Resolved, instance_records, resolve_unfinished
+from agent.rpc.journal import Resolved, instance_asks, instance_records, resolve_unfinished
 from agent.rpc.manifest_store import ManifestStore
 from agent.rpc.methods import MethodTable, Scope
 from agent.rpc.policy import Policy
@@ -338,8 +338,13 @@ class Agent:
                 if self.runtime.tracker is not None:
                     # The first audit, now that the guests are known: the node is saved.
                     await self.runtime.tracker.tell("update_available_resource")
-                records = instance_records(self.system, self.runtime.instance_factory)
-                self.resolved = await resolve_unfinished(self.replies, self.dispatcher, records)
+                factory = self.runtime.instance_factory
+                self.resolved = await resolve_unfinished(
+                    self.replies,
+                    self.dispatcher,
+                    instance_records(self.system, factory),
+                    instance_asks(self.system, factory),
+                )
                 self.serving.set_ready()
                 return adopted
             except VirtactorError as exc:

@@ -42,6 +42,7 @@ from actors.instance.recovery import (
 )
 from actors.instance.settings import InstanceSettings
 from actors.instance.states import (
+    SAVE_TASKS,
     Operation,
     check_allowed,
     invalid_state,
@@ -214,7 +215,10 @@ class InstanceCore(Actor):
         shown = await self._read()
         if instance.task_state == TaskState.SPAWNING and shown == PowerState.SHUTDOWN:
             shown = await self._finish_interrupted_spawn(shown)
-        settled = reconcile_recovered(instance.vm_state, instance.task_state, shown)
+        saved = False
+        if instance.task_state in SAVE_TASKS and shown == PowerState.SHUTDOWN:
+            saved = await self._managed_save_or_none()
+        settled = reconcile_recovered(instance.vm_state, instance.task_state, shown, saved)
         # The spawn sent again (its reply never left) is answered with this instance.
         self.interrupted_spawn = (
             instance.task_state == TaskState.SPAWNING and settled.vm_state == VMState.ACTIVE
@@ -233,6 +237,21 @@ class InstanceCore(Actor):
             task_state=settled.task_state,
             power_state=shown,
         )
+
+    async def _managed_save_or_none(self) -> bool:
+        """Whether libvirt holds the guest's managed save image; False (logged) when that
+        cannot be read: the guest is then recorded stopped, and a start (`power_on`)
+        still restores the image libvirt may hold."""
+        try:
+            return await self._need_driver().has_managed_save(self.uuid)
+        except VirtactorError as exc:
+            log.warning(
+                "instance %s: managed save image not looked for: %s",
+                self.uuid,
+                exc,
+                extra={"instance_uuid": self.uuid},
+            )
+            return False
 
     async def _finish_interrupted_spawn(self, shown: PowerState) -> PowerState:
         """The agent stopped between defining the domain and starting it (the domain is

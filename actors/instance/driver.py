@@ -189,6 +189,17 @@ class InstanceDriver(Protocol):
         """Remove the partial files an interrupted snapshot `image_id` left; their paths."""
         ...
 
+    async def snapshot_image(self, image_id: str) -> str | None:
+        """The path of snapshot `image_id`'s image, None if there is none. An image found is
+        whole: it is written under a partial name and renamed into place only once qemu-img
+        finished."""
+        ...
+
+    async def has_managed_save(self, uuid: str) -> bool:
+        """Whether libvirt holds a managed save image of the domain (a suspend wrote it; the
+        start that restores it removes it)."""
+        ...
+
     # --- host networking --------------------------------------------------------------------
 
     async def plug_vifs(self, uuid: str, vifs: Sequence[VIF]) -> list[str]:

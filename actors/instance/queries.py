@@ -46,6 +46,33 @@ class QueryHandlers(InstanceCore):
         await self._apply_power(shown)
         return self.record.instance.obj_clone()
 
+    @handler
+    async def has_managed_save(self) -> bool | None:
+        """Whether libvirt holds a managed save image of the guest (the operation journal
+        weighs an interrupted suspend or resume by it); None without a driver. A guest that
+        does not exist is `InstanceNotFound`. Not an RPC method."""
+        if self._driver is None:
+            return None
+        return await self._driver.has_managed_save(self.uuid)
+
+    @handler
+    async def settle_interrupted_snapshot(self, image_id: str) -> str | None:
+        """What snapshot `image_id`, interrupted by an agent restart, left behind: its partial
+        files are removed, and the path of its image returned when the copy had finished
+        (renamed into place: whole), else None. Not an RPC method."""
+        if self._driver is None:
+            return None
+        removed = await self._driver.remove_partial_snapshot(image_id)
+        if removed:
+            log.warning(
+                "instance %s: interrupted snapshot %s left %s; removed",
+                self.uuid,
+                image_id,
+                ", ".join(removed),
+                extra={"instance_uuid": self.uuid},
+            )
+        return await self._driver.snapshot_image(image_id)
+
     @driver_method
     async def get_info(self, instance: Instance) -> InstanceInfo:
         """The guest's state and basic counters."""

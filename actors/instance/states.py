@@ -142,6 +142,11 @@ REBOOT_TASKS: frozenset[str] = frozenset(
 )
 
 
+# The tasks of a managed save or of the start that restores it: after a restart, whether
+# libvirt holds the image decides between suspended and stopped.
+SAVE_TASKS: frozenset[str] = frozenset({_T.SUSPENDING, _T.RESUMING})
+
+
 def check_allowed(
     action: str, uuid: str, vm_state: str, task_state: str | None, power_state: str
 ) -> Operation:
@@ -201,7 +206,9 @@ class Reconciled:
     task_state: str | None
 
 
-def reconcile_recovered(vm_state: str, task_state: str | None, power_state: str) -> Reconciled:
+def reconcile_recovered(
+    vm_state: str, task_state: str | None, power_state: str, managed_save: bool = False
+) -> Reconciled:
     """What a record read back after an agent restart continues with.
 
     A recorded task_state means the agent stopped in the middle of that operation. A reboot
@@ -209,7 +216,9 @@ def reconcile_recovered(vm_state: str, task_state: str | None, power_state: str)
     waiting for its confirm or revert (resize_migrated); an interrupted spawn whose guest
     runs finished all but its record (active); any other interrupted spawn, or a delete,
     is an error (the caller retries the delete, which is idempotent); any other task is
-    cleared and the vm_state follows the power state the hypervisor reports now.
+    cleared and the vm_state follows the power state the hypervisor reports now. A suspend
+    or resume whose guest is shut off with its `managed_save` image (libvirt holds one) is
+    suspended: a resume sent again starts from it.
     """
     if task_state is None or task_state in REBOOT_TASKS:
         return Reconciled(vm_state, task_state)
@@ -226,7 +235,7 @@ def reconcile_recovered(vm_state: str, task_state: str | None, power_state: str)
         PowerState.SHUTDOWN: VMState.STOPPED,
         PowerState.CRASHED: VMState.ERROR,
     }.get(PowerState(power_state))
-    if task_state == TaskState.SUSPENDING and power_state == PowerState.SHUTDOWN:
+    if task_state in SAVE_TASKS and power_state == PowerState.SHUTDOWN and managed_save:
         observed = VMState.SUSPENDED
     return Reconciled(observed or vm_state, None)
 

@@ -492,6 +492,15 @@ class LibvirtInstanceDriver:
         path = Path(self.settings.snapshots_path)
         return await self.host.run(lambda _conn: remove_partial_snapshots(path, image_id))
 
+    async def snapshot_image(self, image_id: str) -> str | None:
+        check_id(image_id, "a snapshot image id")
+        dest = Path(self.settings.snapshots_path) / f"{image_id}.qcow2"
+        found = await self.host.run(lambda _conn: dest.is_file())
+        return str(dest) if found else None
+
+    async def has_managed_save(self, uuid: str) -> bool:
+        return bool(await self._verb(uuid, lambda g: g.has_managed_save()))
+
     # --- helpers -------------------------------------------------------------------------
 
     async def _verb(self, uuid: str, verb: Callable[[Guest], Any]) -> Any:

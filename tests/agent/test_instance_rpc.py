@@ -57,6 +57,9 @@ PLUMBING = {
     "domain_event",
     "live_migration_ended",
     "current_record",
+    # What the operation journal reads, besides the record, of an interrupted operation.
+    "has_managed_save",
+    "settle_interrupted_snapshot",
 }
 
 

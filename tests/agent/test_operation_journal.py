@@ -23,7 +23,7 @@ import pytest
 from agent.errors import OperationInterrupted
 from agent.rpc.journal import Verdict
 from schemas.objects import Instance
-from tests.actors.instance.fakes import image_meta, instance
+from tests.actors.instance.fakes import IMAGE_ID, image_meta, instance
 from tests.agent.embedded import (
     TEST_URI,
     domain_removed,
@@ -133,7 +133,7 @@ async def test_a_destroy_whose_reply_was_lost_is_run_again_and_answered_deleted(
 
 
 @on_session_loop
-async def test_a_method_without_a_resolver_is_answered_operation_interrupted(
+async def test_a_metadata_change_the_agent_was_stopped_in_is_answered_changed(
     tmp_path: Path,
 ) -> None:
     await make_root_image(tmp_path)
@@ -149,14 +149,97 @@ async def test_a_method_without_a_resolver_is_answered_operation_interrupted(
             await stopped_before_its_reply_is_kept(agent, "meta-1", change)
 
         async with embedded_agent(config) as (agent, client):
+            assert [r.verdict for r in agent.resolved] == [Verdict.DONE]
+            again = await client.with_options(message_id="meta-1").change_instance_metadata(
+                HOST, me, diff
+            )
+            assert agent.dispatcher.stats.duplicates == 1
+            await client.destroy(HOST, me)
+    assert again.metadata == {"role": "db"}
+
+
+@on_session_loop
+async def test_a_hard_reboot_whose_guest_runs_is_answered_operation_interrupted(
+    tmp_path: Path,
+) -> None:
+    await make_root_image(tmp_path)
+    config = embedded_config(tmp_path, HOST)
+    me = instance(str(uuid.uuid4()))
+    async with guest_kept(me.uuid):
+        async with embedded_agent(config) as (agent, client):
+            await client.spawn(HOST, me, image_meta())
+            reboot = client.with_options(message_id="reboot-1", timeout=2).reboot(
+                HOST, me, reboot_type="HARD"
+            )
+            await stopped_before_its_reply_is_kept(agent, "reboot-1", reboot)
+        # It rebooted, but a guest that runs says nothing of whether it did.
+        assert await asyncio.to_thread(domain_state, me.uuid) == libvirt.VIR_DOMAIN_RUNNING
+
+        async with embedded_agent(config) as (agent, client):
             assert [r.verdict for r in agent.resolved] == [Verdict.INTERRUPTED]
             with pytest.raises(OperationInterrupted) as raised:
-                await client.with_options(message_id="meta-1").change_instance_metadata(
-                    HOST, me, diff
+                await client.with_options(message_id="reboot-1").reboot(
+                    HOST, me, reboot_type="HARD"
                 )
             assert agent.dispatcher.stats.duplicates == 1
             await client.destroy(HOST, me)
     assert str(raised.value) == (
-        f"change_instance_metadata 'meta-1' of instance {me.uuid} was interrupted by an agent "
-        "restart; whether it took effect is not known"
+        f"reboot 'reboot-1' of instance {me.uuid} was interrupted by an agent restart; "
+        "whether it took effect is not known"
     )
+
+
+@on_session_loop
+async def test_a_suspend_whose_managed_save_was_made_is_answered_suspended(
+    tmp_path: Path,
+) -> None:
+    await make_root_image(tmp_path)
+    config = embedded_config(tmp_path, HOST)
+    me = instance(str(uuid.uuid4()))
+    async with guest_kept(me.uuid):
+        async with embedded_agent(config) as (agent, client):
+            await client.spawn(HOST, me, image_meta())
+            suspend = client.with_options(message_id="suspend-1", timeout=2).suspend(HOST, me)
+            # Stopped once libvirt made the managed save, before the record said suspended.
+            await stopped_while_held(
+                agent, "suspend-1", suspend, agent.runtime.instance_driver, "suspend", after=True
+            )
+        assert await asyncio.to_thread(domain_state, me.uuid) == libvirt.VIR_DOMAIN_SHUTOFF
+
+        async with embedded_agent(config) as (agent, client):
+            assert [(r.intent.method, r.verdict) for r in agent.resolved] == [
+                ("suspend", Verdict.DONE)
+            ]
+            again = await client.with_options(message_id="suspend-1").suspend(HOST, me)
+            assert agent.dispatcher.stats.duplicates == 1
+            resumed = await client.resume(HOST, me)
+            await client.destroy(HOST, me)
+    assert (again.vm_state, again.power_state) == ("suspended", "shutdown")
+    assert (resumed.vm_state, resumed.power_state) == ("active", "running")
+
+
+@on_session_loop
+async def test_a_snapshot_whose_image_was_written_is_answered_with_its_path(
+    tmp_path: Path,
+) -> None:
+    await make_root_image(tmp_path)
+    config = embedded_config(tmp_path, HOST)
+    me = instance(str(uuid.uuid4()), image_ref=IMAGE_ID)  # a root disk to copy
+    image_id = str(uuid.uuid4())
+    async with guest_kept(me.uuid):
+        async with embedded_agent(config) as (agent, client):
+            await client.spawn(HOST, me, image_meta())
+            snapshot = client.with_options(message_id="snap-1", timeout=2).snapshot(
+                HOST, me, image_id
+            )
+            await stopped_before_its_reply_is_kept(agent, "snap-1", snapshot)
+
+        async with embedded_agent(config) as (agent, client):
+            assert [r.verdict for r in agent.resolved] == [Verdict.DONE]
+            again = await client.with_options(message_id="snap-1").snapshot(HOST, me, image_id)
+            assert agent.dispatcher.stats.duplicates == 1
+            await client.destroy(HOST, me)
+    images = Path(config.guest.images_path)
+    assert again == str(images / f"{image_id}.qcow2")
+    left = await asyncio.to_thread(lambda: sorted(p.name for p in images.glob(f"*{image_id}*")))
+    assert left == [f"{image_id}.qcow2"]

@@ -367,6 +367,14 @@ class FakeInstanceDriver:
         self._call("remove_partial_snapshot", image_id)
         return [p for p in self.images.pop(f".{image_id}.part", "").split() if p]
 
+    async def snapshot_image(self, image_id: str) -> str | None:
+        self._call("snapshot_image", image_id)
+        return self.images.get(image_id)
+
+    async def has_managed_save(self, uuid: str) -> bool:
+        self._call("has_managed_save", uuid)
+        return self._domain(uuid).managed_save
+
 
 def check_protocol(driver: FakeInstanceDriver) -> InstanceDriver:
     """The fake is an InstanceDriver (a type checker verifies this assignment)."""

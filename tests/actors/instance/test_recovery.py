@@ -62,6 +62,33 @@ async def test_an_operation_interrupted_by_a_restart_is_reconciled_with_the_gues
     assert stored.instance.vm_state == "paused"
 
 
+async def test_a_resume_interrupted_before_the_start_is_suspended_while_its_image_is_there(
+    system: ActorSystem, driver: FakeInstanceDriver, sink: RecordingSink
+) -> None:
+    domain_with_record(driver, PowerState.SHUTDOWN, vm_state="suspended", task_state="resuming")
+    driver.domains[UUID].managed_save = True
+    ref, actor = make_actor(system, driver, sink)
+    await ref.ask("sync_power_state")
+    assert actor.record is not None
+    assert (actor.record.instance.vm_state, actor.record.instance.task_state) == (
+        "suspended",
+        None,
+    )
+    resumed = await ref.ask("resume", {"instance": instance()})
+    assert (resumed.vm_state, resumed.power_state) == ("active", "running")
+
+
+async def test_a_suspend_interrupted_with_no_image_left_the_guest_stopped_not_suspended(
+    system: ActorSystem, driver: FakeInstanceDriver, sink: RecordingSink
+) -> None:
+    domain_with_record(driver, PowerState.SHUTDOWN, vm_state="active", task_state="suspending")
+    ref, actor = make_actor(system, driver, sink)
+    await ref.ask("sync_power_state")
+    assert actor.record is not None
+    assert actor.record.instance.vm_state == "stopped"
+    assert driver.calls().count("has_managed_save") == 1
+
+
 async def test_a_spawn_stopped_before_the_guest_started_is_finished_by_starting_it(
     system: ActorSystem, driver: FakeInstanceDriver, sink: RecordingSink
 ) -> None:

@@ -159,7 +159,6 @@ def test_an_unchanged_power_state_keeps_the_recorded_intent() -> None:
         (VMState.ACTIVE, TaskState.DELETING, PowerState.SHUTDOWN, Reconciled("error", None)),
         (VMState.ACTIVE, TaskState.PAUSING, PowerState.PAUSED, Reconciled("paused", None)),
         (VMState.ACTIVE, TaskState.POWERING_OFF, PowerState.SHUTDOWN, Reconciled("stopped", None)),
-        (VMState.ACTIVE, TaskState.SUSPENDING, PowerState.SHUTDOWN, Reconciled("suspended", None)),
         (VMState.ACTIVE, TaskState.IMAGE_SNAPSHOT, PowerState.PENDING, Reconciled("active", None)),
     ],
 )
@@ -167,6 +166,19 @@ def test_an_interrupted_operation_is_reconciled_with_the_power_state_after_a_res
     vm_state: str, task: str | None, power: str, expected: Reconciled
 ) -> None:
     assert reconcile_recovered(vm_state, task, power) == expected
+
+
+def test_an_interrupted_suspend_or_resume_is_suspended_only_with_its_managed_save_image() -> None:
+    for task in (TaskState.SUSPENDING, TaskState.RESUMING):
+        vm_state = VMState.ACTIVE if task == TaskState.SUSPENDING else VMState.SUSPENDED
+        saved = reconcile_recovered(vm_state, task, PowerState.SHUTDOWN, managed_save=True)
+        assert saved == Reconciled("suspended", None)
+        # No image: nothing to resume from, the guest is off.
+        assert reconcile_recovered(vm_state, task, PowerState.SHUTDOWN) == Reconciled(
+            "stopped", None
+        )
+        running = reconcile_recovered(vm_state, task, PowerState.RUNNING, managed_save=True)
+        assert running == Reconciled("active", None)
 
 
 def test_a_reboot_is_overdue_only_past_its_timeout() -> None:

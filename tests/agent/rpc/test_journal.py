@@ -15,7 +15,15 @@ from actors.instance import InstanceActor
 from agent.rpc.catalogue import exposed_methods
 from agent.rpc.dedup import CallKey, ReplyCache, Settled
 from agent.rpc.envelope import Kind, Reply, Request, pack, request_digest, unpack
-from agent.rpc.journal import RESOLVERS, Verdict, resolve_unfinished, verdict
+from agent.rpc.journal import (
+    RESOLVERS,
+    Found,
+    Verdict,
+    instance_asks,
+    instance_records,
+    resolve_unfinished,
+    verdict,
+)
 from agent.rpc.manifest import Manifest
 from agent.rpc.methods import MethodTable, Scope
 from agent.rpc.reply_store import Intent, ReplyStore
@@ -24,7 +32,16 @@ from agent.transport import Delivery, Outcome
 from schemas import DecodeLimits, default_registry
 from schemas.objects import Instance
 from schemas.objects.block_device import BlockDeviceMapping, BlockDeviceMappingList
-from tests.actors.instance.fakes import file_volume, instance
+from schemas.objects.network import NetworkInfo
+from tests.actors.instance.fakes import (
+    FakeInstanceDriver,
+    RecordingSink,
+    file_volume,
+    image_meta,
+    instance,
+    make_actor,
+    vif,
+)
 
 KEY = CallKey("pause", b"digest")
 UUID = "2b3c4d5e-0000-4000-8000-000000000001"
@@ -176,9 +193,73 @@ def test_a_spawn_is_done_when_active_destroy_runs_again_and_the_rest_are_interru
     assert verdict("spawn", {}, instance(UUID, vm_state="error")) is Verdict.RUN_AGAIN
     assert verdict("spawn", {}, None) is Verdict.RUN_AGAIN
     assert verdict("destroy", {}, None) is Verdict.RUN_AGAIN
-    for method in ("reboot", "snapshot", "rescue", "change_instance_metadata", "suspend"):
+    for method in ("rescue", "unrescue", "set_admin_password", "swap_volume", "soft_delete"):
         assert method not in RESOLVERS
         assert verdict(method, {}, instance(UUID, vm_state="active")) is Verdict.INTERRUPTED
+
+
+def test_a_reboot_is_run_again_only_when_hard_and_its_guest_does_not_run() -> None:
+    hard = {"reboot_type": "HARD"}
+    for power in ("shutdown", "crashed"):
+        assert verdict("reboot", hard, instance(UUID, power_state=power)) is Verdict.RUN_AGAIN
+    # Running: no state tells a reboot that happened from one that did not.
+    assert verdict("reboot", hard, instance(UUID, power_state="running")) is Verdict.INTERRUPTED
+    assert verdict("reboot", hard, instance(UUID, power_state="paused")) is Verdict.INTERRUPTED
+    assert verdict("reboot", hard, None) is Verdict.INTERRUPTED
+    for soft in ({"reboot_type": "SOFT"}, {}):
+        for power in ("shutdown", "running"):
+            record = instance(UUID, power_state=power, task_state="rebooting")
+            assert verdict("reboot", soft, record) is Verdict.INTERRUPTED
+
+
+def test_a_suspend_is_done_only_with_the_guest_shut_off_and_its_managed_save_image() -> None:
+    saved, none = Found(managed_save=True), Found(managed_save=False)
+    off = instance(UUID, power_state="shutdown")
+    running = instance(UUID, power_state="running")
+    assert verdict("suspend", {}, off, saved) is Verdict.DONE
+    assert verdict("suspend", {}, off, none) is Verdict.INTERRUPTED
+    assert verdict("suspend", {}, off) is Verdict.INTERRUPTED  # not read: not known
+    assert verdict("suspend", {}, running, none) is Verdict.RUN_AGAIN
+    assert verdict("suspend", {}, instance(UUID, power_state="paused"), saved) is (
+        Verdict.INTERRUPTED
+    )
+    assert verdict("suspend", {}, None, saved) is Verdict.INTERRUPTED
+    assert verdict("resume", {}, running, none) is Verdict.DONE
+    assert verdict("resume", {}, off, saved) is Verdict.RUN_AGAIN
+    assert verdict("resume", {}, off, none) is Verdict.INTERRUPTED
+    assert verdict("resume", {}, None) is Verdict.INTERRUPTED
+
+
+def test_a_snapshot_is_done_only_when_its_whole_image_was_found() -> None:
+    args = {"image_id": "img-1"}
+    record = instance(UUID)
+    found = Found(snapshot_image="/images/img-1.qcow2")
+    assert verdict("snapshot", args, record, found) is Verdict.DONE
+    assert verdict("snapshot", args, record) is Verdict.INTERRUPTED
+    assert verdict("snapshot", args, None, found) is Verdict.INTERRUPTED
+
+
+def test_an_interface_is_done_by_whether_the_record_has_its_port() -> None:
+    port = vif(port_id="3c4d5e6f-0000-4000-8000-000000000002", mac="fa:16:3e:00:00:02")
+    attached = instance(UUID, network_info=NetworkInfo(objects=[vif(), port]))
+    without = instance(UUID, network_info=NetworkInfo(objects=[vif()]))
+    assert verdict("attach_interface", {"vif": port}, attached) is Verdict.DONE
+    assert verdict("attach_interface", {"vif": port}, without) is Verdict.RUN_AGAIN
+    assert verdict("attach_interface", {"vif": port}, None) is Verdict.RUN_AGAIN
+    assert verdict("detach_interface", {"vif": port}, without) is Verdict.DONE
+    assert verdict("detach_interface", {"vif": port}, attached) is Verdict.RUN_AGAIN
+    assert verdict("detach_interface", {"vif": port}, None) is Verdict.RUN_AGAIN
+
+
+def test_a_metadata_change_is_done_when_the_record_holds_what_its_diff_says() -> None:
+    record = instance(UUID, metadata={"role": "db", "tier": "1"})
+    assert verdict("change_instance_metadata", {"diff": {"role": ["+", "db"]}}, record) is (
+        Verdict.DONE
+    )
+    assert verdict("change_instance_metadata", {"diff": {"zone": ["-"]}}, record) is Verdict.DONE
+    for diff in ({"role": ["+", "web"]}, {"tier": ["-"]}, {"role": ["db"]}, {}):
+        assert verdict("change_instance_metadata", {"diff": diff}, record) is Verdict.RUN_AGAIN
+    assert verdict("change_instance_metadata", {"diff": {"a": ["-"]}}, None) is Verdict.RUN_AGAIN
 
 
 async def journal_dispatcher(system: ActorSystem, store: ReplyStore) -> Dispatcher:
@@ -276,4 +357,82 @@ async def test_a_redelivered_cast_waiting_for_the_host_is_not_run_once_its_inten
     # Not run: this actor, with no driver, would have refused it (NotSupported).
     assert (dispatcher.stats.duplicates, dispatcher.stats.errors) == (1, 0)
     assert await store.unfinished() == []
+    await store.aclose()
+
+
+def encoded(message_id: str, method: str, **args: object) -> bytes:
+    request = Request(
+        message_id,
+        Kind.CALL,
+        method,
+        "compute-journal",
+        UUID,
+        None,
+        {"instance": instance(UUID), **args},
+        Manifest(default_registry.manifest()),
+    )
+    return pack(request)
+
+
+async def test_snapshots_are_weighed_by_their_files_and_leave_no_partial_one(
+    tmp_path: Path,
+) -> None:
+    store = await opened(tmp_path / "replies.sqlite")
+    driver, sink = FakeInstanceDriver(), RecordingSink()
+    driver.images["img-whole"] = "/images/img-whole.qcow2"
+    driver.images[".img-cut.part"] = "/images/.img-cut.qcow2.part-0badc0de"
+    for at, (message_id, image_id) in enumerate([("m-whole", "img-whole"), ("m-cut", "img-cut")]):
+        body = encoded(message_id, "snapshot", image_id=image_id)
+        intent = Intent(message_id, "snapshot", UUID, request_digest(body), body, None, at)
+        await store.begin(intent)
+
+    async with ActorSystem(executor=BlockingExecutor(1, "journal-test")) as system:
+        ref, _ = make_actor(system, driver, sink, uuid=UUID)
+        await ref.ask("spawn", {"instance": instance(UUID), "image_meta": image_meta()})
+        dispatcher = await journal_dispatcher(system, store)
+
+        def factory(uuid: str) -> InstanceActor:
+            raise AssertionError(f"the actor of {uuid} is there")
+
+        resolved = await resolve_unfinished(
+            store, dispatcher, instance_records(system, factory), instance_asks(system, factory)
+        )
+    assert [(r.intent.message_id, r.verdict) for r in resolved] == [
+        ("m-whole", Verdict.DONE),
+        ("m-cut", Verdict.INTERRUPTED),
+    ]
+    answers = [unpack(r.reply or b"", default_registry, DecodeLimits()) for r in resolved]
+    assert isinstance(answers[0], Reply) and answers[0].result == "/images/img-whole.qcow2"
+    assert isinstance(answers[1], Reply) and answers[1].error is not None
+    assert answers[1].error.exc_type == "OperationInterrupted"
+    assert ".img-cut.part" not in driver.images  # the partial file removed
+    assert driver.calls("img-cut") == ["remove_partial_snapshot", "snapshot_image"]
+    assert await store.unfinished() == []
+    await store.aclose()
+
+
+async def test_a_suspend_is_answered_done_by_the_managed_save_its_actor_finds(
+    tmp_path: Path,
+) -> None:
+    store = await opened(tmp_path / "replies.sqlite")
+    driver, sink = FakeInstanceDriver(), RecordingSink()
+    body = encoded("m-suspend", "suspend")
+    await store.begin(Intent("m-suspend", "suspend", UUID, request_digest(body), body, None, 1.0))
+
+    async with ActorSystem(executor=BlockingExecutor(1, "journal-test")) as system:
+        ref, _ = make_actor(system, driver, sink, uuid=UUID)
+        await ref.ask("spawn", {"instance": instance(UUID), "image_meta": image_meta()})
+        await ref.ask("suspend", {"instance": instance(UUID)})  # its reply never kept
+        dispatcher = await journal_dispatcher(system, store)
+
+        def factory(uuid: str) -> InstanceActor:
+            raise AssertionError(f"the actor of {uuid} is there")
+
+        resolved = await resolve_unfinished(
+            store, dispatcher, instance_records(system, factory), instance_asks(system, factory)
+        )
+    assert [r.verdict for r in resolved] == [Verdict.DONE]
+    answer = unpack(resolved[0].reply or b"", default_registry, DecodeLimits())
+    assert isinstance(answer, Reply)
+    assert (answer.result.vm_state, answer.result.power_state) == ("suspended", "shutdown")
     await store.aclose()
