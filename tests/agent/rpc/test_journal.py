@@ -15,18 +15,11 @@ from actors.instance import InstanceActor
 from agent.rpc.catalogue import exposed_methods
 from agent.rpc.dedup import CallKey, ReplyCache, Settled
 from agent.rpc.envelope import Kind, Reply, Request, pack, request_digest, unpack
-from agent.rpc.journal import (
-    RESOLVERS,
-    Found,
-    Verdict,
-    instance_asks,
-    instance_records,
-    resolve_unfinished,
-    verdict,
-)
+from agent.rpc.journal import instance_asks, instance_records, resolve_unfinished
 from agent.rpc.manifest import Manifest
 from agent.rpc.methods import MethodTable, Scope
 from agent.rpc.reply_store import Intent, ReplyStore
+from agent.rpc.resolvers import RESOLVERS, Found, Verdict, verdict
 from agent.rpc.server import Dispatcher
 from agent.transport import Delivery, Outcome
 from schemas import DecodeLimits, default_registry
@@ -193,9 +186,23 @@ def test_a_spawn_is_done_when_active_destroy_runs_again_and_the_rest_are_interru
     assert verdict("spawn", {}, instance(UUID, vm_state="error")) is Verdict.RUN_AGAIN
     assert verdict("spawn", {}, None) is Verdict.RUN_AGAIN
     assert verdict("destroy", {}, None) is Verdict.RUN_AGAIN
-    for method in ("rescue", "unrescue", "set_admin_password", "swap_volume", "soft_delete"):
+    for method in ("rescue", "unrescue", "set_admin_password", "inject_file", "soft_delete"):
         assert method not in RESOLVERS
         assert verdict(method, {}, instance(UUID, vm_state="active")) is Verdict.INTERRUPTED
+
+
+def test_a_swap_is_done_when_the_new_volume_is_recorded_and_never_run_again() -> None:
+    args = {
+        "old_connection_info": file_volume(volume_id="vol-1"),
+        "new_connection_info": file_volume("/var/lib/volumes/vol-2", volume_id="vol-2"),
+        "mountpoint": "/dev/vdb",
+    }
+    assert verdict(
+        "swap_volume", args, instance(UUID, block_device_mappings=mapped(vdb="vol-2"))
+    ) is (Verdict.DONE)
+    old = instance(UUID, block_device_mappings=mapped(vdb="vol-1"))
+    assert verdict("swap_volume", args, old) is Verdict.INTERRUPTED
+    assert verdict("swap_volume", args, None) is Verdict.INTERRUPTED
 
 
 def test_a_reboot_is_run_again_only_when_hard_and_its_guest_does_not_run() -> None:
