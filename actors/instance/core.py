@@ -47,6 +47,7 @@ from actors.instance.states import (
     check_allowed,
     invalid_state,
     reconcile_recovered,
+    snapshot_paused,
     vm_state_for_power,
 )
 from actors.records import RecordSaver
@@ -215,6 +216,8 @@ class InstanceCore(Actor):
         shown = await self._read()
         if instance.task_state == TaskState.SPAWNING and shown == PowerState.SHUTDOWN:
             shown = await self._finish_interrupted_spawn(shown)
+        if snapshot_paused(instance.vm_state, instance.task_state, shown):
+            shown = await self._resume_after_snapshot(shown)
         saved = False
         if instance.task_state in SAVE_TASKS and shown == PowerState.SHUTDOWN:
             saved = await self._managed_save_or_none()
@@ -237,6 +240,27 @@ class InstanceCore(Actor):
             task_state=settled.task_state,
             power_state=shown,
         )
+
+    async def _resume_after_snapshot(self, shown: PowerState) -> PowerState:
+        """The agent stopped while a snapshot's copy had the guest paused: resume it, as the
+        snapshot would have whatever happened to the copy. A resume that fails leaves the
+        guest paused, recorded so."""
+        log.warning(
+            "instance %s: its snapshot was interrupted with the guest paused; resuming it",
+            self.uuid,
+            extra={"instance_uuid": self.uuid},
+        )
+        try:
+            await self._need_driver().unpause(self.uuid)
+        except VirtactorError as exc:
+            log.error(
+                "instance %s: the guest an interrupted snapshot paused cannot be resumed: %s",
+                self.uuid,
+                exc,
+                extra={"instance_uuid": self.uuid},
+            )
+            return shown
+        return await self._read()
 
     async def _managed_save_or_none(self) -> bool:
         """Whether libvirt holds the guest's managed save image; False (logged) when that

@@ -146,6 +146,21 @@ REBOOT_TASKS: frozenset[str] = frozenset(
 # libvirt holds the image decides between suspended and stopped.
 SAVE_TASKS: frozenset[str] = frozenset({_T.SUSPENDING, _T.RESUMING})
 
+# A snapshot's tasks: its copy pauses a running guest and resumes it after, unless the
+# agent stops in between (`snapshot_paused`).
+SNAPSHOT_TASKS: frozenset[str] = frozenset({_T.IMAGE_SNAPSHOT, _T.IMAGE_UPLOADING})
+
+
+def snapshot_paused(vm_state: str, task_state: str | None, power_state: str) -> bool:
+    """Whether a record read back after a restart is of a guest a snapshot paused for its
+    copy and did not resume: the snapshot's task recorded, the instance active (a guest
+    paused otherwise is recorded paused), the guest paused now."""
+    return (
+        task_state in SNAPSHOT_TASKS
+        and vm_state == VMState.ACTIVE
+        and power_state == PowerState.PAUSED
+    )
+
 
 def check_allowed(
     action: str, uuid: str, vm_state: str, task_state: str | None, power_state: str

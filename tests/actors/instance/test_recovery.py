@@ -89,6 +89,28 @@ async def test_a_suspend_interrupted_with_no_image_left_the_guest_stopped_not_su
     assert driver.calls().count("has_managed_save") == 1
 
 
+async def test_a_guest_an_interrupted_snapshot_left_paused_is_resumed_at_recovery(
+    system: ActorSystem, driver: FakeInstanceDriver, sink: RecordingSink
+) -> None:
+    domain_with_record(driver, PowerState.PAUSED, vm_state="active", task_state="image_uploading")
+    ref, actor = make_actor(system, driver, sink)
+    assert await ref.ask("sync_power_state") == "running"
+    assert actor.record is not None
+    assert (actor.record.instance.vm_state, actor.record.instance.task_state) == ("active", None)
+    assert driver.calls().count("unpause") == 1
+
+
+async def test_a_guest_paused_before_its_snapshot_stays_paused_at_recovery(
+    system: ActorSystem, driver: FakeInstanceDriver, sink: RecordingSink
+) -> None:
+    domain_with_record(driver, PowerState.PAUSED, vm_state="paused", task_state="image_uploading")
+    ref, actor = make_actor(system, driver, sink)
+    assert await ref.ask("sync_power_state") == "paused"
+    assert actor.record is not None
+    assert actor.record.instance.vm_state == "paused"
+    assert "unpause" not in driver.calls()
+
+
 async def test_a_spawn_stopped_before_the_guest_started_is_finished_by_starting_it(
     system: ActorSystem, driver: FakeInstanceDriver, sink: RecordingSink
 ) -> None:
