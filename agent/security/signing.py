@@ -27,6 +27,7 @@ import base64
 import contextlib
 import enum
 import hashlib
+import heapq
 import logging
 import os
 import time
@@ -84,6 +85,34 @@ class SecurityStats:
     refused: Counter[str] = field(default_factory=Counter)  # by reason
 
 
+class ReplayMemory:
+    """The nonces one receiver accepted, each until its message's expiry; at most `bound` of
+    them (past it the oldest go first). Expired ones are dropped a few at a time as new ones
+    come in, never in one pass over all of them on the event loop."""
+
+    def __init__(self, bound: int, clock: Callable[[], float]) -> None:
+        self.bound = bound
+        self.clock = clock
+        self._until: dict[bytes, float] = {}
+        self._expiries: list[tuple[float, bytes]] = []  # a heap: the soonest first
+
+    def __len__(self) -> int:
+        return len(self._until)
+
+    def __contains__(self, nonce: bytes) -> bool:
+        return nonce in self._until
+
+    def remember(self, nonce: bytes, until: float) -> None:
+        now = self.clock()
+        expiries = self._expiries
+        # Amortised: each nonce is pushed once and popped once.
+        while expiries and (expiries[0][0] < now or len(self._until) >= self.bound):
+            _, old = heapq.heappop(expiries)
+            self._until.pop(old, None)
+        self._until[nonce] = until
+        heapq.heappush(expiries, (until, nonce))
+
+
 class MessageSecurity:
     """One process's signer and verifier. `start()` reads the key files (off the event loop)
     and keeps re-reading them every `refresh_interval`: a public key added to
@@ -117,7 +146,9 @@ class MessageSecurity:
         self.stats = SecurityStats()
         self._key: KeyPair | None = None
         self._key_stamp: tuple[int, int] | None = None
-        self._seen: dict[bytes, float] = {}  # nonce -> expiry (unix time), oldest first
+        # The nonces of requests and replies this process accepted. Each event subscription
+        # keeps its own (`replay_memory()`): the broker rightly hands one event to each.
+        self.replays = self.replay_memory()
         self._refresher: asyncio.Task[None] | None = None
 
     @property
@@ -141,6 +172,10 @@ class MessageSecurity:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._refresher
             self._refresher = None
+
+    def replay_memory(self) -> ReplayMemory:
+        """A receiver's own memory of the nonces it accepted (an event subscription's)."""
+        return ReplayMemory(self.replay_entries, self.clock)
 
     def load_now(self) -> None:
         """Read the keys in this thread (tests, tools: not on a running event loop)."""
@@ -191,6 +226,7 @@ class MessageSecurity:
         *,
         sender: str | None = None,
         redelivered: bool = False,
+        replays: ReplayMemory | None = None,
     ) -> str | None:
         """The identity that signed this message, or None for an unsigned one mode `sign`
         lets in. Raises `SignatureRefused`. `targets` are those this receiver accepts;
@@ -227,9 +263,10 @@ class MessageSecurity:
             raise self._refused("expired", purpose, message_id, signer)
         if expires > now + self.lifetime + self.clock_skew:
             raise self._refused("too-far-ahead", purpose, message_id, signer)
-        if raw_nonce in self._seen and not redelivered:
+        memory = self.replays if replays is None else replays
+        if raw_nonce in memory and not redelivered:
             raise self._refused("replayed", purpose, message_id, signer)
-        self._remember(raw_nonce, expires)
+        memory.remember(raw_nonce, expires + self.clock_skew)
         self.stats.verified += 1
         return signer
 
@@ -241,18 +278,6 @@ class MessageSecurity:
             purpose=str(purpose), message_id=message_id, sender=sender, reason=reason
         )
 
-    def _remember(self, nonce: bytes, expires: float) -> None:
-        seen = self._seen
-        seen[nonce] = expires + self.clock_skew
-        while len(seen) > self.replay_entries:
-            # The oldest first: past the bound a replay of it is no longer recognised (the
-            # bound is documented with the arrival rates it covers).
-            del seen[next(iter(seen))]
-
-    def _forget_expired(self) -> None:
-        now = self.clock()
-        self._seen = {nonce: until for nonce, until in self._seen.items() if until >= now}
-
     # -- keys --------------------------------------------------------------------------
 
     async def _refresh(self) -> None:
@@ -260,11 +285,10 @@ class MessageSecurity:
             await asyncio.sleep(self.refresh_interval)
             try:
                 await asyncio.to_thread(self._read_keys, quiet=True)
-            except VirtactorError as exc:
-                # Keep signing and verifying with what was read before: a key directory
-                # briefly unreadable must not stop the agent.
+            except (VirtactorError, OSError) as exc:
+                # Keep signing and verifying with what was read before: a key file briefly
+                # missing (replaced by a rename) or unreadable must not stop the refreshes.
                 log.warning("signing keys not re-read: %s", exc)
-            self._forget_expired()
 
     def _read_keys(self, quiet: bool = False) -> None:
         assert self.private_key_path is not None and self.trust is not None

@@ -124,13 +124,19 @@ class AmqpTransport(Transport):
             return
         if self.settings.security is not None:
             await self.settings.security.start()  # a bad key file fails before connecting
-        # Several comma-separated URLs: the nodes of one cluster, failed over (amqp_cluster).
-        self._connection = await connect_cluster(
-            self.settings.url,
-            reconnect_interval=self.settings.reconnect_interval,
-            client_properties={"connection_name": f"virtactor:{self.settings.prefix}"},
-            ssl_context=self.settings.ssl_context,
-        )
+        try:
+            # Several comma-separated URLs: the nodes of one cluster, failed over
+            # (amqp_cluster).
+            self._connection = await connect_cluster(
+                self.settings.url,
+                reconnect_interval=self.settings.reconnect_interval,
+                client_properties={"connection_name": f"virtactor:{self.settings.prefix}"},
+                ssl_context=self.settings.ssl_context,
+            )
+        except BaseException:
+            if self.settings.security is not None:
+                await self.settings.security.aclose()  # its key refresher, started above
+            raise
         # aiormq reports a returned (unroutable) message only on a confirming channel.
         calls_channel = await self._connection.channel(
             publisher_confirms=True, on_return_raises=True
@@ -377,9 +383,13 @@ class AmqpTransport(Transport):
         if security is not None and security.enabled:
             # Before the handler and before anything else is read: who sent it is not known.
             try:
+                # A fanout's signature names every host, a request's its one host: each is
+                # taken only from the exchange it was signed for, so a captured fanout
+                # published to one queue is refused.
+                fanned = deliver.exchange == self.names.broadcast
                 sender = security.verify(
                     Purpose.REQUEST,
-                    (host, EVERY_HOST),
+                    (EVERY_HOST,) if fanned else (host,),
                     delivery.message_id,
                     delivery.body,
                     delivery.headers,

@@ -39,6 +39,8 @@ class AmqpSubscription(Subscription):
         self._tag: str | None = None
         self._closed = False
         self._security = security if security is not None and security.enabled else None
+        # This subscription's own: the broker hands each bound queue its copy of an event.
+        self._replays = None if self._security is None else self._security.replay_memory()
         self.dropped = 0
 
     async def start(self) -> None:
@@ -64,6 +66,7 @@ class AmqpSubscription(Subscription):
                 message.body,
                 message.headers,
                 sender=rest.partition(".")[0] if scope == "host" else None,
+                replays=self._replays,
             )
         except SignatureRefused as exc:
             log.warning("event %s dropped: %s", key, exc.message)

@@ -174,6 +174,7 @@ async def test_a_captured_request_published_again_is_refused_as_a_replay(bus: Bu
     host: the signature names the host)."""
     signer = bus.security(CLIENT)
     first, forged_target = f"replay-{uuid.uuid4().hex[:8]}", f"moved-{uuid.uuid4().hex[:8]}"
+    narrowed = f"narrowed-{uuid.uuid4().hex[:8]}"
     replayed_before = bus.agent_security.stats.refused["replayed"]
     connection = await aio_pika.connect(bus.url)
     async with connection:
@@ -189,8 +190,17 @@ async def test_a_captured_request_published_again_is_refused_as_a_replay(bus: Bu
         elsewhere = signer.sign(Purpose.REQUEST, ROGUE, forged_target, other, time.time() + 60)
         message = aio_pika.Message(other, message_id=forged_target, headers=dict(elsewhere))
         await commands.publish(message, routing_key=f"compute.{HOST}")
-    reasons = await dead_letter_reasons(bus.url, bus.names, {first, forged_target})
-    assert reasons == {first: "signature-replayed", forged_target: "signature-bad-signature"}
+        # Signed as a fanout (for every host), published to this host's queue alone.
+        third = request_body(narrowed)
+        fanned = signer.sign(Purpose.REQUEST, "*", narrowed, third, time.time() + 60)
+        message = aio_pika.Message(third, message_id=narrowed, headers=dict(fanned))
+        await commands.publish(message, routing_key=f"compute.{HOST}")
+    reasons = await dead_letter_reasons(bus.url, bus.names, {first, forged_target, narrowed})
+    assert reasons == {
+        first: "signature-replayed",
+        forged_target: "signature-bad-signature",
+        narrowed: "signature-bad-signature",
+    }
     assert bus.agent_security.stats.refused["replayed"] == replayed_before + 1
 
 
@@ -318,3 +328,11 @@ async def test_every_line_a_signed_request_causes_names_its_caller(
     assert lines, "the served call logs at least its own line"
     assert {getattr(record, "caller", None) for record in lines} == {CLIENT}
     assert f"by={CLIENT}" in TextFormatter().format(lines[-1])
+
+
+async def test_a_signed_fanout_reaches_the_agent(bus: Bus) -> None:
+    async with await bus.client.subscribe(f"host.{HOST}.status") as events:
+        await bus.client.fanout("set_host_enabled", {"enabled": True})
+        async with asyncio.timeout(20):
+            event = await anext(aiter(events))
+    assert getattr(event, "sender_host", None) == HOST

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from agent.security.signing import (
     SENDER_HEADER,
     SIGNATURE_HEADER,
     Purpose,
+    ReplayMemory,
 )
 
 BODY = b"\x9a\x01\x01request-body"
@@ -223,13 +225,42 @@ def test_replay_memory_is_bounded_and_forgets_what_expired(keys: Path) -> None:
     clock = Clock()
     client = security(keys, "control-plane", clock)
     agent = security(keys, "cmp-001", clock)
-    agent.replay_entries = 3
+    agent.replays = ReplayMemory(3, clock)
     signed = [
         client.sign(Purpose.REQUEST, "cmp-001", f"m-{i}", BODY, clock.now + 10) for i in range(5)
     ]
     for i, headers in enumerate(signed):
         agent.verify(Purpose.REQUEST, ("cmp-001",), f"m-{i}", BODY, headers)
-    assert len(agent._seen) == 3
-    clock.now += 20
-    agent._forget_expired()
-    assert agent._seen == {}
+    assert len(agent.replays) == 3
+    clock.now += 20  # every one expired: the next accepted drops them on its way in
+    late = client.sign(Purpose.REQUEST, "cmp-001", "m-late", BODY, clock.now + 10)
+    agent.verify(Purpose.REQUEST, ("cmp-001",), "m-late", BODY, late)
+    assert len(agent.replays) == 1
+
+
+def test_each_receiver_remembers_its_own_nonces(keys: Path) -> None:
+    """The broker hands one event to every subscription bound to it: each subscription
+    takes it once; a second copy into the same subscription is a replay."""
+    clock = Clock()
+    host, client = security(keys, "cmp-001", clock), security(keys, "control-plane", clock)
+    headers = host.sign(Purpose.EVENT, "instance.x.state", "", BODY)
+    first, second = client.replay_memory(), client.replay_memory()
+    for memory in (first, second):
+        client.verify(Purpose.EVENT, ("instance.x.state",), "", BODY, headers, replays=memory)
+    with pytest.raises(SignatureRefused) as again:
+        client.verify(Purpose.EVENT, ("instance.x.state",), "", BODY, headers, replays=first)
+    assert refusal(again) == "replayed"
+
+
+async def test_the_key_refresher_outlives_a_key_file_briefly_missing(keys: Path) -> None:
+    sec = security(keys, "cmp-001", Clock())
+    sec.refresh_interval = 0.01
+    pem = keys / "private" / "cmp-001.pem"
+    await sec.start()
+    try:
+        await asyncio.to_thread(pem.rename, pem.with_suffix(".away"))
+        await asyncio.sleep(0.1)  # several refreshes fail meanwhile
+        await asyncio.to_thread(pem.with_suffix(".away").rename, pem)
+        assert sec._refresher is not None and not sec._refresher.done()
+    finally:
+        await sec.aclose()
