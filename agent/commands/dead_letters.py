@@ -282,8 +282,12 @@ async def _requeue(
     if isinstance(whole, int):
         return f"left: only the first {len(message.body)} of its {whole} bytes were kept"
     key = host_routing_key(letter.host)
-    headers = republished_headers(dict(message.headers or {}))
+    original = dict(message.headers or {})
+    headers = republished_headers(original)
     if security is not None:
+        refusal = _not_to_sign(security, letter, message.message_id or "", message.body, original)
+        if refusal is not None:
+            return refusal
         headers.update(
             security.sign(Purpose.REQUEST, letter.host, message.message_id or "", message.body)
         )
@@ -302,6 +306,26 @@ async def _requeue(
         return f"left: the broker refused it for {key} (nack)"
     await message.ack()
     return f"requeued to {key}"
+
+
+def _not_to_sign(
+    security: MessageSecurity,
+    letter: DeadLetter,
+    message_id: str,
+    body: bytes,
+    headers: Mapping[str, Any],
+) -> str | None:
+    """Why a letter must not be signed again as this operator (None: it may). Only a request a
+    trusted key signed for that host is: anything else on the broker (an agent refused it
+    for its signature, or whoever publishes to the dead-letter exchange put it there)
+    would otherwise run with the operator's name on it."""
+    if letter.reason.startswith("signature-"):
+        return f"left: refused for its signature ({letter.reason}); not signed again"
+    assert letter.host is not None
+    signer = security.signer_of(Purpose.REQUEST, letter.host, message_id, body, headers)
+    if signer is None:
+        return f"left: no trusted key signed it for {letter.host}; not signed again"
+    return None
 
 
 def _with(letter: DeadLetter, action: str) -> DeadLetter:

@@ -270,6 +270,34 @@ class MessageSecurity:
         self.stats.verified += 1
         return signer
 
+    def signer_of(
+        self,
+        purpose: Purpose,
+        target: str,
+        message_id: str,
+        body: bytes,
+        headers: Mapping[str, Any] | None,
+    ) -> str | None:
+        """Who signed this message for `target` with a trusted key, whatever its expiry and
+        whether it was seen before; None if nobody did (unsigned, unknown key, forged). For
+        looking at a message kept aside (a dead letter), never for letting one in."""
+        values = _signature_values(headers)
+        if values is None or self.trust is None:
+            return None
+        signer, key, expires_text, _, signature = values
+        public = self.trust.lookup(signer, key)
+        if public is None:
+            return None
+        try:
+            expires_ms = int(expires_text)
+            raw_signature = base64.b64decode(signature, validate=True)
+        except ValueError:
+            return None
+        matches = _signature_matches(
+            purpose, values, expires_ms, (target,), message_id, body, raw_signature, public
+        )
+        return signer if matches else None
+
     def _refused(
         self, reason: str, purpose: Purpose, message_id: str, sender: str | None
     ) -> SignatureRefused:

@@ -45,7 +45,7 @@ from pamqp.commands import Basic
 
 from agent.errors import TransportClosed, TransportError
 from agent.security import MessageSecurity, SignatureRefused
-from agent.security.signing import EVERY_HOST, Purpose
+from agent.security.signing import EVERY_HOST, SIGNATURE_HEADERS, Purpose
 from agent.transport.amqp_calls import AmqpCalls
 from agent.transport.amqp_cluster import connect_cluster
 from agent.transport.amqp_consumer import RawConsumer
@@ -448,7 +448,10 @@ class AmqpTransport(Transport):
 
     async def _to_dead_letter(self, message: DeliveredMessage, reason: str) -> None:
         original = message.header.properties.headers or {}
-        headers = {name: original[name] for name in TRACE_HEADERS if name in original}
+        # The trace, and the signature: who sent it stays known to whoever looks at the
+        # letter (`virtactor dead-letters --requeue` signs again only what a trusted key did).
+        kept = (*TRACE_HEADERS, *SIGNATURE_HEADERS)
+        headers = {name: original[name] for name in kept if name in original}
         body = dead_letter_body(message.body, self.settings.dead_letter_body_bytes)
         if len(body) < len(message.body):
             headers[BODY_BYTES_HEADER] = len(message.body)

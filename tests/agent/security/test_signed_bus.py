@@ -25,7 +25,7 @@ from agent.errors import CallTimeout
 from agent.logs import RequestContextFilter, TextFormatter
 from agent.rpc.envelope import Kind, Request, pack
 from agent.security import MessageSecurity
-from agent.security.signing import Purpose
+from agent.security.signing import SENDER_HEADER, Purpose
 from agent.service import Agent, build_transport
 from agent.transport import CONDUCTOR_QUEUE, AmqpTransport, Transport
 from agent.transport.amqp_messages import REASON_HEADER
@@ -40,6 +40,8 @@ pytestmark = [pytest.mark.rabbitmq, pytest.mark.asyncio(loop_scope="session")]
 
 HOST = "cmp-signed"  # served by the agent
 ROGUE = "cmp-rogue"  # a queue whose only consumer is not an agent
+IDLE = "cmp-idle"  # a queue nobody consumes
+OPERATOR = "operator"
 CLIENT = "control-plane"
 INTRUDER = "intruder"  # has a key, but no receiver trusts it
 CALL_TIMEOUT = 3.0
@@ -100,7 +102,9 @@ async def dead_letter_reasons(url: str, names: Names, wanted: set[str]) -> dict[
 @pytest_asyncio.fixture(loop_scope="session", scope="module")
 async def bus(rabbitmq_url: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Bus]:
     root = tmp_path_factory.mktemp("signed-bus")
-    keys = make_keys(root / "keys", [HOST, CONDUCTOR_QUEUE, CLIENT], untrusted=(INTRUDER,))
+    keys = make_keys(
+        root / "keys", [HOST, CONDUCTOR_QUEUE, CLIENT, OPERATOR], untrusted=(INTRUDER,)
+    )
     prefix = f"vt-sig-{uuid.uuid4().hex[:8]}"
 
     def signing_as(identity: str) -> SecuritySection:
@@ -138,7 +142,7 @@ async def bus(rabbitmq_url: str, tmp_path_factory: pytest.TempPathFactory) -> As
                 await agent.aclose()  # before the conductor, which serves its last saves
     finally:
         await conductor_bus.aclose()
-        await delete_amqp_topology(rabbitmq_url, prefix, [HOST, ROGUE, CONDUCTOR_QUEUE])
+        await delete_amqp_topology(rabbitmq_url, prefix, [HOST, ROGUE, IDLE, CONDUCTOR_QUEUE])
 
 
 async def test_a_signed_client_is_served_and_named_as_the_sender(bus: Bus) -> None:
@@ -280,41 +284,56 @@ async def test_the_agent_saves_its_records_through_a_signing_conductor(bus: Bus)
     assert security.stats.verified >= 1 and not security.stats.refused
 
 
-async def test_a_dead_letter_requeued_by_a_signing_operator_is_signed_again_and_served(
+async def test_requeue_signs_again_only_what_a_trusted_key_signed_for_that_host(
     bus: Bus, tmp_path: Path
 ) -> None:
-    """An unsigned request is dead-lettered; `virtactor dead-letters --requeue` run with the
-    operator's key signs the copy as the operator, and the agent serves it."""
-    letter = f"requeue-{uuid.uuid4().hex[:8]}"
+    """`virtactor dead-letters --requeue` run with the operator's key: a request a trusted
+    client signed, expired in an idle host's queue, goes back signed as the operator; an
+    unsigned request the agent refused stays where it is, never signed by the operator."""
+    unsigned = f"unsigned-{uuid.uuid4().hex[:8]}"
     refused = bus.agent_security.stats.refused
     unsigned_before = refused["unsigned"]
     connection = await aio_pika.connect(bus.url)
     async with connection:
         channel = await connection.channel(publisher_confirms=True)
         commands = await channel.get_exchange(bus.names.commands)
-        message = aio_pika.Message(request_body(letter), message_id=letter)
+        message = aio_pika.Message(request_body(unsigned), message_id=unsigned)
         await commands.publish(message, routing_key=f"compute.{HOST}")
+    transport = bus.client.transport
+    assert isinstance(transport, AmqpTransport)
+    await transport.declare_host(IDLE, fanout=False)
+    await bus.client.cast(IDLE, "get_host_uptime", ttl=0.2)  # signed as CLIENT, expires there
     async with asyncio.timeout(20):
         while refused["unsigned"] == unsigned_before:  # noqa: ASYNC110 - the agent's count
             await asyncio.sleep(0.05)
     config = tmp_path / "operator.toml"
     config.write_text(
         f'[amqp]\nurl = "{bus.url}"\nprefix = "{bus.names.prefix}"\n'
-        f'[security]\nsigning = "require"\nidentity = "{CLIENT}"\n'
-        f'private_key = "{bus.keys / "private" / f"{CLIENT}.pem"}"\n'
+        f'[security]\nsigning = "require"\nidentity = "{OPERATOR}"\n'
+        f'private_key = "{bus.keys / "private" / f"{OPERATOR}.pem"}"\n'
         f'trusted_keys = "{bus.keys / "trusted"}"\n'
     )
-    verified_before = bus.agent_security.stats.verified
-    result = await virtactor("dead-letters", HOST, "--requeue", "--json", "--config", str(config))
-    assert result.status == 0, result.stderr
-    document = result.json()
-    assert isinstance(document, dict)
-    actions = {item["message_id"]: item["action"] for item in document["letters"]}
-    assert actions[letter] == f"requeued to compute.{HOST}"
-    async with asyncio.timeout(20):
-        while bus.agent_security.stats.verified == verified_before:  # noqa: ASYNC110
-            await asyncio.sleep(0.05)
-    assert refused["unsigned"] == unsigned_before + 1  # the copy was not refused again
+    actions: dict[str, str] = {}
+    expired: list[str] = []  # the cast's message id, once its letter is there
+    async with asyncio.timeout(30):
+        while unsigned not in actions or not expired:  # the expired cast may take a moment
+            result = await virtactor("dead-letters", "--requeue", "--json", "--config", str(config))
+            assert result.status in (0, 1), result.stderr  # 1: a letter was left
+            document = result.json()
+            assert isinstance(document, dict)
+            actions |= {item["message_id"]: item["action"] for item in document["letters"]}
+            expired += [item["message_id"] for item in document["letters"] if item["host"] == IDLE]
+            await asyncio.sleep(0.2)
+    assert actions[unsigned].startswith("left: refused for its signature (signature-unsigned)")
+    (signed,) = expired
+    assert actions[signed] == f"requeued to compute.{IDLE}"
+    connection = await aio_pika.connect(bus.url)
+    async with connection:
+        channel = await connection.channel()
+        queue = await channel.get_queue(bus.names.host_queue(IDLE))
+        copy = await queue.get(no_ack=True, timeout=10)
+        assert copy is not None and copy.message_id == signed
+        assert (copy.headers or {}).get(SENDER_HEADER) == OPERATOR
 
 
 async def test_every_line_a_signed_request_causes_names_its_caller(
