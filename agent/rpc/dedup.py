@@ -92,6 +92,7 @@ class ReplyCache:
         self._clock = clock
         self._running: dict[str, _Running] = {}
         self._settled: dict[str, Settled] = {}
+        self._unfinished: set[str] = set()  # intents the last agent left (`load`)
         self._finished: OrderedDict[str, tuple[bytes | None, float, CallKey]] = OrderedDict()
         self.duplicates = 0
 
@@ -109,6 +110,12 @@ class ReplyCache:
         except Exception as exc:  # sqlite3's own errors: a damaged file must not stop the agent
             log.error("replies not read back from %s: %s", self.store.path, exc)
             return 0
+        try:
+            # The requests the last agent was stopped in: until the journal has resolved
+            # each, a redelivery of one is not refused for its deadline (`left_unfinished`).
+            self._unfinished = {intent.message_id for intent in await self.store.unfinished()}
+        except Exception as exc:  # sqlite3's own errors
+            log.error("intents not read back from %s: %s", self.store.path, exc)
         for entry in stored:
             key = CallKey(entry.method, entry.digest)
             finished_at = now - (wall - entry.finished_at)
@@ -164,7 +171,15 @@ class ReplyCache:
         del self._running[message_id]
         result.set_result(reply)
         self._remember(message_id, key, reply)
+        self._unfinished.discard(message_id)
         return reply, False
+
+    def left_unfinished(self, message_id: str) -> bool:
+        """Whether the last agent was stopped while running `message_id`, and nothing has
+        answered it since: it started within its deadline, so a redelivery of it must not be
+        refused as expired (that refusal would replace its intent, and the journal would
+        then find nothing to finish)."""
+        return message_id in self._unfinished
 
     def running(self, message_id: str) -> bool:
         """Whether a delivery of `message_id` is being served now."""
@@ -211,6 +226,7 @@ class ReplyCache:
         if message_id in self._running:
             self._settled[message_id] = Settled(reply)
         self._remember(message_id, key, reply)
+        self._unfinished.discard(message_id)
 
     def _remember(self, message_id: str, key: CallKey, reply: bytes | None) -> None:
         previous = self._finished.pop(message_id, None)

@@ -360,7 +360,7 @@ class RequestServer:
     async def _deliver(self, request: Request) -> Any:
         deadline = getattr(request.context, "deadline", None) if request.context else None
         remaining = None if deadline is None else deadline - self.wall_clock()
-        if _REPLAYING.get():
+        if _REPLAYING.get() or self.cache.left_unfinished(request.message_id):
             remaining = None  # it started within its deadline, before the agent stopped
         if remaining is not None and remaining <= 0:
             raise RequestExpired(message_id=request.message_id, method=request.method)
