@@ -321,11 +321,15 @@ class PolicySection:
     `rules` gives a method its own rule, e.g. { set_host_enabled = "is_admin or
     role:operator" }; the others take `default_host` (the host's, the tracker's and the
     firewall's methods) or `default_instance` (an instance's). Each rule is checked at load,
-    and each method named must be one the agent serves."""
+    and each method named must be one the agent serves. `claims_from`: the signed identities
+    whose request contexts' roles and is_admin are believed (empty: every caller's; with
+    signing on, name the control plane's: every agent's key is trusted by every agent, for
+    migrations, and none of them should be able to claim admin)."""
 
     rules: Mapping[str, str] = field(default_factory=dict)
     default_host: str = "is_admin"
     default_instance: str = "@"
+    claims_from: tuple[str, ...] = ()
 
 
 @dataclass(slots=True, frozen=True)

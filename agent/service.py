@@ -136,6 +136,7 @@ def policy_from_config(config: AgentConfig) -> Policy:
         section.rules,
         default_host=section.default_host,
         default_instance=section.default_instance,
+        claims_from=section.claims_from,
     )
 
 

@@ -60,15 +60,20 @@ class Caller:
     sender: str | None = None
 
     @classmethod
-    def of(cls, context: Any, sender: str | None = None) -> Caller:
-        """The caller of a request carrying `context` (anonymous if it is no context)."""
+    def of(
+        cls, context: Any, sender: str | None = None, claims_from: frozenset[str] = frozenset()
+    ) -> Caller:
+        """The caller of a request carrying `context` (anonymous if it is no context). With
+        `claims_from`, the context's `roles` and `is_admin` count only when the request was
+        signed by one of those identities: anyone else's claims are not believed."""
         if not isinstance(context, RequestContext):
             return cls(sender=sender)
+        believed = not claims_from or sender in claims_from
         return cls(
             user_id=context.user_id,
             project_id=context.project_id,
-            roles=frozenset(context.roles),
-            is_admin=context.is_admin,
+            roles=frozenset(context.roles) if believed else frozenset(),
+            is_admin=context.is_admin and believed,
             sender=sender,
         )
 
@@ -164,8 +169,11 @@ class Policy:
         *,
         default_host: str = DEFAULT_HOST_RULE,
         default_instance: str = DEFAULT_INSTANCE_RULE,
+        claims_from: Collection[str] = (),
     ) -> None:
         self.rules = {method: parse_rule(text) for method, text in (rules or {}).items()}
+        # Whose contexts' roles and is_admin are believed (signed identities); empty: all.
+        self.claims_from = frozenset(claims_from)
         self.default_host = parse_rule(default_host)
         self.default_instance = parse_rule(default_instance)
 
@@ -185,7 +193,7 @@ class Policy:
         """Return if the caller of a request (its `context`, its signed `sender`) may call
         `method`; else log a warning naming the caller and the rule, and raise
         `PolicyNotAuthorized`."""
-        caller = Caller.of(context, sender)
+        caller = Caller.of(context, sender, self.claims_from)
         rule = self.refusal(method, scope, caller)
         if rule is None:
             return

@@ -146,3 +146,16 @@ def test_authorize_logs_the_caller_and_the_rule_then_raises_policy_not_authorize
         (logging.WARNING, f"policy refused set_host_enabled to {caller}: rule 'is_admin'")
     ]
     assert caplog.records[0].__dict__["rule"] == "is_admin"
+
+
+def test_claims_from_believes_roles_and_admin_only_from_the_identities_named() -> None:
+    policy = Policy(claims_from=["control-plane"])
+    admin = RequestContext(request_id="r", is_admin=True, roles=["admin"])
+    # The control plane's claim is believed; an agent's own, signed, is not.
+    policy.authorize("set_host_enabled", Scope.HOST, admin, "control-plane")
+    for sender in ("cmp-002", None):
+        with pytest.raises(PolicyNotAuthorized):
+            policy.authorize("set_host_enabled", Scope.HOST, admin, sender)
+    # identity: rules still name who signed, claims or not.
+    named = Policy({"set_host_enabled": "identity:cmp-002"}, claims_from=["control-plane"])
+    named.authorize("set_host_enabled", Scope.HOST, admin, "cmp-002")
