@@ -15,7 +15,7 @@ from actors.instance import InstanceActor
 from agent.rpc.catalogue import exposed_methods
 from agent.rpc.dedup import CallKey, ReplyCache, Settled
 from agent.rpc.envelope import Kind, Reply, Request, pack, request_digest, unpack
-from agent.rpc.journal import instance_asks, instance_records, resolve_unfinished
+from agent.rpc.journal import Resolved, instance_asks, instance_records, resolve_unfinished
 from agent.rpc.manifest import Manifest
 from agent.rpc.methods import MethodTable, Scope
 from agent.rpc.reply_store import Intent, ReplyStore
@@ -381,65 +381,71 @@ def encoded(message_id: str, method: str, **args: object) -> bytes:
     return pack(request)
 
 
+async def resolved_by_an_actor(
+    tmp_path: Path, driver: FakeInstanceDriver, requests: list[tuple[str, str, bytes]], *then: str
+) -> tuple[list[Resolved], list[Intent]]:
+    """The intents of `requests` (message id, method, encoded request) resolved against a
+    real instance actor over `driver`, whose guest it spawned and was then asked `then`
+    (requests whose replies were never kept); and the intents left."""
+    store = await opened(tmp_path / "replies.sqlite")
+    try:
+        for at, (message_id, method, body) in enumerate(requests):
+            digest = request_digest(body)
+            await store.begin(Intent(message_id, method, UUID, digest, body, None, float(at)))
+        async with ActorSystem(executor=BlockingExecutor(1, "journal-test")) as system:
+            ref, _ = make_actor(system, driver, RecordingSink(), uuid=UUID)
+            await ref.ask("spawn", {"instance": instance(UUID), "image_meta": image_meta()})
+            for method in then:
+                await ref.ask(method, {"instance": instance(UUID)})
+            dispatcher = await journal_dispatcher(system, store)
+
+            def factory(uuid: str) -> InstanceActor:
+                raise AssertionError(f"the actor of {uuid} is there")
+
+            records, asks = instance_records(system, factory), instance_asks(system, factory)
+            resolved = await resolve_unfinished(store, dispatcher, records, asks)
+        return resolved, await store.unfinished()
+    finally:
+        await store.aclose()
+
+
+def answer_of(resolved: Resolved) -> Reply:
+    answer = unpack(resolved.reply or b"", default_registry, DecodeLimits())
+    assert isinstance(answer, Reply)
+    return answer
+
+
 async def test_snapshots_are_weighed_by_their_files_and_leave_no_partial_one(
     tmp_path: Path,
 ) -> None:
-    store = await opened(tmp_path / "replies.sqlite")
-    driver, sink = FakeInstanceDriver(), RecordingSink()
+    driver = FakeInstanceDriver()
     driver.images["img-whole"] = "/images/img-whole.qcow2"
     driver.images[".img-cut.part"] = "/images/.img-cut.qcow2.part-0badc0de"
-    for at, (message_id, image_id) in enumerate([("m-whole", "img-whole"), ("m-cut", "img-cut")]):
-        body = encoded(message_id, "snapshot", image_id=image_id)
-        intent = Intent(message_id, "snapshot", UUID, request_digest(body), body, None, at)
-        await store.begin(intent)
-
-    async with ActorSystem(executor=BlockingExecutor(1, "journal-test")) as system:
-        ref, _ = make_actor(system, driver, sink, uuid=UUID)
-        await ref.ask("spawn", {"instance": instance(UUID), "image_meta": image_meta()})
-        dispatcher = await journal_dispatcher(system, store)
-
-        def factory(uuid: str) -> InstanceActor:
-            raise AssertionError(f"the actor of {uuid} is there")
-
-        resolved = await resolve_unfinished(
-            store, dispatcher, instance_records(system, factory), instance_asks(system, factory)
-        )
+    requests = [
+        (message_id, "snapshot", encoded(message_id, "snapshot", image_id=image_id))
+        for message_id, image_id in [("m-whole", "img-whole"), ("m-cut", "img-cut")]
+    ]
+    resolved, left = await resolved_by_an_actor(tmp_path, driver, requests)
     assert [(r.intent.message_id, r.verdict) for r in resolved] == [
         ("m-whole", Verdict.DONE),
         ("m-cut", Verdict.INTERRUPTED),
     ]
-    answers = [unpack(r.reply or b"", default_registry, DecodeLimits()) for r in resolved]
-    assert isinstance(answers[0], Reply) and answers[0].result == "/images/img-whole.qcow2"
-    assert isinstance(answers[1], Reply) and answers[1].error is not None
-    assert answers[1].error.exc_type == "OperationInterrupted"
+    assert left == []
+    assert answer_of(resolved[0]).result == "/images/img-whole.qcow2"
+    refusal = answer_of(resolved[1]).error
+    assert refusal is not None and refusal.exc_type == "OperationInterrupted"
     assert ".img-cut.part" not in driver.images  # the partial file removed
     assert driver.calls("img-cut") == ["remove_partial_snapshot", "snapshot_image"]
-    assert await store.unfinished() == []
-    await store.aclose()
 
 
 async def test_a_suspend_is_answered_done_by_the_managed_save_its_actor_finds(
     tmp_path: Path,
 ) -> None:
-    store = await opened(tmp_path / "replies.sqlite")
-    driver, sink = FakeInstanceDriver(), RecordingSink()
-    body = encoded("m-suspend", "suspend")
-    await store.begin(Intent("m-suspend", "suspend", UUID, request_digest(body), body, None, 1.0))
-
-    async with ActorSystem(executor=BlockingExecutor(1, "journal-test")) as system:
-        ref, _ = make_actor(system, driver, sink, uuid=UUID)
-        await ref.ask("spawn", {"instance": instance(UUID), "image_meta": image_meta()})
-        await ref.ask("suspend", {"instance": instance(UUID)})  # its reply never kept
-        dispatcher = await journal_dispatcher(system, store)
-
-        def factory(uuid: str) -> InstanceActor:
-            raise AssertionError(f"the actor of {uuid} is there")
-
-        resolved = await resolve_unfinished(
-            store, dispatcher, instance_records(system, factory), instance_asks(system, factory)
-        )
+    driver = FakeInstanceDriver()
+    request = ("m-suspend", "suspend", encoded("m-suspend", "suspend"))
+    resolved, left = await resolved_by_an_actor(tmp_path, driver, [request], "suspend")
     assert [r.verdict for r in resolved] == [Verdict.DONE]
-    answer = unpack(resolved[0].reply or b"", default_registry, DecodeLimits())
-    assert isinstance(answer, Reply)
-    assert (answer.result.vm_state, answer.result.power_state) == ("suspended", "shutdown")
-    await store.aclose()
+    assert left == []
+    result = answer_of(resolved[0]).result
+    assert (result.vm_state, result.power_state) == ("suspended", "shutdown")
+    assert driver.calls(UUID).count("has_managed_save") == 1
