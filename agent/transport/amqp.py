@@ -498,10 +498,12 @@ class AmqpTransport(Transport):
         same signature for a replay, where it must see the same message sent again."""
         target = self._exchange(exchange)
         security = self.settings.security
-        original = dict(message.headers or {})
+        if signing is None or security is None or not security.enabled:
+            security = None  # nothing to sign: the headers go as given
+        original = dict(message.headers or {}) if security is not None else {}
         while True:
             self._check_open()
-            if signing is not None and security is not None and security.enabled:
+            if signing is not None and security is not None:
                 message.headers = {
                     **original,
                     **security.sign(
