@@ -307,16 +307,23 @@ class RequestServer:
         except VirtactorError as exc:
             self.stats.errors += 1
             served.failed(exc)
-            # A cast gets None: nobody to answer, the request's log line says it failed.
-            reply_body = self.encode_reply(request, error=exc)
+            if request.kind is Kind.CAST:
+                reply_body = None  # nobody to answer: the request's log line says it failed
+            else:
+                reply_body = pack(self._reply(request, error=error_to_wire(exc)))
             if exc.retryable:
                 # Not remembered: a redelivery of this message may well succeed (the host has
                 # adopted its guests, libvirt is back), so it must run again.
                 raise _UncachedReply(reply_body) from None
             return reply_body
         served.outcome = OK
+        if request.kind is Kind.CAST:
+            return None
+        reply = self._reply(request, result=result)
+        # A peer of the same release needs no back-levelling walk.
+        same = request.manifest.wire == self.manifest.wire
         try:
-            return self.encode_reply(request, result=result)
+            return pack(reply, target=None if same else request.manifest)
         except SchemaError as exc:
             # The effect happened but its result cannot travel (or cannot be back-levelled to
             # the caller's versions): say so, typed, rather than leaving the caller to time out.
@@ -337,9 +344,7 @@ class RequestServer:
             return None
         if error is not None:
             return pack(self._reply(request, error=error_to_wire(error)))
-        # A peer of the same release needs no back-levelling walk.
-        same = request.manifest.wire == self.manifest.wire
-        return pack(self._reply(request, result=result), target=None if same else request.manifest)
+        return pack(self._reply(request, result=result), target=request.manifest)
 
     async def replay(self, body: bytes, message_id: str, sender: str | None) -> bytes | None:
         """Serve `body` again under `message_id`, as it first arrived from `sender`, before

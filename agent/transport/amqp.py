@@ -498,12 +498,10 @@ class AmqpTransport(Transport):
         same signature for a replay, where it must see the same message sent again."""
         target = self._exchange(exchange)
         security = self.settings.security
-        if signing is None or security is None or not security.enabled:
-            security = None  # nothing to sign: the headers go as given
-        original = dict(message.headers or {}) if security is not None else {}
+        original = dict(message.headers or {})
         while True:
             self._check_open()
-            if signing is not None and security is not None:
+            if signing is not None and security is not None and security.enabled:
                 message.headers = {
                     **original,
                     **security.sign(
